@@ -1,0 +1,1 @@
+"""One connector per compute center, all behind the contract in `connectors.base`."""

@@ -1,0 +1,160 @@
+"""The one contract every center kind implements.
+
+Plain, immutable dataclasses go in and come out; nothing here knows GraphQL or the
+database. A connector speaks to exactly one center.
+
+Life of a job as a connector sees it:
+
+* ``submit(spec)`` hands the job over and returns the center's id for it;
+* ``status([...])`` reports many jobs in one call, including the progress reports
+  each job made since the caller last looked (``progress_after``);
+* ``cancel(id)`` stops it; ``logs(id, tail_lines)`` returns the tail of its output.
+
+A job the center does not know is left out of ``status``'s answer: the caller decides
+what a vanished job means, the connector never invents a state for it.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class CenterJobState(str, enum.Enum):
+    """A job's state as a center reports it."""
+
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (CenterJobState.SUCCEEDED, CenterJobState.FAILED, CenterJobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class CenterDescription:
+    """What a center says about itself when asked (also its health probe)."""
+
+    kind: str
+    name: str
+    version: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeviceCapacity:
+    """How many devices of one catalog model a center has, and how many are free."""
+
+    accelerator: str
+    devices_total: int
+    devices_free: int
+    partition: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a center needs to run one job.
+
+    ``reference`` is the gateway's own unique name for the job; a connector keeps it with
+    the job so that a submission interrupted by a crash can be found again.
+    """
+
+    reference: str
+    name: str
+    command: tuple[str, ...]
+    max_duration_seconds: float
+    environment: Mapping[str, str] = field(default_factory=dict)
+    accelerator: str = "cpu-core"
+    devices: int = 1
+    cpus: int | None = None
+    memory_gb: float | None = None
+    partition: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The center's answer to a submission."""
+
+    external_id: str
+    state: CenterJobState
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """One progress report a job made; ``ordinal`` counts a job's reports from 1."""
+
+    ordinal: int
+    at: datetime
+    fraction: float | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    message: str | None = None
+    metrics: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    """Ask for one job's status and the progress reports after ``progress_after``."""
+
+    external_id: str
+    progress_after: int = 0
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job's state at its center, and its progress reports since the caller asked."""
+
+    external_id: str
+    state: CenterJobState
+    exit_code: int | None = None
+    reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: tuple[ProgressReport, ...] = ()
+
+
+class Connector(abc.ABC):
+    """One compute center behind one small async interface."""
+
+    kind: str = "ABSTRACT"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def start(self) -> None:
+        """Open connections, recover local state; called once before any other call."""
+
+    async def close(self) -> None:
+        """Release what ``start`` opened."""
+
+    @abc.abstractmethod
+    async def describe(self) -> CenterDescription:
+        """Who the center is; raises a ConnectorError when it cannot be reached."""
+
+    @abc.abstractmethod
+    async def capacity(self) -> list[DeviceCapacity]:
+        """Devices per catalog model, total and free."""
+
+    @abc.abstractmethod
+    async def submit(self, spec: JobSpec) -> Submission:
+        """Hand a job to the center; raises SubmissionRejected when it refuses."""
+
+    @abc.abstractmethod
+    async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
+        """Status of many jobs in one call; jobs the center does not know are left out."""
+
+    @abc.abstractmethod
+    async def cancel(self, external_id: str) -> None:
+        """Stop a job; a job already finished is left as it is. Raises JobNotFound."""
+
+    @abc.abstractmethod
+    async def logs(self, external_id: str, tail_lines: int = 100) -> str:
+        """The last ``tail_lines`` lines of the job's output. Raises JobNotFound."""

@@ -1,0 +1,66 @@
+"""The one documented way a job reports progress.
+
+A job prints (LOCAL) or sets as its comment (SLURM) a line of the form
+
+    AICN_PROGRESS {"fraction": 0.5, "step": 5, "totalSteps": 10, "message": "epoch 5", "metrics": {"loss": 0.3}}
+
+Every key is optional. A line that starts with the marker but does not hold a JSON
+object, or holds values of the wrong type, is ignored: a job's own output can never
+break the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from connectors.base import ProgressReport
+
+MARKER = "AICN_PROGRESS"
+
+
+def parse_progress_line(line: str, ordinal: int, at: datetime) -> ProgressReport | None:
+    """The report a line carries, or None when it is not a (valid) progress line."""
+    text = line.strip()
+    if not text.startswith(MARKER):
+        return None
+    try:
+        payload = json.loads(text[len(MARKER):].strip() or "{}")
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    fraction = _number(payload.get("fraction"))
+    if fraction is not None:
+        fraction = min(1.0, max(0.0, fraction))
+    metrics = payload.get("metrics")
+    message = payload.get("message")
+    return ProgressReport(
+        ordinal=ordinal,
+        at=at,
+        fraction=fraction,
+        step=_integer(payload.get("step")),
+        total_steps=_integer(payload.get("totalSteps", payload.get("total_steps"))),
+        message=message[:2000] if isinstance(message, str) else None,
+        metrics=metrics if isinstance(metrics, dict) else None,
+    )
+
+
+def format_progress_line(**fields: Any) -> str:
+    """The line a job prints to report progress (used by examples and tests)."""
+    return f"{MARKER} {json.dumps(fields, separators=(',', ':'))}"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -(2**31) <= value < 2**31 else None

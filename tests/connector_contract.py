@@ -1,0 +1,183 @@
+"""The connector conformance suite: one set of checks every center kind must pass.
+
+A test module subclasses ``ConnectorContract`` and provides a ``connector`` fixture
+(started, and closed afterwards). Nothing in here may know which kind it is testing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+
+import pytest
+
+from connectors.base import CenterJobState, Connector, JobSpec, JobStatus, StatusQuery
+from connectors.errors import JobNotFound, SubmissionRejected
+
+PYTHON = sys.executable
+
+PROGRESS_SCRIPT = """
+import json, time
+for step in range(1, 4):
+    print("working on step", step, flush=True)
+    print("AICN_PROGRESS " + json.dumps({"fraction": step / 3, "step": step, "totalSteps": 3,
+          "message": f"step {step}", "metrics": {"loss": 1.0 / step}}), flush=True)
+    time.sleep(0.4)
+print("all done", flush=True)
+"""
+
+
+def new_reference() -> str:
+    return f"contract-{uuid.uuid4().hex[:12]}"
+
+
+async def wait_for(
+    connector: Connector,
+    external_id: str,
+    states: Iterable[CenterJobState],
+    timeout: float,
+    progress_after: int = 0,
+) -> JobStatus:
+    wanted = set(states)
+    deadline = time.monotonic() + timeout
+    last: JobStatus | None = None
+    while time.monotonic() < deadline:
+        answer = await connector.status([StatusQuery(external_id, progress_after)])
+        last = answer.get(external_id)
+        if last is not None and last.state in wanted:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job {external_id} did not reach {wanted} in {timeout}s; last status {last}")
+
+
+class ConnectorContract:
+    """Subclass and provide the ``connector`` fixture; the checks below are the contract."""
+
+    #: how long a short job may take from submission to its end on this kind of center
+    settle_seconds: float = 30.0
+    #: the shortest time limit the center honours, and how long it may take to act on it
+    time_limit_seconds: float = 1.5
+    time_limit_wait_seconds: float = 20.0
+
+    def spec(self, command: list[str], **overrides: object) -> JobSpec:
+        fields: dict[str, object] = {
+            "reference": new_reference(),
+            "name": "contract",
+            "command": tuple(command),
+            "max_duration_seconds": 120.0,
+            "environment": {"AICN_CONTRACT": "yes"},
+            "accelerator": "cpu-core",
+            "devices": 1,
+        }
+        fields.update(overrides)
+        return JobSpec(**fields)  # type: ignore[arg-type]
+
+    async def test_describe_names_the_center(self, connector: Connector) -> None:
+        description = await connector.describe()
+        assert description.kind == connector.kind
+        assert description.name == connector.name
+
+    async def test_capacity_reports_cpu_cores(self, connector: Connector) -> None:
+        capacity = await connector.capacity()
+        cores = [entry for entry in capacity if entry.accelerator == "cpu-core"]
+        assert cores, capacity
+        assert all(0 <= entry.devices_free <= entry.devices_total for entry in capacity)
+        assert sum(entry.devices_total for entry in cores) >= 1
+
+    async def test_job_runs_reports_progress_and_succeeds(self, connector: Connector) -> None:
+        submission = await connector.submit(self.spec([PYTHON, "-c", PROGRESS_SCRIPT]))
+        assert submission.state in {CenterJobState.QUEUED, CenterJobState.STARTING, CenterJobState.RUNNING}
+        final = await wait_for(connector, submission.external_id, [CenterJobState.SUCCEEDED, CenterJobState.FAILED], self.settle_seconds)
+        assert final.state is CenterJobState.SUCCEEDED, final
+        assert final.exit_code == 0
+        assert final.finished_at is not None
+        fractions = [report.fraction for report in final.progress]
+        assert fractions and fractions[-1] == pytest.approx(1.0)
+        assert [report.ordinal for report in final.progress] == sorted({report.ordinal for report in final.progress})
+        last = final.progress[-1]
+        assert last.step == 3 and last.total_steps == 3 and last.message == "step 3"
+        assert last.metrics == {"loss": pytest.approx(1 / 3)}
+        # asking again after the last ordinal returns no old reports
+        again = await connector.status([StatusQuery(submission.external_id, last.ordinal)])
+        assert again[submission.external_id].progress == ()
+        output = await connector.logs(submission.external_id, tail_lines=1)
+        assert output.strip() == "all done"
+
+    async def test_environment_reaches_the_job(self, connector: Connector) -> None:
+        script = "import os; print('env=' + os.environ['AICN_CONTRACT'])"
+        submission = await connector.submit(self.spec([PYTHON, "-c", script]))
+        await wait_for(connector, submission.external_id, [CenterJobState.SUCCEEDED], self.settle_seconds)
+        assert "env=yes" in await connector.logs(submission.external_id, tail_lines=5)
+
+    async def test_failure_carries_the_exit_code(self, connector: Connector) -> None:
+        submission = await connector.submit(self.spec([PYTHON, "-c", "import sys; print('failing'); sys.exit(3)"]))
+        final = await wait_for(connector, submission.external_id, [CenterJobState.SUCCEEDED, CenterJobState.FAILED], self.settle_seconds)
+        assert final.state is CenterJobState.FAILED
+        assert final.exit_code == 3
+        assert final.reason
+
+    async def test_cancel_stops_a_running_job(self, connector: Connector) -> None:
+        submission = await connector.submit(self.spec([PYTHON, "-c", "import time; time.sleep(120)"]))
+        await wait_for(connector, submission.external_id, [CenterJobState.RUNNING], self.settle_seconds)
+        await connector.cancel(submission.external_id)
+        final = await wait_for(connector, submission.external_id, [CenterJobState.CANCELLED], self.settle_seconds)
+        assert final.finished_at is not None
+        await connector.cancel(submission.external_id)  # cancelling a finished job changes nothing
+        again = await connector.status([StatusQuery(submission.external_id)])
+        assert again[submission.external_id].state is CenterJobState.CANCELLED
+
+    async def test_time_limit_ends_the_job(self, connector: Connector) -> None:
+        spec = self.spec([PYTHON, "-c", "import time; time.sleep(600)"], max_duration_seconds=self.time_limit_seconds)
+        submission = await connector.submit(spec)
+        final = await wait_for(
+            connector, submission.external_id, [CenterJobState.FAILED, CenterJobState.CANCELLED, CenterJobState.SUCCEEDED], self.time_limit_wait_seconds
+        )
+        assert final.state is CenterJobState.FAILED
+        assert final.reason and "TIME_LIMIT" in final.reason
+
+    async def test_unknown_job(self, connector: Connector) -> None:
+        unknown = "999999999"
+        assert await connector.status([StatusQuery(unknown)]) == {}
+        with pytest.raises(JobNotFound):
+            await connector.cancel(unknown)
+        with pytest.raises(JobNotFound):
+            await connector.logs(unknown)
+
+    async def test_a_job_larger_than_the_center_is_rejected(self, connector: Connector) -> None:
+        with pytest.raises(SubmissionRejected):
+            await connector.submit(self.spec([PYTHON, "-c", "pass"], devices=100_000))
+        with pytest.raises(SubmissionRejected):
+            await connector.submit(self.spec([PYTHON, "-c", "pass"], accelerator="no-such-device"))
+
+    async def test_jobs_beyond_capacity_wait_queued(self, connector: Connector) -> None:
+        capacity = {entry.accelerator: entry for entry in await connector.capacity()}
+        cores = capacity["cpu-core"].devices_total
+        submissions = [
+            await connector.submit(self.spec([PYTHON, "-c", "import time; time.sleep(120)"]))
+            for _ in range(cores + 1)
+        ]
+        try:
+            ids = [submission.external_id for submission in submissions]
+            await wait_for(connector, ids[0], [CenterJobState.RUNNING], self.settle_seconds)
+            await wait_for(connector, ids[cores - 1], [CenterJobState.RUNNING], self.settle_seconds)
+            answer = await connector.status([StatusQuery(external_id) for external_id in ids])
+            assert answer[ids[-1]].state is CenterJobState.QUEUED
+            free = {entry.accelerator: entry for entry in await connector.capacity()}
+            assert free["cpu-core"].devices_free == 0
+            await connector.cancel(ids[0])
+            await wait_for(connector, ids[-1], [CenterJobState.RUNNING], self.settle_seconds)
+        finally:
+            for submission in submissions:
+                await connector.cancel(submission.external_id)
+            for submission in submissions:
+                await wait_for(connector, submission.external_id, [CenterJobState.CANCELLED], self.settle_seconds)
+
+    async def test_the_same_reference_twice_is_one_job(self, connector: Connector) -> None:
+        spec = self.spec([PYTHON, "-c", "pass"])
+        first = await connector.submit(spec)
+        second = await connector.submit(spec)
+        assert first.external_id == second.external_id
+        await wait_for(connector, first.external_id, [CenterJobState.SUCCEEDED], self.settle_seconds)

@@ -1,0 +1,101 @@
+"""The LOCAL connector against the shared conformance suite, plus what only LOCAL does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from connectors.base import CenterJobState, StatusQuery
+from connectors.local import LocalConnector
+from tests.connector_contract import PYTHON, ConnectorContract, new_reference, wait_for
+
+
+@pytest.fixture
+async def connector(tmp_path: Path) -> AsyncIterator[LocalConnector]:
+    local = LocalConnector("local-test", tmp_path / "center", {"cpu-core": 2})
+    await local.start()
+    yield local
+    await local.close()
+
+
+class TestLocalContract(ConnectorContract):
+    settle_seconds = 20.0
+    time_limit_seconds = 1.0
+    time_limit_wait_seconds = 15.0
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a live (non-zombie) process is in the group; zombies wait on a lazy init."""
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_path.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+async def test_cancel_kills_the_whole_process_tree(connector: LocalConnector) -> None:
+    script = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    spec = ConnectorContract().spec([PYTHON, "-c", script])
+    submission = await connector.submit(spec)
+    await wait_for(connector, submission.external_id, [CenterJobState.RUNNING], 10)
+    child = json.loads((connector.root / "jobs" / submission.external_id / "child.json").read_text())
+    assert _group_alive(child["pid"])
+    await connector.cancel(submission.external_id)
+    await wait_for(connector, submission.external_id, [CenterJobState.CANCELLED], 10)
+    assert not _group_alive(child["pid"])
+
+
+async def test_jobs_are_reattached_after_a_restart(tmp_path: Path) -> None:
+    root = tmp_path / "center"
+    first = LocalConnector("local-a", root, {"cpu-core": 1})
+    await first.start()
+    running = await first.submit(ConnectorContract().spec([PYTHON, "-c", "import time; time.sleep(1.5); print('finished')"]))
+    queued = await first.submit(ConnectorContract().spec([PYTHON, "-c", "print('second')"]))
+    await wait_for(first, running.external_id, [CenterJobState.RUNNING], 10)
+    await first.close()  # the gateway goes away; the job's supervisor does not
+
+    second = LocalConnector("local-a", root, {"cpu-core": 1})
+    await second.start()
+    try:
+        status = await second.status([StatusQuery(running.external_id), StatusQuery(queued.external_id)])
+        assert status[running.external_id].state is CenterJobState.RUNNING
+        assert status[queued.external_id].state is CenterJobState.QUEUED
+        final = await wait_for(second, running.external_id, [CenterJobState.SUCCEEDED], 10)
+        assert final.exit_code == 0
+        await wait_for(second, queued.external_id, [CenterJobState.SUCCEEDED], 10)
+    finally:
+        await second.close()
+
+
+async def test_a_job_whose_supervisor_died_is_reported_failed(tmp_path: Path) -> None:
+    root = tmp_path / "center"
+    local = LocalConnector("local-b", root, {"cpu-core": 1})
+    await local.start()
+    try:
+        submission = await local.submit(ConnectorContract().spec([PYTHON, "-c", "import time; time.sleep(60)"]))
+        await wait_for(local, submission.external_id, [CenterJobState.RUNNING], 10)
+        job_dir = root / "jobs" / submission.external_id
+        runner_pid = int((job_dir / "runner.pid").read_text())
+        child_pid = json.loads((job_dir / "child.json").read_text())["pid"]
+        os.kill(runner_pid, 9)
+        os.killpg(child_pid, 9)
+        final = await wait_for(local, submission.external_id, [CenterJobState.FAILED], 10)
+        assert final.reason and "LOST" in final.reason
+    finally:
+        await local.close()
+
+
+async def test_a_missing_command_fails_with_127(connector: LocalConnector) -> None:
+    submission = await connector.submit(ConnectorContract().spec(["/no/such/program"]))
+    final = await wait_for(connector, submission.external_id, [CenterJobState.FAILED], 10)
+    assert final.exit_code == 127
+    assert "cannot start command" in (final.reason or "")
