@@ -1,0 +1,1 @@
+"""Persistence: tables, repositories, migrations and the event bus. Knows nothing of GraphQL."""

@@ -1,0 +1,80 @@
+"""The ``aicn`` command: serve, migrate, export-schema, check-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+SCHEMA_FILE = Path("schema.graphql")
+
+
+def export_schema_text() -> str:
+    from graph.schema import schema
+
+    return schema.as_str().rstrip() + "\n"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from aicn.runtime import Runtime
+    from aicn.settings import Settings
+    from graph.app import create_app
+
+    settings = Settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(Runtime(settings))
+    print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from aicn.settings import Settings
+    from store.db import Database
+
+    settings = Settings()
+
+    async def run() -> None:
+        db = Database(settings.resolved_database_url, schema=settings.database_schema)
+        await db.migrate()
+        await db.dispose()
+
+    asyncio.run(run())
+    print("aicn: database is at the newest migration")
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    text = export_schema_text()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"aicn: wrote {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aicn", description="The aicn GraphQL gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the gateway (GraphiQL at /graphql)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_migrate)
+    export = commands.add_parser("export-schema", help="write the schema SDL")
+    export.add_argument("--output", "-o", default=str(SCHEMA_FILE), help="file to write, or - for stdout")
+    export.set_defaults(run=_export_schema)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

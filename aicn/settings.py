@@ -1,0 +1,116 @@
+"""One settings object, read from a TOML file and ``AICN_*`` environment variables.
+
+With no file at all the defaults serve: SQLite in ``./aicn-data``, one LOCAL center with
+the host's CPU cores, the gateway on 127.0.0.1:8000. The file is ``aicn.toml`` in the
+working directory, or the path in ``AICN_CONFIG``. Environment variables win over the
+file; nested values use ``__`` (``AICN_DATABASE_URL``, ``AICN_CENTERS='[...]'`` as JSON).
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class DeviceConfig(BaseModel):
+    """Devices of one catalog model a center offers, and their price."""
+
+    accelerator: str = "cpu-core"
+    count: int = Field(ge=0)
+    partition: str | None = None
+    price_per_unit_hour: Decimal = Decimal("1.00")
+
+
+class SlurmConfig(BaseModel):
+    url: str = "http://127.0.0.1:6820"
+    user_name: str = "root"
+    token: str | None = None
+    token_env: str | None = None
+    jwt_key_file: str | None = None
+    partition: str | None = None
+    output_dir: str = "/tmp/aicn-slurm"
+    gres_models: dict[str, str] = Field(default_factory=dict)
+
+
+class CenterConfig(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    kind: Literal["LOCAL", "SLURM"] = "LOCAL"
+    display_name: str | None = None
+    region: str | None = None
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    deadline_seconds: float = Field(default=5.0, gt=0)
+    poll_interval_seconds: float = Field(default=0.25, gt=0)
+    slurm: SlurmConfig | None = None
+
+    @model_validator(mode="after")
+    def _needs_slurm_section(self) -> "CenterConfig":
+        if self.kind == "SLURM" and self.slurm is None:
+            self.slurm = SlurmConfig()
+        return self
+
+
+def _default_centers() -> list[CenterConfig]:
+    cores = os.cpu_count() or 1
+    return [
+        CenterConfig(
+            name="local",
+            display_name="This host",
+            region="local",
+            devices=[DeviceConfig(accelerator="cpu-core", count=cores, price_per_unit_hour=Decimal("0.50"))],
+        )
+    ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AICN_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("aicn-data")
+    database_url: str | None = None
+    database_schema: str | None = None
+    bus_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    currency: str = "CNY"
+    account_name: str = "default"
+    centers: list[CenterConfig] = Field(default_factory=_default_centers)
+    catalog: list[dict[str, Any]] = Field(default_factory=list)
+    log_level: str = "info"
+
+    @field_validator("centers")
+    @classmethod
+    def _unique_names(cls, centers: list[CenterConfig]) -> list[CenterConfig]:
+        names = [center.name for center in centers]
+        if len(names) != len(set(names)):
+            raise ValueError("center names must be unique")
+        return centers
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'aicn.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get("AICN_CONFIG", "aicn.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)

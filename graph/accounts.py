@@ -1,0 +1,41 @@
+"""Accounts: the tenant boundary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from graph.context import Context
+from graph.relay import Connection, Node
+from resolvers.ids import to_global_id
+from store.tables import AccountRow
+
+if TYPE_CHECKING:
+    from graph.jobs import Job, JobFilter
+
+
+@strawberry.type(description="An account (tenant): it owns jobs, datasets and models.")
+class Account(Node):
+    id: strawberry.ID
+    name: str
+    created_at: datetime
+    key: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: AccountRow) -> "Account":
+        return cls(id=strawberry.ID(to_global_id("Account", row.id)), name=row.name, created_at=row.created_at, key=row.id)
+
+    @strawberry.field(description="The account's jobs, newest first.")
+    async def jobs(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: Annotated["JobFilter", strawberry.lazy("graph.jobs")] | None = None,
+    ) -> Connection[Annotated["Job", strawberry.lazy("graph.jobs")]]:
+        from graph.jobs import list_jobs
+
+        return await list_jobs(info, first=first, after=after, filter=filter, owner_key=self.key)

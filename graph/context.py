@@ -1,0 +1,26 @@
+"""Per-request context: who asks, the services, the loaders, and partial-answer errors."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graphql.error import GraphQLError
+
+from graph.loaders import Loaders
+from resolvers.viewer import Viewer
+
+if TYPE_CHECKING:
+    from aicn.runtime import Runtime
+
+
+@dataclass
+class Context:
+    runtime: "Runtime"
+    viewer: Viewer
+    loaders: Loaders
+    request: Any = None
+    response: Any = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    partial_errors: list[GraphQLError] = field(default_factory=list)

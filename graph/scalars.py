@@ -1,0 +1,32 @@
+"""Scalars beyond strawberry's own: BigInt (64-bit safe, a string on the wire)."""
+
+from __future__ import annotations
+
+from typing import NewType
+
+import strawberry
+from strawberry.scalars import JSON
+
+__all__ = ["BigInt", "JSON"]
+
+
+def _parse_big_int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("BigInt must be an integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value.strip())
+    else:
+        raise ValueError("BigInt must be an integer or a string of digits")
+    if not -(2**63) <= number < 2**63:
+        raise ValueError("BigInt must fit in 64 bits")
+    return number
+
+
+BigInt = strawberry.scalar(
+    NewType("BigInt", int),
+    serialize=lambda value: str(value),
+    parse_value=_parse_big_int,
+    description="A 64-bit integer, sent as a string so that JSON clients never lose digits.",
+)

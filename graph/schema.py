@@ -1,0 +1,37 @@
+"""The schema: roots, types, and the extensions every operation runs through."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+from graph.accounts import Account
+from graph.centers import ComputeCenter, ComputeUnit
+from graph.data import Dataset, Model
+from graph.errors import ShapeErrors
+from graph.jobs import Job
+from graph.mutations import Mutation
+from graph.query import Query
+from graph.subscription import Subscription
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 5_000
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit],
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            ShapeErrors,
+        ],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,167 @@
+"""Centers: the registry of connectors, calls under a deadline, and compute units.
+
+Every call to a center goes through ``CenterRegistry.call``: it applies the center's
+deadline, records the center's health, and turns connector errors into ``CenterFault``
+(``CENTER_TIMEOUT`` / ``CENTER_UNAVAILABLE``) so one center's trouble stays its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from connectors.base import Connector, DeviceCapacity
+from connectors.catalog import AcceleratorModel, Catalog
+from connectors.errors import CenterTimeout, ConnectorError
+from resolvers.errors import CenterFault
+from resolvers.ids import to_global_id
+from store.types import utcnow
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DeviceOffer:
+    """What the operator configured for one device type of a center: price, and count for LOCAL."""
+
+    accelerator: str
+    price_per_unit_hour: Decimal
+    partition: str | None = None
+
+
+@dataclass
+class CenterHealth:
+    state: str = "UNKNOWN"  # UP DEGRADED DOWN UNKNOWN
+    latency_ms: float | None = None
+    checked_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass
+class Center:
+    id: int
+    name: str
+    kind: str
+    display_name: str
+    region: str | None
+    connector: Connector
+    offers: Sequence[DeviceOffer]
+    deadline_seconds: float
+    poll_interval_seconds: float
+    default_price_per_unit_hour: Decimal = Decimal("1.00")
+    health: CenterHealth = field(default_factory=CenterHealth)
+
+    @property
+    def global_id(self) -> str:
+        return to_global_id("ComputeCenter", self.id)
+
+    def price_for(self, accelerator: str) -> Decimal:
+        for offer in self.offers:
+            if offer.accelerator == accelerator:
+                return offer.price_per_unit_hour
+        return self.default_price_per_unit_hour
+
+
+@dataclass(frozen=True)
+class ComputeUnitInfo:
+    """One device type at one center, on the standard-unit scale."""
+
+    center: Center
+    accelerator: AcceleratorModel
+    partition: str | None
+    devices_total: int
+    devices_available: int
+    price_per_unit_hour: Decimal
+
+    @property
+    def key(self) -> str:
+        return f"{self.center.id}/{self.accelerator.model}/{self.partition or ''}"
+
+    @property
+    def global_id(self) -> str:
+        return to_global_id("ComputeUnit", self.key)
+
+    @property
+    def standard_units_total(self) -> float:
+        return round(self.devices_total * self.accelerator.standard_units, 4)
+
+    @property
+    def standard_units_available(self) -> float:
+        return round(self.devices_available * self.accelerator.standard_units, 4)
+
+
+class CenterRegistry:
+    def __init__(self, centers: Sequence[Center], catalog: Catalog, currency: str) -> None:
+        self.catalog = catalog
+        self.currency = currency
+        self.replace(centers)
+
+    def replace(self, centers: Sequence[Center]) -> None:
+        self._by_id = {center.id: center for center in centers}
+        self._by_name = {center.name: center for center in centers}
+
+    def all(self) -> list[Center]:
+        return sorted(self._by_id.values(), key=lambda center: center.id)
+
+    def get(self, center_id: int) -> Center | None:
+        return self._by_id.get(center_id)
+
+    def by_name(self, name: str) -> Center | None:
+        return self._by_name.get(name)
+
+    async def call(self, center: Center, operation: Callable[[Connector], Awaitable[T]]) -> T:
+        """Run one connector call under the center's deadline; failures become CenterFault."""
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(operation(center.connector), center.deadline_seconds)
+        except (asyncio.TimeoutError, CenterTimeout):
+            self._record(center, "DOWN", None, f"no answer within {center.deadline_seconds:g}s")
+            raise CenterFault(
+                "CENTER_TIMEOUT", center.global_id, center.name, f"center {center.name} did not answer in time"
+            ) from None
+        except ConnectorError as error:
+            if error.code in ("CENTER_UNAVAILABLE",):
+                self._record(center, "DOWN", None, error.message)
+                raise CenterFault("CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: {error.message}") from None
+            self._record(center, "UP", (time.perf_counter() - started) * 1000, None)
+            raise
+        self._record(center, "UP", (time.perf_counter() - started) * 1000, None)
+        return result
+
+    def _record(self, center: Center, state: str, latency_ms: float | None, message: str | None) -> None:
+        center.health = CenterHealth(state=state, latency_ms=latency_ms, checked_at=utcnow(), message=message)
+
+    async def probe(self, center: Center) -> CenterHealth:
+        """Ask the center who it is; the answer (or its absence) is its health."""
+        try:
+            await self.call(center, lambda connector: connector.describe())
+        except CenterFault:
+            pass
+        return center.health
+
+    def compute_units(self, center: Center, capacity: Sequence[DeviceCapacity]) -> list[ComputeUnitInfo]:
+        units: list[ComputeUnitInfo] = []
+        for entry in capacity:
+            model = self.catalog.get(entry.accelerator)
+            if model is None:
+                continue
+            units.append(
+                ComputeUnitInfo(
+                    center=center,
+                    accelerator=model,
+                    partition=entry.partition,
+                    devices_total=entry.devices_total,
+                    devices_available=entry.devices_free,
+                    price_per_unit_hour=center.price_for(entry.accelerator),
+                )
+            )
+        return units
+
+    async def capacity_of(self, center: Center) -> list[ComputeUnitInfo]:
+        capacity = await self.call(center, lambda connector: connector.capacity())
+        return self.compute_units(center, capacity)

@@ -1,0 +1,335 @@
+"""Jobs: validate and submit, place, hand to a center, cancel, read back."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import JobSpec
+from connectors.errors import ConnectorError, JobNotFound
+from resolvers.centers import Center, CenterRegistry
+from resolvers.errors import CenterFault, UserErrorData
+from resolvers.ids import int_key
+from resolvers.ledger import TERMINAL, Change, EventRecord, JobLedger
+from resolvers.viewer import Viewer
+from store import datasets as dataset_store
+from store import jobs as job_store
+from store.db import Database
+from store.tables import JobRow
+from store.types import utcnow
+
+MAX_NAME = 200
+MAX_ARGV = 1000
+MAX_ARG_LENGTH = 100_000
+MAX_ENVIRONMENT = 200
+MAX_DURATION_MINUTES = 60 * 24 * 30
+
+
+@dataclass(frozen=True)
+class ResourceRequestData:
+    max_duration_minutes: float
+    accelerator: str | None = None
+    devices: int | None = None
+    standard_units: float | None = None
+    cpus: int | None = None
+    memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    name: str
+    command: Sequence[str]
+    request: ResourceRequestData
+    kind: str = "BATCH"
+    environment: Any = None
+    center_id: str | None = None
+    policy: str = "CHEAPEST"
+    input_dataset_ids: Sequence[str] = ()
+    output_model_name: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass
+class SubmitOutcome:
+    job: JobRow | None = None
+    errors: list[UserErrorData] = field(default_factory=list)
+
+
+class JobService:
+    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger) -> None:
+        self.db = db
+        self.registry = registry
+        self.ledger = ledger
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, viewer: Viewer, request: SubmitRequest) -> SubmitOutcome:
+        if request.idempotency_key:
+            async with self.db.read() as session:
+                existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
+            if existing is not None:
+                return SubmitOutcome(job=existing)
+        errors = _validate(request, self.registry)
+        dataset_ids = await self._dataset_ids(viewer, request.input_dataset_ids, errors)
+        center: Center | None = None
+        if not errors:
+            center, placement = self._place(request, errors)
+        if errors or center is None:
+            return SubmitOutcome(errors=errors)
+        resolved = _resolve_devices(request.request, self.registry)
+        document = {
+            "accelerator": resolved[0],
+            "devices": resolved[1],
+            "standardUnits": request.request.standard_units,
+            "cpus": request.request.cpus,
+            "memoryGb": request.request.memory_gb,
+            "maxDurationMinutes": request.request.max_duration_minutes,
+        }
+        async with self.db.transaction() as session:
+            if request.idempotency_key:  # a concurrent twin may have won the race
+                existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
+                if existing is not None:
+                    return SubmitOutcome(job=existing)
+            job = JobRow(
+                owner_id=viewer.account_id,
+                reference=f"aicn-{secrets.token_hex(6)}",
+                name=request.name,
+                kind=request.kind,
+                state="PENDING",
+                center_id=center.id,
+                request=document,
+                command=list(request.command),
+                environment=request.environment,
+                output_model_name=request.output_model_name,
+                policy=None if request.center_id else request.policy,
+                placement=placement,
+                idempotency_key=request.idempotency_key,
+                progress_count=0,
+                last_seq=0,
+            )
+            session.add(job)
+            await session.flush()
+            await job_store.set_inputs(session, job.id, dataset_ids)
+            first_event = job_store.append_event(session, job, "STATE", state="PENDING", message="accepted by the gateway")
+            await session.flush()
+            records = [EventRecord.from_row(first_event, job.owner_id)]
+        await self.ledger.announce(records)
+        job = await self.dispatch(job.id) or job
+        return SubmitOutcome(job=job)
+
+    async def dispatch(self, job_id: int) -> JobRow | None:
+        """Hand a PENDING job to its center; safe to repeat (the center keys jobs by reference)."""
+        async with self.db.read() as session:
+            job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
+        if job is None or job.state != "PENDING" or job.center_id is None:
+            return job
+        center = self.registry.get(job.center_id)
+        if center is None:
+            return await self._fail(job_id, "CENTER_REMOVED: the job's center is no longer configured")
+        spec = _spec_for(job)
+        try:
+            submission = await self.registry.call(center, lambda connector: connector.submit(spec))
+        except CenterFault as fault:
+            return await self._fail(job_id, f"{fault.code}: {fault.message}")
+        except ConnectorError as error:
+            return await self._fail(job_id, f"CENTER_REJECTED: {error.message}")
+
+        def record_submission(current: JobRow) -> Change:
+            change = Change()
+            if current.state != "PENDING":
+                return change
+            change.columns["external_id"] = submission.external_id
+            change.state("QUEUED" if submission.state.value == "QUEUED" else "STARTING", f"submitted to {center.name}")
+            return change
+
+        updated, _ = await self.ledger.apply(job_id, record_submission)
+        return updated
+
+    async def _fail(self, job_id: int, reason: str) -> JobRow | None:
+        def fail(current: JobRow) -> Change:
+            change = Change()
+            if current.state in TERMINAL:
+                return change
+            change.columns.update(failure_reason=reason, finished_at=utcnow())
+            change.state("FAILED", reason)
+            return change
+
+        job, _ = await self.ledger.apply(job_id, fail)
+        return job
+
+    def _place(self, request: SubmitRequest, errors: list[UserErrorData]) -> tuple[Center | None, dict[str, Any] | None]:
+        if request.center_id is not None:
+            center_key = int_key(request.center_id, "ComputeCenter")
+            center = self.registry.get(center_key) if center_key is not None else None
+            if center is None:
+                errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("centerId",)))
+            return center, None
+        accelerator, devices = _resolve_devices(request.request, self.registry)
+        model = self.registry.catalog.get(accelerator)
+        units = (model.standard_units if model else 0) * devices
+        candidates: list[dict[str, Any]] = []
+        best: tuple[Any, Center] | None = None
+        for center in self.registry.all():
+            offered = any(offer.accelerator == accelerator for offer in center.offers)
+            if not offered:
+                candidates.append({"centerId": center.id, "score": None, "chosen": False, "reason": f"does not offer {accelerator}"})
+                continue
+            price = center.price_for(accelerator) * Decimal(str(units))
+            candidates.append({"centerId": center.id, "score": float(price), "chosen": False, "reason": f"{price} {self.registry.currency}/hour"})
+            if best is None or price < best[0]:
+                best = (price, center)
+        if best is None:
+            errors.append(UserErrorData(f"no center offers {accelerator}", "NO_FEASIBLE_CENTER", ("request", "accelerator")))
+            return None, None
+        for candidate in candidates:
+            candidate["chosen"] = candidate["centerId"] == best[1].id
+        return best[1], {"policy": request.policy, "candidates": candidates}
+
+    async def _dataset_ids(self, viewer: Viewer, ids: Sequence[str], errors: list[UserErrorData]) -> list[int]:
+        keys: list[int] = []
+        for index, global_id in enumerate(ids):
+            key = int_key(global_id, "Dataset")
+            if key is None:
+                errors.append(UserErrorData(f"no dataset with id {global_id}", "DATASET_NOT_FOUND", ("inputDatasetIds", str(index))))
+            else:
+                keys.append(key)
+        if keys:
+            async with self.db.read() as session:
+                found = await dataset_store.datasets_by_ids(session, keys, viewer.scope)
+            for index, key in enumerate(keys):
+                if key not in found:
+                    errors.append(UserErrorData(f"no dataset with id {ids[index]}", "DATASET_NOT_FOUND", ("inputDatasetIds", str(index))))
+        return keys
+
+    # ------------------------------------------------------------------ cancel
+
+    async def cancel(self, viewer: Viewer, job_global_id: str) -> SubmitOutcome:
+        key = int_key(job_global_id, "Job")
+        job: JobRow | None = None
+        if key is not None:
+            async with self.db.read() as session:
+                job = (await job_store.jobs_by_ids(session, [key], viewer.scope)).get(key)
+        if job is None:
+            return SubmitOutcome(errors=[UserErrorData("no such job", "JOB_NOT_FOUND", ("jobId",))])
+        if job.state in TERMINAL:
+            return SubmitOutcome(job=job, errors=[UserErrorData(f"the job has already ended ({job.state})", "JOB_ALREADY_FINISHED", ("jobId",))])
+
+        def begin_cancel(current: JobRow) -> Change:
+            change = Change()
+            if current.state in TERMINAL or current.state == "CANCELLING":
+                return change
+            if current.external_id is None:  # never reached a center: nothing to stop
+                change.columns["finished_at"] = utcnow()
+                change.columns["failure_reason"] = "CANCELLED: cancelled on request"
+                change.state("CANCELLED", "cancelled on request")
+            else:
+                change.state("CANCELLING", "cancel requested")
+            return change
+
+        job, _ = await self.ledger.apply(job.id, begin_cancel)
+        if job is not None and job.state == "CANCELLING":
+            await self.send_cancel(job)
+        return SubmitOutcome(job=job)
+
+    async def send_cancel(self, job: JobRow) -> None:
+        center = self.registry.get(job.center_id) if job.center_id is not None else None
+        if center is None or job.external_id is None:
+            return
+        external_id = job.external_id
+        try:
+            await self.registry.call(center, lambda connector: connector.cancel(external_id))
+        except JobNotFound:
+            pass
+        except (CenterFault, ConnectorError):
+            pass  # the reconciler asks again while the job stays CANCELLING
+
+    # ------------------------------------------------------------------ read
+
+    async def logs(self, job: JobRow, tail_lines: int) -> str | None:
+        center = self.registry.get(job.center_id) if job.center_id is not None else None
+        if center is None or job.external_id is None:
+            return None
+        external_id = job.external_id
+        try:
+            return await self.registry.call(center, lambda connector: connector.logs(external_id, tail_lines))
+        except JobNotFound:
+            return None
+
+
+def _resolve_devices(request: ResourceRequestData, registry: CenterRegistry) -> tuple[str, int]:
+    accelerator = request.accelerator or "cpu-core"
+    if request.devices is not None:
+        return accelerator, request.devices
+    if request.standard_units is not None:
+        model = registry.catalog.get(accelerator)
+        if model is not None and model.standard_units > 0:
+            return accelerator, max(1, math.ceil(request.standard_units / model.standard_units - 1e-9))
+    if request.cpus is not None and accelerator == "cpu-core":
+        return accelerator, request.cpus
+    return accelerator, 1
+
+
+def _spec_for(job: JobRow) -> JobSpec:
+    request = job.request
+    environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
+    return JobSpec(
+        reference=job.reference,
+        name=job.name,
+        command=tuple(job.command),
+        max_duration_seconds=float(request["maxDurationMinutes"]) * 60.0,
+        environment=environment,
+        accelerator=request["accelerator"],
+        devices=int(request["devices"]),
+        cpus=request.get("cpus"),
+        memory_gb=request.get("memoryGb"),
+    )
+
+
+def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErrorData]:
+    errors: list[UserErrorData] = []
+
+    def bad(message: str, code: str, *path: str) -> None:
+        errors.append(UserErrorData(message, code, path))
+
+    if not request.name.strip():
+        bad("the name must not be empty", "INVALID_NAME", "name")
+    elif len(request.name) > MAX_NAME:
+        bad(f"the name must be at most {MAX_NAME} characters", "INVALID_NAME", "name")
+    if not request.command or not request.command[0].strip():
+        bad("the command must be a non-empty list whose first item names a program", "EMPTY_COMMAND", "command")
+    elif len(request.command) > MAX_ARGV or any(len(arg) > MAX_ARG_LENGTH or "\x00" in arg for arg in request.command):
+        bad("the command has too many or too long arguments, or a NUL byte", "INVALID_COMMAND", "command")
+    environment = request.environment
+    if environment is not None:
+        if not isinstance(environment, Mapping):
+            bad("environment must be a JSON object of names to strings", "INVALID_ENVIRONMENT", "environment")
+        elif len(environment) > MAX_ENVIRONMENT or not all(
+            isinstance(key, str) and key and "=" not in key and "\x00" not in key and isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            for key, value in environment.items()
+        ):
+            bad("environment must map variable names to string values", "INVALID_ENVIRONMENT", "environment")
+    resources = request.request
+    duration = resources.max_duration_minutes
+    if not (isinstance(duration, (int, float)) and math.isfinite(duration)) or duration <= 0:
+        bad("maxDurationMinutes must be greater than zero", "INVALID_DURATION", "request", "maxDurationMinutes")
+    elif duration > MAX_DURATION_MINUTES:
+        bad(f"maxDurationMinutes must be at most {MAX_DURATION_MINUTES}", "INVALID_DURATION", "request", "maxDurationMinutes")
+    if resources.accelerator is not None and resources.accelerator not in registry.catalog:
+        bad(f"unknown accelerator model {resources.accelerator!r}; see acceleratorCatalog", "UNKNOWN_ACCELERATOR", "request", "accelerator")
+    if resources.devices is not None and resources.devices <= 0:
+        bad("devices must be at least 1", "INVALID_DEVICES", "request", "devices")
+    if resources.standard_units is not None and not (math.isfinite(resources.standard_units) and resources.standard_units > 0):
+        bad("standardUnits must be greater than zero", "INVALID_UNITS", "request", "standardUnits")
+    if resources.cpus is not None and resources.cpus <= 0:
+        bad("cpus must be at least 1", "INVALID_CPUS", "request", "cpus")
+    if resources.memory_gb is not None and not (math.isfinite(resources.memory_gb) and resources.memory_gb > 0):
+        bad("memoryGb must be greater than zero", "INVALID_MEMORY", "request", "memoryGb")
+    if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
+        bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
+    if request.output_model_name is not None and not (0 < len(request.output_model_name.strip()) <= MAX_NAME):
+        bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
+    return errors

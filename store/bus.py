@@ -1,0 +1,130 @@
+"""The event bus: tells live subscribers that something was written.
+
+The database is the source of truth; the bus only carries news of committed events so
+that subscribers need not poll. A subscriber that sees a gap in sequence numbers reads
+the missing events back from the log, so a lost message costs latency, never an event.
+
+``InMemoryBus`` serves one gateway process; ``RedisBus`` (``AICN_BUS_URL=redis://...``)
+serves several gateway instances sharing one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 10_000
+
+
+class Subscription:
+    """Messages of one channel, buffered from the moment of subscribing."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # a subscriber this far behind re-reads from the log; dropping news is safe
+            self.overflowed = True
+
+    async def get(self, timeout: float | None = None) -> dict[str, Any] | None:
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+
+class InMemoryBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        self._deliver(channel, message)
+
+    def _deliver(self, channel: str, message: dict[str, Any]) -> None:
+        for subscription in list(self._subscribers.get(channel, ())):
+            subscription.deliver(message)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        subscription = Subscription()
+        self._subscribers.setdefault(channel, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribers = self._subscribers.get(channel)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscribers[channel]
+
+
+class RedisBus(InMemoryBus):
+    """Publishes through Redis; one pattern subscription per gateway fans out locally."""
+
+    PREFIX = "aicn:"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self._redis: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(self.url, decode_responses=True)
+        await self._redis.ping()
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._redis is not None:
+            await self._redis.aclose()
+        await super().close()
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        try:
+            await self._redis.publish(self.PREFIX + channel, json.dumps(message, default=str))
+        except Exception:  # the log still has the event; subscribers catch up on their next look
+            log.warning("bus publish to %s failed", channel, exc_info=True)
+
+    async def _read_forever(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(self.PREFIX + "*")
+                self._ready.set()
+                async for item in pubsub.listen():
+                    if item.get("type") != "pmessage":
+                        continue
+                    channel = str(item["channel"])[len(self.PREFIX):]
+                    self._deliver(channel, json.loads(item["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("bus connection lost; reconnecting", exc_info=True)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

@@ -1,0 +1,132 @@
+"""Jobs and their event log (a per-job sequence number, gap-free and never reused)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.paging import Page, count_rows, keyset_page
+from store.tables import DatasetRow, JobEventRow, JobInputRow, JobRow
+from store.types import utcnow
+
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """Which jobs to list; ``owner_id`` None means every account's (admins)."""
+
+    owner_id: int | None = None
+    states: tuple[str, ...] = ()
+    center_ids: tuple[int, ...] = ()
+    kinds: tuple[str, ...] = ()
+    name_contains: str | None = None
+    input_dataset_id: int | None = None
+
+
+def _select_jobs(query: JobQuery) -> Select[Any]:
+    statement = select(JobRow)
+    if query.owner_id is not None:
+        statement = statement.where(JobRow.owner_id == query.owner_id)
+    if query.states:
+        statement = statement.where(JobRow.state.in_(query.states))
+    if query.center_ids:
+        statement = statement.where(JobRow.center_id.in_(query.center_ids))
+    if query.kinds:
+        statement = statement.where(JobRow.kind.in_(query.kinds))
+    if query.name_contains:
+        pattern = "%" + query.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(JobRow.name.ilike(pattern, escape="\\"))
+    if query.input_dataset_id is not None:
+        statement = statement.join(JobInputRow, JobInputRow.job_id == JobRow.id).where(
+            JobInputRow.dataset_id == query.input_dataset_id
+        )
+    return statement
+
+
+async def jobs_page(session: AsyncSession, query: JobQuery, *, first: int, after: int | None) -> Page[JobRow]:
+    return await keyset_page(session, _select_jobs(query), JobRow.id, first=first, after=after)
+
+
+async def count_jobs(session: AsyncSession, query: JobQuery) -> int:
+    return await count_rows(session, _select_jobs(query))
+
+
+async def jobs_by_ids(session: AsyncSession, ids: Iterable[int], owner_id: int | None = None) -> dict[int, JobRow]:
+    statement = select(JobRow).where(JobRow.id.in_(list(ids)))
+    if owner_id is not None:
+        statement = statement.where(JobRow.owner_id == owner_id)
+    return {row.id: row for row in await session.scalars(statement)}
+
+
+async def find_by_idempotency_key(session: AsyncSession, owner_id: int, key: str) -> JobRow | None:
+    return await session.scalar(select(JobRow).where(JobRow.owner_id == owner_id, JobRow.idempotency_key == key))
+
+
+async def lock_job(session: AsyncSession, job_id: int) -> JobRow | None:
+    """The job, locked for the rest of the transaction (FOR UPDATE where the database has it)."""
+    return await session.scalar(
+        select(JobRow).where(JobRow.id == job_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+async def unfinished_jobs(session: AsyncSession, center_id: int) -> list[JobRow]:
+    """Jobs handed to a center that have not ended yet."""
+    rows = await session.scalars(
+        select(JobRow)
+        .where(JobRow.center_id == center_id, JobRow.state.not_in(TERMINAL_STATES))
+        .order_by(JobRow.id)
+    )
+    return list(rows)
+
+
+def append_event(
+    session: AsyncSession,
+    job: JobRow,
+    kind: str,
+    *,
+    state: str | None = None,
+    progress: dict[str, Any] | None = None,
+    message: str | None = None,
+    at: datetime | None = None,
+) -> JobEventRow:
+    """Add the job's next event; the caller holds the job's row lock and commits."""
+    job.last_seq += 1
+    job.updated_at = utcnow()
+    event = JobEventRow(
+        job_id=job.id, seq=job.last_seq, at=at or utcnow(), kind=kind, state=state, progress=progress, message=message
+    )
+    session.add(event)
+    return event
+
+
+async def events_after(session: AsyncSession, job_id: int, after: int, limit: int) -> list[JobEventRow]:
+    rows = await session.scalars(
+        select(JobEventRow)
+        .where(JobEventRow.job_id == job_id, JobEventRow.seq > after)
+        .order_by(JobEventRow.seq)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def set_inputs(session: AsyncSession, job_id: int, dataset_ids: Sequence[int]) -> None:
+    session.add_all(JobInputRow(job_id=job_id, dataset_id=dataset_id) for dataset_id in dict.fromkeys(dataset_ids))
+
+
+async def inputs_by_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, list[DatasetRow]]:
+    rows = await session.execute(
+        select(JobInputRow.job_id, DatasetRow)
+        .join(DatasetRow, DatasetRow.id == JobInputRow.dataset_id)
+        .where(JobInputRow.job_id.in_(job_ids))
+        .order_by(DatasetRow.id)
+    )
+    grouped: dict[int, list[DatasetRow]] = {job_id: [] for job_id in job_ids}
+    for job_id, dataset in rows:
+        grouped[job_id].append(dataset)
+    return grouped
