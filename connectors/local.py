@@ -122,8 +122,9 @@ class LocalConnector(Connector):
                 continue
             if job.runner_pid is None:
                 self._queue.append(job.external_id)
-            elif _runner_alive(job.runner_pid, job.directory):
+            else:  # alive: re-attached; dead without a result: reported LOST on the next look
                 self._running.add(job.external_id)
+        self._collect_finished()
 
     # ------------------------------------------------------------------ contract
 

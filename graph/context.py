@@ -24,3 +24,7 @@ class Context:
     response: Any = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     partial_errors: list[GraphQLError] = field(default_factory=list)
+
+    def refresh_loaders(self) -> None:
+        """Forget cached lookups: a subscription's context lives as long as its connection."""
+        self.loaders = Loaders(self.runtime, self.viewer)

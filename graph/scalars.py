@@ -7,7 +7,9 @@ from typing import NewType
 import strawberry
 from strawberry.scalars import JSON
 
-__all__ = ["BigInt", "JSON"]
+__all__ = ["BigInt", "JSON", "SCALAR_MAP"]
+
+BigInt = NewType("BigInt", int)
 
 
 def _parse_big_int(value: object) -> int:
@@ -24,9 +26,11 @@ def _parse_big_int(value: object) -> int:
     return number
 
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
-    serialize=lambda value: str(value),
-    parse_value=_parse_big_int,
-    description="A 64-bit integer, sent as a string so that JSON clients never lose digits.",
-)
+SCALAR_MAP = {
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        serialize=str,
+        parse_value=_parse_big_int,
+        description="A 64-bit integer, sent as a string so that JSON clients never lose digits.",
+    )
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from graph.accounts import Account
@@ -12,6 +13,7 @@ from graph.errors import ShapeErrors
 from graph.jobs import Job
 from graph.mutations import Mutation
 from graph.query import Query
+from graph.scalars import SCALAR_MAP
 from graph.subscription import Subscription
 
 MAX_DEPTH = 12
@@ -25,6 +27,7 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

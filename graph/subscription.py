@@ -30,5 +30,5 @@ class Subscription:
     async def job_updates(self, info: Info[Context, None], filter: JobFilter | None = None) -> AsyncGenerator[Job, None]:
         accept = (filter or JobFilter()).accepts
         async for row in info.context.runtime.streams.job_updates(info.context.viewer, accept):
-            info.context.loaders.job.clear(row.id)
+            info.context.refresh_loaders()
             yield Job.from_row(row)
