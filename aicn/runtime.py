@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 
 from aicn.settings import CenterConfig, Settings
@@ -11,8 +12,10 @@ from connectors.catalog import Catalog
 from connectors.local import LocalConnector
 from resolvers.centers import Center, CenterRegistry, DeviceOffer
 from resolvers.data import DataService
+from resolvers.health import CircuitBreaker
 from resolvers.jobs import JobService
 from resolvers.ledger import JobLedger
+from resolvers.monitor import HealthMonitor
 from resolvers.reconciler import Reconciler
 from resolvers.streams import JobStreams
 from resolvers.viewer import Viewer
@@ -36,8 +39,10 @@ def build_connector(config: CenterConfig, settings: Settings) -> Connector:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connectors: Mapping[str, Connector] | None = None) -> None:
+        """``connectors`` replaces the connector of the named centers (fault injection, benchmarks)."""
         self.settings = settings
+        self.connector_overrides = dict(connectors or {})
         self.db = Database(settings.resolved_database_url, schema=settings.database_schema)
         self.bus: InMemoryBus = RedisBus(settings.bus_url) if settings.bus_url else InMemoryBus()
         self.catalog = Catalog.with_overrides(settings.catalog)
@@ -47,6 +52,7 @@ class Runtime:
         self.data = DataService(self.db)
         self.streams = JobStreams(self.db, self.bus)
         self.reconcilers: list[Reconciler] = []
+        self.monitor = HealthMonitor(self.registry, self.bus)
         self.default_viewer: Viewer | None = None
 
     async def start(self, *, reconcile: bool = True) -> None:
@@ -61,7 +67,7 @@ class Runtime:
         self.default_viewer = Viewer(account_id=account.id, is_admin=False)
         centers: list[Center] = []
         for config, row in zip(self.settings.centers, rows):
-            connector = build_connector(config, self.settings)
+            connector = self.connector_overrides.get(config.name) or build_connector(config, self.settings)
             await connector.start()
             centers.append(
                 Center(
@@ -74,9 +80,12 @@ class Runtime:
                     offers=[DeviceOffer(d.accelerator, Decimal(d.price_per_unit_hour), d.partition) for d in config.devices],
                     deadline_seconds=config.deadline_seconds,
                     poll_interval_seconds=config.poll_interval_seconds,
+                    probe_interval_seconds=config.probe_interval_seconds,
+                    breaker=CircuitBreaker(config.failure_threshold),
                 )
             )
         self.registry.replace(centers)
+        self.monitor.start()
         if reconcile:
             for center in centers:
                 reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center)
@@ -88,6 +97,7 @@ class Runtime:
         for reconciler in self.reconcilers:
             await reconciler.stop()
         self.reconcilers.clear()
+        await self.monitor.stop()
         for center in self.registry.all():
             await center.connector.close()
         await self.bus.close()

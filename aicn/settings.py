@@ -50,6 +50,8 @@ class CenterConfig(BaseModel):
     devices: list[DeviceConfig] = Field(default_factory=list)
     deadline_seconds: float = Field(default=5.0, gt=0)
     poll_interval_seconds: float = Field(default=0.25, gt=0)
+    probe_interval_seconds: float = Field(default=2.0, gt=0)
+    failure_threshold: int = Field(default=3, ge=1)
     slurm: SlurmConfig | None = None
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from resolvers.centers import CenterHealth, ComputeUnitInfo
+from resolvers.centers import ComputeUnitInfo
 from resolvers.errors import CenterFault
 from resolvers.viewer import Viewer
 from store import accounts as account_store
@@ -54,7 +54,6 @@ class Loaders:
         self.trained_model: DataLoader[int, ModelRow | None] = keyed(dataset_store.models_by_training_jobs)
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(dataset_store.replicas_by_datasets, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = DataLoader(load_fn=self._load_capacity)
-        self.health: DataLoader[int, CenterHealth] = DataLoader(load_fn=self._load_health)
 
     async def _load_capacity(self, center_ids: Sequence[int]) -> list[list[ComputeUnitInfo] | BaseException]:
         """Every asked center at once, each under its own deadline."""
@@ -71,9 +70,3 @@ class Loaders:
                 return fault
 
         return list(await asyncio.gather(*(one(center) for center in centers)))
-
-    async def _load_health(self, center_ids: Sequence[int]) -> list[CenterHealth]:
-
-        registry = self.runtime.registry
-        centers = [registry.get(center_id) for center_id in center_ids]
-        return list(await asyncio.gather(*(registry.probe(center) for center in centers if center is not None)))

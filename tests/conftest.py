@@ -82,8 +82,8 @@ class Gateway:
         await asyncio.wait_for(self.task, 15)
 
 
-async def start_gateway(settings: Settings) -> Gateway:
-    runtime = Runtime(settings)
+async def start_gateway(settings: Settings, connectors: dict[str, Any] | None = None) -> Gateway:
+    runtime = Runtime(settings, connectors)
     app = create_app(runtime)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -104,7 +104,7 @@ GatewayFactory = Callable[..., "asyncio.Future[Gateway]"]
 async def gateway_factory(database: DatabaseChoice, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[Gateway] = []
 
-    async def make(centers: list[CenterConfig] | None = None, **settings: Any) -> Gateway:
+    async def make(centers: list[CenterConfig] | None = None, connectors: dict[str, Any] | None = None, **settings: Any) -> Gateway:
         gateway = await start_gateway(
             Settings(
                 data_dir=tmp_path / "data",
@@ -112,7 +112,8 @@ async def gateway_factory(database: DatabaseChoice, tmp_path: Path) -> AsyncIter
                 database_schema=database.schema,
                 centers=centers or [local_center()],
                 **settings,
-            )
+            ),
+            connectors,
         )
         started.append(gateway)
         return gateway

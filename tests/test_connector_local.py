@@ -88,7 +88,7 @@ async def test_a_job_whose_supervisor_died_is_reported_failed(tmp_path: Path) ->
         child_pid = json.loads((job_dir / "child.json").read_text())["pid"]
         os.kill(runner_pid, 9)
         os.killpg(child_pid, 9)
-        final = await wait_for(local, submission.external_id, [CenterJobState.FAILED], 10)
+        final = await wait_for(local, submission.external_id, [CenterJobState.FAILED], 20)
         assert final.reason and "LOST" in final.reason
     finally:
         await local.close()
