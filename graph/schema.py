@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import strawberry
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.extensions import (
     AddValidationRules,
@@ -35,6 +38,21 @@ LIMIT_RULES = [
 ]
 
 
+class CachedParse(ParserCache):
+    """strawberry's parser cache, except that a syntax error is left to the normal parse.
+
+    Raised from the cache, the error would skip the error shaping of ``ShapeErrors``.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        except GraphQLError:
+            context.graphql_document = None
+        yield
+
+
 class QueryShapeLimits(AddValidationRules):
     """Depth and alias limits, checked (and cached) with the rest of validation."""
 
@@ -50,11 +68,11 @@ def build_schema() -> strawberry.Schema:
         types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
+            ShapeErrors,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: ParserCache(maxsize=1024),
+            lambda: CachedParse(maxsize=1024),
             QueryShapeLimits,
             lambda: ValidationCache(maxsize=1024),
-            ShapeErrors,
         ],
     )
 
