@@ -99,7 +99,9 @@ class SlurmConnector(Connector):
         self.base_url = base_url.rstrip("/")
         self.user_name = user_name
         self._token: TokenSource = (
-            StaticToken(token) if token is not None else MintedToken(Path(jwt_key_file or ""), user_name, lifespan=token_lifespan)
+            StaticToken(token)
+            if token is not None
+            else MintedToken(Path(jwt_key_file or ""), user_name, lifespan=token_lifespan, margin=min(60, token_lifespan // 4))
         )
         self.partition = partition
         self.output_dir = Path(output_dir)
@@ -212,8 +214,11 @@ class SlurmConnector(Connector):
         if _listing_is_cheaper(len(wanted), self._cluster_jobs):
             records = await self._list_jobs()
         else:
-            found = await asyncio.gather(*(self._get_job(job_id) for job_id in wanted))
-            records = [record for record in found if record is not None]
+            found = await asyncio.gather(*(self._get_job(job_id) for job_id in wanted), return_exceptions=True)
+            for outcome in found:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            records = [record for record in found if isinstance(record, api.JobRecord)]
         answer: dict[str, JobStatus] = {}
         for record in records:
             if record.job_id in wanted:

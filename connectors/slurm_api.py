@@ -325,9 +325,10 @@ def job_outcome(record: JobRecord) -> JobOutcome:
             reason = f"SIGNAL: the job was killed by signal {signal_number} ({_signal_name(signal_number)})"
         else:
             reason = f"EXIT_CODE: the command exited with code {exit_code}"
-    if state is CenterJobState.CANCELLED and record.exit_status == 0:
-        exit_code = None  # cancelled before it ran
-    started = state is not CenterJobState.QUEUED and state is not CenterJobState.STARTING
+    never_ran = state is CenterJobState.CANCELLED and record.exit_status == 0  # cancelled while pending
+    if never_ran:
+        exit_code = None
+    started = state not in (CenterJobState.QUEUED, CenterJobState.STARTING) and not never_ran
     return JobOutcome(
         state=state,
         exit_code=exit_code if state.terminal else None,

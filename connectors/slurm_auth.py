@@ -19,7 +19,7 @@ from pathlib import Path
 class TokenSource:
     """Hands out the token to send with the next request."""
 
-    _token: str | None = None
+    _token: str = ""  # the last token handed out
 
     def current(self) -> str:
         raise NotImplementedError
@@ -64,12 +64,11 @@ class MintedToken(TokenSource):
         self.margin = margin
         self._clock = clock
         self._key: bytes | None = None
-        self._token = None
         self._expires = 0
 
     def current(self) -> str:
         now = int(self._clock())
-        if self._token is None or now >= self._expires - self.margin:
+        if not self._token or now >= self._expires - self.margin:
             if self._key is None:
                 self._key = self.key_file.read_bytes()
             self._token = mint_token(self._key, self.user_name, now, self.lifespan)
