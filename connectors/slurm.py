@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import math
-import os
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -132,11 +131,13 @@ class SlurmConnector(Connector):
             self._client = None
 
     def _prepare_output_dir(self) -> None:
-        """Create the shared output directory world-writable, when this host can (best effort)."""
+        """Create the shared output directory world-writable, when this host can (best effort).
+
+        An existing directory is left as the operator made it."""
         try:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if self.output_dir.stat().st_uid == os.geteuid():
-                self.output_dir.chmod(0o1777)
+            if not self.output_dir.exists():
+                self.output_dir.mkdir(parents=True)
+                self.output_dir.chmod(0o1777)  # jobs run as the token's user, not the gateway's
         except OSError as error:
             logger.warning("SLURM center %s: cannot prepare %s: %s", self.name, self.output_dir, error.strerror)
 
