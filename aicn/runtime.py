@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from decimal import Decimal
 
-from aicn.settings import CenterConfig, Settings
+from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local import LocalConnector
@@ -32,9 +32,23 @@ def build_connector(config: CenterConfig, settings: Settings) -> Connector:
         devices = {device.accelerator: device.count for device in config.devices}
         return LocalConnector(config.name, settings.data_dir / "centers" / config.name, devices or {"cpu-core": 1})
     if config.kind == "SLURM":
-        from connectors.slurm_factory import build_slurm_connector
+        from connectors.slurm import SlurmConnector
 
-        return build_slurm_connector(config)
+        slurm = config.slurm or SlurmConfig()
+        token = slurm.resolved_token()
+        return SlurmConnector(
+            config.name,
+            slurm.url,
+            slurm.user_name,
+            token=token,
+            jwt_key_file=None if token else slurm.jwt_key_file,
+            partition=slurm.partition,
+            output_dir=slurm.output_dir,
+            working_dir=slurm.working_dir,
+            gres_models=slurm.gres_models,
+            request_timeout=slurm.request_timeout,
+            progress_interval=slurm.progress_interval,
+        )
     raise ValueError(f"unknown center kind {config.kind}")
 
 

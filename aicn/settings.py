@@ -32,14 +32,34 @@ class DeviceConfig(BaseModel):
 
 
 class SlurmConfig(BaseModel):
+    """How to reach one Slurm cluster's slurmrestd (see docs/slurm.md)."""
+
     url: str = "http://127.0.0.1:6820"
     user_name: str = "root"
     token: str | None = None
-    token_env: str | None = None
-    jwt_key_file: str | None = None
+    token_env: str | None = Field(default=None, description="name of an environment variable holding the token")
+    token_file: str | None = Field(default=None, description="a file holding the token, or KEY=VALUE lines with SLURM_JWT")
+    jwt_key_file: str | None = Field(default=None, description="the cluster's jwt_hs256.key: the gateway mints short-lived tokens")
     partition: str | None = None
     output_dir: str = "/tmp/aicn-slurm"
+    working_dir: str | None = None
     gres_models: dict[str, str] = Field(default_factory=dict)
+    request_timeout: float = Field(default=10.0, gt=0)
+    progress_interval: float = Field(default=1.0, gt=0)
+
+    def resolved_token(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_env:
+            return os.environ.get(self.token_env) or None
+        if self.token_file:
+            text = Path(self.token_file).read_text()
+            for line in text.splitlines():
+                key, separator, value = line.partition("=")
+                if separator and key.strip() == "SLURM_JWT":
+                    return value.strip()
+            return text.strip() or None
+        return None
 
 
 class CenterConfig(BaseModel):
