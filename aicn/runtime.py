@@ -12,6 +12,7 @@ from connectors.catalog import Catalog
 from connectors.local import LocalConnector
 from resolvers.centers import Center, CenterRegistry, DeviceOffer
 from resolvers.data import DataService
+from resolvers.dispatch import Dispatcher
 from resolvers.health import CircuitBreaker
 from resolvers.jobs import JobService
 from resolvers.ledger import JobLedger
@@ -62,7 +63,8 @@ class Runtime:
         self.catalog = Catalog.with_overrides(settings.catalog)
         self.registry = CenterRegistry([], self.catalog, settings.currency)
         self.ledger = JobLedger(self.db, self.bus)
-        self.jobs = JobService(self.db, self.registry, self.ledger)
+        self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog)
+        self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode)
         self.data = DataService(self.db)
         self.streams = JobStreams(self.db, self.bus)
         self.reconcilers: list[Reconciler] = []
@@ -95,12 +97,14 @@ class Runtime:
                     deadline_seconds=config.deadline_seconds,
                     poll_interval_seconds=config.poll_interval_seconds,
                     probe_interval_seconds=config.probe_interval_seconds,
+                    max_duration_minutes=config.max_duration_minutes,
                     breaker=CircuitBreaker(config.failure_threshold),
                 )
             )
         self.registry.replace(centers)
         self.monitor.start()
         if reconcile:
+            self.dispatcher.start()
             for center in centers:
                 reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center)
                 reconciler.start()
@@ -111,6 +115,7 @@ class Runtime:
         for reconciler in self.reconcilers:
             await reconciler.stop()
         self.reconcilers.clear()
+        await self.dispatcher.stop()
         await self.monitor.stop()
         for center in self.registry.all():
             await center.connector.close()

@@ -72,6 +72,7 @@ class CenterConfig(BaseModel):
     poll_interval_seconds: float = Field(default=0.25, gt=0)
     probe_interval_seconds: float = Field(default=2.0, gt=0)
     failure_threshold: int = Field(default=3, ge=1)
+    max_duration_minutes: float | None = Field(default=None, gt=0)
     slurm: SlurmConfig | None = None
 
     @model_validator(mode="after")
@@ -103,6 +104,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     currency: str = "CNY"
+    quota_mode: Literal["queue", "refuse"] = "queue"
     account_name: str = "default"
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)

@@ -48,6 +48,7 @@ class Center:
     poll_interval_seconds: float
     default_price_per_unit_hour: Decimal = Decimal("1.00")
     probe_interval_seconds: float = 2.0
+    max_duration_minutes: float | None = None
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
 
     @property

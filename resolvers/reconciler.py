@@ -64,8 +64,8 @@ class Reconciler:
         async with self.db.read() as session:
             jobs = await job_store.unfinished_jobs(session, self.center.id)
         for job in jobs:
-            if job.state == "PENDING" and job.external_id is None:
-                await self.jobs.dispatch(job.id)
+            if job.external_id is None:
+                await self.jobs.resubmit(job.id)
 
     async def reconcile_once(self) -> None:
         async with self.db.read() as session:

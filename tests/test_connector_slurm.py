@@ -389,9 +389,15 @@ async def test_a_gpu_job_gets_its_gres_and_uses_capacity(connector: SlurmConnect
     await wait_for(connector, submission.external_id, [CenterJobState.RUNNING], 60)
     during = {entry.accelerator: entry for entry in await connector.capacity()}
     assert during[GPU_MODEL].devices_free == capacity[GPU_MODEL].devices_free - 1
+    output = ""
+    for _ in range(150):  # RUNNING comes before the program has printed anything
+        output = await connector.logs(submission.external_id)
+        if "gpus=" in output:
+            break
+        await asyncio.sleep(0.2)
     await connector.cancel(submission.external_id)
     await wait_for(connector, submission.external_id, [CenterJobState.CANCELLED], 60)
-    assert "gpus=0" in await connector.logs(submission.external_id)
+    assert "gpus=0" in output
 
 
 @pytest.mark.slurm
