@@ -65,7 +65,7 @@ class Runtime:
         self.ledger = JobLedger(self.db, self.bus)
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode)
-        self.data = DataService(self.db)
+        self.data = DataService(self.db, self.registry)
         self.streams = JobStreams(self.db, self.bus)
         self.reconcilers: list[Reconciler] = []
         self.monitor = HealthMonitor(self.registry, self.bus)

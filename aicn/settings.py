@@ -89,7 +89,7 @@ def _default_centers() -> list[CenterConfig]:
             name="local",
             display_name="This host",
             region="local",
-            devices=[DeviceConfig(accelerator="cpu-core", count=cores, price_per_unit_hour=Decimal("0.50"))],
+            devices=[DeviceConfig(accelerator="cpu-core", count=cores, price_per_unit_hour=Decimal("30.00"))],
         )
     ]
 

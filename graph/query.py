@@ -11,7 +11,9 @@ from graph.accounts import Account
 from graph.centers import AcceleratorType, Capacity, ComputeCenter, ComputeUnit, all_compute_units
 from graph.context import Context
 from graph.data import Dataset, Model
-from graph.jobs import Job, JobFilter, list_jobs
+from graph.jobs import Job, JobFilter, PlacementPolicy, list_jobs
+from graph.mutations import ResourceRequestInput
+from graph.offers import Offer, resolve_offers
 from graph.relay import Connection, Node, connection_from_list, connection_from_page
 from resolvers.errors import BadRequest
 from resolvers.ids import decode_cursor, from_global_id, page_size
@@ -93,6 +95,12 @@ class Query:
     @strawberry.field(description="The whole network's capacity in standard compute units.")
     async def capacity(self, info: Info[Context, None]) -> Capacity:
         return Capacity.from_units(await all_compute_units(info, None))
+
+    @strawberry.field(description="Every center's quote for a resource request, asked concurrently, best first by `policy`.")
+    async def offers(
+        self, info: Info[Context, None], request: ResourceRequestInput, policy: PlacementPolicy = PlacementPolicy.CHEAPEST
+    ) -> list[Offer]:
+        return await resolve_offers(info, request, policy)
 
     @strawberry.field(description="The device models the network knows and their standard units.")
     def accelerator_catalog(self, info: Info[Context, None]) -> list[AcceleratorType]:

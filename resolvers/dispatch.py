@@ -236,8 +236,10 @@ class Dispatcher:
 
     async def _serve_queue(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), QUEUE_INTERVAL_SECONDS)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(QUEUE_INTERVAL_SECONDS):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.dispatch_queue()

@@ -281,7 +281,21 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
             for key, value in environment.items()
         ):
             bad("environment must map variable names to string values", "INVALID_ENVIRONMENT", "environment")
-    resources = request.request
+    errors.extend(validate_resources(request.request, registry))
+    if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
+        bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
+    if request.output_model_name is not None and not (0 < len(request.output_model_name.strip()) <= MAX_NAME):
+        bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
+    return errors
+
+
+def validate_resources(resources: ResourceRequestData, registry: CenterRegistry) -> list[UserErrorData]:
+    """What is wrong with a resource request (shared by submitJob and offers)."""
+    errors: list[UserErrorData] = []
+
+    def bad(message: str, code: str, *path: str) -> None:
+        errors.append(UserErrorData(message, code, path))
+
     duration = resources.max_duration_minutes
     if not (isinstance(duration, (int, float)) and math.isfinite(duration)) or duration <= 0:
         bad("maxDurationMinutes must be greater than zero", "INVALID_DURATION", "request", "maxDurationMinutes")
@@ -299,8 +313,4 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
         bad("cpus must be at least 1", "INVALID_CPUS", "request", "cpus")
     if resources.memory_gb is not None and not (math.isfinite(resources.memory_gb) and resources.memory_gb > 0):
         bad("memoryGb must be greater than zero", "INVALID_MEMORY", "request", "memoryGb")
-    if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
-        bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
-    if request.output_model_name is not None and not (0 < len(request.output_model_name.strip()) <= MAX_NAME):
-        bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
     return errors

@@ -16,7 +16,8 @@ from connectors.catalog import CPU_CORE, Catalog
 from resolvers.centers import Center, ComputeUnitInfo
 from resolvers.errors import CenterFault
 
-CENT = Decimal("0.01")
+#: money is exact; quotes keep six places so that cheap devices do not round to zero
+QUANTUM = Decimal("0.000001")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class OfferData:
 
 
 def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, ROUND_HALF_UP)
+    return value.quantize(QUANTUM, ROUND_HALF_UP)
 
 
 def make_offer(

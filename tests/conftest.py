@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,12 @@ class Gateway:
     async def stop(self) -> None:
         await self.client.close()
         self.server.should_exit = True
-        await asyncio.wait_for(self.task, 15)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), 15)
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=6)
+            raise
 
 
 async def start_gateway(settings: Settings, connectors: dict[str, Any] | None = None) -> Gateway:
@@ -132,3 +139,12 @@ async def gateway(gateway_factory: Callable[..., Any]) -> Gateway:
 @pytest.fixture
 def gql(gateway: Gateway) -> GraphQLClient:
     return gateway.client
+
+
+@pytest.fixture(scope="session")
+def slurm_output_dir() -> Iterator[str]:
+    """A world-writable directory for SLURM jobs' output (jobs may run as other users)."""
+    directory = tempfile.mkdtemp(prefix="aicn-slurm-e2e-", dir="/tmp")
+    os.chmod(directory, 0o1777)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)

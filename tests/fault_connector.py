@@ -30,6 +30,7 @@ class Fault:
 
     mode: str = "ok"
     latency: float = 0.0
+    refuse_submissions: bool = False
 
 
 class FaultyConnector(Connector):
@@ -75,6 +76,8 @@ class FaultyConnector(Connector):
 
     async def submit(self, spec: JobSpec) -> Submission:
         await self._enter("submit")
+        if self.fault.refuse_submissions:
+            raise CenterUnreachable("connection reset while submitting (injected)", center=self.name)
         if spec.accelerator not in self.devices:
             raise SubmissionRejected(f"no {spec.accelerator}", center=self.name)
         self.submitted[spec.reference] = spec

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from connectors.base import CenterJobState, StatusQuery
 from connectors.local import LocalConnector
-from tests.connector_contract import PYTHON, ConnectorContract, new_reference, wait_for
+from tests.connector_contract import PYTHON, ConnectorContract, wait_for
 
 
 @pytest.fixture

@@ -4,59 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aicn.settings import CenterConfig, DeviceConfig, SlurmConfig
-from tests.conftest import Gateway, local_center, require_service
+from tests.conftest import Gateway, local_center
+from tests.slurm_helpers import GPU, slurm_center
 from tests.jobs_helpers import CANCEL, PROGRESS_SCRIPT, collect_events, job_state, python_job, submit, wait_for_state
 
 pytestmark = [pytest.mark.slurm, pytest.mark.parametrize("database", ["postgres"], indirect=True)]
-
-ENV_FILE = Path(os.environ.get("SLURM_ENV_FILE", "/run/slurm-ci.env"))
-GPU = "nvidia-a100-80gb"
-
-
-@pytest.fixture(scope="module")
-def output_dir() -> Iterator[str]:
-    directory = tempfile.mkdtemp(prefix="aicn-slurm-e2e-", dir="/tmp")
-    os.chmod(directory, 0o1777)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def slurm_center(output_dir: str, url: str = "http://127.0.0.1:6820", name: str = "hpc", **overrides: Any) -> CenterConfig:
-    require_service("127.0.0.1", 6820, "slurmrestd (scripts/start-slurm.sh)")
-    options: dict[str, Any] = {
-        "name": name,
-        "kind": "SLURM",
-        "display_name": "Test Slurm cluster",
-        "region": "test",
-        "devices": [
-            DeviceConfig(accelerator="cpu-core", count=0, price_per_unit_hour="0.40"),
-            DeviceConfig(accelerator=GPU, count=0, price_per_unit_hour="2.00"),
-        ],
-        "poll_interval_seconds": 0.5,
-        "slurm": SlurmConfig(url=url, token_file=str(ENV_FILE), output_dir=output_dir, gres_models={"a100": GPU}, progress_interval=0.2),
-    }
-    options.update(overrides)
-    return CenterConfig(**options)
-
 
 async def center_id(gateway: Gateway, name: str) -> str:
     return next(center.global_id for center in gateway.runtime.registry.all() if center.name == name)
 
 
-async def test_a_slurm_job_reports_progress_and_succeeds_over_the_subscription(gateway_factory: Any, output_dir: str) -> None:
-    gateway: Gateway = await gateway_factory([local_center(), slurm_center(output_dir)])
+async def test_a_slurm_job_reports_progress_and_succeeds_over_the_subscription(gateway_factory: Any, slurm_output_dir: str) -> None:
+    gateway: Gateway = await gateway_factory([local_center(), slurm_center(slurm_output_dir)])
     gql = gateway.client
     job = await submit(gql, python_job(PROGRESS_SCRIPT, name="on-slurm", centerId=await center_id(gateway, "hpc")))
     assert job["center"]["name"] == "hpc"
@@ -73,15 +39,15 @@ async def test_a_slurm_job_reports_progress_and_succeeds_over_the_subscription(g
     assert logs["node"]["logs"].strip() == "done"
 
 
-async def test_a_failing_slurm_job_ends_failed_with_its_exit_code(gateway_factory: Any, output_dir: str) -> None:
-    gateway: Gateway = await gateway_factory([slurm_center(output_dir)])
+async def test_a_failing_slurm_job_ends_failed_with_its_exit_code(gateway_factory: Any, slurm_output_dir: str) -> None:
+    gateway: Gateway = await gateway_factory([slurm_center(slurm_output_dir)])
     job = await submit(gateway.client, python_job("import sys; sys.exit(3)", name="fails"))
     final = await wait_for_state(gateway.client, job["id"], {"FAILED", "SUCCEEDED"}, timeout=60)
     assert final["state"] == "FAILED" and final["exitCode"] == 3
 
 
-async def test_cancel_a_slurm_job(gateway_factory: Any, output_dir: str) -> None:
-    gateway: Gateway = await gateway_factory([slurm_center(output_dir)])
+async def test_cancel_a_slurm_job(gateway_factory: Any, slurm_output_dir: str) -> None:
+    gateway: Gateway = await gateway_factory([slurm_center(slurm_output_dir)])
     gql = gateway.client
     job = await submit(gql, python_job("import time; time.sleep(300)", name="cancel-me"))
     await wait_for_state(gql, job["id"], {"RUNNING"}, timeout=60)
@@ -90,16 +56,16 @@ async def test_cancel_a_slurm_job(gateway_factory: Any, output_dir: str) -> None
     assert final["state"] == "CANCELLED"
 
 
-async def test_a_time_limited_slurm_job_ends_with_a_clear_reason(gateway_factory: Any, output_dir: str) -> None:
-    gateway: Gateway = await gateway_factory([slurm_center(output_dir)])
+async def test_a_time_limited_slurm_job_ends_with_a_clear_reason(gateway_factory: Any, slurm_output_dir: str) -> None:
+    gateway: Gateway = await gateway_factory([slurm_center(slurm_output_dir)])
     job = await submit(gateway.client, python_job("import time; time.sleep(600)", name="too-long", minutes=1))
     final = await wait_for_state(gateway.client, job["id"], {"FAILED", "CANCELLED", "SUCCEEDED"}, timeout=180)
     assert final["state"] == "FAILED"
     assert "TIME_LIMIT" in final["failureReason"]
 
 
-async def test_gpus_of_the_slurm_center_are_compute_units(gateway_factory: Any, output_dir: str) -> None:
-    gateway: Gateway = await gateway_factory([local_center(), slurm_center(output_dir)])
+async def test_gpus_of_the_slurm_center_are_compute_units(gateway_factory: Any, slurm_output_dir: str) -> None:
+    gateway: Gateway = await gateway_factory([local_center(), slurm_center(slurm_output_dir)])
     data = await gateway.client.execute(
         """{ centers { edges { node { name kind computeUnits { accelerator { model standardUnits } devicesTotal standardUnitsTotal pricePerUnitHour { amount } } } } } }"""
     )
@@ -129,10 +95,10 @@ def _start_slurmrestd(port: int) -> subprocess.Popen[bytes]:
     )
 
 
-async def test_a_stopped_slurmrestd_costs_only_its_center_and_it_recovers(gateway_factory: Any, output_dir: str) -> None:
+async def test_a_stopped_slurmrestd_costs_only_its_center_and_it_recovers(gateway_factory: Any, slurm_output_dir: str) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    config = slurm_center(output_dir, url=url, name="flaky-hpc", deadline_seconds=2.0, probe_interval_seconds=0.3, failure_threshold=2)
+    config = slurm_center(slurm_output_dir, url=url, name="flaky-hpc", deadline_seconds=2.0, probe_interval_seconds=0.3, failure_threshold=2)
     gateway: Gateway = await gateway_factory([local_center(), config])  # nothing listens yet: refused connections
     gql = gateway.client
     slurm_id = await center_id(gateway, "flaky-hpc")
