@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -18,6 +20,9 @@ from graph.relay import Connection, Node, connection_from_list, connection_from_
 from resolvers.errors import BadRequest
 from resolvers.ids import decode_cursor, from_global_id, page_size
 from store import datasets as dataset_store
+from store.paging import Page
+
+NodeT = TypeVar("NodeT")
 
 MAX_NODES = 100
 
@@ -60,6 +65,26 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
         account = await loaders.account.load(number)
         return Account.from_row(account) if account else None
     return None
+
+
+async def owned_page(
+    info: Info[Context, None],
+    first: int | None,
+    after: str | None,
+    fetch: Callable[..., Awaitable[Page[Any]]],
+    count_all: Callable[[Any, int | None], Awaitable[int]],
+    convert: Callable[[Any], NodeT],
+) -> Connection[NodeT]:
+    """A keyset page of the caller's own rows (all rows for admins)."""
+    size, cursor, scope, db = page_size(first), decode_cursor(after), info.context.viewer.scope, info.context.runtime.db
+    async with db.read() as session:
+        page = await fetch(session, scope, first=size, after=cursor)
+
+    async def count() -> int:
+        async with db.read() as session:
+            return await count_all(session, scope)
+
+    return connection_from_page(page, convert, lambda row: row.id, count)
 
 
 @strawberry.type
@@ -114,24 +139,8 @@ class Query:
 
     @strawberry.field(description="The caller's datasets, newest first.")
     async def datasets(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Dataset]:
-        size, cursor, scope, db = page_size(first), decode_cursor(after), info.context.viewer.scope, info.context.runtime.db
-        async with db.read() as session:
-            page = await dataset_store.datasets_page(session, scope, first=size, after=cursor)
-
-        async def count() -> int:
-            async with db.read() as session:
-                return await dataset_store.count_datasets(session, scope)
-
-        return connection_from_page(page, Dataset.from_row, lambda row: row.id, count)
+        return await owned_page(info, first, after, dataset_store.datasets_page, dataset_store.count_datasets, Dataset.from_row)
 
     @strawberry.field(description="The caller's models, newest first.")
     async def models(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Model]:
-        size, cursor, scope, db = page_size(first), decode_cursor(after), info.context.viewer.scope, info.context.runtime.db
-        async with db.read() as session:
-            page = await dataset_store.models_page(session, scope, first=size, after=cursor)
-
-        async def count() -> int:
-            async with db.read() as session:
-                return await dataset_store.count_models(session, scope)
-
-        return connection_from_page(page, Model.from_row, lambda row: row.id, count)
+        return await owned_page(info, first, after, dataset_store.models_page, dataset_store.count_models, Model.from_row)
