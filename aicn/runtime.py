@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -106,7 +107,8 @@ class Runtime:
         if reconcile:
             self.dispatcher.start()
             for center in centers:
-                reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center)
+                grace = timedelta(seconds=self.settings.vanished_grace_seconds)
+                reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center, vanished_grace=grace)
                 reconciler.start()
                 self.reconcilers.append(reconciler)
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     port: int = 8000
     currency: str = "CNY"
     quota_mode: Literal["queue", "refuse"] = "queue"
+    vanished_grace_seconds: float = Field(default=30.0, gt=0, description="how long a center may not know a job before it is LOST")
     account_name: str = "default"
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)

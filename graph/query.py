@@ -131,6 +131,10 @@ class Query:
     def accelerator_catalog(self, info: Info[Context, None]) -> list[AcceleratorType]:
         return [AcceleratorType.from_model(model) for model in info.context.runtime.registry.catalog]
 
+    @strawberry.field(description="The catalog's version: the shipped table's date, with +local when the config changes it.")
+    def accelerator_catalog_version(self, info: Info[Context, None]) -> str:
+        return info.context.runtime.registry.catalog.version
+
     @strawberry.field(description="The caller's jobs, newest first.")
     async def jobs(
         self, info: Info[Context, None], filter: JobFilter | None = None, first: int | None = None, after: str | None = None

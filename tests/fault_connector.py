@@ -26,7 +26,7 @@ from connectors.errors import CenterUnreachable, JobNotFound, SubmissionRejected
 
 @dataclass
 class Fault:
-    """What the next calls do: ``mode`` is ok, error, hang or refuse; ``latency`` delays every call."""
+    """What the next calls do: ``mode`` is ok, error, hang, refuse or disconnect; ``latency`` delays every call."""
 
     mode: str = "ok"
     latency: float = 0.0
@@ -65,6 +65,8 @@ class FaultyConnector(Connector):
             raise RuntimeError(f"injected failure in {operation}")
         if self.fault.mode == "refuse":
             raise CenterUnreachable("connection refused (injected)", center=self.name)
+        if self.fault.mode == "disconnect":
+            raise ConnectionResetError("connection reset by peer (injected)")
 
     async def describe(self) -> CenterDescription:
         await self._enter("describe")

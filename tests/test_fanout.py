@@ -34,7 +34,8 @@ def center_ids(gateway: Gateway) -> dict[str, str]:
 
 
 async def test_each_fault_costs_only_its_own_center(gateway_factory: Any) -> None:
-    gateway, _ = await start(gateway_factory, {"broken": "error", "hanging": "hang", "refusing": "refuse"}, failure_threshold=10)
+    faults = {"broken": "error", "hanging": "hang", "refusing": "refuse", "dropping": "disconnect"}
+    gateway, _ = await start(gateway_factory, faults, failure_threshold=10)
     ids = center_ids(gateway)
     response = await gateway.client.post(UNITS_QUERY)
     assert response.status_code == 200
@@ -43,9 +44,9 @@ async def test_each_fault_costs_only_its_own_center(gateway_factory: Any) -> Non
     assert units == [{"center": {"name": "local"}, "devicesTotal": 2, "accelerator": {"model": "cpu-core"}}]
     by_center = {node["name"]: node for node in (edge["node"] for edge in body["data"]["centers"]["edges"])}
     assert by_center["local"]["computeUnits"] == [{"devicesTotal": 2}]
-    assert all(by_center[name]["computeUnits"] is None for name in ("broken", "hanging", "refusing"))
+    assert all(by_center[name]["computeUnits"] is None for name in faults)
     errors = {(error["extensions"]["center"], tuple(error["path"])): error["extensions"]["code"] for error in body["errors"]}
-    expected_codes = {"broken": "CENTER_UNAVAILABLE", "hanging": "CENTER_TIMEOUT", "refusing": "CENTER_UNAVAILABLE"}
+    expected_codes = {"broken": "CENTER_UNAVAILABLE", "hanging": "CENTER_TIMEOUT", "refusing": "CENTER_UNAVAILABLE", "dropping": "CENTER_UNAVAILABLE"}
     for name, code in expected_codes.items():
         assert errors[(ids[name], ("computeUnits",))] == code
         index = list(by_center).index(name)
@@ -101,3 +102,19 @@ async def test_centers_are_asked_concurrently(gateway_factory: Any) -> None:
     data = await gateway.client.execute("{ computeUnits(first: 100) { totalCount } }")
     assert data["computeUnits"]["totalCount"] == 9
     assert shared.max_in_flight["capacity"] == len(names)  # all eight in flight at once, not one after another
+
+
+async def test_a_job_the_center_forgot_ends_lost_not_running_forever(gateway_factory: Any) -> None:
+    forgetful = FaultyConnector("forgetful", {"cpu-core": 2})
+    gateway = await gateway_factory([faulty_center("forgetful", 2.0)], {"forgetful": forgetful}, vanished_grace_seconds=0.5)
+    job = (await gateway.client.execute(
+        'mutation { submitJob(input: {name: "x", command: ["true"], request: {devices: 1, maxDurationMinutes: 1}}) { job { id state } } }'
+    ))["submitJob"]["job"]
+    assert job["state"] == "QUEUED"  # the center queued it
+    forgetful.submitted.clear()  # ... and then forgot it
+    for _ in range(100):
+        node = (await gateway.client.execute('query($id: ID!) { node(id: $id) { ... on Job { state failureReason } } }', {"id": job["id"]}))["node"]
+        if node["state"] != "QUEUED":
+            break
+        await asyncio.sleep(0.1)
+    assert node["state"] == "FAILED" and node["failureReason"].startswith("LOST")
