@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     currency: str = "CNY"
+    default_account_balance: Decimal = Decimal("1000.00")  # an account's prepaid balance when first billed
+    billing_timezone: str = "UTC"  # bills are calendar months in this zone
     account_name: str = "default"
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
@@ -93,6 +95,14 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError("center names must be unique")
         return centers
+
+    @field_validator("billing_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(zone)  # raises for a zone the system does not know
+        return zone
 
     @property
     def resolved_database_url(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.base import JobSpec
 from connectors.errors import ConnectorError, JobNotFound
+from resolvers.billing import BillingService
 from resolvers.centers import Center, CenterRegistry
 from resolvers.errors import CenterFault, UserErrorData
 from resolvers.ids import int_key
@@ -60,10 +61,11 @@ class SubmitOutcome:
 
 
 class JobService:
-    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger) -> None:
+    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger, *, billing: BillingService | None = None) -> None:
         self.db = db
         self.registry = registry
         self.ledger = ledger
+        self.billing = billing
 
     # ------------------------------------------------------------------ submit
 
@@ -89,11 +91,16 @@ class JobService:
             "memoryGb": request.request.memory_gb,
             "maxDurationMinutes": request.request.max_duration_minutes,
         }
+        quote = self.billing.quote(center, resolved[0], resolved[1], request.request.max_duration_minutes) if self.billing else None
         async with self.db.transaction() as session:
             if request.idempotency_key:  # a concurrent twin may have won the race
                 existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
                 if existing is not None:
                     return SubmitOutcome(job=existing)
+            if self.billing is not None and quote is not None:  # the hold is the job row itself, written below
+                refusal = await self.billing.reserve(session, viewer.account_id, quote.hold)
+                if refusal is not None:
+                    return SubmitOutcome(errors=[refusal])
             job = JobRow(
                 owner_id=viewer.account_id,
                 reference=f"aicn-{secrets.token_hex(6)}",
@@ -110,6 +117,7 @@ class JobService:
                 idempotency_key=request.idempotency_key,
                 progress_count=0,
                 last_seq=0,
+                **(quote.job_columns() if quote is not None else {}),
             )
             session.add(job)
             await session.flush()
