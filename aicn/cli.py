@@ -1,4 +1,4 @@
-"""The ``aicn`` command: serve, migrate, export-schema, check-schema."""
+"""The ``aicn`` command: serve, migrate, export-schema, bills."""
 
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export-schema", help="write the schema SDL")
     export.add_argument("--output", "-o", default=str(SCHEMA_FILE), help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)
+    from aicn.bills_cli import add_bills_commands
+
+    add_bills_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

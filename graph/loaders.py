@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from graph.billing_loaders import BillingLoaders
 from resolvers.centers import CenterHealth, ComputeUnitInfo
 from resolvers.errors import CenterFault
 from resolvers.viewer import Viewer
@@ -55,6 +56,7 @@ class Loaders:
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(dataset_store.replicas_by_datasets, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = DataLoader(load_fn=self._load_capacity)
         self.health: DataLoader[int, CenterHealth] = DataLoader(load_fn=self._load_health)
+        self.billing = BillingLoaders(runtime, viewer)
 
     async def _load_capacity(self, center_ids: Sequence[int]) -> list[list[ComputeUnitInfo] | BaseException]:
         """Every asked center at once, each under its own deadline."""
