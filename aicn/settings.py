@@ -96,6 +96,13 @@ class Settings(BaseSettings):
             raise ValueError("center names must be unique")
         return centers
 
+    @field_validator("default_account_balance")
+    @classmethod
+    def _exact_balance(cls, amount: Decimal) -> Decimal:
+        if amount < 0 or amount != amount.quantize(Decimal("0.000001")):
+            raise ValueError("default_account_balance must be at least 0, with at most 6 decimal places")
+        return amount
+
     @field_validator("billing_timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:

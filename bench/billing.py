@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
@@ -136,7 +137,7 @@ async def run(url: str, rows: int) -> None:
 
         print(f"\nlines(first: {PAGE}, after: ...) by keyset, median of {REPEAT}, and the buffers the page's query touches:")
         for label, after in (("first page", None), ("after 10%", rows // 10), ("after 50%", rows // 2), ("after 99.9%", rows - rows // 1000 - PAGE)):
-            page_ms, count = await timed(lambda after=after: page_after(after))
+            page_ms, count = await timed(functools.partial(page_after, after))
             buffers, scan = await page_plan(db, after or 0)
             print(f"  {label:<12} (after id {after if after is not None else '-':>9}) {page_ms:7.2f} ms  {count} lines  {buffers:>3} buffers  {scan}")
     finally:

@@ -233,8 +233,7 @@ async def budget_of(info: Info[Context, None], account_key: int) -> Budget | Non
     if balance.monthly_budget is None:
         return None
     period = info.context.runtime.billing.book.policy.calendar.period_of(utcnow()).label
-    async with info.context.runtime.db.read() as session:
-        bill = await billing_store.find_bill(session, account_key, period)
+    bill = await info.context.loaders.billing.month_bill.load(account_key)
     alerts: list[BudgetAlertRow] = await info.context.loaders.billing.month_alerts.load(account_key)
     spent = bill.total if bill is not None else Decimal("0.000000")
     return Budget(

@@ -35,12 +35,18 @@ class BillingLoaders:
 
             return DataLoader(load_fn=load)
 
+        def this_month() -> str:
+            return billing.book.policy.calendar.period_of(utcnow()).label
+
         def month_alerts(session: Any, account_ids: Sequence[int]) -> Awaitable[dict[int, list[BudgetAlertRow]]]:
-            period = billing.book.policy.calendar.period_of(utcnow()).label
-            return budget_store.alerts_by_accounts(session, account_ids, period)
+            return budget_store.alerts_by_accounts(session, account_ids, this_month())
+
+        def month_bills(session: Any, account_ids: Sequence[int]) -> Awaitable[dict[int, BillRow]]:
+            return billing_store.bills_for_period(session, account_ids, this_month())
 
         self.usage: DataLoader[int, UsageRecordRow | None] = batch(lambda s, ids: billing_store.usage_by_ids(s, ids, scope))
         self.usage_by_job: DataLoader[int, UsageRecordRow | None] = batch(lambda s, ids: billing_store.usage_by_jobs(s, ids, scope))
         self.bill: DataLoader[int, BillRow | None] = batch(lambda s, ids: billing_store.bills_by_ids(s, ids, scope))
         self.balance: DataLoader[int, Balance] = batch(billing.balances)
         self.month_alerts: DataLoader[int, list[BudgetAlertRow]] = batch(month_alerts, [])
+        self.month_bill: DataLoader[int, BillRow | None] = batch(month_bills)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
@@ -37,26 +38,30 @@ async def lock_account(session: AsyncSession, account_id: int, *, currency: str,
     """The account's billing row, created with ``opening_balance`` on first use, locked
     for the rest of the transaction (the UPDATE takes PostgreSQL's row lock and SQLite's
     write lock alike, so the reads that follow are consistent)."""
-    insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
-    await session.execute(
-        insert(BillingAccountRow)
-        .values(
-            account_id=account_id,
-            currency=currency,
-            opening_balance=opening_balance,
-            balance=opening_balance,
-            lock_version=0,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["account_id"])
-    )
-    await session.execute(
+    bump = (
         update(BillingAccountRow)
         .where(BillingAccountRow.account_id == account_id)
         .values(lock_version=BillingAccountRow.lock_version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
+    bumped = cast("CursorResult[Any]", await session.execute(bump))
+    if bumped.rowcount == 0:  # first use; a concurrent first use may insert it too
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(BillingAccountRow)
+            .values(
+                account_id=account_id,
+                currency=currency,
+                opening_balance=opening_balance,
+                balance=opening_balance,
+                lock_version=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["account_id"])
+        )
+        await session.execute(bump)
     row = await session.scalar(
         select(BillingAccountRow).where(BillingAccountRow.account_id == account_id).execution_options(populate_existing=True)
     )
@@ -90,6 +95,11 @@ def charge(account: BillingAccountRow, amount: Decimal) -> None:
 
 async def find_bill(session: AsyncSession, account_id: int, period: str) -> BillRow | None:
     return await session.scalar(select(BillRow).where(BillRow.account_id == account_id, BillRow.period == period))
+
+
+async def bills_for_period(session: AsyncSession, account_ids: Sequence[int], period: str) -> dict[int, BillRow]:
+    rows = await session.scalars(select(BillRow).where(BillRow.account_id.in_(account_ids), BillRow.period == period))
+    return {row.account_id: row for row in rows}
 
 
 def new_bill(session: AsyncSession, account_id: int, period: str, start: Any, end: Any, currency: str) -> BillRow:
