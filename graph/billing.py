@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
-from graph.centers import ComputeCenter, Money
+from graph.centers import ComputeCenter, ComputeUnit, Money
 from graph.context import Context
 from graph.relay import Connection, Node, connection_from_page
 from resolvers.budgets import AlertRecord
@@ -95,6 +95,15 @@ class UsageRecord(Node):
     def center(self, info: Info[Context, None]) -> ComputeCenter | None:
         center = info.context.runtime.registry.get(self.row.center_id)
         return ComputeCenter.from_center(center) if center else None
+
+    @strawberry.field(description="What the center offers of the accelerator the job ran on, asked now.")
+    async def compute_unit(self, info: Info[Context, None]) -> ComputeUnit | None:
+        if info.context.runtime.registry.get(self.row.center_id) is None:
+            return None
+        for unit in await info.context.loaders.capacity.load(self.row.center_id):
+            if unit.accelerator.model == self.row.accelerator:
+                return ComputeUnit.from_info(unit, info.context.runtime.registry.currency)
+        return None
 
     @strawberry.field(description="The bill the usage is charged on.")
     async def bill(self, info: Info[Context, None]) -> "Bill | None":

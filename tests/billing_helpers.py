@@ -16,7 +16,7 @@ CORE_SECOND = Decimal("0.032")
 USAGE_FIELDS = """
   id seconds accelerator devices standardUnitsPerDevice standardUnitHours startedAt endedAt
   unitPrice { amount currency } amount { amount currency }
-  job { id } center { name } bill { id status period }
+  job { id } center { name } computeUnit { accelerator { model } } bill { id status period }
 """
 
 JOB_USAGE = (

@@ -67,6 +67,7 @@ async def test_a_job_that_ran_is_metered_once_on_its_bill(gateway_factory: Any) 
     seconds = math.ceil(ran.total_seconds())
     assert usage["seconds"] == seconds >= 2
     assert usage["accelerator"] == "cpu-core" and usage["devices"] == 1 and usage["center"] == {"name": "local"}
+    assert usage["computeUnit"] == {"accelerator": {"model": "cpu-core"}}
     assert Decimal(usage["standardUnitsPerDevice"]) == Decimal("0.0032")
     expected_hours = (Decimal("0.0032") * seconds / 3600).quantize(Decimal("1e-9"), ROUND_HALF_UP)
     assert Decimal(usage["standardUnitHours"]) == expected_hours
