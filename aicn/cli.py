@@ -1,4 +1,4 @@
-"""The ``aicn`` command: serve, migrate, export-schema, check-schema."""
+"""The ``aicn`` command: serve, migrate, export-schema, bills."""
 
 from __future__ import annotations
 
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     quota.add_argument("account")
     quota.add_argument("units", help="a number of standard units, or none")
     quota.set_defaults(run=_set_quota)
+    from aicn.bills_cli import add_bills_commands
+
+    add_bills_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

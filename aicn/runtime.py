@@ -11,6 +11,9 @@ from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local import LocalConnector
+from resolvers.billing import BillingService
+from resolvers.bills import BillBook, BillingPolicy
+from resolvers.budgets import BudgetAlertStream
 from resolvers.centers import Center, CenterRegistry, DeviceOffer
 from resolvers.data import DataService
 from resolvers.dispatch import Dispatcher
@@ -18,6 +21,8 @@ from resolvers.health import CircuitBreaker
 from resolvers.jobs import JobService
 from resolvers.ledger import JobLedger
 from resolvers.monitor import HealthMonitor
+from resolvers.metering import Meter
+from resolvers.periods import Calendar
 from resolvers.reconciler import Reconciler
 from resolvers.streams import JobStreams
 from resolvers.viewer import Viewer
@@ -63,9 +68,13 @@ class Runtime:
         self.bus: InMemoryBus = RedisBus(settings.bus_url) if settings.bus_url else InMemoryBus()
         self.catalog = Catalog.with_overrides(settings.catalog)
         self.registry = CenterRegistry([], self.catalog, settings.currency)
-        self.ledger = JobLedger(self.db, self.bus)
-        self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog)
-        self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode)
+        policy = BillingPolicy(settings.currency, settings.default_account_balance, Calendar(settings.billing_timezone))
+        book = BillBook(policy)
+        self.billing = BillingService(self.db, self.bus, book, self.catalog)
+        self.budget_alerts = BudgetAlertStream(self.db, self.bus)
+        self.ledger = JobLedger(self.db, self.bus, meter=Meter(book))
+        self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
+        self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
         self.data = DataService(self.db, self.registry)
         self.streams = JobStreams(self.db, self.bus)
         self.reconcilers: list[Reconciler] = []

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     currency: str = "CNY"
     quota_mode: Literal["queue", "refuse"] = "queue"
     vanished_grace_seconds: float = Field(default=30.0, gt=0, description="how long a center may not know a job before it is LOST")
+    default_account_balance: Decimal = Decimal("1000.00")  # an account's prepaid balance when first billed
+    billing_timezone: str = "UTC"  # bills are calendar months in this zone
     account_name: str = "default"
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
@@ -118,6 +120,21 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError("center names must be unique")
         return centers
+
+    @field_validator("default_account_balance")
+    @classmethod
+    def _exact_balance(cls, amount: Decimal) -> Decimal:
+        if amount < 0 or amount != amount.quantize(Decimal("0.000001")):
+            raise ValueError("default_account_balance must be at least 0, with at most 6 decimal places")
+        return amount
+
+    @field_validator("billing_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(zone)  # raises for a zone the system does not know
+        return zone
 
     @property
     def resolved_database_url(self) -> str:

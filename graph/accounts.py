@@ -14,6 +14,8 @@ from resolvers.ids import to_global_id
 from store.tables import AccountRow
 
 if TYPE_CHECKING:
+    from graph.billing import Bill, Budget
+    from graph.centers import Money
     from graph.jobs import Job, JobFilter
 
 
@@ -39,3 +41,35 @@ class Account(Node):
         from graph.jobs import list_jobs
 
         return await list_jobs(info, first=first, after=after, filter=filter, owner_key=self.key)
+
+    @strawberry.field(description="Prepaid money left; each job's charge is taken from it when the job ends.")
+    async def balance(self, info: Info[Context, None]) -> Annotated["Money", strawberry.lazy("graph.centers")]:
+        from graph.billing import balance_of
+
+        return await balance_of(info, self.key, "balance")
+
+    @strawberry.field(description="What unfinished jobs hold: each the most it can cost (price x requested duration).")
+    async def holds(self, info: Info[Context, None]) -> Annotated["Money", strawberry.lazy("graph.centers")]:
+        from graph.billing import balance_of
+
+        return await balance_of(info, self.key, "holds")
+
+    @strawberry.field(description="Balance minus holds: what a new submission may hold.")
+    async def available(self, info: Info[Context, None]) -> Annotated["Money", strawberry.lazy("graph.centers")]:
+        from graph.billing import balance_of
+
+        return await balance_of(info, self.key, "available")
+
+    @strawberry.field(description="The account's monthly budget, if it set one.")
+    async def budget(self, info: Info[Context, None]) -> Annotated["Budget", strawberry.lazy("graph.billing")] | None:
+        from graph.billing import budget_of
+
+        return await budget_of(info, self.key)
+
+    @strawberry.field(description="The account's bills, newest first.")
+    async def bills(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated["Bill", strawberry.lazy("graph.billing")]]:
+        from graph.billing import list_bills
+
+        return await list_bills(info, first=first, after=after, owner_key=self.key)

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from graph.context import Context
+from graph.exports import export_routes
 from graph.loaders import Loaders
 from graph.schema import schema
 
@@ -115,6 +116,7 @@ def create_app(runtime: "Runtime") -> Starlette:
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
+            *export_routes(runtime, lambda _request: runtime.default_viewer),
         ],
         lifespan=lifespan,
     )

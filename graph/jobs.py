@@ -22,6 +22,7 @@ from store.tables import JobRow
 
 if TYPE_CHECKING:
     from graph.accounts import Account
+    from graph.billing import UsageRecord
     from graph.data import Dataset, Model
 
 MAX_TAIL_LINES = 10_000
@@ -255,6 +256,13 @@ class Job(Node):
 
         connection = connection_from_page(page, lambda row: JobEvent.from_record(EventRecord.from_row(row, owner)), lambda row: row.seq, count)
         return connection
+
+    @strawberry.field(description="What the job used and cost; null until a job that ran has ended.")
+    async def usage(self, info: Info[Context, None]) -> Annotated["UsageRecord", strawberry.lazy("graph.billing")] | None:
+        from graph.billing import UsageRecord
+
+        row = await info.context.loaders.billing.usage_by_job.load(self.row.id)
+        return UsageRecord.from_row(row) if row else None
 
     @strawberry.field(description="The last lines of the job's output (at most 10000).")
     async def logs(self, info: Info[Context, None], tail_lines: int = 100) -> str | None:

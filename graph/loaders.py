@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from graph.billing_loaders import BillingLoaders
 from resolvers.centers import ComputeUnitInfo
 from resolvers.errors import CenterFault
 from resolvers.viewer import Viewer
@@ -54,6 +55,7 @@ class Loaders:
         self.trained_model: DataLoader[int, ModelRow | None] = keyed(dataset_store.models_by_training_jobs)
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(dataset_store.replicas_by_datasets, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = DataLoader(load_fn=self._load_capacity)
+        self.billing = BillingLoaders(runtime, viewer)
 
     async def _load_capacity(self, center_ids: Sequence[int]) -> list[list[ComputeUnitInfo] | BaseException]:
         """Every asked center at once, each under its own deadline."""

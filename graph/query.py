@@ -58,6 +58,10 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
     if type_name == "Model":
         model = await loaders.model.load(number)
         return Model.from_row(model) if model else None
+    if type_name in ("Bill", "UsageRecord"):
+        from graph.billing import resolve_billing_node
+
+        return await resolve_billing_node(info, type_name, number)
     if type_name == "Account":
         viewer = info.context.viewer
         if viewer.scope is not None and number != viewer.scope:

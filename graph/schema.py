@@ -15,8 +15,11 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.tools import merge_types
 
 from graph.accounts import Account
+from graph.billing import Bill, UsageRecord
+from graph.billing_roots import BillingMutation, BillingQuery, BillingSubscription
 from graph.centers import ComputeCenter, ComputeUnit
 from graph.data import Dataset, Model
 from graph.errors import ShapeErrors
@@ -62,10 +65,10 @@ class QueryShapeLimits(AddValidationRules):
 
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit],
+        query=merge_types("Query", (Query, BillingQuery)),
+        mutation=merge_types("Mutation", (Mutation, BillingMutation)),
+        subscription=merge_types("Subscription", (Subscription, BillingSubscription)),
+        types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
             ShapeErrors,

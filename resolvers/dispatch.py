@@ -22,9 +22,11 @@ from connectors.catalog import Catalog
 from connectors.errors import ConnectorError
 from resolvers.centers import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.errors import CenterFault
+from resolvers.billing import BillingService
 from resolvers.ledger import TERMINAL, Change, JobLedger
 from resolvers.offers import BusyDevices, OfferData, ResourceNeed, make_offer
 from resolvers.placement import Candidate, placement_document, rank
+from resolvers.pricing import chosen_terms, quote_terms
 from store import accounts as account_store
 from store import jobs as job_store
 from store.db import Database
@@ -68,12 +70,14 @@ class Snapshot:
 
 
 class Dispatcher:
-    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger, catalog: Catalog, *, quota_mode: str = "queue") -> None:
+    def __init__(
+        self, db: Database, registry: CenterRegistry, ledger: JobLedger, catalog: Catalog, *, billing: BillingService | None = None
+    ) -> None:
         self.db = db
         self.registry = registry
         self.ledger = ledger
         self.catalog = catalog
-        self.quota_mode = quota_mode
+        self.billing = billing
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -140,7 +144,13 @@ class Dispatcher:
             request.setdefault("askedAccelerator", request.get("accelerator"))
             request.setdefault("askedDevices", request.get("devices"))
             request.update(accelerator=offer.unit.accelerator.model if offer.unit else None, devices=offer.devices)
-            change.columns.update(center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id))
+            terms = dict((job.placement or {}).get("terms") or {})
+            if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
+                # the center could not quote at submission (it was down): it quotes now
+                quote = self.billing.quote(offer.center, offer.unit.accelerator.model, offer.devices, float(job.request["maxDurationMinutes"]))
+                terms.update(quote_terms({offer.center.id: quote}))
+            change.columns.update(center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms))
+            change.columns.update(chosen_terms(terms.get(str(offer.center.id))))
             change.events.append({"kind": "PLACEMENT", "message": f"placed on {offer.center.name}: {chosen.reason}"})
             return change
 
@@ -191,7 +201,7 @@ class Dispatcher:
             if job.state in TERMINAL or job.state == "CANCELLING" or job.external_id is not None:
                 return change
             previous = (job.placement or {}).get("waiting")
-            change.columns["placement"] = placement_document(policy, candidates, None, waiting)
+            change.columns["placement"] = placement_document(policy, candidates, None, waiting, terms=(job.placement or {}).get("terms"))
             if job.state != "QUEUED":
                 change.state("QUEUED", waiting)
             elif previous != waiting:

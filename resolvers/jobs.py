@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.errors import ConnectorError, JobNotFound
+from resolvers.billing import BillingService
+from resolvers.pricing import Quote, max_hold, provisional_terms, quote_terms
 from resolvers.centers import Center, CenterRegistry
 from resolvers.errors import CenterFault, UserErrorData
 from resolvers.ids import int_key
@@ -61,12 +63,22 @@ class SubmitOutcome:
 
 
 class JobService:
-    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger, dispatcher: Dispatcher, *, quota_mode: str = "queue") -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: CenterRegistry,
+        ledger: JobLedger,
+        dispatcher: Dispatcher,
+        *,
+        quota_mode: str = "queue",
+        billing: BillingService | None = None,
+    ) -> None:
         self.db = db
         self.registry = registry
         self.ledger = ledger
         self.dispatcher = dispatcher
         self.quota_mode = quota_mode
+        self.billing = billing
 
     # ------------------------------------------------------------------ submit
 
@@ -96,11 +108,16 @@ class JobService:
             "maxDurationMinutes": resources.max_duration_minutes,
         }
         policy = None if request.center_id else request.policy
+        quotes = self._quotes(candidates, resources.max_duration_minutes)
         async with self.db.transaction() as session:
             if request.idempotency_key:  # a concurrent twin may have won the race
                 existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
                 if existing is not None:
                     return SubmitOutcome(job=existing)
+            if self.billing is not None and quotes:  # the hold is the job row itself, written below
+                refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes))
+                if refusal is not None:
+                    return SubmitOutcome(errors=[refusal])
             job = JobRow(
                 owner_id=viewer.account_id,
                 reference=f"aicn-{secrets.token_hex(6)}",
@@ -113,10 +130,11 @@ class JobService:
                 environment=request.environment,
                 output_model_name=request.output_model_name,
                 policy=policy,
-                placement=placement_document(policy, candidates, None),
+                placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
                 idempotency_key=request.idempotency_key,
                 progress_count=0,
                 last_seq=0,
+                **provisional_terms(quotes, candidates),
             )
             session.add(job)
             await session.flush()
@@ -127,6 +145,16 @@ class JobService:
         await self.ledger.announce(records)
         placed = await self.dispatcher.place(job.id, candidates, policy)
         return SubmitOutcome(job=placed or job)
+
+    def _quotes(self, candidates: Sequence[Candidate], max_minutes: float) -> dict[int, Quote]:
+        """The terms each center that could run the job offers it, fixed now (later price changes do not apply)."""
+        if self.billing is None:
+            return {}
+        return {
+            candidate.center_id: self.billing.quote(candidate.offer.center, candidate.offer.unit.accelerator.model, candidate.offer.devices, max_minutes)
+            for candidate in candidates
+            if candidate.offer.could_run and candidate.offer.unit is not None
+        }
 
     async def rank(self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()) -> list[Candidate]:
         """Every center's offer for ``need``, best first by ``policy``."""

@@ -4,14 +4,22 @@ then announced on the bus. Nothing else writes job state.
 ``plan_changes`` is the pure part: given what the database holds and what the center
 reports, which events to append, in order (missed intermediate states are filled in, so
 subscribers always see PENDING → STARTING → RUNNING → end).
+
+Whichever path ends a job, its end is metered here, in the same transaction: the
+``Meter`` writes the usage record and returns a USAGE event, which goes before the
+terminal STATE event (subscriptions end after that one).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import CenterJobState, JobStatus, ProgressReport
 from store import jobs as job_store
@@ -20,7 +28,11 @@ from store.db import Database
 from store.tables import JobEventRow, JobRow
 from store.types import utcnow
 
+log = logging.getLogger(__name__)
+
 TERMINAL = job_store.TERMINAL_STATES
+#: a writer that lost a race (a unique constraint fired) plans again against the winner's rows
+RACE_ATTEMPTS = 3
 _RANK = {"PENDING": 0, "QUEUED": 1, "STARTING": 2, "RUNNING": 3, "CANCELLING": 4}
 _FROM_CENTER = {
     CenterJobState.QUEUED: "QUEUED",
@@ -148,13 +160,45 @@ def plan_changes(job: JobRow, status: JobStatus) -> Change:
     return change
 
 
+@dataclass
+class Settlement:
+    """What metering a job's end wrote: the USAGE event's text (None when nothing was
+    metered) and news for the bus, published once the transaction has committed."""
+
+    usage_message: str | None = None
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+class Meter(Protocol):
+    async def settle(self, session: AsyncSession, job: JobRow) -> Settlement:
+        """Meter ``job``, whose terminal columns are set, inside the caller's transaction."""
+        ...
+
+
 class JobLedger:
-    def __init__(self, db: Database, bus: InMemoryBus) -> None:
+    def __init__(self, db: Database, bus: InMemoryBus, meter: Meter | None = None) -> None:
         self.db = db
         self.bus = bus
+        self.meter = meter
 
     async def apply(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
-        """Lock the job, let ``planner(job) -> Change`` decide, write it, then announce it."""
+        """Lock the job, let ``planner(job) -> Change`` decide, write it, then announce it.
+
+        Another writer (a second gateway, or SQLite, where the lock is only in-process) may
+        change the job between our read and our write; the unique constraints on event
+        sequence numbers and usage records then refuse ours, and we plan again.
+        """
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                return await self._apply_once(job_id, planner)
+            except IntegrityError:
+                if attempt == RACE_ATTEMPTS:
+                    raise
+                log.info("job %s was changed by another writer; planning again", job_id)
+        raise AssertionError("unreachable")
+
+    async def _apply_once(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
+        notices: list[tuple[str, dict[str, Any]]] = []
         async with self.db.transaction() as session:
             job = await job_store.lock_job(session, job_id)
             if job is None:
@@ -162,17 +206,28 @@ class JobLedger:
             change: Change = planner(job)
             if not change:
                 return job, []
-            rows = self._write(session, job, change)
+            rows = await self._write(session, job, change, notices)
             await session.flush()
             records = [EventRecord.from_row(row, job.owner_id) for row in rows]
         await self.announce(records)
+        for channel, message in notices:
+            await self.bus.publish(channel, message)
         return job, records
 
-    @staticmethod
-    def _write(session: Any, job: JobRow, change: Change) -> list[JobEventRow]:
+    async def _write(
+        self, session: AsyncSession, job: JobRow, change: Change, notices: list[tuple[str, dict[str, Any]]]
+    ) -> list[JobEventRow]:
         for column, value in change.columns.items():
             setattr(job, column, value)
-        return [job_store.append_event(session, job, **event) for event in change.events]
+        rows: list[JobEventRow] = []
+        for event in change.events:
+            if self.meter is not None and event["kind"] == "STATE" and event["state"] in TERMINAL:
+                settlement = await self.meter.settle(session, job)
+                if settlement.usage_message is not None:
+                    rows.append(job_store.append_event(session, job, "USAGE", message=settlement.usage_message))
+                notices.extend(settlement.notices)
+            rows.append(job_store.append_event(session, job, **event))
+        return rows
 
     async def announce(self, records: Sequence[EventRecord]) -> None:
         for record in records:

@@ -69,11 +69,19 @@ def _explain(offer: OfferData, policy: str, local_inputs: Mapping[int, int]) -> 
     return "; ".join(parts)
 
 
-def placement_document(policy: str | None, candidates: Sequence[Candidate], chosen: int | None, waiting: str | None = None) -> dict[str, Any]:
-    """What Job.placement shows: the policy, every candidate with score and reason, and why it waits."""
+def placement_document(
+    policy: str | None,
+    candidates: Sequence[Candidate],
+    chosen: int | None,
+    waiting: str | None = None,
+    terms: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What Job.placement shows: the policy, every candidate with score and reason, and why it
+    waits; ``terms`` keeps each center's price as quoted at submission, for whichever is chosen."""
     return {
         "policy": policy,
         "waiting": waiting,
+        "terms": dict(terms or {}),
         "candidates": [
             {
                 "centerId": candidate.center_id,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from store.types import BigId, Document, UtcDateTime, utcnow
+from store.types import BigId, Document, Fixed, UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -41,6 +42,7 @@ class JobRow(Base):
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
         Index("ix_jobs_owner_id_id", "owner_id", "id"),
         Index("ix_jobs_center_id_state", "center_id", "state"),
+        Index("ix_jobs_owner_id_state", "owner_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -67,6 +69,11 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # the price quoted at submission (later price changes do not apply) and the hold it placed
+    unit_price: Mapped[Decimal | None] = mapped_column(Fixed(20, 6))
+    currency: Mapped[str | None] = mapped_column(String(10))
+    units_per_device: Mapped[Decimal | None] = mapped_column(Fixed(20, 9))
+    hold_amount: Mapped[Decimal | None] = mapped_column(Fixed(20, 6))
 
 
 class JobEventRow(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -203,3 +204,38 @@ async def test_local_and_slurm_offers_and_placement_together(gateway_factory: An
     assert (await wait_for_state(gql, job["id"], {"SUCCEEDED", "FAILED"}, timeout=60))["state"] == "SUCCEEDED"
     await asyncio.sleep(0)
     assert (await job_state(gql, job["id"]))["exitCode"] == 0
+
+
+async def test_a_queued_job_keeps_the_price_quoted_at_submission(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("only", cores=1, price="0.50")])
+    gql = gateway.client
+    blocker = await submit(gql, python_job("import time; time.sleep(300)", name="blocker"))
+    queued = await submit(gql, python_job("import time; time.sleep(1.2)", name="queued", minutes=10))
+    assert queued["state"] == "QUEUED"
+    holds = (await gql.execute("{ viewer { holds { amount } } }"))["viewer"]["holds"]["amount"]
+    assert Decimal(holds) > 0
+    center = gateway.runtime.registry.all()[0]
+    center.offers = [replace(offer, price_per_unit_hour=Decimal("5.00")) for offer in center.offers]  # a price rise
+    await gql.execute(CANCEL, {"id": blocker["id"]})
+    await wait_for_state(gql, queued["id"], {"SUCCEEDED"}, timeout=30)
+    usage = (await gql.execute('query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } seconds } } } }', {"id": queued["id"]}))["node"]["usage"]
+    assert Decimal(usage["unitPrice"]["amount"]) == Decimal("0.50") and usage["seconds"] >= 1
+    later = await submit(gql, python_job("print(1)", name="later"))
+    await wait_for_state(gql, later["id"], {"SUCCEEDED"}, timeout=30)
+    later_usage = (await gql.execute('query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } } } } }', {"id": later["id"]}))["node"]["usage"]
+    assert Decimal(later_usage["unitPrice"]["amount"]) == Decimal("5.00")
+
+
+async def test_a_failed_over_job_holds_and_pays_the_terms_of_the_center_that_ran_it(gateway_factory: Any) -> None:
+    flaky = FaultyConnector("cheap", {"cpu-core": 4})
+    gateway: Gateway = await gateway_factory([local_center("dear", price="0.90"), local_center("cheap", price="0.10", failure_threshold=10)], {"cheap": flaky})
+    flaky.fault.refuse_submissions = True  # the cheap first choice fails: the job runs at the dear one
+    job = await submit(gateway.client, python_job("import time; time.sleep(1.2)", name="failover-priced", minutes=60))
+    assert job["center"]["name"] == "dear"
+    core = gateway.runtime.catalog.get("cpu-core")
+    assert core is not None
+    holds = (await gateway.client.execute("{ viewer { holds { amount } } }"))["viewer"]["holds"]["amount"]
+    assert Decimal(holds) == (Decimal("0.90") * Decimal(str(core.standard_units))).quantize(Decimal("0.000001"))  # one hour at dear's price
+    await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
+    usage = (await gateway.client.execute('query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } } } } }', {"id": job["id"]}))["node"]["usage"]
+    assert Decimal(usage["unitPrice"]["amount"]) == Decimal("0.90")

@@ -1,13 +1,13 @@
 """placement: account quotas in standard units
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,41 @@
+"""Downloads beside the graph: a bill as a FinOps FOCUS CSV at ``GET /bills/{billId}/focus.csv``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from resolvers.focus import focus_csv
+from resolvers.ids import int_key
+from resolvers.viewer import Viewer
+from store import billing as billing_store
+
+if TYPE_CHECKING:
+    from aicn.runtime import Runtime
+
+
+def export_routes(runtime: "Runtime", viewer_of: Callable[[Request], Viewer | None]) -> list[Route]:
+    """``viewer_of`` says who asks, as the GraphQL endpoint would; a bill the viewer may
+    not see answers exactly like a missing one (404)."""
+
+    async def bill_focus_csv(request: Request) -> Response:
+        viewer = viewer_of(request)
+        key = int_key(request.path_params["bill_id"], "Bill")
+        bill = None
+        if viewer is not None and key is not None:
+            async with runtime.db.read() as session:
+                bill = (await billing_store.bills_by_ids(session, [key], viewer.scope)).get(key)
+        if bill is None:
+            return JSONResponse({"errors": [{"message": "no such bill", "extensions": {"code": "NOT_FOUND"}}]}, status_code=404)
+        filename = f"aicn-bill-{bill.period}-{bill.id}.csv"
+        return StreamingResponse(
+            focus_csv(runtime.db, bill),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{filename}"'},
+        )
+
+    return [Route("/bills/{bill_id}/focus.csv", bill_focus_csv, methods=["GET"])]

@@ -1,0 +1,98 @@
+"""The gateway as a separate process (`aicn serve`), configured by an AICN_CONFIG TOML file,
+so that tests can SIGKILL it at a chosen moment and start it again on the same data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.client import GraphQLClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(directory: Path, database_url: str, schema: str | None, price: str = "36000.00") -> Path:
+    lines = [
+        f'data_dir = "{directory / "data"}"',
+        f'database_url = "{database_url}"',
+        *([f'database_schema = "{schema}"'] if schema else []),
+        'host = "127.0.0.1"',
+        f"port = {free_port()}",
+        'log_level = "warning"',
+        "",
+        "[[centers]]",
+        'name = "local"',
+        'kind = "LOCAL"',
+        'display_name = "Local"',
+        'region = "test"',
+        "poll_interval_seconds = 0.05",
+        "[[centers.devices]]",
+        'accelerator = "cpu-core"',
+        "count = 2",
+        f'price_per_unit_hour = "{price}"',
+    ]
+    path = directory / "aicn.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class ServedGateway:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.port = int(next(line for line in config.read_text().splitlines() if line.startswith("port")).split("=")[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = GraphQLClient(self.url)
+        self.log = config.parent / "gateway.log"
+
+    async def start(self, timeout: float = 30) -> None:
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("AICN_")}
+        environment.update(AICN_CONFIG=str(self.config), PYTHONPATH=str(ROOT))
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aicn.cli", "serve"], cwd=self.config.parent, env=environment, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"the gateway exited: {self.log.read_text()[-2000:]}")
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError("the gateway did not become ready")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit, nothing flushed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(self.process.wait, 15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+        await self.client.close()
+        self.client = GraphQLClient(self.url)
