@@ -1,4 +1,4 @@
-"""The ``aicn`` command: serve, migrate, export-schema, check-schema."""
+"""The ``aicn`` command: serve, migrate, export-schema, and accounts/tokens administration."""
 
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ def _serve(args: argparse.Namespace) -> int:
     from aicn.settings import Settings
     from graph.app import create_app
 
+    from aicn import logs
+
     settings = Settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.install()  # before any handler formats `request_id`
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     app = create_app(Runtime(settings))
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
@@ -72,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export-schema", help="write the schema SDL")
     export.add_argument("--output", "-o", default=str(SCHEMA_FILE), help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)
+    from aicn.access_cli import register as register_access_commands
+
+    register_access_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

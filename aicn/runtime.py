@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+from aicn.access_cli import announce_admin_token
 from aicn.settings import CenterConfig, Settings
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local import LocalConnector
+from resolvers.audit import AuditLog
+from resolvers.auth import AccessService
 from resolvers.centers import Center, CenterRegistry, DeviceOffer
 from resolvers.data import DataService
 from resolvers.jobs import JobService
 from resolvers.ledger import JobLedger
 from resolvers.reconciler import Reconciler
 from resolvers.streams import JobStreams
+from resolvers.throttle import Throttle
 from resolvers.viewer import Viewer
 from store import accounts as account_store
 from store import centers as center_store
@@ -46,6 +50,9 @@ class Runtime:
         self.jobs = JobService(self.db, self.registry, self.ledger)
         self.data = DataService(self.db)
         self.streams = JobStreams(self.db, self.bus)
+        self.access = AccessService(self.db)
+        self.audit = AuditLog(self.db)
+        self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
         self.default_viewer: Viewer | None = None
 
@@ -59,6 +66,11 @@ class Runtime:
                 [(c.name, c.kind, c.display_name or c.name, c.region) for c in self.settings.centers],
             )
         self.default_viewer = Viewer(account_id=account.id, is_admin=False)
+        admin_token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
+        issued = await self.access.bootstrap(account.id, admin_token)
+        if issued is not None:
+            announce_admin_token(issued, self.settings.account_name)
+            log.warning("first start: an admin token was created and printed to stdout (prefix %s)", issued[:12])
         centers: list[Center] = []
         for config, row in zip(self.settings.centers, rows):
             connector = build_connector(config, self.settings)

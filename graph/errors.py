@@ -65,5 +65,11 @@ class ShapeErrors(MaskErrors):
         )
 
 
+#: the parser's own limits (the token limit the gate sets, graphql-core's nesting limit)
+_PARSER_LIMITS = ("tokens. Parsing aborted", "nested too deeply")
+
+
 def _request_error_code(error: GraphQLError) -> str:
-    return "GRAPHQL_PARSE_FAILED" if error.message.startswith("Syntax Error") else "GRAPHQL_VALIDATION_FAILED"
+    if error.message.startswith("Syntax Error"):
+        return "QUERY_TOO_COMPLEX" if any(limit in error.message for limit in _PARSER_LIMITS) else "GRAPHQL_PARSE_FAILED"
+    return "GRAPHQL_VALIDATION_FAILED"

@@ -4,36 +4,35 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.tools import merge_types
 
 from graph.accounts import Account
+from graph.audit import AuditQuery, audit_mutations
+from graph.auth import AccessMutation, AccessQuery
 from graph.centers import ComputeCenter, ComputeUnit
 from graph.data import Dataset, Model
 from graph.errors import ShapeErrors
+from graph.gate import Gate
 from graph.jobs import Job
-from graph.mutations import Mutation
-from graph.query import Query
+from graph.mutations import Mutation as DomainMutation
+from graph.query import Query as DomainQuery
 from graph.scalars import SCALAR_MAP
 from graph.subscription import Subscription
 
-MAX_DEPTH = 12
-MAX_ALIASES = 30
-MAX_TOKENS = 5_000
+Query = merge_types("Query", (DomainQuery, AccessQuery, AuditQuery))
+Mutation = merge_types("Mutation", (DomainMutation, AccessMutation))
 
 
 def build_schema() -> strawberry.Schema:
+    audit_mutations(Mutation)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            ShapeErrors,
-        ],
+        # Gate: authentication, limits, cost, rate and scopes, before anything runs (graph/gate.py)
+        extensions=[Gate, ShapeErrors],
     )
 
 

@@ -1,0 +1,57 @@
+"""Request limits: an operation's shape against the configured maximums, and the cost report.
+
+Every check here works on the measured syntax tree (graph/cost.py), so an abusive
+operation is refused before validation proper, before any resolver, loader or center.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql.error import GraphQLError
+
+from aicn.security_settings import LimitSettings
+from graph.cost import QueryShape
+from resolvers.throttle import ThrottleDecision
+
+TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+THROTTLED = "THROTTLED"
+
+
+def coded_error(message: str, code: str, **extensions: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+def check_shape(shape: QueryShape, limits: LimitSettings) -> list[GraphQLError]:
+    checks = (
+        ("depth", shape.depth, limits.max_depth, "the operation is nested {value} levels deep; the limit is {limit}"),
+        ("aliases", shape.aliases, limits.max_aliases, "the operation uses {value} aliases; the limit is {limit}"),
+        ("rootFields", len(shape.root_fields), limits.max_root_fields, "the operation asks for {value} root fields; the limit is {limit}"),
+        ("cost", shape.cost, limits.max_cost, "the operation would cost {value} points; one operation may cost at most {limit}"),
+    )
+    return [
+        coded_error(template.format(value=value, limit=limit), TOO_COMPLEX, limit=name, value=value, maximum=limit)
+        for name, value, limit, template in checks
+        if value > limit
+    ]
+
+
+def cost_report(cost: int, available: float, limits: LimitSettings) -> dict[str, Any]:
+    """``extensions.cost`` as Shopify shapes it."""
+    return {
+        "requestedQueryCost": cost,
+        "throttleStatus": {
+            "maximumAvailable": limits.bucket_size,
+            "currentlyAvailable": int(available),
+            "restoreRate": limits.restore_rate,
+        },
+    }
+
+
+def throttled_error(decision: ThrottleDecision) -> GraphQLError:
+    seconds = decision.retry_after_seconds
+    return coded_error(
+        f"the operation costs {decision.cost} points and {int(decision.available)} are available; retry in {seconds}s",
+        THROTTLED,
+        retryAfter=seconds,
+    )
