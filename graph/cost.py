@@ -1,15 +1,16 @@
 """What an operation asks for, measured on its syntax tree before anything runs.
 
 The cost follows Shopify's and GitHub's public APIs: an object costs 1, a scalar or
-enum nothing, a connection (or any field with `first`) multiplies what it selects by its
-`first` (the default page size when absent), `nodes(ids:)` by the number of ids, and a
-mutation costs 10. Fields that ask the centers cost a little more. The walk visits each
+enum nothing, a connection costs 1 plus `first` times what each of its nodes selects
+(`first` defaults to the page size, 20), a list with `first` or `ids:` that many times
+its items, a `totalCount` 1, and a mutation 10. Fields that ask the centers cost a little more. The walk visits each
 fragment once (memoized), so a fragment "bomb" costs linear time to measure while its
 cost adds up in full.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,7 +152,7 @@ class _Walker:
         if node.selection_set is not None and not (name == "edges" and page is not None):
             own = max(own, OBJECT_COST)
         inner = self.selection_set(node.selection_set, target, child_page)
-        return _Measure(cost=own + multiplier * inner.cost, depth=inner.depth + 1, aliases=inner.aliases + aliases)
+        return _Measure(cost=multiplier * (own + inner.cost), depth=inner.depth + 1, aliases=inner.aliases + aliases)
 
     def page_size(self, arguments: Mapping[str, ValueNode]) -> int:
         first = self.int_value(arguments.get("first"))
@@ -214,3 +215,50 @@ def measure(
     if operation.operation.value == "mutation":
         cost += MUTATION_COST * sum(1 for name in names if not name.startswith("__"))
     return QueryShape(cost=cost, depth=total.depth, aliases=total.aliases, root_fields=tuple(names))
+
+
+#: GraphQL's lexemes, close enough to count them at C speed (commas and comments are not tokens)
+_LEXEME = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n]|\\.)*"|#[^\n\r]*|\.\.\.'
+    r"|[_A-Za-z][_0-9A-Za-z]*|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[!$&():=@\[\]{|}]"
+)
+_OPERATION_KEYWORDS = frozenset({"query", "mutation", "subscription"})
+
+
+@dataclass(frozen=True)
+class Prescan:
+    """What the raw text shows before parsing: graphql-core parses about 4 µs per token."""
+
+    tokens: int
+    aliases: int  # colons outside arguments; exact for a document with one operation
+    operations: int
+
+
+def prescan(query: str, max_tokens: int) -> Prescan:
+    """Count tokens, aliases and operations, stopping once ``max_tokens`` is passed."""
+    tokens = aliases = operations = 0
+    parens = braces = 0
+    previous = ""
+    for match in _LEXEME.finditer(query):
+        lexeme = match.group()
+        if lexeme[0] == "#":
+            continue
+        tokens += 1
+        if tokens > max_tokens:
+            break
+        if lexeme == "(":
+            parens += 1
+        elif lexeme == ")":
+            parens -= 1
+        elif lexeme == "{":
+            if braces == 0 and parens == 0 and previous in ("", "}"):
+                operations += 1  # an anonymous `{ ... }` operation
+            braces += 1
+        elif lexeme == "}":
+            braces -= 1
+        elif lexeme == ":" and parens == 0 and braces > 0:
+            aliases += 1
+        elif braces == 0 and parens == 0 and lexeme in _OPERATION_KEYWORDS:
+            operations += 1
+        previous = lexeme
+    return Prescan(tokens=tokens, aliases=aliases, operations=operations)

@@ -14,15 +14,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from graphql import OperationType, get_operation_ast
+from graphql import OperationType, get_operation_ast, parse
 from graphql.error import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
 from strawberry.extensions import SchemaExtension
 
 from graph.context import Context
-from graph.cost import measure
-from graph.limits import check_shape, coded_error, cost_report, throttled_error
+from graph.cost import measure, prescan
+from graph.limits import check_shape, check_text, coded_error, cost_report, throttled_error
 from graph.permissions import missing_scopes, required_scopes
 from resolvers.audit import ERROR, AuditRecord
 
@@ -39,9 +39,14 @@ def unauthenticated(message: str) -> GraphQLError:
     return coded_error(f"{message}: {LOGIN_HINT}", UNAUTHENTICATED)
 
 
+#: stands in for a text refused before parsing, so that strawberry parses nothing
+_REFUSED = parse("{ __typename }")
+
+
 class Gate(SchemaExtension):
     def __init__(self, *, execution_context: Any = None) -> None:
         self._report: dict[str, Any] | None = None
+        self._refused: list[GraphQLError] = []
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context
@@ -49,10 +54,21 @@ class Gate(SchemaExtension):
             self.execution_context.parse_options["max_tokens"] = context.runtime.settings.limits.max_tokens
         yield
 
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context.context
+        query = self.execution_context.query
+        if isinstance(context, Context) and isinstance(query, str) and self.execution_context.graphql_document is None:
+            limits = context.runtime.settings.limits
+            scan = prescan(query[: limits.max_query_length + 1], limits.max_tokens)
+            self._refused = check_text(query, scan, limits)
+            if self._refused:
+                self.execution_context.graphql_document = _REFUSED
+        yield
+
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         if isinstance(context, Context):
-            errors = await self._admit(context)
+            errors = self._refused or await self._admit(context)
             if errors:
                 self.execution_context.pre_execution_errors = errors
             else:

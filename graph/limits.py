@@ -11,7 +11,7 @@ from typing import Any
 from graphql.error import GraphQLError
 
 from aicn.security_settings import LimitSettings
-from graph.cost import QueryShape
+from graph.cost import Prescan, QueryShape
 from resolvers.throttle import ThrottleDecision
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
@@ -20,6 +20,21 @@ THROTTLED = "THROTTLED"
 
 def coded_error(message: str, code: str, **extensions: Any) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+def check_text(query: str, scan: Prescan, limits: LimitSettings) -> list[GraphQLError]:
+    """Refusals that need no parse: too long, too many tokens, an alias flood."""
+    checks = [
+        ("length", len(query), limits.max_query_length, "the query is {value} characters long; the limit is {limit}"),
+        ("tokens", scan.tokens, limits.max_tokens, "the query has more than {limit} tokens"),
+    ]
+    if scan.operations == 1:  # with several operations in the document, only the chosen one counts
+        checks.append(("aliases", scan.aliases, limits.max_aliases, "the operation uses {value} aliases; the limit is {limit}"))
+    return [
+        coded_error(template.format(value=value, limit=limit), TOO_COMPLEX, limit=name, value=value, maximum=limit)
+        for name, value, limit, template in checks
+        if value > limit
+    ]
 
 
 def check_shape(shape: QueryShape, limits: LimitSettings) -> list[GraphQLError]:

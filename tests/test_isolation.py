@@ -22,7 +22,14 @@ from tests.test_auth import new_account
 
 #: the probes select deeply: the limits must not be what keeps data in
 PROBE_LIMITS = LimitSettings(
-    max_depth=50, max_aliases=100_000, max_root_fields=100, max_cost=10_000_000, bucket_size=10_000_000, restore_rate=1_000_000.0
+    max_depth=50,
+    max_aliases=100_000,
+    max_tokens=1_000_000,
+    max_query_length=10_000_000,
+    max_root_fields=100,
+    max_cost=10_000_000,
+    bucket_size=10_000_000,
+    restore_rate=1_000_000.0,
 )
 MISSING = 987_654_321
 
