@@ -49,7 +49,7 @@ class ShapeErrors(MaskErrors):
             )
         if isinstance(original, BadRequest):
             return GraphQLError(original.message, nodes=error.nodes, path=error.path, extensions={"code": original.code})
-        if original is None or isinstance(original, GraphQLError):
+        if original is None or isinstance(original, GraphQLError) or _bad_scalar_input(error):
             source = original if isinstance(original, GraphQLError) else error
             extensions: dict[str, Any] = dict(source.extensions or {})
             if "code" not in extensions:
@@ -63,6 +63,11 @@ class ShapeErrors(MaskErrors):
             path=error.path,
             extensions={"code": "INTERNAL", "requestId": request_id},
         )
+
+
+def _bad_scalar_input(error: GraphQLError) -> bool:
+    """A scalar refused a value in the document or its variables (ours raise ValueError with a message for the user)."""
+    return error.path is None and bool(error.nodes) and isinstance(error.original_error, (ValueError, TypeError))
 
 
 #: the parser's own limits (the token limit the gate sets, graphql-core's nesting limit)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 from strawberry.tools import merge_types
 
 from graph.accounts import Account
@@ -23,9 +25,14 @@ Query = merge_types("Query", (DomainQuery, AccessQuery, AuditQuery))
 Mutation = merge_types("Mutation", (DomainMutation, AccessMutation))
 
 
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Log nothing here: expected errors are the client's business, and ShapeErrors logs unexpected ones with the request id."""
+
+
 def build_schema() -> strawberry.Schema:
     audit_mutations(Mutation)
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
