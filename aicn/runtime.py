@@ -50,7 +50,7 @@ class Runtime:
         self.jobs = JobService(self.db, self.registry, self.ledger)
         self.data = DataService(self.db)
         self.streams = JobStreams(self.db, self.bus)
-        self.access = AccessService(self.db)
+        self.access = AccessService(self.db, self.bus)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []

@@ -27,14 +27,15 @@ from graph.context import Context
 from graph.gate import unauthenticated
 from graph.http import (
     BodyTooLarge,
-    csrf_blocked,
     bearer_token,
+    csrf_blocked,
     error_response,
     is_loopback,
     limited_receive,
     media_type,
     rejection_status,
     retry_after,
+    strict_json,
     wants_ide,
 )
 from graph.loaders import Loaders
@@ -158,6 +159,9 @@ class GraphQLApp(GraphQL[Context, None]):
             return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
         except HTTPException as error:
             return _http_error(request, error)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return strict_json(data)
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:  # type: ignore[override]
         status = rejection_status(response_data) if isinstance(response_data, Mapping) else None

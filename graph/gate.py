@@ -1,13 +1,14 @@
 """The gate every operation passes before it runs: who asks, how big it is, what it may do.
 
-``Gate`` hooks strawberry's validation step. In order: an anonymous caller may only
-introspect (``UNAUTHENTICATED``); over a WebSocket the token is checked again for each
-operation; the operation's measured shape must fit the limits (``QUERY_TOO_COMPLEX``);
-its cost is taken from the caller's bucket (``THROTTLED``); its root fields must be
-within the token's scopes (``FORBIDDEN``). Only then does graphql-core's own validation
-run (expensive rules such as overlapping-fields come after the cheap refusals), and
-then execution. ``extensions.cost`` reports what the operation cost and what is left.
-"""
+``Gate`` hooks strawberry's parse and validation steps. Before parsing, the raw text must
+fit the length, token and alias limits (graphql-core parses at about 4 µs a token, so a
+flood is refused unparsed). Then, in order: an anonymous caller may only introspect
+(``UNAUTHENTICATED``); over a WebSocket the token is checked again for each operation;
+the operation's measured shape must fit the limits (``QUERY_TOO_COMPLEX``); its cost is
+taken from the caller's bucket (``THROTTLED``); its root fields must be within the
+token's scopes (``FORBIDDEN``). Only then does graphql-core's own validation run
+(expensive rules such as overlapping fields come after the cheap refusals), and then
+execution. ``extensions.cost`` reports what the operation cost and what is left."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from strawberry.extensions import SchemaExtension
 
 from graph.context import Context
 from graph.cost import measure, prescan
-from graph.limits import check_shape, check_text, coded_error, cost_report, throttled_error
+from graph.limits import check_shape, check_text, coded_error, cost_report, text_error, throttled_error
 from graph.permissions import missing_scopes, required_scopes
 from resolvers.audit import ERROR, AuditRecord
 
@@ -104,6 +105,9 @@ class Gate(SchemaExtension):
         self._report = cost_report(shape.cost, decision.available, limits)
         if not decision.allowed:
             return [throttled_error(decision)]
+        bad_text = text_error(execution.query or "", document, execution.variables)
+        if bad_text is not None:
+            return [bad_text]
         missing = missing_scopes(viewer, required_scopes(execution.schema, operation.operation, shape.root_fields))
         if missing:
             if operation.operation == OperationType.MUTATION:

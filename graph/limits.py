@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphql import DocumentNode, StringValueNode, visit
 from graphql.error import GraphQLError
+from graphql.language import Visitor
 
 from aicn.security_settings import LimitSettings
 from graph.cost import Prescan, QueryShape
@@ -16,6 +18,8 @@ from resolvers.throttle import ThrottleDecision
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 THROTTLED = "THROTTLED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+NUL = "\x00"
 
 
 def coded_error(message: str, code: str, **extensions: Any) -> GraphQLError:
@@ -70,3 +74,40 @@ def throttled_error(decision: ThrottleDecision) -> GraphQLError:
         THROTTLED,
         retryAfter=seconds,
     )
+
+
+def text_error(query: str, document: DocumentNode, variables: Any) -> GraphQLError | None:
+    """Strings with U+0000 or lone surrogates: PostgreSQL cannot store them, and no real input needs them."""
+    if _bad_text(variables) or ("\\u" in query and _literal_has_nul(document)):
+        return coded_error("strings must be valid Unicode without the NUL character (U+0000)", BAD_USER_INPUT)
+    return None
+
+
+def _bad_text(value: Any) -> bool:
+    if isinstance(value, str):
+        if NUL in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_bad_text(key) or _bad_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_bad_text(item) for item in value)
+    return False
+
+
+class _FindNul(Visitor):
+    found = False
+
+    def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
+        if NUL in node.value:
+            self.found = True
+
+
+def _literal_has_nul(document: DocumentNode) -> bool:
+    finder = _FindNul()
+    visit(document, finder)
+    return finder.found

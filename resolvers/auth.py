@@ -20,6 +20,7 @@ from resolvers.viewer import SCOPES, Viewer
 from store import tenancy
 from store import tokens as token_store
 from store.auth_tables import ApiTokenRow
+from store.bus import InMemoryBus
 from store.db import Database
 from store.tables import AccountRow
 from store.types import utcnow
@@ -30,6 +31,8 @@ MIN_SECRET_LENGTH = 20
 MAX_SECRET_LENGTH = 512
 MAX_EXPIRY_DAYS = 3650
 MAX_MEMBERS = 100
+#: the bus channel that tells open connections a token was revoked
+REVOCATIONS = "tokens:revoked"
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -60,8 +63,9 @@ class TokenOutcome:
 
 
 class AccessService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, bus: InMemoryBus | None = None) -> None:
         self.db = db
+        self.bus = bus
 
     # ------------------------------------------------------------------ checking
 
@@ -141,9 +145,12 @@ class AccessService:
             row = await token_store.token_by_id(session, token_id) if token_id is not None else None
             if row is None:
                 return TokenOutcome(errors=[UserErrorData("no such token", "TOKEN_NOT_FOUND", ("tokenId",))])
-            if row.revoked_at is None:
+            newly = row.revoked_at is None
+            if newly:
                 row.revoked_at = utcnow()
                 await session.flush()
+        if newly and self.bus is not None:  # open WebSockets with this token close now
+            await self.bus.publish(REVOCATIONS, {"tokenId": row.id})
         return TokenOutcome(token=row)
 
     async def bootstrap(self, account_id: int, admin_secret: str | None) -> str | None:

@@ -53,7 +53,9 @@ SCALAR_SAMPLES: dict[str, Any] = {
     "Decimal": "1",
 }
 SELECTION_DEPTH = 3
-SUBSCRIPTION_WINDOW = 0.4
+SUBSCRIPTION_WINDOW = 0.5
+#: a quiet answer is asked again with this window before it counts (a busy machine is slow to answer)
+PATIENT_WINDOW = 3.0
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
 
@@ -177,13 +179,13 @@ def operation_for(schema: GraphQLSchema, entry: EntryPoint, id_value: str) -> tu
     return f"{head} {{ {call} {selection(schema, field.type)} }}", variables
 
 
-async def _http(client: GraphQLClient, query: str, variables: dict[str, Any]) -> Any:
+async def _http(client: GraphQLClient, query: str, variables: dict[str, Any], _window: float = 0) -> Any:
     response = await client.post(query, variables)
     body = response.json()
     return {"status": response.status_code, "data": body.get("data"), "errors": body.get("errors")}
 
 
-async def _subscription(client: GraphQLClient, query: str, variables: dict[str, Any]) -> Any:
+async def _subscription(client: GraphQLClient, query: str, variables: dict[str, Any], window: float = SUBSCRIPTION_WINDOW) -> Any:
     """What a subscription sends within a short window (a quiet one sends nothing)."""
     messages: list[Any] = []
     async with websockets.connect(client.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
@@ -192,7 +194,7 @@ async def _subscription(client: GraphQLClient, query: str, variables: dict[str, 
         await socket.send(json.dumps({"id": "probe", "type": "subscribe", "payload": {"query": query, "variables": variables}}))
         try:
             while True:
-                message = json.loads(await asyncio.wait_for(socket.recv(), SUBSCRIPTION_WINDOW))
+                message = json.loads(await asyncio.wait_for(socket.recv(), window))
                 messages.append({key: message.get(key) for key in ("type", "payload")})
                 if message["type"] in ("complete", "error"):
                     break
@@ -238,11 +240,19 @@ async def probe(
     async def run(entry: EntryPoint, id_type: str, victim_id: str) -> None:
         nonlocal calls
         send = _subscription if entry.operation == "subscription" else _http
-        answers = []
-        for used in (victim_id, missing_ids[id_type]):
-            query, variables = operation_for(schema, entry, used)
-            answers.append((used, await send(client, query, variables)))
-            calls += 1
+
+        async def ask(window: float) -> list[tuple[str, Any]]:
+            nonlocal calls
+            answers = []
+            for used in (victim_id, missing_ids[id_type]):
+                query, variables = operation_for(schema, entry, used)
+                answers.append((used, await send(client, query, variables, window)))
+                calls += 1
+            return answers
+
+        answers = await ask(SUBSCRIPTION_WINDOW)
+        if entry.operation == "subscription" and [] in (answers[0][1], answers[1][1]) and answers[0][1] != answers[1][1]:
+            answers = await ask(PATIENT_WINDOW)
         (victim_used, victim_answer), (missing_used, missing_answer) = answers
         raw = json.dumps(victim_answer).replace(victim_used, "")
         mentioned = [secret for secret in (*victim_ids.values(), *secrets_of_victim) if secret in raw]

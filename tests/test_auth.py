@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -171,14 +172,15 @@ async def test_websocket_takes_the_token_in_connection_init(gateway: Gateway) ->
 
 
 async def test_a_revoked_token_cannot_start_new_operations_on_an_open_socket(gateway: Gateway) -> None:
-    _, secret, client = await new_account(gateway, "socket")
-    tokens = (await client.execute("{ viewer { tokens { id } } }"))["viewer"]["tokens"]
-    async with websockets.connect(client.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
+    """Revoked where no bus tells the gateway (`aicn tokens revoke` in another process)."""
+    _, secret, _client = await new_account(gateway, "socket")
+    async with websockets.connect(gateway.client.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
         await socket.send(json.dumps({"type": "connection_init", "payload": {"token": secret}}))
         assert json.loads(await socket.recv())["type"] == "connection_ack"
         await socket.send(json.dumps({"id": "a", "type": "subscribe", "payload": {"query": "{ viewer { name } }"}}))
         assert json.loads(await socket.recv())["payload"]["data"] == {"viewer": {"name": "socket"}}
-        await gateway.admin.execute(REVOKE_TOKEN, {"id": tokens[0]["id"]})
+        async with gateway.runtime.db.transaction() as session:
+            await session.execute(update(ApiTokenRow).where(ApiTokenRow.token_hash == hash_secret(secret)).values(revoked_at=utcnow()))
         await socket.send(json.dumps({"id": "b", "type": "subscribe", "payload": {"query": "{ viewer { name } }"}}))
         answer = json.loads(await socket.recv())
         while answer["type"] == "complete":
@@ -260,3 +262,18 @@ def test_the_cli_creates_lists_and_revokes(tmp_path: Any, monkeypatch: pytest.Mo
     assert main(["tokens", "revoke", token_id]) == 0
     viewer, _ = asyncio.run(check())
     assert viewer is None
+
+
+async def test_revoking_a_token_closes_its_open_subscriptions(gateway: Gateway) -> None:
+    _, secret, client = await new_account(gateway, "watcher")
+    token_id = (await client.execute("{ viewer { tokens { id } } }"))["viewer"]["tokens"][0]["id"]
+    async with websockets.connect(client.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": {"token": secret}}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(json.dumps({"id": "live", "type": "subscribe", "payload": {"query": "subscription { jobUpdates { id } }"}}))
+        await asyncio.sleep(0.2)
+        await gateway.admin.execute(REVOKE_TOKEN, {"id": token_id})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:  # whatever was in flight, then the close
+                await asyncio.wait_for(socket.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403

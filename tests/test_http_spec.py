@@ -3,6 +3,7 @@ CSRF protection, CORS (off unless configured), request ids."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aicn.security_settings import HttpSettings
@@ -103,3 +104,15 @@ async def test_batches_and_malformed_bodies_are_400(gateway: Gateway) -> None:
     for body in ({"query": 7}, {"query": "{ __typename }", "variables": [1]}, {"query": "{ __typename }", "extensions": "x"}):
         response = await http.post("/graphql", json=body)
         assert response.status_code == 400 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", body
+
+
+async def test_nan_and_infinity_are_not_json(gateway: Gateway) -> None:
+    query = (
+        'mutation($e: JSON) { submitJob(input: {name: "n", command: ["true"], request: {maxDurationMinutes: 1}, environment: $e})'
+        " { userErrors { code } } }"
+    )
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        body = '{"query": %s, "variables": {"e": {"A": %s}}}' % (json.dumps(query), constant)
+        response = await gateway.client.http.post("/graphql", content=body.encode(), headers={"content-type": "application/json"})
+        assert response.status_code == 400 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", response.text
+    assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0

@@ -81,7 +81,7 @@ async def test_no_entry_point_answers_another_accounts_ids_differently(gateway_f
         assert expected in named, (expected, sorted(named))
     leaks, calls = await probe(tenants.attacker, schema, tenants.victim_ids, missing_ids(), [tenants.marker])
     assert not leaks, "\n\n".join(f"{leak.entry} with the victim's {leak.id_type}: {leak.reason}" for leak in leaks)
-    assert calls == 2 * len(entries) * len(tenants.victim_ids)
+    assert calls >= 2 * len(entries) * len(tenants.victim_ids)
     # and the victim still sees all of it: the probes asked the right questions
     assert (await tenants.victim.execute("query($id: ID!) { node(id: $id) { id } }", {"id": tenants.victim_ids["Job"]}))["node"]
 

@@ -188,3 +188,25 @@ async def test_nested_introspection_is_capped(gateway: Gateway) -> None:
     query = "{ __schema { types { fields { type { fields { type { fields { type { name } } } } } } } } }"
     response = await gateway.client.post(query)
     assert response.status_code == 400 and "data" not in response.json()
+
+
+async def test_nul_characters_are_refused_before_they_reach_the_database(gateway: Gateway) -> None:
+    from tests.jobs_helpers import SUBMIT, python_job
+
+    as_variable = await gateway.client.post(SUBMIT, {"input": python_job("print(1)", idempotencyKey="\x00")})
+    as_literal = await gateway.client.post('{ jobs(filter: {nameContains: "a\\u0000b"}) { totalCount } }')
+    surrogate = await gateway.client.http.post(
+        "/graphql", content=b'{"query": "query($n: String) { jobs(filter: {nameContains: $n}) { totalCount } }", "variables": {"n": "\\ud800"}}',
+        headers={"content-type": "application/json"},
+    )
+    for response in (as_variable, as_literal, surrogate):
+        assert response.status_code == 400 and code_of(response) == "BAD_USER_INPUT", response.text
+    assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0
+
+
+async def test_a_cursor_beyond_64_bits_is_a_bad_cursor(gateway: Gateway) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"cursor:99999999999999999999999").decode().rstrip("=")
+    response = await gateway.client.post("query($after: String) { jobs(after: $after) { totalCount } datasets(after: $after) { totalCount } }", {"after": cursor})
+    assert all(error["extensions"]["code"] == "BAD_USER_INPUT" for error in response.json()["errors"]), response.text
