@@ -233,7 +233,9 @@ class LocalConnector(Connector):
             job = self._jobs[external_id]
             if job.result_path.exists():
                 self._running.discard(external_id)
-            elif job.runner_pid is not None and not _runner_alive(job.runner_pid, job.directory):
+            elif job.runner_pid is not None and job.runner_pid not in self._children and not _runner_alive(job.runner_pid, job.directory):
+                # a supervisor this process started and has not reaped is alive, even in the instant
+                # between fork and exec when /proc still shows our own command line
                 if not job.result_path.exists():
                     _write_json(
                         job.result_path,
