@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aicn.settings import Settings
     from graph.app import create_app
 
-    from aicn import logs
+    from graph import logs
 
     settings = Settings()
     host = args.host or settings.host

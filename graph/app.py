@@ -22,7 +22,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from aicn import logs
+from graph import logs
 from graph.context import Context
 from graph.gate import unauthenticated
 from graph.http import (

@@ -63,7 +63,7 @@ class AuditEntry:
             id=strawberry.ID(to_global_id("AuditEntry", row.id)),
             at=row.at,
             operation=row.operation,
-            input=row.input,
+            input=JSON(row.input) if row.input is not None else None,
             outcome=AuditOutcome(row.outcome),
             codes=list(row.codes or []),
             request_id=row.request_id,

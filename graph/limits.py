@@ -1,20 +1,23 @@
-"""Request limits: an operation's shape against the configured maximums, and the cost report.
+"""Request limits: the raw text, then the operation's measured shape, against the configured
+maximums; the cost report; and text the database could not store.
 
-Every check here works on the measured syntax tree (graph/cost.py), so an abusive
-operation is refused before validation proper, before any resolver, loader or center.
+Every check works on the text or the syntax tree (graph/cost.py), so an abusive operation
+is refused before validation proper, before any resolver, loader or center.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode, StringValueNode, visit
 from graphql.error import GraphQLError
 from graphql.language import Visitor
 
-from aicn.security_settings import LimitSettings
 from graph.cost import Prescan, QueryShape
 from resolvers.throttle import ThrottleDecision
+
+if TYPE_CHECKING:
+    from aicn.security_settings import LimitSettings
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 THROTTLED = "THROTTLED"

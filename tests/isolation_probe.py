@@ -238,7 +238,6 @@ async def probe(
             jobs.append((entry, id_type, victim_id))
 
     async def run(entry: EntryPoint, id_type: str, victim_id: str) -> None:
-        nonlocal calls
         send = _subscription if entry.operation == "subscription" else _http
 
         async def ask(window: float) -> list[tuple[str, Any]]:

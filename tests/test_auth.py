@@ -61,6 +61,8 @@ async def test_without_a_token_only_introspection_answers(gateway: Gateway) -> N
     assert "Authorization: Bearer" in body["errors"][0]["message"]
     schema = await anonymous.post("{ __schema { queryType { name } } }")
     assert schema.status_code == 200 and schema.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+    page = await anonymous.http.get("/graphql", headers={"accept": "text/html"})  # GraphiQL itself needs no token
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
 
 
 async def test_a_bad_token_is_refused_before_anything_runs(gateway: Gateway) -> None:
