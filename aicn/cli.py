@@ -22,9 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aicn.runtime import Runtime
     from aicn.settings import Settings
-    from graph.app import create_app
-
     from graph import logs
+    from graph.app import create_app
 
     settings = Settings()
     host = args.host or settings.host
@@ -63,6 +62,36 @@ def _export_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_quota(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from aicn.settings import Settings
+    from store.db import Database
+    from store.tables import AccountRow
+
+    settings = Settings()
+    limit = None if args.units.lower() == "none" else float(args.units)
+    if limit is not None and limit <= 0:
+        print("aicn: the quota must be a positive number of standard units, or none", file=sys.stderr)
+        return 2
+
+    async def run() -> bool:
+        db = Database(settings.resolved_database_url, schema=settings.database_schema)
+        await db.migrate()
+        async with db.transaction() as session:
+            account = await session.scalar(select(AccountRow).where(AccountRow.name == args.account))
+            if account is not None:
+                account.max_standard_units = limit
+        await db.dispose()
+        return account is not None
+
+    if not asyncio.run(run()):
+        print(f"aicn: no account named {args.account}", file=sys.stderr)
+        return 1
+    print(f"aicn: {args.account} may use {'any number of' if limit is None else limit} standard units at once")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aicn", description="The aicn GraphQL gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export-schema", help="write the schema SDL")
     export.add_argument("--output", "-o", default=str(SCHEMA_FILE), help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)
+    quota = commands.add_parser("set-quota", help="cap the standard units an account may use at once")
+    quota.add_argument("account")
+    quota.add_argument("units", help="a number of standard units, or none")
+    quota.set_defaults(run=_set_quota)
     from aicn.access_cli import register as register_access_commands
 
     register_access_commands(commands)

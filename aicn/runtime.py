@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from collections.abc import Mapping
 from decimal import Decimal
 
 from aicn.access_cli import announce_admin_token
-from aicn.settings import CenterConfig, Settings
+from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local import LocalConnector
@@ -14,8 +16,11 @@ from resolvers.audit import AuditLog
 from resolvers.auth import AccessService
 from resolvers.centers import Center, CenterRegistry, DeviceOffer
 from resolvers.data import DataService
+from resolvers.dispatch import Dispatcher
+from resolvers.health import CircuitBreaker
 from resolvers.jobs import JobService
 from resolvers.ledger import JobLedger
+from resolvers.monitor import HealthMonitor
 from resolvers.reconciler import Reconciler
 from resolvers.streams import JobStreams
 from resolvers.throttle import Throttle
@@ -33,27 +38,45 @@ def build_connector(config: CenterConfig, settings: Settings) -> Connector:
         devices = {device.accelerator: device.count for device in config.devices}
         return LocalConnector(config.name, settings.data_dir / "centers" / config.name, devices or {"cpu-core": 1})
     if config.kind == "SLURM":
-        from connectors.slurm_factory import build_slurm_connector
+        from connectors.slurm import SlurmConnector
 
-        return build_slurm_connector(config)
+        slurm = config.slurm or SlurmConfig()
+        token = slurm.resolved_token()
+        return SlurmConnector(
+            config.name,
+            slurm.url,
+            slurm.user_name,
+            token=token,
+            jwt_key_file=None if token else slurm.jwt_key_file,
+            partition=slurm.partition,
+            output_dir=slurm.output_dir,
+            working_dir=slurm.working_dir,
+            gres_models=slurm.gres_models,
+            request_timeout=slurm.request_timeout,
+            progress_interval=slurm.progress_interval,
+        )
     raise ValueError(f"unknown center kind {config.kind}")
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connectors: Mapping[str, Connector] | None = None) -> None:
+        """``connectors`` replaces the connector of the named centers (fault injection, benchmarks)."""
         self.settings = settings
+        self.connector_overrides = dict(connectors or {})
         self.db = Database(settings.resolved_database_url, schema=settings.database_schema)
         self.bus: InMemoryBus = RedisBus(settings.bus_url) if settings.bus_url else InMemoryBus()
         self.catalog = Catalog.with_overrides(settings.catalog)
         self.registry = CenterRegistry([], self.catalog, settings.currency)
         self.ledger = JobLedger(self.db, self.bus)
-        self.jobs = JobService(self.db, self.registry, self.ledger)
-        self.data = DataService(self.db)
+        self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog)
+        self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode)
+        self.data = DataService(self.db, self.registry)
         self.streams = JobStreams(self.db, self.bus)
         self.access = AccessService(self.db, self.bus)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
+        self.monitor = HealthMonitor(self.registry, self.bus)
         self.default_viewer: Viewer | None = None
 
     async def start(self, *, reconcile: bool = True) -> None:
@@ -73,7 +96,7 @@ class Runtime:
             log.warning("first start: an admin token was created and printed to stdout (prefix %s)", issued[:12])
         centers: list[Center] = []
         for config, row in zip(self.settings.centers, rows):
-            connector = build_connector(config, self.settings)
+            connector = self.connector_overrides.get(config.name) or build_connector(config, self.settings)
             await connector.start()
             centers.append(
                 Center(
@@ -86,12 +109,18 @@ class Runtime:
                     offers=[DeviceOffer(d.accelerator, Decimal(d.price_per_unit_hour), d.partition) for d in config.devices],
                     deadline_seconds=config.deadline_seconds,
                     poll_interval_seconds=config.poll_interval_seconds,
+                    probe_interval_seconds=config.probe_interval_seconds,
+                    max_duration_minutes=config.max_duration_minutes,
+                    breaker=CircuitBreaker(config.failure_threshold),
                 )
             )
         self.registry.replace(centers)
+        self.monitor.start()
         if reconcile:
+            self.dispatcher.start()
             for center in centers:
-                reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center)
+                grace = timedelta(seconds=self.settings.vanished_grace_seconds)
+                reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center, vanished_grace=grace)
                 reconciler.start()
                 self.reconcilers.append(reconciler)
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)
@@ -100,6 +129,8 @@ class Runtime:
         for reconciler in self.reconcilers:
             await reconciler.stop()
         self.reconcilers.clear()
+        await self.dispatcher.stop()
+        await self.monitor.stop()
         for center in self.registry.all():
             await center.connector.close()
         await self.bus.close()

@@ -34,14 +34,34 @@ class DeviceConfig(BaseModel):
 
 
 class SlurmConfig(BaseModel):
+    """How to reach one Slurm cluster's slurmrestd (see docs/slurm.md)."""
+
     url: str = "http://127.0.0.1:6820"
     user_name: str = "root"
     token: str | None = None
-    token_env: str | None = None
-    jwt_key_file: str | None = None
+    token_env: str | None = Field(default=None, description="name of an environment variable holding the token")
+    token_file: str | None = Field(default=None, description="a file holding the token, or KEY=VALUE lines with SLURM_JWT")
+    jwt_key_file: str | None = Field(default=None, description="the cluster's jwt_hs256.key: the gateway mints short-lived tokens")
     partition: str | None = None
     output_dir: str = "/tmp/aicn-slurm"
+    working_dir: str | None = None
     gres_models: dict[str, str] = Field(default_factory=dict)
+    request_timeout: float = Field(default=10.0, gt=0)
+    progress_interval: float = Field(default=1.0, gt=0)
+
+    def resolved_token(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_env:
+            return os.environ.get(self.token_env) or None
+        if self.token_file:
+            text = Path(self.token_file).read_text()
+            for line in text.splitlines():
+                key, separator, value = line.partition("=")
+                if separator and key.strip() == "SLURM_JWT":
+                    return value.strip()
+            return text.strip() or None
+        return None
 
 
 class CenterConfig(BaseModel):
@@ -52,6 +72,9 @@ class CenterConfig(BaseModel):
     devices: list[DeviceConfig] = Field(default_factory=list)
     deadline_seconds: float = Field(default=5.0, gt=0)
     poll_interval_seconds: float = Field(default=0.25, gt=0)
+    probe_interval_seconds: float = Field(default=2.0, gt=0)
+    failure_threshold: int = Field(default=3, ge=1)
+    max_duration_minutes: float | None = Field(default=None, gt=0)
     slurm: SlurmConfig | None = None
 
     @model_validator(mode="after")
@@ -68,7 +91,7 @@ def _default_centers() -> list[CenterConfig]:
             name="local",
             display_name="This host",
             region="local",
-            devices=[DeviceConfig(accelerator="cpu-core", count=cores, price_per_unit_hour=Decimal("0.50"))],
+            devices=[DeviceConfig(accelerator="cpu-core", count=cores, price_per_unit_hour=Decimal("30.00"))],
         )
     ]
 
@@ -83,6 +106,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     currency: str = "CNY"
+    quota_mode: Literal["queue", "refuse"] = "queue"
+    vanished_grace_seconds: float = Field(default=30.0, gt=0, description="how long a center may not know a job before it is LOST")
     account_name: str = "default"
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)

@@ -66,6 +66,7 @@ class Catalog:
     def with_overrides(cls, overrides: Iterable[Mapping[str, object]] = ()) -> "Catalog":
         """The built-in table, with entries added or replaced from configuration."""
         models = {model.model: model for model in BUILTIN_MODELS}
+        overrides = list(overrides)
         for entry in overrides:
             key = str(entry["model"])
             base = models.get(key)
@@ -74,7 +75,7 @@ class Catalog:
                 models[key] = replace(base, **fields)  # type: ignore[arg-type]
             else:
                 models[key] = AcceleratorModel(model=key, **fields)  # type: ignore[arg-type]
-        return cls(models.values())
+        return cls(models.values(), CATALOG_VERSION + ("+local" if overrides else ""))
 
     def get(self, model: str) -> AcceleratorModel | None:
         return self._models.get(model)

@@ -51,6 +51,7 @@ class _Job:
     queued_at_ns: int
     runner_pid: int | None = None
     output_offset: int = 0
+    cancel_requested: bool = False
     progress: list[ProgressReport] = field(default_factory=list)
     partial_line: bytes = b""
 
@@ -188,7 +189,8 @@ class LocalConnector(Connector):
                 self._queue.remove(external_id)
                 _write_json(job.result_path, {"exit_code": None, "reason": "CANCELLED", "finished_at": _now_iso()})
                 return
-            if job.runner_pid is not None and _runner_alive(job.runner_pid, job.directory):
+            job.cancel_requested = True
+            if job.runner_pid is not None and not self._runner_gone(job.runner_pid, job.directory):
                 _signal(job.runner_pid, signal.SIGTERM)
             else:
                 _kill_child_group(job.directory)
@@ -233,15 +235,19 @@ class LocalConnector(Connector):
             job = self._jobs[external_id]
             if job.result_path.exists():
                 self._running.discard(external_id)
-            elif job.runner_pid is not None and job.runner_pid not in self._children and not _runner_alive(job.runner_pid, job.directory):
-                # a supervisor this process started and has not reaped is alive, even in the instant
-                # between fork and exec when /proc still shows our own command line
-                if not job.result_path.exists():
-                    _write_json(
-                        job.result_path,
-                        {"exit_code": None, "reason": "LOST: the job's supervisor process died", "finished_at": _now_iso()},
-                    )
+            elif job.runner_pid is not None and self._runner_gone(job.runner_pid, job.directory):
+                # a supervisor cancelled before it could set up its signal handler dies quietly
+                reason = "CANCELLED" if job.cancel_requested else "LOST: the job's supervisor process died"
+                _kill_child_group(job.directory)
+                _write_json(job.result_path, {"exit_code": None, "reason": reason, "finished_at": _now_iso()})
                 self._running.discard(external_id)
+
+    def _runner_gone(self, pid: int, directory: Path) -> bool:
+        # A runner we started stays ours until reaped; between fork and exec its
+        # command line is still ours, so only a re-attached runner is checked by it.
+        if pid in self._children:
+            return False
+        return not _runner_alive(pid, directory)
 
     def _start_queued(self) -> None:
         """Start queued jobs in order while they fit; a job that does not fit blocks those behind it."""

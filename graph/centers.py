@@ -94,16 +94,14 @@ class ComputeUnit(Node):
     standard_units_total: float
     standard_units_available: float
     price_per_unit_hour: Money = strawberry.field(description="Price per standard compute unit per hour.")
+    center: "ComputeCenter"
     info: strawberry.Private[ComputeUnitInfo]
-
-    @strawberry.field
-    def center(self) -> "ComputeCenter":
-        return ComputeCenter.from_center(self.info.center)
 
     @classmethod
     def from_info(cls, info: ComputeUnitInfo, currency: str) -> "ComputeUnit":
         return cls(
             id=strawberry.ID(info.global_id),
+            center=ComputeCenter.from_center(info.center),
             accelerator=AcceleratorType.from_model(info.accelerator),
             partition=info.partition,
             devices_total=info.devices_total,
@@ -150,9 +148,11 @@ class ComputeCenter(Node):
             key=center.id,
         )
 
-    @strawberry.field(description="The center's live health: asked now, under the center's deadline.")
-    async def status(self, info: Info[Context, None]) -> CenterStatus:
-        health = await info.context.loaders.health.load(self.key)
+    @strawberry.field(description="The center's health as its background probe and recent calls saw it.")
+    def status(self, info: Info[Context, None]) -> CenterStatus:
+        center = info.context.runtime.registry.get(self.key)
+        assert center is not None
+        health = center.health
         return CenterStatus(
             state=CenterState[health.state],
             latency_ms=round(health.latency_ms, 3) if health.latency_ms is not None else None,

@@ -43,6 +43,7 @@ INTROSPECTION_COST = 10
 FIELD_COSTS: Mapping[str, int] = {
     "Query.capacity": 5,
     "Query.computeUnits": 5,
+    "Query.offers": 5,
     "ComputeCenter.status": 2,
     "ComputeCenter.computeUnits": 2,
     "ComputeCenter.capacity": 2,

@@ -112,6 +112,7 @@ class PlacementCandidate:
 class Placement:
     policy: PlacementPolicy | None
     candidates: list[PlacementCandidate]
+    waiting: str | None = strawberry.field(description="Why the job waits in the network queue, while it does.")
 
 
 @strawberry.type(description="One event of a job's log; `seq` counts a job's events from 1 without gaps.")
@@ -173,6 +174,7 @@ class Job(Node):
                     PlacementCandidate(score=c.get("score"), chosen=c["chosen"], reason=c.get("reason"), center_key=c["centerId"])
                     for c in row.placement.get("candidates", [])
                 ],
+                waiting=row.placement.get("waiting"),
             )
         return cls(
             id=strawberry.ID(to_global_id("Job", row.id)),

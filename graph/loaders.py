@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from resolvers.centers import CenterHealth, ComputeUnitInfo
+from resolvers.centers import ComputeUnitInfo
 from resolvers.errors import CenterFault
 from resolvers.viewer import Viewer
 from store import accounts as account_store
@@ -63,7 +63,6 @@ class Loaders:
         self.tokens: DataLoader[int, list[ApiTokenRow]] = grouped(token_store.tokens_by_accounts, [])
         self.members: DataLoader[int, list[AccountMemberRow]] = grouped(tenancy.members_by_accounts, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = DataLoader(load_fn=self._load_capacity)
-        self.health: DataLoader[int, CenterHealth] = DataLoader(load_fn=self._load_health)
 
     async def _load_capacity(self, center_ids: Sequence[int]) -> list[list[ComputeUnitInfo] | BaseException]:
         """Every asked center at once, each under its own deadline."""
@@ -80,12 +79,6 @@ class Loaders:
                 return fault
 
         return list(await asyncio.gather(*(one(center) for center in centers)))
-
-    async def _load_health(self, center_ids: Sequence[int]) -> list[CenterHealth]:
-
-        registry = self.runtime.registry
-        centers = [registry.get(center_id) for center_id in center_ids]
-        return list(await asyncio.gather(*(registry.probe(center) for center in centers if center is not None)))
 
 
 async def _own_inputs(session: Any, job_ids: list[int], scope: int | None) -> dict[int, list[DatasetRow]]:

@@ -28,7 +28,9 @@ class UserError:
 @strawberry.input
 class ResourceRequestInput:
     max_duration_minutes: float = strawberry.field(description="Wall-clock limit; the job is stopped when it runs longer. May be fractional.")
-    accelerator: str | None = strawberry.field(default=None, description="A catalog model; absent means cpu-core.")
+    accelerator: str | None = strawberry.field(
+        default=None, description="A catalog model. Absent: any model for `standardUnits`, cpu-core for `devices` or `cpus`."
+    )
     devices: int | None = None
     standard_units: float | None = None
     cpus: int | None = None
@@ -70,6 +72,12 @@ class CancelJobPayload:
     client_mutation_id: str | None
 
 
+@strawberry.input(description="Where a center holds a copy of the dataset (used by DATA_LOCAL placement).")
+class DatasetReplicaInput:
+    center_id: strawberry.ID
+    uri: str
+
+
 @strawberry.input
 class RegisterDatasetInput:
     name: str
@@ -78,6 +86,7 @@ class RegisterDatasetInput:
     format: str | None = None
     size_bytes: BigInt | None = None
     checksum: str | None = strawberry.field(default=None, description='"sha256:<hex>"')
+    replicas: list[DatasetReplicaInput] | None = None
     client_mutation_id: str | None = None
 
 
@@ -160,6 +169,7 @@ class Mutation:
                 format=input.format,
                 size_bytes=input.size_bytes,
                 checksum=input.checksum,
+                replicas=[(replica.center_id, replica.uri) for replica in input.replicas or []],
             ),
         )
         return RegisterDatasetPayload(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -11,11 +13,16 @@ from graph.accounts import Account
 from graph.centers import AcceleratorType, Capacity, ComputeCenter, ComputeUnit, all_compute_units
 from graph.context import Context
 from graph.data import Dataset, Model
-from graph.jobs import Job, JobFilter, list_jobs
+from graph.jobs import Job, JobFilter, PlacementPolicy, list_jobs
+from graph.mutations import ResourceRequestInput
+from graph.offers import Offer, resolve_offers
 from graph.relay import Connection, Node, connection_from_list, connection_from_page
 from resolvers.errors import BadRequest
 from resolvers.ids import decode_cursor, from_global_id, page_size
 from store import datasets as dataset_store
+from store.paging import Page
+
+NodeT = TypeVar("NodeT")
 
 MAX_NODES = 100
 
@@ -60,6 +67,26 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
     return None
 
 
+async def owned_page(
+    info: Info[Context, None],
+    first: int | None,
+    after: str | None,
+    fetch: Callable[..., Awaitable[Page[Any]]],
+    count_all: Callable[[Any, int | None], Awaitable[int]],
+    convert: Callable[[Any], NodeT],
+) -> Connection[NodeT]:
+    """A keyset page of the caller's own rows (all rows for admins)."""
+    size, cursor, scope, db = page_size(first), decode_cursor(after), info.context.viewer.scope, info.context.runtime.db
+    async with db.read() as session:
+        page = await fetch(session, scope, first=size, after=cursor)
+
+    async def count() -> int:
+        async with db.read() as session:
+            return await count_all(session, scope)
+
+    return connection_from_page(page, convert, lambda row: row.id, count)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="Any object by its global id.")
@@ -94,9 +121,19 @@ class Query:
     async def capacity(self, info: Info[Context, None]) -> Capacity:
         return Capacity.from_units(await all_compute_units(info, None))
 
+    @strawberry.field(description="Every center's quote for a resource request, asked concurrently, best first by `policy`.")
+    async def offers(
+        self, info: Info[Context, None], request: ResourceRequestInput, policy: PlacementPolicy = PlacementPolicy.CHEAPEST
+    ) -> list[Offer]:
+        return await resolve_offers(info, request, policy)
+
     @strawberry.field(description="The device models the network knows and their standard units.")
     def accelerator_catalog(self, info: Info[Context, None]) -> list[AcceleratorType]:
         return [AcceleratorType.from_model(model) for model in info.context.runtime.registry.catalog]
+
+    @strawberry.field(description="The catalog's version: the shipped table's date, with +local when the config changes it.")
+    def accelerator_catalog_version(self, info: Info[Context, None]) -> str:
+        return info.context.runtime.registry.catalog.version
 
     @strawberry.field(description="The caller's jobs, newest first.")
     async def jobs(
@@ -106,24 +143,8 @@ class Query:
 
     @strawberry.field(description="The caller's datasets, newest first.")
     async def datasets(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Dataset]:
-        size, cursor, scope, db = page_size(first), decode_cursor(after), info.context.viewer.scope, info.context.runtime.db
-        async with db.read() as session:
-            page = await dataset_store.datasets_page(session, scope, first=size, after=cursor)
-
-        async def count() -> int:
-            async with db.read() as session:
-                return await dataset_store.count_datasets(session, scope)
-
-        return connection_from_page(page, Dataset.from_row, lambda row: row.id, count)
+        return await owned_page(info, first, after, dataset_store.datasets_page, dataset_store.count_datasets, Dataset.from_row)
 
     @strawberry.field(description="The caller's models, newest first.")
     async def models(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Model]:
-        size, cursor, scope, db = page_size(first), decode_cursor(after), info.context.viewer.scope, info.context.runtime.db
-        async with db.read() as session:
-            page = await dataset_store.models_page(session, scope, first=size, after=cursor)
-
-        async def count() -> int:
-            async with db.read() as session:
-                return await dataset_store.count_models(session, scope)
-
-        return connection_from_page(page, Model.from_row, lambda row: row.id, count)
+        return await owned_page(info, first, after, dataset_store.models_page, dataset_store.count_models, Model.from_row)

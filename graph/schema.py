@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from graph.accounts import Account
 from graph.audit import AuditQuery, audit_mutations
@@ -30,6 +33,33 @@ class Schema(strawberry.Schema):
         """Log nothing here: expected errors are the client's business, and ShapeErrors logs unexpected ones with the request id."""
 
 
+class CachedParse(ParserCache):
+    """strawberry's parser cache, except that a syntax error is left to the normal parse,
+    and a text the gate has already refused is not parsed at all.
+
+    Raised from the cache, the error would skip the error shaping of ``ShapeErrors``.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None:
+            try:
+                context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+            except GraphQLError:
+                context.graphql_document = None
+        yield
+
+
+class CachedValidation(ValidationCache):
+    """strawberry's validation cache, which keeps a refusal the gate has already made."""
+
+    def on_validate(self) -> Iterator[None]:
+        if not self.execution_context.pre_execution_errors:
+            yield from super().on_validate()
+        else:
+            yield
+
+
 def build_schema() -> strawberry.Schema:
     audit_mutations(Mutation)
     return Schema(
@@ -38,8 +68,14 @@ def build_schema() -> strawberry.Schema:
         subscription=Subscription,
         types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        # Gate: authentication, limits, cost, rate and scopes, before anything runs (graph/gate.py)
-        extensions=[Gate, ShapeErrors],
+        # The gate (graph/gate.py: authentication, text and shape limits, cost, rate, scopes)
+        # comes before the caches, so that a refused text is neither parsed nor validated.
+        extensions=[
+            ShapeErrors,
+            Gate,
+            lambda: CachedParse(maxsize=1024),
+            lambda: CachedValidation(maxsize=1024),
+        ],
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
+from graph.centers import ComputeCenter
 from graph.context import Context
 from graph.jobs import Job, JobEvent, JobFilter
 from resolvers.errors import BadRequest
@@ -32,3 +33,11 @@ class Subscription:
         async for row in info.context.runtime.streams.job_updates(info.context.viewer, accept):
             info.context.refresh_loaders()
             yield Job.from_row(row)
+
+    @strawberry.subscription(description="A center whose status changed (went DOWN, DEGRADED, or came back UP).")
+    async def center_status(self, info: Info[Context, None]) -> AsyncGenerator[ComputeCenter, None]:
+        registry = info.context.runtime.registry
+        async for center_id in info.context.runtime.streams.center_changes():
+            center = registry.get(center_id)
+            if center is not None:
+                yield ComputeCenter.from_center(center)

@@ -8,21 +8,22 @@ deadline, records the center's health, and turns connector errors into ``CenterF
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
 from connectors.base import Connector, DeviceCapacity
 from connectors.catalog import AcceleratorModel, Catalog
-from connectors.errors import CenterTimeout, ConnectorError
+from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError
 from resolvers.errors import CenterFault
+from resolvers.health import CenterHealth, CircuitBreaker
 from resolvers.ids import to_global_id
-from store.types import utcnow
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,6 @@ class DeviceOffer:
     accelerator: str
     price_per_unit_hour: Decimal
     partition: str | None = None
-
-
-@dataclass
-class CenterHealth:
-    state: str = "UNKNOWN"  # UP DEGRADED DOWN UNKNOWN
-    latency_ms: float | None = None
-    checked_at: datetime | None = None
-    message: str | None = None
 
 
 @dataclass
@@ -54,7 +47,13 @@ class Center:
     deadline_seconds: float
     poll_interval_seconds: float
     default_price_per_unit_hour: Decimal = Decimal("1.00")
-    health: CenterHealth = field(default_factory=CenterHealth)
+    probe_interval_seconds: float = 2.0
+    max_duration_minutes: float | None = None
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+
+    @property
+    def health(self) -> CenterHealth:
+        return self.breaker.health
 
     @property
     def global_id(self) -> str:
@@ -114,33 +113,43 @@ class CenterRegistry:
     def by_name(self, name: str) -> Center | None:
         return self._by_name.get(name)
 
-    async def call(self, center: Center, operation: Callable[[Connector], Awaitable[T]]) -> T:
-        """Run one connector call under the center's deadline; failures become CenterFault."""
+    async def call(self, center: Center, operation: Callable[[Connector], Awaitable[T]], *, probing: bool = False) -> T:
+        """Run one connector call under the center's deadline; failures become CenterFault.
+
+        A DOWN center is skipped at once, unless this is the probe that may bring it back.
+        """
+        if center.breaker.is_open and not probing:
+            raise CenterFault(
+                "CENTER_UNAVAILABLE",
+                center.global_id,
+                center.name,
+                f"center {center.name} is DOWN ({center.health.message}); skipped until it answers again",
+            )
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(operation(center.connector), center.deadline_seconds)
-        except (asyncio.TimeoutError, CenterTimeout):
-            self._record(center, "DOWN", None, f"no answer within {center.deadline_seconds:g}s")
-            raise CenterFault(
-                "CENTER_TIMEOUT", center.global_id, center.name, f"center {center.name} did not answer in time"
-            ) from None
-        except ConnectorError as error:
-            if error.code in ("CENTER_UNAVAILABLE",):
-                self._record(center, "DOWN", None, error.message)
-                raise CenterFault("CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: {error.message}") from None
-            self._record(center, "UP", (time.perf_counter() - started) * 1000, None)
-            raise
-        self._record(center, "UP", (time.perf_counter() - started) * 1000, None)
+            async with asyncio.timeout(center.deadline_seconds):
+                result = await operation(center.connector)
+        except (TimeoutError, CenterTimeout):
+            center.breaker.record_failure(f"no answer within {center.deadline_seconds:g}s")
+            raise CenterFault("CENTER_TIMEOUT", center.global_id, center.name, f"center {center.name} did not answer within {center.deadline_seconds:g}s") from None
+        except CenterUnreachable as error:
+            center.breaker.record_failure(error.message)
+            raise CenterFault("CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: {error.message}") from None
+        except ConnectorError:
+            center.breaker.record_success((time.perf_counter() - started) * 1000)
+            raise  # the center answered: it refused, or does not know the job
+        except Exception as error:  # a connector bug must not take the whole answer down
+            log.exception("connector of center %s failed", center.name)
+            center.breaker.record_failure(f"connector error: {type(error).__name__}")
+            raise CenterFault("CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: connector error") from None
+        center.breaker.record_success((time.perf_counter() - started) * 1000)
         return result
-
-    def _record(self, center: Center, state: str, latency_ms: float | None, message: str | None) -> None:
-        center.health = CenterHealth(state=state, latency_ms=latency_ms, checked_at=utcnow(), message=message)
 
     async def probe(self, center: Center) -> CenterHealth:
         """Ask the center who it is; the answer (or its absence) is its health."""
         try:
-            await self.call(center, lambda connector: connector.describe())
-        except CenterFault:
+            await self.call(center, lambda connector: connector.describe(), probing=True)
+        except (CenterFault, ConnectorError):
             pass
         return center.health
 

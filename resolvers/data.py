@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from resolvers.centers import CenterRegistry
 from resolvers.errors import UserErrorData
 from resolvers.ids import int_key
 from resolvers.viewer import Viewer
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store.db import Database
-from store.tables import DatasetRow, ModelRow
+from store.tables import DatasetReplicaRow, DatasetRow, ModelRow
 
 _CHECKSUM = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|md5:[0-9a-f]{32})$")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
@@ -26,6 +28,7 @@ class DatasetRequest:
     format: str | None = None
     size_bytes: int | None = None
     checksum: str | None = None
+    replicas: Sequence[tuple[str, str]] = ()  # (center global id, uri at that center)
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,9 @@ def _check_common(name: str, uri: str, version: str | None, errors: list[UserErr
 
 
 class DataService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, registry: CenterRegistry) -> None:
         self.db = db
+        self.registry = registry
 
     async def register_dataset(self, viewer: Viewer, request: DatasetRequest) -> Registered:
         errors: list[UserErrorData] = []
@@ -64,6 +68,15 @@ class DataService:
             errors.append(UserErrorData("sizeBytes must be between 0 and 2^63-1", "INVALID_SIZE", ("sizeBytes",)))
         if request.checksum is not None and not _CHECKSUM.match(request.checksum):
             errors.append(UserErrorData('checksum must look like "sha256:<64 hex digits>"', "INVALID_CHECKSUM", ("checksum",)))
+        replica_centers: list[tuple[int, str]] = []
+        for index, (center_id, uri) in enumerate(request.replicas):
+            key = int_key(center_id, "ComputeCenter")
+            if key is None or self.registry.get(key) is None:
+                errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("replicas", str(index), "centerId")))
+            elif not _URI.match(uri):
+                errors.append(UserErrorData("the replica uri must be an absolute URI", "INVALID_URI", ("replicas", str(index), "uri")))
+            else:
+                replica_centers.append((key, uri))
         if errors:
             return Registered(errors=errors)
         version = request.version or "1"
@@ -81,6 +94,7 @@ class DataService:
             )
             session.add(row)
             await session.flush()
+            session.add_all(DatasetReplicaRow(dataset_id=row.id, center_id=key, uri=uri) for key, uri in dict(replica_centers).items())
         return Registered(dataset=row)
 
     async def register_model(self, viewer: Viewer, request: ModelRequest) -> Registered:

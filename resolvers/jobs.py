@@ -6,15 +6,16 @@ import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from connectors.base import JobSpec
 from connectors.errors import ConnectorError, JobNotFound
 from resolvers.centers import Center, CenterRegistry
 from resolvers.errors import CenterFault, UserErrorData
 from resolvers.ids import int_key
+from resolvers.dispatch import Dispatcher
 from resolvers.ledger import TERMINAL, Change, EventRecord, JobLedger
+from resolvers.offers import ResourceNeed
+from resolvers.placement import Candidate, placement_document, rank
 from resolvers.viewer import Viewer
 from store import datasets as dataset_store
 from store import jobs as job_store
@@ -60,10 +61,12 @@ class SubmitOutcome:
 
 
 class JobService:
-    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger) -> None:
+    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger, dispatcher: Dispatcher, *, quota_mode: str = "queue") -> None:
         self.db = db
         self.registry = registry
         self.ledger = ledger
+        self.dispatcher = dispatcher
+        self.quota_mode = quota_mode
 
     # ------------------------------------------------------------------ submit
 
@@ -75,20 +78,24 @@ class JobService:
                 return SubmitOutcome(job=existing)
         errors = _validate(request, self.registry)
         dataset_ids = await self._dataset_ids(viewer, request.input_dataset_ids, errors)
-        center: Center | None = None
-        if not errors:
-            center, placement = self._place(request, errors)
-        if errors or center is None:
+        centers = self._centers(request, errors)
+        if errors:
             return SubmitOutcome(errors=errors)
-        resolved = _resolve_devices(request.request, self.registry)
+        resources = request.request
+        need = ResourceNeed(resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus)
+        candidates = await self.rank(viewer, need, request.policy, centers, dataset_ids)
+        refusal = self._refusal(candidates)
+        if refusal is not None:
+            return SubmitOutcome(errors=[refusal])
         document = {
-            "accelerator": resolved[0],
-            "devices": resolved[1],
-            "standardUnits": request.request.standard_units,
-            "cpus": request.request.cpus,
-            "memoryGb": request.request.memory_gb,
-            "maxDurationMinutes": request.request.max_duration_minutes,
+            "accelerator": resources.accelerator,
+            "devices": resources.devices,
+            "standardUnits": resources.standard_units,
+            "cpus": resources.cpus,
+            "memoryGb": resources.memory_gb,
+            "maxDurationMinutes": resources.max_duration_minutes,
         }
+        policy = None if request.center_id else request.policy
         async with self.db.transaction() as session:
             if request.idempotency_key:  # a concurrent twin may have won the race
                 existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
@@ -100,13 +107,13 @@ class JobService:
                 name=request.name,
                 kind=request.kind,
                 state="PENDING",
-                center_id=center.id,
+                center_id=None,
                 request=document,
                 command=list(request.command),
                 environment=request.environment,
                 output_model_name=request.output_model_name,
-                policy=None if request.center_id else request.policy,
-                placement=placement,
+                policy=policy,
+                placement=placement_document(policy, candidates, None),
                 idempotency_key=request.idempotency_key,
                 progress_count=0,
                 last_seq=0,
@@ -118,36 +125,55 @@ class JobService:
             await session.flush()
             records = [EventRecord.from_row(first_event, job.owner_id)]
         await self.ledger.announce(records)
-        job = await self.dispatch(job.id) or job
-        return SubmitOutcome(job=job)
+        placed = await self.dispatcher.place(job.id, candidates, policy)
+        return SubmitOutcome(job=placed or job)
 
-    async def dispatch(self, job_id: int) -> JobRow | None:
-        """Hand a PENDING job to its center; safe to repeat (the center keys jobs by reference)."""
+    async def rank(self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()) -> list[Candidate]:
+        """Every center's offer for ``need``, best first by ``policy``."""
+        snapshot = await self.dispatcher.snapshot(centers)
+        quota_left = await self.dispatcher.quota_left(viewer.account_id)
+        offers = self.dispatcher.offers(need, snapshot, quota_left, centers)
+        local: dict[int, int] = {}
+        if policy == "DATA_LOCAL" and dataset_ids:
+            async with self.db.read() as session:
+                local = await job_store.replicas_by_center(session, dataset_ids)
+        return rank(offers, policy, snapshot.taken_at, local)
+
+    def _refusal(self, candidates: Sequence[Candidate]) -> UserErrorData | None:
+        """Why nothing should be created: no center could ever run it, or the quota says no."""
+        if any(candidate.offer.could_run for candidate in candidates):
+            return None
+        codes = {candidate.offer.reason_code for candidate in candidates}
+        reasons = "; ".join(f"{c.offer.center.name}: {c.reason}" for c in candidates[:5])
+        if "OVER_QUOTA" in codes and self.quota_mode == "refuse":
+            return UserErrorData(f"the job would exceed the account's quota ({reasons})", "QUOTA_EXCEEDED", ("request",))
+        if codes & {"CENTER_DOWN", "OVER_QUOTA"}:
+            return None  # it may run later: it waits in the network queue
+        return UserErrorData(f"no center can run this job ({reasons})", "NO_FEASIBLE_CENTER", ("request",))
+
+    def _centers(self, request: SubmitRequest, errors: list[UserErrorData]) -> list[Center]:
+        if request.center_id is None:
+            return self.registry.all()
+        center_key = int_key(request.center_id, "ComputeCenter")
+        center = self.registry.get(center_key) if center_key is not None else None
+        if center is None:
+            errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("centerId",)))
+            return []
+        return [center]
+
+    async def resubmit(self, job_id: int) -> JobRow | None:
+        """Finish a hand-over a crash interrupted: the job has a center but no center id for it yet."""
         async with self.db.read() as session:
             job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
-        if job is None or job.state != "PENDING" or job.center_id is None:
+        if job is None or job.state not in ("PENDING", "QUEUED") or job.center_id is None or job.external_id is not None:
             return job
         center = self.registry.get(job.center_id)
         if center is None:
             return await self._fail(job_id, "CENTER_REMOVED: the job's center is no longer configured")
-        spec = _spec_for(job)
-        try:
-            submission = await self.registry.call(center, lambda connector: connector.submit(spec))
-        except CenterFault as fault:
-            return await self._fail(job_id, f"{fault.code}: {fault.message}")
-        except ConnectorError as error:
-            return await self._fail(job_id, f"CENTER_REJECTED: {error.message}")
-
-        def record_submission(current: JobRow) -> Change:
-            change = Change()
-            if current.state != "PENDING":
-                return change
-            change.columns["external_id"] = submission.external_id
-            change.state("QUEUED" if submission.state.value == "QUEUED" else "STARTING", f"submitted to {center.name}")
-            return change
-
-        updated, _ = await self.ledger.apply(job_id, record_submission)
-        return updated
+        handed, failure = await self.dispatcher.hand_over(job, center)
+        if failure is not None:
+            return await self._fail(job_id, failure)
+        return handed
 
     async def _fail(self, job_id: int, reason: str) -> JobRow | None:
         def fail(current: JobRow) -> Change:
@@ -160,34 +186,6 @@ class JobService:
 
         job, _ = await self.ledger.apply(job_id, fail)
         return job
-
-    def _place(self, request: SubmitRequest, errors: list[UserErrorData]) -> tuple[Center | None, dict[str, Any] | None]:
-        if request.center_id is not None:
-            center_key = int_key(request.center_id, "ComputeCenter")
-            center = self.registry.get(center_key) if center_key is not None else None
-            if center is None:
-                errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("centerId",)))
-            return center, None
-        accelerator, devices = _resolve_devices(request.request, self.registry)
-        model = self.registry.catalog.get(accelerator)
-        units = (model.standard_units if model else 0) * devices
-        candidates: list[dict[str, Any]] = []
-        best: tuple[Any, Center] | None = None
-        for center in self.registry.all():
-            offered = any(offer.accelerator == accelerator for offer in center.offers)
-            if not offered:
-                candidates.append({"centerId": center.id, "score": None, "chosen": False, "reason": f"does not offer {accelerator}"})
-                continue
-            price = center.price_for(accelerator) * Decimal(str(units))
-            candidates.append({"centerId": center.id, "score": float(price), "chosen": False, "reason": f"{price} {self.registry.currency}/hour"})
-            if best is None or price < best[0]:
-                best = (price, center)
-        if best is None:
-            errors.append(UserErrorData(f"no center offers {accelerator}", "NO_FEASIBLE_CENTER", ("request", "accelerator")))
-            return None, None
-        for candidate in candidates:
-            candidate["chosen"] = candidate["centerId"] == best[1].id
-        return best[1], {"policy": request.policy, "candidates": candidates}
 
     async def _dataset_ids(self, viewer: Viewer, ids: Sequence[str], errors: list[UserErrorData]) -> list[int]:
         keys: list[int] = []
@@ -260,35 +258,6 @@ class JobService:
             return None
 
 
-def _resolve_devices(request: ResourceRequestData, registry: CenterRegistry) -> tuple[str, int]:
-    accelerator = request.accelerator or "cpu-core"
-    if request.devices is not None:
-        return accelerator, request.devices
-    if request.standard_units is not None:
-        model = registry.catalog.get(accelerator)
-        if model is not None and model.standard_units > 0:
-            return accelerator, max(1, math.ceil(request.standard_units / model.standard_units - 1e-9))
-    if request.cpus is not None and accelerator == "cpu-core":
-        return accelerator, request.cpus
-    return accelerator, 1
-
-
-def _spec_for(job: JobRow) -> JobSpec:
-    request = job.request
-    environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
-    return JobSpec(
-        reference=job.reference,
-        name=job.name,
-        command=tuple(job.command),
-        max_duration_seconds=float(request["maxDurationMinutes"]) * 60.0,
-        environment=environment,
-        accelerator=request["accelerator"],
-        devices=int(request["devices"]),
-        cpus=request.get("cpus"),
-        memory_gb=request.get("memoryGb"),
-    )
-
-
 def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErrorData]:
     errors: list[UserErrorData] = []
 
@@ -312,7 +281,21 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
             for key, value in environment.items()
         ):
             bad("environment must map variable names to string values", "INVALID_ENVIRONMENT", "environment")
-    resources = request.request
+    errors.extend(validate_resources(request.request, registry))
+    if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
+        bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
+    if request.output_model_name is not None and not (0 < len(request.output_model_name.strip()) <= MAX_NAME):
+        bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
+    return errors
+
+
+def validate_resources(resources: ResourceRequestData, registry: CenterRegistry) -> list[UserErrorData]:
+    """What is wrong with a resource request (shared by submitJob and offers)."""
+    errors: list[UserErrorData] = []
+
+    def bad(message: str, code: str, *path: str) -> None:
+        errors.append(UserErrorData(message, code, path))
+
     duration = resources.max_duration_minutes
     if not (isinstance(duration, (int, float)) and math.isfinite(duration)) or duration <= 0:
         bad("maxDurationMinutes must be greater than zero", "INVALID_DURATION", "request", "maxDurationMinutes")
@@ -324,12 +307,10 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
         bad("devices must be at least 1", "INVALID_DEVICES", "request", "devices")
     if resources.standard_units is not None and not (math.isfinite(resources.standard_units) and resources.standard_units > 0):
         bad("standardUnits must be greater than zero", "INVALID_UNITS", "request", "standardUnits")
+    if all(value is None for value in (resources.accelerator, resources.devices, resources.standard_units, resources.cpus)):
+        bad("the request names no resources: give devices, standardUnits, cpus or an accelerator", "NO_RESOURCES", "request")
     if resources.cpus is not None and resources.cpus <= 0:
         bad("cpus must be at least 1", "INVALID_CPUS", "request", "cpus")
     if resources.memory_gb is not None and not (math.isfinite(resources.memory_gb) and resources.memory_gb > 0):
         bad("memoryGb must be greater than zero", "INVALID_MEMORY", "request", "memoryGb")
-    if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
-        bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
-    if request.output_model_name is not None and not (0 < len(request.output_model_name.strip()) <= MAX_NAME):
-        bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
     return errors

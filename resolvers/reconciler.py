@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from connectors.base import JobStatus, StatusQuery
 from resolvers.centers import Center, CenterRegistry
@@ -25,18 +25,27 @@ from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-VANISHED_GRACE = timedelta(seconds=30)
 
 
 class Reconciler:
-    def __init__(self, db: Database, registry: CenterRegistry, ledger: JobLedger, jobs: JobService, center: Center) -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: CenterRegistry,
+        ledger: JobLedger,
+        jobs: JobService,
+        center: Center,
+        *,
+        vanished_grace: timedelta = timedelta(seconds=30),
+    ) -> None:
         self.db = db
         self.registry = registry
         self.ledger = ledger
         self.jobs = jobs
         self.center = center
         self._task: asyncio.Task[None] | None = None
-        self._missing_since: dict[int, object] = {}
+        self.vanished_grace = vanished_grace
+        self._missing_since: dict[int, datetime] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"reconciler-{self.center.name}")
@@ -64,8 +73,8 @@ class Reconciler:
         async with self.db.read() as session:
             jobs = await job_store.unfinished_jobs(session, self.center.id)
         for job in jobs:
-            if job.state == "PENDING" and job.external_id is None:
-                await self.jobs.dispatch(job.id)
+            if job.external_id is None:
+                await self.jobs.resubmit(job.id)
 
     async def reconcile_once(self) -> None:
         async with self.db.read() as session:
@@ -92,7 +101,7 @@ class Reconciler:
 
     async def _handle_missing(self, job: JobRow) -> None:
         first_seen = self._missing_since.setdefault(job.id, utcnow())
-        if utcnow() - first_seen < VANISHED_GRACE:  # type: ignore[operator]
+        if utcnow() - first_seen < self.vanished_grace:
             return
         reason = "LOST: the center no longer knows this job and never reported its end"
 

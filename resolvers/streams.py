@@ -81,3 +81,11 @@ class JobStreams:
                     job = (await job_store.jobs_by_ids(session, [record.job_id], viewer.scope)).get(record.job_id)
                 if job is not None and job.last_seq == record.seq and accept(job):
                     yield job
+
+    async def center_changes(self) -> AsyncIterator[int]:
+        """The id of each center whose health state changes, as it changes."""
+        async with self.bus.subscribe("centers") as live:
+            while True:
+                message = await live.get()
+                if message is not None:
+                    yield int(message["center_id"])

@@ -37,9 +37,11 @@ class Subscription:
             self.overflowed = True
 
     async def get(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next message, or None after ``timeout`` seconds without one."""
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancellation on 3.11
+                return await self.queue.get()
+        except TimeoutError:
             return None
 
 
@@ -92,7 +94,8 @@ class RedisBus(InMemoryBus):
         self._redis = redis.from_url(self.url, decode_responses=True)
         await self._redis.ping()
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
-        await asyncio.wait_for(self._ready.wait(), 10)
+        async with asyncio.timeout(10):
+            await self._ready.wait()
 
     async def close(self) -> None:
         if self._reader is not None:

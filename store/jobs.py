@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
-from store.tables import DatasetRow, JobEventRow, JobInputRow, JobRow
+from store.tables import DatasetReplicaRow, DatasetRow, JobEventRow, JobInputRow, JobRow
 from store.types import utcnow
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+#: states in which a job holds (or is about to hold) devices at its center
+HOLDING_STATES = ("QUEUED", "STARTING", "RUNNING", "CANCELLING")
+#: a PENDING job without a center this old was orphaned by a crash during placement
+ORPHAN_AFTER = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
@@ -130,3 +134,58 @@ async def inputs_by_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[
     for job_id, dataset in rows:
         grouped[job_id].append(dataset)
     return grouped
+
+
+async def waiting_jobs(session: AsyncSession, limit: int) -> list[JobRow]:
+    """Jobs waiting at the network level for a center, oldest first."""
+    orphaned = and_(JobRow.state == "PENDING", JobRow.updated_at < utcnow() - ORPHAN_AFTER)
+    rows = await session.scalars(
+        select(JobRow)
+        .where(JobRow.center_id.is_(None), JobRow.external_id.is_(None), or_(JobRow.state == "QUEUED", orphaned))
+        .order_by(JobRow.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def active_allocations(session: AsyncSession) -> list[tuple[int | None, dict[str, Any], datetime | None]]:
+    """(center, request, started) of every job holding devices at a center."""
+    rows = await session.execute(
+        select(JobRow.center_id, JobRow.request, JobRow.started_at).where(
+            JobRow.state.in_(HOLDING_STATES), JobRow.external_id.is_not(None)
+        )
+    )
+    return [(center_id, request, started_at) for center_id, request, started_at in rows]
+
+
+async def units_in_use(session: AsyncSession, owner_id: int, units_per_device: Mapping[str, float]) -> float:
+    """Standard units the account's jobs hold at centers now."""
+    rows = await session.scalars(
+        select(JobRow.request).where(
+            JobRow.owner_id == owner_id, JobRow.state.in_(HOLDING_STATES), JobRow.center_id.is_not(None)
+        )
+    )
+    return sum(units_per_device.get(request.get("accelerator") or "", 0.0) * int(request.get("devices") or 1) for request in rows)
+
+
+async def input_replicas_by_center(session: AsyncSession, job_id: int) -> dict[int, int]:
+    """How many of the job's input datasets each center holds a replica of."""
+    rows = await session.execute(
+        select(DatasetReplicaRow.center_id, func.count(func.distinct(DatasetReplicaRow.dataset_id)))
+        .join(JobInputRow, JobInputRow.dataset_id == DatasetReplicaRow.dataset_id)
+        .where(JobInputRow.job_id == job_id)
+        .group_by(DatasetReplicaRow.center_id)
+    )
+    return {center_id: int(count) for center_id, count in rows}
+
+
+async def replicas_by_center(session: AsyncSession, dataset_ids: Sequence[int]) -> dict[int, int]:
+    """How many of these datasets each center holds a replica of."""
+    if not dataset_ids:
+        return {}
+    rows = await session.execute(
+        select(DatasetReplicaRow.center_id, func.count(func.distinct(DatasetReplicaRow.dataset_id)))
+        .where(DatasetReplicaRow.dataset_id.in_(dataset_ids))
+        .group_by(DatasetReplicaRow.center_id)
+    )
+    return {center_id: int(count) for center_id, count in rows}

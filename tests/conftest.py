@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,14 +99,19 @@ class Gateway:
         for client in [self.client, self.admin, *self.extra_clients]:
             await client.close()
         self.server.should_exit = True
-        await asyncio.wait_for(self.task, 15)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), 15)
+        except TimeoutError:
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=6)
+            raise
 
 
-async def start_gateway(settings: Settings) -> Gateway:
+async def start_gateway(settings: Settings, connectors: dict[str, Any] | None = None) -> Gateway:
     if settings.admin_token is None:
         settings = settings.model_copy(update={"admin_token": SecretStr("aicn_test-admin-" + secrets.token_urlsafe(16))})
     assert settings.admin_token is not None
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, connectors)
     app = create_app(runtime)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -136,7 +143,7 @@ GatewayFactory = Callable[..., "asyncio.Future[Gateway]"]
 async def gateway_factory(database: DatabaseChoice, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[Gateway] = []
 
-    async def make(centers: list[CenterConfig] | None = None, **settings: Any) -> Gateway:
+    async def make(centers: list[CenterConfig] | None = None, connectors: dict[str, Any] | None = None, **settings: Any) -> Gateway:
         settings.setdefault("limits", GENEROUS_LIMITS)
         gateway = await start_gateway(
             Settings(
@@ -145,7 +152,8 @@ async def gateway_factory(database: DatabaseChoice, tmp_path: Path) -> AsyncIter
                 database_schema=database.schema,
                 centers=centers or [local_center()],
                 **settings,
-            )
+            ),
+            connectors,
         )
         started.append(gateway)
         return gateway
@@ -164,3 +172,12 @@ async def gateway(gateway_factory: Callable[..., Any]) -> Gateway:
 @pytest.fixture
 def gql(gateway: Gateway) -> GraphQLClient:
     return gateway.client
+
+
+@pytest.fixture(scope="session")
+def slurm_output_dir() -> Iterator[str]:
+    """A world-writable directory for SLURM jobs' output (jobs may run as other users)."""
+    directory = tempfile.mkdtemp(prefix="aicn-slurm-e2e-", dir="/tmp")
+    os.chmod(directory, 0o1777)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)

@@ -54,7 +54,7 @@ print("done", flush=True)
 
 
 def python_job(script: str, name: str = "test-job", minutes: float = 1.0, **extra: Any) -> dict[str, Any]:
-    job: dict[str, Any] = {"name": name, "command": [PYTHON, "-c", script], "request": {"maxDurationMinutes": minutes}}
+    job: dict[str, Any] = {"name": name, "command": [PYTHON, "-c", script], "request": {"maxDurationMinutes": minutes, "devices": 1}}
     job.update(extra)
     return job
 

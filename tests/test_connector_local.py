@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +11,8 @@ import pytest
 
 from connectors.base import CenterJobState, StatusQuery
 from connectors.local import LocalConnector
-from tests.connector_contract import PYTHON, ConnectorContract, new_reference, wait_for
+from tests.processes import group_alive
+from tests.connector_contract import PYTHON, ConnectorContract, wait_for
 
 
 @pytest.fixture
@@ -30,28 +29,16 @@ class TestLocalContract(ConnectorContract):
     time_limit_wait_seconds = 15.0
 
 
-def _group_alive(pgid: int) -> bool:
-    """True while a live (non-zombie) process is in the group; zombies wait on a lazy init."""
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_path.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
 async def test_cancel_kills_the_whole_process_tree(connector: LocalConnector) -> None:
     script = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
     spec = ConnectorContract().spec([PYTHON, "-c", script])
     submission = await connector.submit(spec)
     await wait_for(connector, submission.external_id, [CenterJobState.RUNNING], 10)
     child = json.loads((connector.root / "jobs" / submission.external_id / "child.json").read_text())
-    assert _group_alive(child["pid"])
+    assert group_alive(child["pid"])
     await connector.cancel(submission.external_id)
     await wait_for(connector, submission.external_id, [CenterJobState.CANCELLED], 10)
-    assert not _group_alive(child["pid"])
+    assert not group_alive(child["pid"])
 
 
 async def test_jobs_are_reattached_after_a_restart(tmp_path: Path) -> None:
@@ -88,7 +75,7 @@ async def test_a_job_whose_supervisor_died_is_reported_failed(tmp_path: Path) ->
         child_pid = json.loads((job_dir / "child.json").read_text())["pid"]
         os.kill(runner_pid, 9)
         os.killpg(child_pid, 9)
-        final = await wait_for(local, submission.external_id, [CenterJobState.FAILED], 10)
+        final = await wait_for(local, submission.external_id, [CenterJobState.FAILED], 20)
         assert final.reason and "LOST" in final.reason
     finally:
         await local.close()

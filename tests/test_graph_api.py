@@ -185,3 +185,18 @@ async def test_graphiql_and_health_probes(gateway: Gateway) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+async def test_operators_extend_and_override_the_catalog(gateway_factory: Any) -> None:
+    catalog = [
+        {"model": "acme-x1", "vendor": "ACME", "kind": "NPU", "memory_gb": 32, "fp16_tflops": 250.0},
+        {"model": "cpu-core", "fp16_tflops": 1.0},
+    ]
+    gateway: Gateway = await gateway_factory(catalog=catalog)
+    data = await gateway.client.execute("{ acceleratorCatalogVersion acceleratorCatalog { model vendor kind standardUnits } }")
+    models = {entry["model"]: entry for entry in data["acceleratorCatalog"]}
+    assert models["acme-x1"] == {"model": "acme-x1", "vendor": "ACME", "kind": "NPU", "standardUnits": 2.5}
+    assert models["cpu-core"]["standardUnits"] == 0.01 and models["cpu-core"]["vendor"] == "generic"
+    assert data["acceleratorCatalogVersion"].endswith("+local")
+    units = await gateway.client.execute("{ computeUnits { edges { node { standardUnitsTotal } } } }")
+    assert units["computeUnits"]["edges"][0]["node"]["standardUnitsTotal"] == 0.02

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import Gateway, local_center
+from tests.processes import group_alive
 from tests.jobs_helpers import (
     CANCEL,
     PROGRESS_SCRIPT,
@@ -65,20 +65,9 @@ async def test_cancel_stops_the_job_and_its_process_tree(gateway: Gateway) -> No
     assert payload["job"]["state"] in {"CANCELLING", "CANCELLED"}
     final = await wait_for_state(gql, job["id"], {"CANCELLED", "FAILED", "SUCCEEDED"})
     assert final["state"] == "CANCELLED"
-    assert not _group_alive(child["pid"])
+    assert not group_alive(child["pid"])
     again = (await gql.execute(CANCEL, {"id": job["id"]}))["cancelJob"]
     assert [error["code"] for error in again["userErrors"]] == ["JOB_ALREADY_FINISHED"]
-
-
-def _group_alive(pgid: int) -> bool:
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_path.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 async def test_the_time_limit_stops_the_job(gateway: Gateway) -> None:
@@ -154,8 +143,11 @@ BAD_INPUTS = [
     ({"command": []}, "EMPTY_COMMAND", ["command"]),
     ({"command": [""]}, "EMPTY_COMMAND", ["command"]),
     ({"name": " "}, "INVALID_NAME", ["name"]),
-    ({"request": {"maxDurationMinutes": 0}}, "INVALID_DURATION", ["request", "maxDurationMinutes"]),
-    ({"request": {"maxDurationMinutes": -5}}, "INVALID_DURATION", ["request", "maxDurationMinutes"]),
+    ({"request": {"maxDurationMinutes": 0, "devices": 1}}, "INVALID_DURATION", ["request", "maxDurationMinutes"]),
+    ({"request": {"maxDurationMinutes": -5, "devices": 1}}, "INVALID_DURATION", ["request", "maxDurationMinutes"]),
+    ({"request": {"maxDurationMinutes": 5}}, "NO_RESOURCES", ["request"]),
+    ({"request": {"maxDurationMinutes": 5, "standardUnits": -1}}, "INVALID_UNITS", ["request", "standardUnits"]),
+    ({"request": {"maxDurationMinutes": 5, "devices": 64}}, "NO_FEASIBLE_CENTER", ["request"]),
     ({"request": {"maxDurationMinutes": 1, "devices": 0}}, "INVALID_DEVICES", ["request", "devices"]),
     ({"request": {"maxDurationMinutes": 1, "accelerator": "tpu-v9"}}, "UNKNOWN_ACCELERATOR", ["request", "accelerator"]),
     ({"centerId": "Q29tcHV0ZUNlbnRlcjo5OTk"}, "CENTER_NOT_FOUND", ["centerId"]),

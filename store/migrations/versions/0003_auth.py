@@ -1,14 +1,14 @@
 """accounts' members, API tokens, audit log
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0004
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0004"  # chained after main's head when main was merged in
 branch_labels = None
 depends_on = None
 

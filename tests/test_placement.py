@@ -1,0 +1,205 @@
+"""Offers, placement by policy, failover, the network queue and quotas, through the graph."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from store.tables import AccountRow
+from tests.conftest import Gateway, local_center
+from tests.fault_connector import FaultyConnector
+from tests.jobs_helpers import CANCEL, SUBMIT, job_state, python_job, submit, wait_for_state
+from tests.slurm_helpers import GPU, slurm_center
+
+OFFERS = """
+query($request: ResourceRequestInput!, $policy: PlacementPolicy) {
+  offers(request: $request, policy: $policy) {
+    center { name } feasible reason devices standardUnits score estimatedStart
+    computeUnit { accelerator { model } devicesAvailable }
+    pricePerHour { amount currency } maxCost { amount }
+  }
+}
+"""
+
+PLACEMENT = """
+query($id: ID!) { node(id: $id) { ... on Job { state center { name } request { accelerator devices }
+  placement { policy waiting candidates { center { name } chosen score reason } }
+  events(first: 100) { edges { node { kind state message } } } } } }
+"""
+
+
+def expected_price(price_per_unit_hour: str, units: float) -> Decimal:
+    return (Decimal(price_per_unit_hour) * Decimal(str(units))).quantize(Decimal("0.000001"))
+
+
+async def offers(gateway: Gateway, request: dict[str, Any], policy: str = "CHEAPEST") -> list[dict[str, Any]]:
+    return (await gateway.client.execute(OFFERS, {"request": request, "policy": policy}))["offers"]
+
+
+async def test_offers_compare_every_center_and_placement_takes_the_cheapest(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("dear", cores=2, price="0.90"), local_center("cheap", cores=1, price="0.30")])
+    answer = await offers(gateway, {"devices": 1, "maxDurationMinutes": 120})
+    assert [offer["center"]["name"] for offer in answer] == ["cheap", "dear"]
+    cheap, dear = answer
+    units = cheap["standardUnits"]
+    assert cheap["feasible"] and dear["feasible"] and cheap["reason"] is None
+    assert Decimal(cheap["pricePerHour"]["amount"]) == expected_price("0.30", units)
+    assert Decimal(cheap["maxCost"]["amount"]) == (expected_price("0.30", units) * 2).quantize(Decimal("0.000001"))
+    assert cheap["pricePerHour"]["currency"] == "CNY"
+    job = await submit(gateway.client, python_job("import time; time.sleep(1)", name="cheapest"))
+    assert job["center"]["name"] == "cheap"
+    placed = (await gateway.client.execute(PLACEMENT, {"id": job["id"]}))["node"]
+    assert placed["placement"]["policy"] == "CHEAPEST"
+    assert [(c["center"]["name"], c["chosen"]) for c in placed["placement"]["candidates"]] == [("cheap", True), ("dear", False)]
+    assert any(event["kind"] == "PLACEMENT" and "cheap" in event["message"] for event in (e["node"] for e in placed["events"]["edges"]))
+    # the cheap center is now full: it still offers, but not now
+    await wait_for_state(gateway.client, job["id"], {"RUNNING"})
+    busy = await offers(gateway, {"devices": 1, "maxDurationMinutes": 120}, "EARLIEST_START")
+    assert [offer["center"]["name"] for offer in busy] == ["dear", "cheap"]
+    assert busy[1]["feasible"] is False and busy[1]["reason"].startswith("NOT_ENOUGH_FREE")
+    assert busy[1]["estimatedStart"] is not None
+
+
+async def test_earliest_start_prefers_a_free_center_over_a_cheaper_busy_one(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("dear", cores=1, price="0.90"), local_center("cheap", cores=1, price="0.30")])
+    gql = gateway.client
+    blocker = await submit(gql, python_job("import time; time.sleep(300)", name="blocker"))
+    assert blocker["center"]["name"] == "cheap"
+    await wait_for_state(gql, blocker["id"], {"RUNNING"})
+    soon = await submit(gql, python_job("print(1)", name="soon", policy="EARLIEST_START"))
+    assert soon["center"]["name"] == "dear"
+    await gql.execute(CANCEL, {"id": blocker["id"]})
+
+
+async def test_data_local_prefers_the_center_holding_the_inputs(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("near", price="0.90"), local_center("far", price="0.30")])
+    gql = gateway.client
+    near = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "near")
+    registered = await gql.execute(
+        "mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id replicas { center { name } uri } } userErrors { code } } }",
+        {"input": {"name": "corpus", "uri": "s3://corpus", "replicas": [{"centerId": near, "uri": "file:///data/corpus"}]}},
+    )
+    dataset = registered["registerDataset"]["dataset"]
+    assert dataset["replicas"] == [{"center": {"name": "near"}, "uri": "file:///data/corpus"}]
+    local = await submit(gql, python_job("print(1)", name="local", policy="DATA_LOCAL", inputDatasetIds=[dataset["id"]]))
+    cheap = await submit(gql, python_job("print(1)", name="cheap", inputDatasetIds=[dataset["id"]]))
+    assert (local["center"]["name"], cheap["center"]["name"]) == ("near", "far")
+
+
+async def test_a_failing_first_choice_fails_over_to_the_next_center(gateway_factory: Any) -> None:
+    flaky = FaultyConnector("flaky", {"cpu-core": 4})
+    gateway: Gateway = await gateway_factory(
+        [local_center("steady", price="0.90"), local_center("flaky", price="0.10", failure_threshold=10)], {"flaky": flaky}
+    )
+    flaky.fault.refuse_submissions = True
+    job = await submit(gateway.client, python_job("print('ran')", name="failover"))
+    assert job["center"]["name"] == "steady"
+    final = await wait_for_state(gateway.client, job["id"], {"SUCCEEDED", "FAILED"})
+    assert final["state"] == "SUCCEEDED"
+    messages = [e["node"]["message"] for e in (await gateway.client.execute(PLACEMENT, {"id": job["id"]}))["node"]["events"]["edges"] if e["node"]["kind"] == "PLACEMENT"]
+    assert messages[0].startswith("placed on flaky")
+    assert "flaky failed" in messages[1] and "trying steady" in messages[1]
+    assert messages[2].startswith("placed on steady")
+
+
+async def test_jobs_wait_in_the_network_queue_and_start_in_order(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("only", cores=1)])
+    gql = gateway.client
+    jobs = [await submit(gql, python_job("import time; time.sleep(0.5)", name=f"queued-{n}")) for n in range(3)]
+    assert [job["state"] for job in jobs[1:]] == ["QUEUED", "QUEUED"]
+    waiting = (await gql.execute(PLACEMENT, {"id": jobs[2]["id"]}))["node"]
+    assert waiting["center"] is None and waiting["placement"]["waiting"].startswith("WAITING")
+    finals = [await wait_for_state(gql, job["id"], {"SUCCEEDED", "FAILED"}, timeout=30) for job in jobs]
+    assert all(final["state"] == "SUCCEEDED" for final in finals)
+    starts = [final["startedAt"] for final in finals]
+    assert starts == sorted(starts)
+
+
+async def test_a_queued_job_survives_a_gateway_restart(gateway_factory: Any) -> None:
+    first: Gateway = await gateway_factory([local_center("only", cores=1)])
+    running = await submit(first.client, python_job("import time; time.sleep(1.5)", name="holder"))
+    waiting = await submit(first.client, python_job("print('after restart')", name="waiter"))
+    assert waiting["state"] == "QUEUED"
+    await first.stop()
+    second: Gateway = await gateway_factory([local_center("only", cores=1)])
+    for job in (running, waiting):
+        assert (await wait_for_state(second.client, job["id"], {"SUCCEEDED", "FAILED"}, timeout=30))["state"] == "SUCCEEDED"
+
+
+async def _set_quota(gateway: Gateway, units: float | None) -> None:
+    async with gateway.runtime.db.transaction() as session:
+        await session.execute(update(AccountRow).values(max_standard_units=units))
+
+
+async def test_a_quota_makes_jobs_wait_until_units_free(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("big", cores=4)])
+    gql = gateway.client
+    core = gateway.runtime.catalog.get("cpu-core")
+    assert core is not None
+    await _set_quota(gateway, core.standard_units * 1.5)  # one core's worth at a time
+    first = await submit(gql, python_job("import time; time.sleep(1)", name="within"))
+    second = await submit(gql, python_job("print(2)", name="over"))
+    assert first["state"] in {"STARTING", "RUNNING"} and second["state"] == "QUEUED"
+    waiting = (await gql.execute(PLACEMENT, {"id": second["id"]}))["node"]
+    assert "OVER_QUOTA" in waiting["placement"]["waiting"]
+    over = await offers(gateway, {"devices": 2, "maxDurationMinutes": 5})
+    assert over[0]["feasible"] is False and over[0]["reason"].startswith("OVER_QUOTA")
+    final = await wait_for_state(gql, second["id"], {"SUCCEEDED", "FAILED"}, timeout=30)
+    assert final["state"] == "SUCCEEDED"
+
+
+async def test_a_quota_refuses_when_configured_to(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("big", cores=4)], quota_mode="refuse")
+    core = gateway.runtime.catalog.get("cpu-core")
+    assert core is not None
+    await _set_quota(gateway, core.standard_units)
+    payload = (await gateway.client.execute(SUBMIT, {"input": python_job("print(1)", request={"devices": 2, "maxDurationMinutes": 1})}))["submitJob"]
+    assert payload["job"] is None and [error["code"] for error in payload["userErrors"]] == ["QUOTA_EXCEEDED"]
+    assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0
+
+
+async def test_bad_resource_requests_are_refused(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("short", max_duration_minutes=10), local_center("long")])
+    for request, code in [
+        ({"maxDurationMinutes": 5}, "NO_RESOURCES"),
+        ({"maxDurationMinutes": 5, "accelerator": "nvidia-b300"}, "UNKNOWN_ACCELERATOR"),
+        ({"maxDurationMinutes": 5, "devices": 0}, "INVALID_DEVICES"),
+        ({"maxDurationMinutes": 5, "standardUnits": 0}, "INVALID_UNITS"),
+    ]:
+        response = (await gateway.client.post(OFFERS, {"request": request})).json()
+        assert response["errors"][0]["extensions"]["code"] == code, request
+        payload = (await gateway.client.execute(SUBMIT, {"input": python_job("print(1)", request=request)}))["submitJob"]
+        assert [error["code"] for error in payload["userErrors"]] == [code], request
+    long_job = await offers(gateway, {"devices": 1, "maxDurationMinutes": 60})
+    by_center = {offer["center"]["name"]: offer for offer in long_job}
+    assert by_center["short"]["reason"].startswith("DURATION_OVER_LIMIT") and by_center["long"]["feasible"]
+    gpu = (await gateway.client.execute(SUBMIT, {"input": python_job("print(1)", request={"accelerator": GPU, "devices": 1, "maxDurationMinutes": 5})}))["submitJob"]
+    assert [error["code"] for error in gpu["userErrors"]] == ["NO_FEASIBLE_CENTER"]
+    assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_local_and_slurm_offers_and_placement_together(gateway_factory: Any, slurm_output_dir: str) -> None:
+    gateway: Gateway = await gateway_factory([local_center("local", price="0.50"), slurm_center(slurm_output_dir)])
+    gql = gateway.client
+    cpu = await offers(gateway, {"devices": 1, "maxDurationMinutes": 30})
+    assert [offer["center"]["name"] for offer in cpu] == ["hpc", "local"]  # 0.40 beats 0.50 per unit-hour
+    assert all(offer["feasible"] for offer in cpu)
+    gpu = await offers(gateway, {"accelerator": GPU, "devices": 1, "maxDurationMinutes": 30})
+    by_center = {offer["center"]["name"]: offer for offer in gpu}
+    assert by_center["hpc"]["feasible"] and by_center["hpc"]["computeUnit"]["accelerator"]["model"] == GPU
+    assert Decimal(by_center["hpc"]["pricePerHour"]["amount"]) == expected_price("2.00", by_center["hpc"]["standardUnits"])
+    assert by_center["local"]["reason"].startswith("NO_SUCH_DEVICE")
+    # "4 standard units on any fitting hardware": two A100s (3.12 each) at hpc
+    any_units = await offers(gateway, {"standardUnits": 4, "maxDurationMinutes": 30})
+    assert any_units[0]["center"]["name"] == "hpc" and any_units[0]["devices"] == 2
+    job = await submit(gql, python_job("print('on a gpu')", name="gpu-job", request={"accelerator": GPU, "devices": 1, "maxDurationMinutes": 5}))
+    assert job["center"]["name"] == "hpc" and job["request"]["accelerator"] == GPU
+    assert (await wait_for_state(gql, job["id"], {"SUCCEEDED", "FAILED"}, timeout=60))["state"] == "SUCCEEDED"
+    await asyncio.sleep(0)
+    assert (await job_state(gql, job["id"]))["exitCode"] == 0

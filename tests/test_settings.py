@@ -1,0 +1,77 @@
+"""Settings from a TOML file and AICN_* variables; the CLI's migrate and export-schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from aicn.settings import Settings
+
+CONFIG = """
+data_dir = "{data}"
+port = 9123
+currency = "EUR"
+
+[[centers]]
+name = "gpu-farm"
+kind = "LOCAL"
+deadline_seconds = 2.5
+[[centers.devices]]
+accelerator = "nvidia-a100-80gb"
+count = 4
+price_per_unit_hour = "1.25"
+
+[[centers]]
+name = "hpc"
+kind = "SLURM"
+[centers.slurm]
+url = "http://127.0.0.1:6820"
+token_env = "MY_SLURM_TOKEN"
+gres_models = {{ a100 = "nvidia-a100-80gb" }}
+"""
+
+
+def test_defaults_serve_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AICN_CONFIG", raising=False)
+    settings = Settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert [(center.name, center.kind) for center in settings.centers] == [("local", "LOCAL")]
+    assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///") and settings.resolved_database_url.endswith("aicn-data/aicn.db")
+
+
+def test_a_toml_file_and_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(CONFIG.format(data=tmp_path / "data"))
+    monkeypatch.setenv("AICN_CONFIG", str(config))
+    monkeypatch.setenv("AICN_PORT", "9200")
+    monkeypatch.setenv("MY_SLURM_TOKEN", "secret-token")
+    settings = Settings()
+    assert settings.port == 9200  # the environment wins over the file
+    assert settings.currency == "EUR"
+    farm, hpc = settings.centers
+    assert farm.deadline_seconds == 2.5 and farm.devices[0].price_per_unit_hour == Decimal("1.25")
+    assert hpc.kind == "SLURM" and hpc.slurm is not None
+    assert hpc.slurm.resolved_token() == "secret-token"
+    assert hpc.slurm.gres_models == {"a100": "nvidia-a100-80gb"}
+
+
+def test_bad_configuration_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[[centers]]\nname = "Not A Slug!"\n')
+    monkeypatch.setenv("AICN_CONFIG", str(config))
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_the_cli_migrates_and_exports_the_schema(tmp_path: Path) -> None:
+    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin", "AICN_CONFIG": str(tmp_path / "none.toml")}
+    migrated = subprocess.run([sys.executable, "-m", "aicn.cli", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "data" / "aicn.db").exists()
+    exported = subprocess.run([sys.executable, "-m", "aicn.cli", "export-schema", "-o", "-"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert exported.returncode == 0 and "type Query" in exported.stdout
