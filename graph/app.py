@@ -126,7 +126,7 @@ class GraphQLApp(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        token = logs.REQUEST_ID.set(request_id)
+        previous = logs.REQUEST_ID.set(request_id)
         try:
             if scope["type"] != "http":
                 await super().__call__(scope, receive, send)
@@ -135,7 +135,7 @@ class GraphQLApp(GraphQL[Context, None]):
             response.headers["x-request-id"] = request_id
             await response(scope, receive, send)
         finally:
-            logs.REQUEST_ID.reset(token)
+            logs.REQUEST_ID.reset(previous)
 
     async def _serve(self, scope: Scope, receive: Receive) -> Response:
         limit = self.runtime.settings.limits.max_body_bytes
