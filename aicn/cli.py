@@ -1,4 +1,4 @@
-"""The ``aicn`` command: serve, migrate, export-schema, bills."""
+"""The ``aicn`` command: serve, migrate, export-schema, set-quota, bills, accounts and tokens."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aicn.runtime import Runtime
     from aicn.settings import Settings
+    from graph import logs
     from graph.app import create_app
 
     settings = Settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.install()  # before any handler formats `request_id`
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     app = create_app(Runtime(settings))
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
@@ -109,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     from aicn.bills_cli import add_bills_commands
 
     add_bills_commands(commands)
+    from aicn.access_cli import register as register_access_commands
+
+    register_access_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from collections.abc import Mapping
 from decimal import Decimal
 
+from aicn.access_cli import announce_admin_token
 from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
@@ -14,6 +15,8 @@ from connectors.local import LocalConnector
 from resolvers.billing import BillingService
 from resolvers.bills import BillBook, BillingPolicy
 from resolvers.budgets import BudgetAlertStream
+from resolvers.audit import AuditLog
+from resolvers.auth import AccessService
 from resolvers.centers import Center, CenterRegistry, DeviceOffer
 from resolvers.data import DataService
 from resolvers.dispatch import Dispatcher
@@ -25,6 +28,7 @@ from resolvers.metering import Meter
 from resolvers.periods import Calendar
 from resolvers.reconciler import Reconciler
 from resolvers.streams import JobStreams
+from resolvers.throttle import Throttle
 from resolvers.viewer import Viewer
 from store import accounts as account_store
 from store import centers as center_store
@@ -77,6 +81,9 @@ class Runtime:
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
         self.data = DataService(self.db, self.registry)
         self.streams = JobStreams(self.db, self.bus)
+        self.access = AccessService(self.db, self.bus)
+        self.audit = AuditLog(self.db)
+        self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
         self.monitor = HealthMonitor(self.registry, self.bus)
         self.default_viewer: Viewer | None = None
@@ -91,6 +98,11 @@ class Runtime:
                 [(c.name, c.kind, c.display_name or c.name, c.region) for c in self.settings.centers],
             )
         self.default_viewer = Viewer(account_id=account.id, is_admin=False)
+        admin_token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
+        issued = await self.access.bootstrap(account.id, admin_token)
+        if issued is not None:
+            announce_admin_token(issued, self.settings.account_name)
+            log.warning("first start: an admin token was created and printed to stdout (prefix %s)", issued[:12])
         centers: list[Center] = []
         for config, row in zip(self.settings.centers, rows):
             connector = self.connector_overrides.get(config.name) or build_connector(config, self.settings)

@@ -13,13 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from aicn.security_settings import AuthSettings, HttpSettings, LimitSettings
 
 
 class DeviceConfig(BaseModel):
@@ -112,6 +114,11 @@ class Settings(BaseSettings):
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
     log_level: str = "info"
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    #: ``AICN_ADMIN_TOKEN``: an admin token to accept (registered on start) instead of printing a new one
+    admin_token: SecretStr | None = Field(default=None, min_length=20)
 
     @field_validator("centers")
     @classmethod

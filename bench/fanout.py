@@ -29,6 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+TOKEN = "aicn_bench-" + "x" * 24
 QUERY = "{ computeUnits(first: 100) { totalCount edges { node { center { name } devicesTotal standardUnitsAvailable } } } }"
 
 
@@ -54,7 +55,13 @@ def serve(centers: int, latency: float, hang: int, deadline: float, port: int, d
     connectors = {name: FaultyConnector(name, {"nvidia-a100-80gb": 8}, latency=latency) for name in names}
     for name in names[:hang]:
         connectors[name].set("hang")
-    settings = Settings(data_dir=Path(data_dir), centers=configs)
+    from pydantic import SecretStr
+
+    from aicn.security_settings import LimitSettings
+
+    # the benchmark is the only client: a bucket that never runs dry, so requests per second are the gateway's own
+    limits = LimitSettings(bucket_size=10**9, restore_rate=1e9)
+    settings = Settings(data_dir=Path(data_dir), centers=configs, admin_token=SecretStr(TOKEN), limits=limits)
     uvicorn.run(create_app(Runtime(settings, connectors)), host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -66,7 +73,7 @@ class Gateway:
 
     async def __aenter__(self) -> httpx.AsyncClient:
         self.process = subprocess.Popen([sys.executable, __file__, "--serve", *self.args], cwd=ROOT)
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30, headers={"authorization": f"Bearer {TOKEN}"})
         for _ in range(300):
             try:
                 if (await self.client.get("/readyz")).status_code == 200:

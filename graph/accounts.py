@@ -10,12 +10,14 @@ from strawberry.types import Info
 
 from graph.context import Context
 from graph.relay import Connection, Node
+from resolvers.errors import BadRequest
 from resolvers.ids import to_global_id
 from store.tables import AccountRow
 
 if TYPE_CHECKING:
     from graph.billing import Bill, Budget
     from graph.centers import Money
+    from graph.auth import AccountMember, ApiToken
     from graph.jobs import Job, JobFilter
 
 
@@ -73,3 +75,21 @@ class Account(Node):
         from graph.billing import list_bills
 
         return await list_bills(info, first=first, after=after, owner_key=self.key)
+    @strawberry.field(description="The account's API tokens, without their secrets (admins, and the account itself).")
+    async def tokens(self, info: Info[Context, None]) -> list[Annotated["ApiToken", strawberry.lazy("graph.auth")]]:
+        from graph.auth import ApiToken
+
+        self._only_admins_or_self(info)
+        return [ApiToken.from_row(row) for row in await info.context.loaders.tokens.load(self.key)]
+
+    @strawberry.field(description="The people who belong to the account (admins, and the account itself).")
+    async def members(self, info: Info[Context, None]) -> list[Annotated["AccountMember", strawberry.lazy("graph.auth")]]:
+        from graph.auth import AccountMember
+
+        self._only_admins_or_self(info)
+        return [AccountMember.from_row(row) for row in await info.context.loaders.members.load(self.key)]
+
+    def _only_admins_or_self(self, info: Info[Context, None]) -> None:
+        viewer = info.context.viewer
+        if not (viewer.is_admin or viewer.account_id == self.key):
+            raise BadRequest("only admins and the account itself see this", "FORBIDDEN")

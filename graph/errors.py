@@ -49,7 +49,7 @@ class ShapeErrors(MaskErrors):
             )
         if isinstance(original, BadRequest):
             return GraphQLError(original.message, nodes=error.nodes, path=error.path, extensions={"code": original.code})
-        if original is None or isinstance(original, GraphQLError):
+        if original is None or isinstance(original, GraphQLError) or _bad_scalar_input(error):
             source = original if isinstance(original, GraphQLError) else error
             extensions: dict[str, Any] = dict(source.extensions or {})
             if "code" not in extensions:
@@ -65,5 +65,16 @@ class ShapeErrors(MaskErrors):
         )
 
 
+def _bad_scalar_input(error: GraphQLError) -> bool:
+    """A scalar refused a value in the document or its variables (ours raise ValueError with a message for the user)."""
+    return error.path is None and bool(error.nodes) and isinstance(error.original_error, (ValueError, TypeError))
+
+
+#: the parser's own limits (the token limit the gate sets, graphql-core's nesting limit)
+_PARSER_LIMITS = ("tokens. Parsing aborted", "nested too deeply")
+
+
 def _request_error_code(error: GraphQLError) -> str:
-    return "GRAPHQL_PARSE_FAILED" if error.message.startswith("Syntax Error") else "GRAPHQL_VALIDATION_FAILED"
+    if error.message.startswith("Syntax Error"):
+        return "QUERY_TOO_COMPLEX" if any(limit in error.message for limit in _PARSER_LIMITS) else "GRAPHQL_PARSE_FAILED"
+    return "GRAPHQL_VALIDATION_FAILED"

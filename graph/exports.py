@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -11,22 +11,29 @@ from starlette.routing import Route
 
 from resolvers.focus import focus_csv
 from resolvers.ids import int_key
-from resolvers.viewer import Viewer
+from resolvers.viewer import READ, Viewer
 from store import billing as billing_store
 
 if TYPE_CHECKING:
     from aicn.runtime import Runtime
 
 
-def export_routes(runtime: "Runtime", viewer_of: Callable[[Request], Viewer | None]) -> list[Route]:
-    """``viewer_of`` says who asks, as the GraphQL endpoint would; a bill the viewer may
-    not see answers exactly like a missing one (404)."""
+def export_routes(runtime: "Runtime", viewer_of: Callable[[Request], Awaitable[Viewer | None]]) -> list[Route]:
+    """``viewer_of`` says who asks, as the GraphQL endpoint would (the bearer token); a caller
+    without the read scope gets 401, and a bill the viewer may not see answers exactly like
+    a missing one (404)."""
 
     async def bill_focus_csv(request: Request) -> Response:
-        viewer = viewer_of(request)
+        viewer = await viewer_of(request)
+        if viewer is None or not viewer.can(READ):
+            return JSONResponse(
+                {"errors": [{"message": "a token with the read scope is required", "extensions": {"code": "UNAUTHENTICATED"}}]},
+                status_code=401,
+                headers={"www-authenticate": "Bearer"},
+            )
         key = int_key(request.path_params["bill_id"], "Bill")
         bill = None
-        if viewer is not None and key is not None:
+        if key is not None:
             async with runtime.db.read() as session:
                 bill = (await billing_store.bills_by_ids(session, [key], viewer.scope)).get(key)
         if bill is None:

@@ -314,8 +314,11 @@ async def list_jobs(
     cursor = decode_cursor(after)
     viewer = info.context.viewer
     base = (filter or JobFilter()).to_query(viewer.scope)
+    owner = base.owner_id
+    if owner_key is not None:
+        owner = owner_key if owner in (None, owner_key) else -1  # another account's jobs: none
     query = job_store.JobQuery(
-        owner_id=owner_key if owner_key is not None else base.owner_id,
+        owner_id=owner,
         states=base.states,
         center_ids=(center_key,) if center_key is not None else base.center_ids,
         kinds=base.kinds,

@@ -15,6 +15,9 @@ from resolvers.viewer import Viewer
 from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store
+from store import tenancy
+from store import tokens as token_store
+from store.auth_tables import AccountMemberRow, ApiTokenRow
 from store.tables import AccountRow, DatasetReplicaRow, DatasetRow, JobRow, ModelRow
 
 if TYPE_CHECKING:
@@ -47,13 +50,19 @@ class Loaders:
 
             return DataLoader(load_fn=load)
 
-        self.account: DataLoader[int, AccountRow | None] = keyed(account_store.accounts_by_ids)
+        self.account: DataLoader[int, AccountRow | None] = keyed(
+            lambda s, ids: account_store.accounts_by_ids(s, [i for i in ids if scope is None or i == scope])
+        )
         self.job: DataLoader[int, JobRow | None] = keyed(lambda s, ids: job_store.jobs_by_ids(s, ids, scope))
         self.dataset: DataLoader[int, DatasetRow | None] = keyed(lambda s, ids: dataset_store.datasets_by_ids(s, ids, scope))
         self.model: DataLoader[int, ModelRow | None] = keyed(lambda s, ids: dataset_store.models_by_ids(s, ids, scope))
-        self.inputs: DataLoader[int, list[DatasetRow]] = grouped(job_store.inputs_by_jobs, [])
-        self.trained_model: DataLoader[int, ModelRow | None] = keyed(dataset_store.models_by_training_jobs)
+        self.inputs: DataLoader[int, list[DatasetRow]] = grouped(lambda s, ids: _own_inputs(s, ids, scope), [])
+        self.trained_model: DataLoader[int, ModelRow | None] = keyed(
+            lambda s, ids: dataset_store.models_by_training_jobs(s, ids, scope)
+        )
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(dataset_store.replicas_by_datasets, [])
+        self.tokens: DataLoader[int, list[ApiTokenRow]] = grouped(token_store.tokens_by_accounts, [])
+        self.members: DataLoader[int, list[AccountMemberRow]] = grouped(tenancy.members_by_accounts, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = DataLoader(load_fn=self._load_capacity)
         self.billing = BillingLoaders(runtime, viewer)
 
@@ -72,3 +81,11 @@ class Loaders:
                 return fault
 
         return list(await asyncio.gather(*(one(center) for center in centers)))
+
+
+async def _own_inputs(session: Any, job_ids: list[int], scope: int | None) -> dict[int, list[DatasetRow]]:
+    """A job's inputs that the viewer may see (an admin may have given a job another account's data)."""
+    grouped = await job_store.inputs_by_jobs(session, job_ids)
+    if scope is None:
+        return grouped
+    return {job_id: [row for row in rows if row.owner_id == scope] for job_id, rows in grouped.items()}

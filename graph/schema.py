@@ -6,76 +6,78 @@ from collections.abc import Iterator
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from graph.accounts import Account
+from graph.audit import AuditQuery, audit_mutations
+from graph.auth import AccessMutation, AccessQuery
 from graph.billing import Bill, UsageRecord
 from graph.billing_roots import BillingMutation, BillingQuery, BillingSubscription
 from graph.centers import ComputeCenter, ComputeUnit
 from graph.data import Dataset, Model
 from graph.errors import ShapeErrors
+from graph.gate import Gate
 from graph.jobs import Job
-from graph.mutations import Mutation
-from graph.query import Query
+from graph.mutations import Mutation as DomainMutation
+from graph.query import Query as DomainQuery
 from graph.scalars import SCALAR_MAP
-from graph.subscription import Subscription
+from graph.subscription import Subscription as DomainSubscription
 
-MAX_DEPTH = 12
-MAX_ALIASES = 30
-MAX_TOKENS = 5_000
+Query = merge_types("Query", (DomainQuery, BillingQuery, AccessQuery, AuditQuery))
+Mutation = merge_types("Mutation", (DomainMutation, BillingMutation, AccessMutation))
+Subscription = merge_types("Subscription", (DomainSubscription, BillingSubscription))
 
-# Built once: the validation cache is keyed by the rule classes, and the limiters make new
-# classes per instance, which would turn every validation into a cache miss.
-LIMIT_RULES = [
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-]
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Log nothing here: expected errors are the client's business, and ShapeErrors logs unexpected ones with the request id."""
 
 
 class CachedParse(ParserCache):
-    """strawberry's parser cache, except that a syntax error is left to the normal parse.
+    """strawberry's parser cache, except that a syntax error is left to the normal parse,
+    and a text the gate has already refused is not parsed at all.
 
     Raised from the cache, the error would skip the error shaping of ``ShapeErrors``.
     """
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        try:
-            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
-        except GraphQLError:
-            context.graphql_document = None
+        if context.graphql_document is None:
+            try:
+                context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+            except GraphQLError:
+                context.graphql_document = None
         yield
 
 
-class QueryShapeLimits(AddValidationRules):
-    """Depth and alias limits, checked (and cached) with the rest of validation."""
+class CachedValidation(ValidationCache):
+    """strawberry's validation cache, which keeps a refusal the gate has already made."""
 
-    def __init__(self) -> None:
-        super().__init__(LIMIT_RULES)
+    def on_validate(self) -> Iterator[None]:
+        if not self.execution_context.pre_execution_errors:
+            yield from super().on_validate()
+        else:
+            yield
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
-        query=merge_types("Query", (Query, BillingQuery)),
-        mutation=merge_types("Mutation", (Mutation, BillingMutation)),
-        subscription=merge_types("Subscription", (Subscription, BillingSubscription)),
+    audit_mutations(Mutation)
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
         types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        # The gate (graph/gate.py: authentication, text and shape limits, cost, rate, scopes)
+        # comes before the caches, so that a refused text is neither parsed nor validated.
         extensions=[
             ShapeErrors,
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            Gate,
             lambda: CachedParse(maxsize=1024),
-            QueryShapeLimits,
-            lambda: ValidationCache(maxsize=1024),
+            lambda: CachedValidation(maxsize=1024),
         ],
     )
 

@@ -46,7 +46,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         prefix, _, key = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("the cursor is not valid") from None
-    if prefix != "cursor" or not key.isdigit():
+    if prefix != "cursor" or not key.isdigit() or len(key) > 19 or int(key) >= 2**63:  # keys are 64-bit
         raise BadRequest("the cursor is not valid")
     return int(key)
 

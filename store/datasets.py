@@ -64,9 +64,8 @@ async def find_model(session: AsyncSession, owner_id: int, name: str, version: s
     )
 
 
-async def models_by_training_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, ModelRow]:
-    """The newest model each job trained."""
-    rows = await session.scalars(
-        select(ModelRow).where(ModelRow.trained_by_job_id.in_(job_ids)).order_by(ModelRow.id)
-    )
+async def models_by_training_jobs(session: AsyncSession, job_ids: Sequence[int], owner_id: int | None = None) -> dict[int, ModelRow]:
+    """The newest model each job trained (of ``owner_id``'s models, when given)."""
+    statement = _owned(select(ModelRow).where(ModelRow.trained_by_job_id.in_(job_ids)), ModelRow.owner_id, owner_id)
+    rows = await session.scalars(statement.order_by(ModelRow.id))
     return {row.trained_by_job_id: row for row in rows if row.trained_by_job_id is not None}

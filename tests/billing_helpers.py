@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from resolvers.viewer import Viewer
 from tests.client import GraphQLClient
 from tests.conftest import Gateway
 
@@ -67,11 +66,10 @@ subscription($after: Int) { budgetAlerts(after: $after) { seq period threshold b
 """
 
 
-def make_admin(gateway: Gateway) -> None:
-    """Until tokens exist, the gateway's one viewer is who asks; make it an administrator."""
-    viewer = gateway.runtime.default_viewer
-    assert viewer is not None
-    gateway.runtime.default_viewer = Viewer(account_id=viewer.account_id, is_admin=True)
+def make_admin(gateway: Gateway) -> GraphQLClient:
+    """Ask as the administrator from now on: the admin token belongs to the default account too."""
+    gateway.client = gateway.admin
+    return gateway.admin
 
 
 async def money(gql: GraphQLClient) -> dict[str, Decimal]:

@@ -13,9 +13,13 @@ import websockets
 
 
 class GraphQLClient:
-    def __init__(self, base_url: str) -> None:
+    """Speaks as the holder of ``token`` (an API token), or anonymously without one."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+        self.token = token
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=30, headers=headers)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -40,7 +44,8 @@ class GraphQLClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield each `next` payload's data until the server completes the subscription."""
         async with websockets.connect(self.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
-            await socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+            payload = {"authorization": f"Bearer {self.token}"} if self.token else {}
+            await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
             ack = json.loads(await asyncio.wait_for(socket.recv(), timeout))
             assert ack["type"] == "connection_ack", ack
             operation_id = uuid.uuid4().hex

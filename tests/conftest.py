@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -15,8 +16,10 @@ from typing import Any
 
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
 from aicn.runtime import Runtime
+from aicn.security_settings import LimitSettings
 from aicn.settings import CenterConfig, DeviceConfig, Settings
 from graph.app import create_app
 from tests.client import GraphQLClient
@@ -70,16 +73,31 @@ def local_center(name: str = "local", cores: int = 2, price: str = "0.50", **ove
     )
 
 
+#: tests send many requests quickly: a bucket that never runs dry unless a test asks for one
+GENEROUS_LIMITS = LimitSettings(bucket_size=10_000_000, restore_rate=1_000_000.0)
+
+
 @dataclass
 class Gateway:
+    """A running gateway. ``client`` holds a read+submit token of the default account,
+    ``admin`` the admin token (``AICN_ADMIN_TOKEN``); ``connect`` makes more clients."""
+
     url: str
     runtime: Runtime
     client: GraphQLClient
+    admin: GraphQLClient
     server: uvicorn.Server
     task: "asyncio.Task[None]"
+    extra_clients: list[GraphQLClient]
+
+    def connect(self, token: str | None = None) -> GraphQLClient:
+        client = GraphQLClient(self.url, token)
+        self.extra_clients.append(client)
+        return client
 
     async def stop(self) -> None:
-        await self.client.close()
+        for client in [self.client, self.admin, *self.extra_clients]:
+            await client.close()
         self.server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self.task), 15)
@@ -90,6 +108,9 @@ class Gateway:
 
 
 async def start_gateway(settings: Settings, connectors: dict[str, Any] | None = None) -> Gateway:
+    if settings.admin_token is None:
+        settings = settings.model_copy(update={"admin_token": SecretStr("aicn_test-admin-" + secrets.token_urlsafe(16))})
+    assert settings.admin_token is not None
     runtime = Runtime(settings, connectors)
     app = create_app(runtime)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
@@ -101,7 +122,18 @@ async def start_gateway(settings: Settings, connectors: dict[str, Any] | None = 
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    return Gateway(url=url, runtime=runtime, client=GraphQLClient(url), server=server, task=task)
+    assert runtime.default_viewer is not None
+    member = await runtime.access.create_token(runtime.default_viewer.account_id, "tests", ["read", "submit"])
+    assert member.secret is not None, member.errors
+    return Gateway(
+        url=url,
+        runtime=runtime,
+        client=GraphQLClient(url, member.secret),
+        admin=GraphQLClient(url, settings.admin_token.get_secret_value()),
+        server=server,
+        task=task,
+        extra_clients=[],
+    )
 
 
 GatewayFactory = Callable[..., "asyncio.Future[Gateway]"]
@@ -112,6 +144,7 @@ async def gateway_factory(database: DatabaseChoice, tmp_path: Path) -> AsyncIter
     started: list[Gateway] = []
 
     async def make(centers: list[CenterConfig] | None = None, connectors: dict[str, Any] | None = None, **settings: Any) -> Gateway:
+        settings.setdefault("limits", GENEROUS_LIMITS)
         gateway = await start_gateway(
             Settings(
                 data_dir=tmp_path / "data",

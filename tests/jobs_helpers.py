@@ -77,7 +77,7 @@ async def wait_for_state(gql: GraphQLClient, job_id: str, states: set[str], time
         if job["state"] in states:
             return job
         await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} stayed {job.get('state')} (wanted {states})")
+    raise AssertionError(f"job {job_id} stayed {job.get('state')} (wanted {states}): {job.get('failureReason')}")
 
 
 async def collect_events(gql: GraphQLClient, job_id: str, after: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:

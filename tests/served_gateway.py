@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -52,16 +53,18 @@ def write_config(directory: Path, database_url: str, schema: str | None, price: 
 
 class ServedGateway:
     def __init__(self, config: Path) -> None:
+        # the same admin token across restarts: registered on the first start, kept in the database
+        self.token = "aicn_served-" + secrets.token_urlsafe(16)
         self.config = config
         self.port = int(next(line for line in config.read_text().splitlines() if line.startswith("port")).split("=")[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = GraphQLClient(self.url)
+        self.client = GraphQLClient(self.url, self.token)
         self.log = config.parent / "gateway.log"
 
     async def start(self, timeout: float = 30) -> None:
         environment = {key: value for key, value in os.environ.items() if not key.startswith("AICN_")}
-        environment.update(AICN_CONFIG=str(self.config), PYTHONPATH=str(ROOT))
+        environment.update(AICN_CONFIG=str(self.config), PYTHONPATH=str(ROOT), AICN_ADMIN_TOKEN=self.token)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "aicn.cli", "serve"], cwd=self.config.parent, env=environment, stdout=log, stderr=log
@@ -95,4 +98,4 @@ class ServedGateway:
                 self.kill()
         self.process = None
         await self.client.close()
-        self.client = GraphQLClient(self.url)
+        self.client = GraphQLClient(self.url, self.token)

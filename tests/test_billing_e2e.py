@@ -149,7 +149,7 @@ async def test_finalize_freezes_the_bill_and_corrections_go_on_the_next(gateway_
     assert [error["code"] for error in forbidden["userErrors"]] == ["FORBIDDEN"] and forbidden["bill"] is None
     assert [error["code"] for error in (await adjust(gql, this_month, "1.00"))["userErrors"]] == ["FORBIDDEN"]
 
-    make_admin(gateway)
+    gql = make_admin(gateway)
     frozen = await bill(gql, this_month)
     finalized = (await gql.execute(FINALIZE, {"id": this_month}))["finalizeBill"]
     assert finalized["userErrors"] == [] and finalized["bill"]["status"] == "FINALIZED" and finalized["bill"]["finalizedAt"]
@@ -205,7 +205,7 @@ async def test_a_bill_exports_as_focus_csv_that_adds_up_to_its_total(gateway_fac
     for job in jobs:
         await wait_for_state(gql, job["id"], {"SUCCEEDED"})
     bill_id = (await job_usage(gql, jobs[0]["id"]))["usage"]["bill"]["id"]
-    make_admin(gateway)
+    gql = make_admin(gateway)
     assert (await adjust(gql, bill_id, "-0.010000", "goodwill"))["userErrors"] == []
     the_bill = await bill(gql, bill_id)
     response = await gql.http.get(the_bill["csvUrl"])
@@ -231,7 +231,7 @@ async def test_a_bill_exports_as_focus_csv_that_adds_up_to_its_total(gateway_fac
 async def test_budget_alerts_at_50_80_and_100_percent_once_a_month(gateway_factory: Any) -> None:
     gateway: Gateway = await gateway_factory([local_center(price=PRICE)])
     gql = gateway.client
-    make_admin(gateway)
+    gql = make_admin(gateway)
     usage = (await run_job(gql))["usage"]  # costs 0.064 or so, on this month's bill
     bill_id = usage["bill"]["id"]
     spent = Decimal(usage["amount"]["amount"])
@@ -307,7 +307,8 @@ async def test_bill_lines_cost_the_same_statements_whatever_the_page_size(gatewa
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "NOT IN" not in statement:
+        background = "NOT IN" in statement or "api_tokens" in statement  # the reconciler's poll; the token check
+        if statement.lstrip().upper().startswith("SELECT") and not background:
             statements.append(statement)
 
     engine = gateway.runtime.db.engine.sync_engine

@@ -1,0 +1,43 @@
+"""Settings of authentication, request limits and the HTTP face (the ``[auth]``,
+``[limits]`` and ``[http]`` tables of ``aicn.toml``; ``AICN_AUTH__MODE=dev`` and the like)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class AuthSettings(BaseModel):
+    #: ``required``: every operation but schema introspection needs a token.
+    #: ``dev``: requests without a token from this host act as the default account
+    #: (read and submit); anything from elsewhere still needs a token.
+    mode: Literal["required", "dev"] = "required"
+
+
+class LimitSettings(BaseModel):
+    max_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=0)
+    #: graphql-core parses about 4 µs per token and character runs: these keep a parse under 10 ms
+    max_tokens: int = Field(default=2_000, ge=10)
+    max_query_length: int = Field(default=32_768, ge=100)
+    max_root_fields: int = Field(default=20, ge=1)
+    #: the most one operation may cost (see README: connections cost by their `first`)
+    max_cost: int = Field(default=1_000, ge=1)
+    #: each token's bucket: this many points, refilled at `restore_rate` points per second
+    bucket_size: int = Field(default=1_000, ge=1)
+    restore_rate: float = Field(default=50.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    introspection: bool = True
+
+    @model_validator(mode="after")
+    def _cost_fits_the_bucket(self) -> "LimitSettings":
+        if self.max_cost > self.bucket_size:
+            raise ValueError("limits.max_cost must not exceed limits.bucket_size, or such an operation could never run")
+        return self
+
+
+class HttpSettings(BaseModel):
+    #: origins allowed to call the gateway from a browser (CORS and WebSocket); empty: none
+    cors_origins: list[str] = Field(default_factory=list)

@@ -1,0 +1,55 @@
+"""Log hygiene: every record carries the request id, and no record carries a token.
+
+``install()`` wraps the logging record factory, so it covers every handler (uvicorn's,
+pytest's, an operator's) without configuring any: secrets are cut out of the message,
+its arguments and the formatted traceback before a handler sees the record.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import traceback
+from typing import Any
+
+#: the id of the request being served, for log lines and the `X-Request-Id` header
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("aicn_request_id", default="-")
+
+_SECRETS = re.compile(
+    r"(aicn_[A-Za-z0-9_-]{8,})"  # our tokens, wherever they appear
+    r"|((?:bearer|token)[\"']?\s*[:=]?\s*[\"']?)[A-Za-z0-9._~+/=-]{16,}",  # Bearer <x>, token=<x>, "token": "<x>"
+    re.IGNORECASE,
+)
+REDACTED = "[REDACTED]"
+_installed = False
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(lambda match: (match.group(2) or "") + REDACTED, text)
+
+
+def install() -> None:
+    """Idempotent: wrap the current record factory once per process."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = REQUEST_ID.get()
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the caller's bug; leave it to the handler
+            return record
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = redact(text)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True
