@@ -17,6 +17,14 @@ def export_schema_text() -> str:
     return schema.as_str().rstrip() + "\n"
 
 
+def tune_gc() -> None:
+    """Fewer, larger young-generation collections: a request makes many short-lived objects,
+    and collecting every 700 allocations showed up as tail latency (bench/fanout.py p95)."""
+    import gc
+
+    gc.set_threshold(50_000, 20, 100)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -31,6 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.install()  # before any handler formats `request_id`
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     app = create_app(Runtime(settings))
+    tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
     return 0

@@ -132,6 +132,8 @@ class Runtime:
                 reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center, vanished_grace=grace)
                 reconciler.start()
                 self.reconcilers.append(reconciler)
+            by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
+            self.dispatcher.on_hand_over = lambda center_id: by_center[center_id].wake() if center_id in by_center else None
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)
 
     async def stop(self) -> None:

@@ -62,6 +62,9 @@ def serve(centers: int, latency: float, hang: int, deadline: float, port: int, d
     # the benchmark is the only client: a bucket that never runs dry, so requests per second are the gateway's own
     limits = LimitSettings(bucket_size=10**9, restore_rate=1e9)
     settings = Settings(data_dir=Path(data_dir), centers=configs, admin_token=SecretStr(TOKEN), limits=limits)
+    from aicn.cli import tune_gc
+
+    tune_gc()  # as `aicn serve` does
     uvicorn.run(create_app(Runtime(settings, connectors)), host="127.0.0.1", port=port, log_level="warning")
 
 

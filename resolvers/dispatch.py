@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,6 +78,8 @@ class Dispatcher:
         self.ledger = ledger
         self.catalog = catalog
         self.billing = billing
+        #: told the center's id after each hand-over (its reconciler looks at once)
+        self.on_hand_over: Callable[[int], None] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -176,6 +178,8 @@ class Dispatcher:
             return change
 
         updated, _ = await self.ledger.apply(job.id, record)
+        if self.on_hand_over is not None:
+            self.on_hand_over(center.id)
         return updated, None
 
     async def _release(self, job_id: int, center: Center, reason: str, next_step: str) -> None:

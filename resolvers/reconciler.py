@@ -25,6 +25,8 @@ from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
+IDLE_INTERVAL_SECONDS = 2.0
+
 
 
 class Reconciler:
@@ -46,6 +48,7 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self.vanished_grace = vanished_grace
         self._missing_since: dict[int, datetime] = {}
+        self._wake = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"reconciler-{self.center.name}")
@@ -57,16 +60,26 @@ class Reconciler:
                 await self._task
             self._task = None
 
+    def wake(self) -> None:
+        """A job was just handed to this center: look now, not after an idle wait."""
+        self._wake.set()
+
     async def _run(self) -> None:
         await self.recover()
         while True:
+            busy = True
             try:
-                await self.reconcile_once()
+                busy = await self.reconcile_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reconciling center %s failed", self.center.name)
-            await asyncio.sleep(self.center.poll_interval_seconds)
+            # with nothing to watch, look less often (another gateway may still hand it jobs)
+            interval = self.center.poll_interval_seconds if busy else max(self.center.poll_interval_seconds, IDLE_INTERVAL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
+            self._wake.clear()
 
     async def recover(self) -> None:
         """After a gateway start: finish handing over submissions a crash interrupted."""
@@ -76,16 +89,17 @@ class Reconciler:
             if job.external_id is None:
                 await self.jobs.resubmit(job.id)
 
-    async def reconcile_once(self) -> None:
+    async def reconcile_once(self) -> bool:
+        """One round; False when the center has no unfinished job to watch."""
         async with self.db.read() as session:
             jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id) if job.external_id]
         if not jobs:
-            return
+            return False
         queries = [StatusQuery(job.external_id, job.progress_count) for job in jobs if job.external_id]
         try:
             answer = await self.registry.call(self.center, lambda connector: connector.status(queries))
         except CenterFault:
-            return  # the center's health records it; try again next round
+            return True  # the center's health records it; try again next round
         for job in jobs:
             status = answer.get(job.external_id or "")
             if status is None:
@@ -93,6 +107,7 @@ class Reconciler:
                 continue
             self._missing_since.pop(job.id, None)
             await self._apply(job, status)
+        return True
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
         updated, _ = await self.ledger.apply(job.id, lambda current: plan_changes(current, status))
