@@ -10,7 +10,6 @@ places waiting jobs in submission order as capacity frees.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from connectors.catalog import Catalog
 from connectors.errors import ConnectorError
 from resolvers.centers import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.errors import CenterFault
+from resolvers.background import Alarm, stop_task
 from resolvers.billing import BillingService
 from resolvers.ledger import TERMINAL, Change, JobLedger
 from resolvers.offers import BusyDevices, OfferData, ResourceNeed, make_offer
@@ -80,7 +80,7 @@ class Dispatcher:
         self.billing = billing
         #: told the center's id after each hand-over (its reconciler looks at once)
         self.on_hand_over: Callable[[int], None] | None = None
-        self._wake = asyncio.Event()
+        self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ offers
@@ -222,23 +222,18 @@ class Dispatcher:
         self._task = asyncio.create_task(self._run(), name="network-queue")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def wake(self) -> None:
-        self._wake.set()
+        self._alarm.ring()
 
     async def _run(self) -> None:
         listener = asyncio.create_task(self._wake_on_job_ends())
         try:
             await self._serve_queue()
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await stop_task(listener)
 
     async def _wake_on_job_ends(self) -> None:
         """Capacity frees when a job ends: that is when waiting jobs may start."""
@@ -250,11 +245,7 @@ class Dispatcher:
 
     async def _serve_queue(self) -> None:
         while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(QUEUE_INTERVAL_SECONDS):
-                    await self._wake.wait()
-            self._wake.clear()
+            await self._alarm.sleep(QUEUE_INTERVAL_SECONDS)
             try:
                 await self.dispatch_queue()
             except asyncio.CancelledError:

@@ -8,8 +8,8 @@ breaker. Changes of state go out on the bus channel ``centers`` for the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
+from resolvers.background import stop_task
 from resolvers.centers import Center, CenterRegistry
 from resolvers.health import CenterHealth
 from store.bus import InMemoryBus
@@ -31,10 +31,7 @@ class HealthMonitor:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self._tasks.clear()
 
     async def _probe_forever(self, center: Center) -> None:

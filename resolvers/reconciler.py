@@ -9,11 +9,11 @@ once it has been missing for a grace period, so nothing stays RUNNING forever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
 from connectors.base import JobStatus, StatusQuery
+from resolvers.background import Alarm, stop_task
 from resolvers.centers import Center, CenterRegistry
 from resolvers.errors import CenterFault
 from resolvers.jobs import JobService
@@ -48,21 +48,18 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self.vanished_grace = vanished_grace
         self._missing_since: dict[int, datetime] = {}
-        self._wake = asyncio.Event()
+        self._alarm = Alarm()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"reconciler-{self.center.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     def wake(self) -> None:
         """A job was just handed to this center: look now, not after an idle wait."""
-        self._wake.set()
+        self._alarm.ring()
 
     async def _run(self) -> None:
         await self.recover()
@@ -76,10 +73,7 @@ class Reconciler:
                 log.exception("reconciling center %s failed", self.center.name)
             # with nothing to watch, look less often (another gateway may still hand it jobs)
             interval = self.center.poll_interval_seconds if busy else max(self.center.poll_interval_seconds, IDLE_INTERVAL_SECONDS)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._wake.wait()
-            self._wake.clear()
+            await self._alarm.sleep(interval)
 
     async def recover(self) -> None:
         """After a gateway start: finish handing over submissions a crash interrupted."""
