@@ -1,14 +1,14 @@
 """accounts' members, API tokens, audit log
 
-Revision ID: 0003
-Revises: 0004
+Revision ID: 0004
+Revises: 0003
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-revision = "0003"
-down_revision = "0004"  # chained after main's head when main was merged in
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,12 +1,12 @@
 """placement: account quotas in standard units
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0004"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
