@@ -7,8 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import store.billing_tables  # noqa: F401  (registers the billing tables on Base.metadata)
-from store.tables import Base
+from store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

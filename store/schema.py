@@ -1,0 +1,9 @@
+"""Every table, registered on one metadata: what migrations and their checks compare against."""
+
+from __future__ import annotations
+
+import store.auth_tables  # noqa: F401  (registers its tables on Base.metadata)
+import store.billing_tables  # noqa: F401  (registers its tables on Base.metadata)
+from store.tables import Base
+
+__all__ = ["Base"]
