@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_BATCH = 500
 QUEUE_INTERVAL_SECONDS = 1.0
+#: hand-overs in flight at once in one round of the network queue
+HAND_OVER_CONCURRENCY = 8
 
 
 def need_of(job: JobRow) -> ResourceNeed:
@@ -256,8 +258,10 @@ class Dispatcher:
     async def dispatch_queue(self) -> int:
         """One round: waiting jobs in submission order; returns how many were handed over.
 
-        A job that cannot start blocks later jobs asking for the same device model (no
-        overtaking), but not jobs that ask for something else.
+        Decisions are made one job at a time, in order, against one capacity snapshot that
+        each decision draws down; the hand-overs then run concurrently (a center's submit
+        can take tens of milliseconds). A job that cannot start blocks later jobs asking for
+        the same device model (no overtaking), but not jobs that ask for something else.
         """
         async with self.db.read() as session:
             waiting = await job_store.waiting_jobs(session, QUEUE_BATCH)
@@ -265,8 +269,8 @@ class Dispatcher:
             return 0
         snapshot = await self.snapshot()
         blocked: set[str | None] = set()
-        placed = 0
         quotas: dict[int, float | None] = {}
+        startable: list[tuple[JobRow, list[Candidate]]] = []
         for job in waiting:
             need = need_of(job)
             models = need.candidate_models()
@@ -276,16 +280,24 @@ class Dispatcher:
                 quotas[job.owner_id] = await self.quota_left(job.owner_id)
             offers = self.offers(need, snapshot, quotas[job.owner_id])
             candidates = rank(offers, job.policy or "CHEAPEST", snapshot.taken_at, await self._local_inputs(job))
-            result = await self.place(job.id, candidates, job.policy)
-            if result is not None and result.external_id is not None:
-                placed += 1
-                chosen = next(c for c in candidates if c.offer.center.id == result.center_id)
-                snapshot.take(chosen.offer)
-                if quotas[job.owner_id] is not None:
-                    quotas[job.owner_id] = float(quotas[job.owner_id] or 0) - chosen.offer.standard_units
-            else:
+            first = next((candidate for candidate in candidates if candidate.offer.feasible), None)
+            if first is None:
                 blocked.update(models or {None})
-        return placed
+                await self._wait(job.id, candidates, job.policy)
+                continue
+            snapshot.take(first.offer)
+            if quotas[job.owner_id] is not None:
+                quotas[job.owner_id] = float(quotas[job.owner_id] or 0) - first.offer.standard_units
+            startable.append((job, candidates))
+        gate = asyncio.Semaphore(HAND_OVER_CONCURRENCY)
+
+        async def hand(job: JobRow, candidates: list[Candidate]) -> bool:
+            async with gate:
+                result = await self.place(job.id, candidates, job.policy)
+            return result is not None and result.external_id is not None
+
+        outcomes = await asyncio.gather(*(hand(job, candidates) for job, candidates in startable))
+        return sum(outcomes)
 
     async def _local_inputs(self, job: JobRow) -> dict[int, int]:
         if job.policy != "DATA_LOCAL":
