@@ -59,7 +59,7 @@ class Dataset(Node):
             name=row.name,
             version=row.version,
             format=row.format,
-            size_bytes=row.size_bytes,
+            size_bytes=BigInt(row.size_bytes) if row.size_bytes is not None else None,
             checksum=row.checksum,
             uri=row.uri,
             created_at=row.created_at,

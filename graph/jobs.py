@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
@@ -193,7 +193,7 @@ class Job(Node):
                 max_duration_minutes=request["maxDurationMinutes"],
             ),
             command=list(row.command),
-            environment=row.environment,
+            environment=cast(JSON, row.environment),
             placement=placement,
             progress=JobProgress.from_document(row.progress),
             submitted_at=row.submitted_at,

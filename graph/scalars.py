@@ -6,6 +6,7 @@ from typing import NewType
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.scalar import ScalarDefinition
 
 __all__ = ["BigInt", "JSON", "SCALAR_MAP"]
 
@@ -26,7 +27,7 @@ def _parse_big_int(value: object) -> int:
     return number
 
 
-SCALAR_MAP = {
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
         name="BigInt",
         serialize=str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -127,15 +127,18 @@ def _offer_on(
     units = round(devices * unit.accelerator.standard_units, 6)
     price = money(unit.price_per_unit_hour * Decimal(str(units)))
     max_cost = money(unit.price_per_unit_hour * Decimal(str(units)) * Decimal(str(need.max_duration_minutes)) / Decimal(60))
-    common = dict(devices=devices, standard_units=units, price_per_hour=price, max_cost=max_cost)
+    priced = OfferData(center, unit, True, None, devices=devices, standard_units=units, price_per_hour=price, max_cost=max_cost, estimated_start=now)
     if devices > unit.devices_total:
-        return OfferData(center, None, False, f"NOT_ENOUGH_DEVICES: needs {devices} {model}; the center has {unit.devices_total}", devices=devices, standard_units=units)
+        reason = f"NOT_ENOUGH_DEVICES: needs {devices} {model}; the center has {unit.devices_total}"
+        return OfferData(center, None, False, reason, devices=devices, standard_units=units)
     if quota_left is not None and units > quota_left + 1e-9:
-        return OfferData(center, unit, False, f"OVER_QUOTA: needs {units:g} standard units; the account may use {max(quota_left, 0):g} more", **common)
+        reason = f"OVER_QUOTA: needs {units:g} standard units; the account may use {max(quota_left, 0):g} more"
+        return replace(priced, feasible=False, reason=reason, estimated_start=None)
     if devices <= unit.devices_available:
-        return OfferData(center, unit, True, None, estimated_start=now, **common)
+        return priced
     start = _estimated_start(center.id, model, devices - unit.devices_available, busy, now)
-    return OfferData(center, unit, False, f"NOT_ENOUGH_FREE: needs {devices} {model}; {unit.devices_available} free now", estimated_start=start, **common)
+    reason = f"NOT_ENOUGH_FREE: needs {devices} {model}; {unit.devices_available} free now"
+    return replace(priced, feasible=False, reason=reason, estimated_start=start)
 
 
 def _estimated_start(center_id: int, model: str, missing: int, busy: Sequence[BusyDevices], now: datetime) -> datetime | None:

@@ -20,7 +20,7 @@ def run_on(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def run_with_own_engine() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    engine = create_async_engine(config.get_main_option("sqlalchemy.url") or "")
     async with engine.begin() as connection:
         await connection.run_sync(run_on)
     await engine.dispose()
