@@ -21,12 +21,12 @@ from connectors.base import (
     StatusQuery,
     Submission,
 )
-from connectors.errors import CenterUnreachable, JobNotFound, SubmissionRejected
+from connectors.errors import CenterTimeout, CenterUnreachable, JobNotFound, SubmissionRejected
 
 
 @dataclass
 class Fault:
-    """What the next calls do: ``mode`` is ok, error, hang, refuse or disconnect; ``latency`` delays every call."""
+    """What the next calls do: ``mode`` is ok, error, hang, refuse, disconnect or timeout; ``latency`` delays every call."""
 
     mode: str = "ok"
     latency: float = 0.0
@@ -67,6 +67,8 @@ class FaultyConnector(Connector):
             raise CenterUnreachable("connection refused (injected)", center=self.name)
         if self.fault.mode == "disconnect":
             raise ConnectionResetError("connection reset by peer (injected)")
+        if self.fault.mode == "timeout":
+            raise CenterTimeout("the center's own client timed out (injected)", center=self.name)
 
     async def describe(self) -> CenterDescription:
         await self._enter("describe")

@@ -25,7 +25,10 @@ async def start(gateway_factory: Any, faults: dict[str, str], deadline: float = 
     centers = [local_center()] + [faulty_center(name, deadline, **center) for name in faults]
     gateway = await gateway_factory(centers, connectors)
     for name, mode in faults.items():
-        connectors[name].set(mode)
+        if mode == "slow":  # answers, but after its deadline
+            connectors[name].set("ok", latency=deadline * 3)
+        else:
+            connectors[name].set(mode)
     return gateway, connectors
 
 
@@ -34,7 +37,7 @@ def center_ids(gateway: Gateway) -> dict[str, str]:
 
 
 async def test_each_fault_costs_only_its_own_center(gateway_factory: Any) -> None:
-    faults = {"broken": "error", "hanging": "hang", "refusing": "refuse", "dropping": "disconnect"}
+    faults = {"broken": "error", "hanging": "hang", "slow": "slow", "timing-out": "timeout", "refusing": "refuse", "dropping": "disconnect"}
     gateway, _ = await start(gateway_factory, faults, failure_threshold=10)
     ids = center_ids(gateway)
     response = await gateway.client.post(UNITS_QUERY)
@@ -46,7 +49,14 @@ async def test_each_fault_costs_only_its_own_center(gateway_factory: Any) -> Non
     assert by_center["local"]["computeUnits"] == [{"devicesTotal": 2}]
     assert all(by_center[name]["computeUnits"] is None for name in faults)
     errors = {(error["extensions"]["center"], tuple(error["path"])): error["extensions"]["code"] for error in body["errors"]}
-    expected_codes = {"broken": "CENTER_UNAVAILABLE", "hanging": "CENTER_TIMEOUT", "refusing": "CENTER_UNAVAILABLE", "dropping": "CENTER_UNAVAILABLE"}
+    expected_codes = {
+        "broken": "CENTER_UNAVAILABLE",
+        "hanging": "CENTER_TIMEOUT",
+        "slow": "CENTER_TIMEOUT",
+        "timing-out": "CENTER_TIMEOUT",
+        "refusing": "CENTER_UNAVAILABLE",
+        "dropping": "CENTER_UNAVAILABLE",
+    }
     for name, code in expected_codes.items():
         assert errors[(ids[name], ("computeUnits",))] == code
         index = list(by_center).index(name)

@@ -239,3 +239,27 @@ async def test_a_failed_over_job_holds_and_pays_the_terms_of_the_center_that_ran
     await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
     usage = (await gateway.client.execute('query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } } } } }', {"id": job["id"]}))["node"]["usage"]
     assert Decimal(usage["unitPrice"]["amount"]) == Decimal("0.90")
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_slurm_refusing_a_job_fails_over_to_local_and_data_local_prefers_slurm(gateway_factory: Any, slurm_output_dir: str) -> None:
+    gateway: Gateway = await gateway_factory([local_center("local", price="0.50"), slurm_center(slurm_output_dir)])
+    gql = gateway.client
+    # hpc is cheaper, but no node of it has 100 TB of memory: slurmctld refuses, the local center runs it
+    huge = await submit(gql, python_job("print('ran locally')", name="huge", request={"devices": 1, "memoryGb": 100_000, "maxDurationMinutes": 5}))
+    assert huge["center"]["name"] == "local"
+    messages = [e["node"]["message"] for e in (await gql.execute(PLACEMENT, {"id": huge["id"]}))["node"]["events"]["edges"] if e["node"]["kind"] == "PLACEMENT"]
+    assert messages[0].startswith("placed on hpc") and "hpc failed (CENTER_REJECTED" in messages[1] and messages[2].startswith("placed on local")
+    assert (await wait_for_state(gql, huge["id"], {"SUCCEEDED", "FAILED"}))["state"] == "SUCCEEDED"
+    # data locality beats price: the inputs live at local, so local wins although hpc is cheaper
+    local_id = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "local")
+    dataset = (await gql.execute(
+        "mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id } } }",
+        {"input": {"name": "shards", "uri": "s3://shards", "replicas": [{"centerId": local_id, "uri": "file:///data/shards"}]}},
+    ))["registerDataset"]["dataset"]
+    near = await submit(gql, python_job("print(1)", name="near-data", policy="DATA_LOCAL", inputDatasetIds=[dataset["id"]]))
+    cheap = await submit(gql, python_job("print(1)", name="cheapest", inputDatasetIds=[dataset["id"]]))
+    assert (near["center"]["name"], cheap["center"]["name"]) == ("local", "hpc")
+    for job in (near, cheap):
+        assert (await wait_for_state(gql, job["id"], {"SUCCEEDED", "FAILED"}, timeout=60))["state"] == "SUCCEEDED"
