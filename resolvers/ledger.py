@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import CenterJobState, JobStatus, ProgressReport
+from resolvers.lineage import register_output_model
 from store import jobs as job_store
 from store.bus import InMemoryBus
 from store.db import Database
@@ -226,6 +227,8 @@ class JobLedger:
                 if settlement.usage_message is not None:
                     rows.append(job_store.append_event(session, job, "USAGE", message=settlement.usage_message))
                 notices.extend(settlement.notices)
+            if event["kind"] == "STATE" and event["state"] == "SUCCEEDED":
+                await register_output_model(session, job)
             rows.append(job_store.append_event(session, job, **event))
         return rows
 

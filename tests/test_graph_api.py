@@ -200,3 +200,24 @@ async def test_operators_extend_and_override_the_catalog(gateway_factory: Any) -
     assert data["acceleratorCatalogVersion"].endswith("+local")
     units = await gateway.client.execute("{ computeUnits { edges { node { standardUnitsTotal } } } }")
     assert units["computeUnits"]["edges"][0]["node"]["standardUnitsTotal"] == 0.02
+
+
+async def test_a_successful_job_registers_the_model_it_was_asked_to_make(gateway: Gateway) -> None:
+    gql = gateway.client
+    dataset = (await gql.execute(REGISTER_DATASET, {"input": {"name": "corpus", "uri": "s3://corpus/1"}}))["registerDataset"]["dataset"]
+    made = await submit(gql, python_job("print('trained')", name="trainer", kind="TRAINING", outputModelName="tiny-lm", inputDatasetIds=[dataset["id"]]))
+    failed = await submit(gql, python_job("import sys; sys.exit(1)", name="broken-trainer", outputModelName="never"))
+    await wait_for_state(gql, made["id"], {"SUCCEEDED"})
+    await wait_for_state(gql, failed["id"], {"FAILED"})
+    answer = await gql.execute(
+        """query($made: ID!, $failed: ID!) {
+          made: node(id: $made) { ... on Job { outputModel { name version uri trainedBy { id } trainedOn { name } } } }
+          failed: node(id: $failed) { ... on Job { outputModel { id } } }
+          models { totalCount }
+        }""",
+        {"made": made["id"], "failed": failed["id"]},
+    )
+    model = answer["made"]["outputModel"]
+    assert model["name"] == "tiny-lm" and model["version"].startswith("job-") and model["uri"].startswith("aicn://jobs/")
+    assert model["trainedBy"] == {"id": made["id"]} and model["trainedOn"] == [{"name": "corpus"}]
+    assert answer["failed"]["outputModel"] is None and answer["models"]["totalCount"] == 1
