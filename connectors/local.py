@@ -167,16 +167,12 @@ class LocalConnector(Connector):
             return Submission(external_id, self._state_of(job))
 
     async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
-        answer: dict[str, JobStatus] = {}
         async with self._lock:
             self._collect_finished()
             self._start_queued()
-            for query in queries:
-                job = self._jobs.get(query.external_id)
-                if job is None:
-                    continue
-                answer[job.external_id] = await asyncio.to_thread(self._status_of, job, query.progress_after)
-        return answer
+            known = [(self._jobs[q.external_id], q.progress_after) for q in queries if q.external_id in self._jobs]
+            # one trip to a worker thread for all the file reads, not one per job
+            return await asyncio.to_thread(lambda: {job.external_id: self._status_of(job, after) for job, after in known})
 
     async def cancel(self, external_id: str) -> None:
         async with self._lock:

@@ -48,11 +48,6 @@ def parse_progress_line(line: str, ordinal: int, at: datetime) -> ProgressReport
     )
 
 
-def format_progress_line(**fields: Any) -> str:
-    """The line a job prints to report progress (used by examples and tests)."""
-    return f"{MARKER} {json.dumps(fields, separators=(',', ':'))}"
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None

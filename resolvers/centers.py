@@ -102,16 +102,12 @@ class CenterRegistry:
 
     def replace(self, centers: Sequence[Center]) -> None:
         self._by_id = {center.id: center for center in centers}
-        self._by_name = {center.name: center for center in centers}
 
     def all(self) -> list[Center]:
         return sorted(self._by_id.values(), key=lambda center: center.id)
 
     def get(self, center_id: int) -> Center | None:
         return self._by_id.get(center_id)
-
-    def by_name(self, name: str) -> Center | None:
-        return self._by_name.get(name)
 
     async def call(self, center: Center, operation: Callable[[Connector], Awaitable[T]], *, probing: bool = False) -> T:
         """Run one connector call under the center's deadline; failures become CenterFault.

@@ -15,8 +15,6 @@ from typing import Any
 
 from resolvers.offers import OfferData
 
-POLICIES = ("CHEAPEST", "EARLIEST_START", "DATA_LOCAL")
-
 
 @dataclass(frozen=True)
 class Candidate:
