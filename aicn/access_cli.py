@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aicn.settings import Settings
-from resolvers.auth import AccessService, parse_scopes
-from resolvers.errors import UserErrorData
-from resolvers.ids import int_key, to_global_id
+from resolvers.access.service import AccessService, parse_scopes
+from resolvers.common.errors import UserErrorData
+from resolvers.common.ids import int_key, to_global_id
 from store import tenancy
 from store import tokens as token_store
 from store.db import Database

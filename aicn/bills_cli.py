@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from resolvers.billing import BillingService
+    from resolvers.billing.service import BillingService
 
 T = TypeVar("T")
 
@@ -16,9 +16,9 @@ T = TypeVar("T")
 def _with_billing(work: Callable[["BillingService"], Awaitable[T]]) -> T:
     from aicn.settings import Settings
     from connectors.catalog import Catalog
-    from resolvers.billing import BillingService
-    from resolvers.bills import BillBook, BillingPolicy
-    from resolvers.periods import Calendar
+    from resolvers.billing.service import BillingService
+    from resolvers.billing.bills import BillBook, BillingPolicy
+    from resolvers.billing.periods import Calendar
     from store.bus import InMemoryBus
     from store.db import Database
 

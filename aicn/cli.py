@@ -30,8 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aicn.runtime import Runtime
     from aicn.settings import Settings
-    from graph import logs
-    from graph.app import create_app
+    from graph.http import logs
+    from graph.http.app import create_app
 
     settings = Settings()
     host = args.host or settings.host

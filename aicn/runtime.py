@@ -11,25 +11,25 @@ from aicn.access_cli import announce_admin_token
 from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
-from connectors.local import LocalConnector
-from resolvers.billing import BillingService
-from resolvers.bills import BillBook, BillingPolicy
-from resolvers.budgets import BudgetAlertStream
-from resolvers.audit import AuditLog
-from resolvers.auth import AccessService
-from resolvers.centers import Center, CenterRegistry, DeviceOffer
-from resolvers.data import DataService
-from resolvers.dispatch import Dispatcher
-from resolvers.health import CircuitBreaker
-from resolvers.jobs import JobService
-from resolvers.ledger import JobLedger
-from resolvers.monitor import HealthMonitor
-from resolvers.metering import Meter
-from resolvers.periods import Calendar
-from resolvers.reconciler import Reconciler
-from resolvers.streams import JobStreams
-from resolvers.throttle import Throttle
-from resolvers.viewer import Viewer
+from connectors.local.connector import LocalConnector
+from resolvers.billing.service import BillingService
+from resolvers.billing.bills import BillBook, BillingPolicy
+from resolvers.billing.budgets import BudgetAlertStream
+from resolvers.access.audit import AuditLog
+from resolvers.access.service import AccessService
+from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
+from resolvers.data.service import DataService
+from resolvers.jobs.dispatch import Dispatcher
+from resolvers.centers.health import CircuitBreaker
+from resolvers.jobs.service import JobService
+from resolvers.jobs.ledger import JobLedger
+from resolvers.centers.monitor import HealthMonitor
+from resolvers.billing.metering import Meter
+from resolvers.billing.periods import Calendar
+from resolvers.jobs.reconciler import Reconciler
+from resolvers.jobs.streams import JobStreams
+from resolvers.access.throttle import Throttle
+from resolvers.access.viewer import Viewer
 from store import accounts as account_store
 from store import centers as center_store
 from store.bus import InMemoryBus, RedisBus
@@ -43,7 +43,7 @@ def build_connector(config: CenterConfig, settings: Settings) -> Connector:
         devices = {device.accelerator: device.count for device in config.devices}
         return LocalConnector(config.name, settings.data_dir / "centers" / config.name, devices or {"cpu-core": 1})
     if config.kind == "SLURM":
-        from connectors.slurm import SlurmConnector
+        from connectors.slurm.connector import SlurmConnector
 
         slurm = config.slurm or SlurmConfig()
         token = slurm.resolved_token()

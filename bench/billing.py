@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from resolvers.periods import Calendar  # noqa: E402
+from resolvers.billing.periods import Calendar  # noqa: E402
 from store import billing as billing_store  # noqa: E402
 from store.billing_tables import BillRow  # noqa: E402
 from store.db import Database  # noqa: E402

@@ -37,7 +37,7 @@ def serve(centers: int, latency: float, hang: int, deadline: float, port: int, d
 
     from aicn.runtime import Runtime
     from aicn.settings import CenterConfig, DeviceConfig, Settings
-    from graph.app import create_app
+    from graph.http.app import create_app
     from tests.fault_connector import FaultyConnector
 
     names = [f"c{n:02d}" for n in range(centers)]

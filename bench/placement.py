@@ -28,8 +28,8 @@ from pydantic import SecretStr  # noqa: E402
 
 from aicn.runtime import Runtime  # noqa: E402
 from aicn.settings import CenterConfig, DeviceConfig, Settings  # noqa: E402
-from resolvers.offers import ResourceNeed  # noqa: E402
-from resolvers.placement import rank  # noqa: E402
+from resolvers.jobs.offers import ResourceNeed  # noqa: E402
+from resolvers.jobs.ranking import rank  # noqa: E402
 from store.tables import JobRow  # noqa: E402
 from tests.fault_connector import FaultyConnector  # noqa: E402
 

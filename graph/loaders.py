@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from graph.billing_loaders import BillingLoaders
-from resolvers.centers import ComputeUnitInfo
-from resolvers.errors import CenterFault
-from resolvers.viewer import Viewer
+from graph.billing.loaders import BillingLoaders
+from resolvers.centers.registry import ComputeUnitInfo
+from resolvers.common.errors import CenterFault
+from resolvers.access.viewer import Viewer
 from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store

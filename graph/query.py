@@ -9,16 +9,16 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry.types import Info
 
-from graph.accounts import Account
-from graph.centers import AcceleratorType, Capacity, ComputeCenter, ComputeUnit, all_compute_units
-from graph.context import Context
-from graph.data import Dataset, Model
-from graph.jobs import Job, JobFilter, PlacementPolicy, list_jobs
-from graph.mutations import ResourceRequestInput
-from graph.offers import Offer, resolve_offers
-from graph.relay import Connection, Node, connection_from_list, connection_from_page
-from resolvers.errors import BadRequest
-from resolvers.ids import decode_cursor, from_global_id, page_size
+from graph.access.accounts import Account
+from graph.centers.types import AcceleratorType, Capacity, ComputeCenter, ComputeUnit, all_compute_units
+from graph.core.context import Context
+from graph.data.types import Dataset, Model
+from graph.jobs.types import Job, JobFilter, PlacementPolicy, list_jobs
+from graph.jobs.mutations import ResourceRequestInput
+from graph.jobs.offers import Offer, resolve_offers
+from graph.core.relay import Connection, Node, connection_from_list, connection_from_page
+from resolvers.common.errors import BadRequest
+from resolvers.common.ids import decode_cursor, from_global_id, page_size
 from store import datasets as dataset_store
 from store.paging import Page
 
@@ -59,7 +59,7 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
         model = await loaders.model.load(number)
         return Model.from_row(model) if model else None
     if type_name in ("Bill", "UsageRecord"):
-        from graph.billing import resolve_billing_node
+        from graph.billing.types import resolve_billing_node
 
         return await resolve_billing_node(info, type_name, number)
     if type_name == "Account":

@@ -11,20 +11,20 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from graph.accounts import Account
-from graph.audit import AuditQuery, audit_mutations
-from graph.auth import AccessMutation, AccessQuery
-from graph.billing import Bill, UsageRecord
-from graph.billing_roots import BillingMutation, BillingQuery, BillingSubscription
-from graph.centers import ComputeCenter, ComputeUnit
-from graph.data import Dataset, Model
-from graph.errors import ShapeErrors
-from graph.gate import Gate
-from graph.jobs import Job
-from graph.mutations import Mutation as DomainMutation
+from graph.access.accounts import Account
+from graph.access.audit import AuditQuery, audit_mutations
+from graph.access.tokens import AccessMutation, AccessQuery
+from graph.billing.types import Bill, UsageRecord
+from graph.billing.roots import BillingMutation, BillingQuery, BillingSubscription
+from graph.centers.types import ComputeCenter, ComputeUnit
+from graph.data.types import Dataset, Model
+from graph.core.errors import ShapeErrors
+from graph.gate.extension import Gate
+from graph.jobs.types import Job
+from graph.jobs.mutations import Mutation as DomainMutation
 from graph.query import Query as DomainQuery
-from graph.scalars import SCALAR_MAP
-from graph.subscription import Subscription as DomainSubscription
+from graph.core.scalars import SCALAR_MAP
+from graph.jobs.subscription import Subscription as DomainSubscription
 
 Query = merge_types("Query", (DomainQuery, BillingQuery, AccessQuery, AuditQuery))
 Mutation = merge_types("Mutation", (DomainMutation, BillingMutation, AccessMutation))
@@ -71,7 +71,7 @@ def build_schema() -> strawberry.Schema:
         subscription=Subscription,
         types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        # The gate (graph/gate.py: authentication, text and shape limits, cost, rate, scopes)
+        # The gate (graph/gate/extension.py: authentication, text and shape limits, cost, rate, scopes)
         # comes before the caches, so that a refused text is neither parsed nor validated.
         extensions=[
             ShapeErrors,

@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.catalog import DEFAULT_CATALOG
-from resolvers.billing import BillingService
-from resolvers.bills import BillBook, BillingPolicy
-from resolvers.ledger import TERMINAL, Change, JobLedger
-from resolvers.metering import Meter
-from resolvers.periods import Calendar
-from resolvers.pricing import Quote, make_quote
+from resolvers.billing.service import BillingService
+from resolvers.billing.bills import BillBook, BillingPolicy
+from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
+from resolvers.billing.metering import Meter
+from resolvers.billing.periods import Calendar
+from resolvers.billing.pricing import Quote, make_quote
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
 from store.bus import InMemoryBus
 from store.centers import sync_centers

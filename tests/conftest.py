@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from aicn.runtime import Runtime
 from aicn.security_settings import LimitSettings
 from aicn.settings import CenterConfig, DeviceConfig, Settings
-from graph.app import create_app
+from graph.http.app import create_app
 from tests.client import GraphQLClient
 
 POSTGRES_URL = os.environ.get("AICN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

@@ -11,7 +11,7 @@ import pytest
 import websockets
 from sqlalchemy import select, update
 
-from resolvers.auth import hash_secret
+from resolvers.access.service import hash_secret
 from store.auth_tables import ApiTokenRow
 from store.types import utcnow
 from tests.client import GraphQLClient
@@ -232,7 +232,7 @@ def test_the_cli_creates_lists_and_revokes(tmp_path: Any, monkeypatch: pytest.Mo
     import asyncio
 
     from aicn.cli import main
-    from resolvers.auth import AccessService
+    from resolvers.access.service import AccessService
     from store.db import Database
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"

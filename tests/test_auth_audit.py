@@ -83,7 +83,7 @@ async def test_internal_errors_are_masked_and_logged_with_the_request_id_but_no_
 
 
 def test_the_log_filter_removes_tokens_from_any_record(caplog: pytest.LogCaptureFixture) -> None:
-    from graph import logs
+    from graph.http import logs
 
     logs.install()
     secret = "aicn_" + "A1b2C3d4" * 5

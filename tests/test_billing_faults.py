@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.base import CenterDescription, CenterJobState, Connector, DeviceCapacity, JobSpec, JobStatus, StatusQuery, Submission
 from connectors.catalog import DEFAULT_CATALOG
-from resolvers.centers import Center, CenterRegistry
-from resolvers.dispatch import Dispatcher
-from resolvers.jobs import JobService
-from resolvers.ledger import Change
-from resolvers.reconciler import Reconciler
+from resolvers.centers.registry import Center, CenterRegistry
+from resolvers.jobs.dispatch import Dispatcher
+from resolvers.jobs.service import JobService
+from resolvers.jobs.ledger import Change
+from resolvers.jobs.reconciler import Reconciler
 from store.billing_tables import BillingAccountRow, BillLineRow, UsageRecordRow
 from store.db import Database
 from store.tables import JobEventRow, JobRow

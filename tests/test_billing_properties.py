@@ -26,9 +26,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from resolvers.viewer import Viewer
-from resolvers.ids import to_global_id
-from resolvers.pricing import max_seconds
+from resolvers.access.viewer import Viewer
+from resolvers.common.ids import to_global_id
+from resolvers.billing.pricing import max_seconds
 from tests.billing_harness import Backend, Billing, exact_cost, later, quote_for
 from tests.conftest import require_service
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from connectors.base import CenterJobState, StatusQuery
-from connectors.local import LocalConnector
+from connectors.local.connector import LocalConnector
 from tests.processes import group_alive
 from tests.connector_contract import PYTHON, ConnectorContract, wait_for
 

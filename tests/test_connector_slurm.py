@@ -25,12 +25,12 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors import slurm_api as api
+from connectors.slurm import api
 from connectors.base import CenterJobState, JobSpec, StatusQuery, Submission
 from connectors.errors import CenterUnreachable, SubmissionRejected
-from connectors.slurm import SlurmConnector, _listing_is_cheaper
-from connectors.slurm_auth import MintedToken, mint_token
-from connectors.slurm_script import progress_from_comment
+from connectors.slurm.connector import SlurmConnector, _listing_is_cheaper
+from connectors.slurm.auth import MintedToken, mint_token
+from connectors.slurm.script import progress_from_comment
 from tests.connector_contract import PYTHON, ConnectorContract, new_reference, wait_for
 
 DATA = Path(__file__).with_name("data") / "slurm"

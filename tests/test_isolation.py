@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from aicn.security_settings import LimitSettings
-from resolvers.ids import to_global_id
+from resolvers.common.ids import to_global_id
 from tests.client import GraphQLClient
 from tests.conftest import Gateway
 from tests.isolation_probe import entry_points, fetch_schema, probe, sweep

@@ -14,8 +14,8 @@ import websockets
 from sqlalchemy import event
 
 from aicn.security_settings import LimitSettings
-from graph.context import Context
-from graph.cost import measure
+from graph.core.context import Context
+from graph.gate.cost import measure
 from graph.loaders import Loaders
 from graph.schema import schema
 from tests.conftest import GENEROUS_LIMITS, Gateway

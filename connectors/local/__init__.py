@@ -1,0 +1,1 @@
+"""The LOCAL center: real processes on the gateway's own host."""

@@ -1,0 +1,432 @@
+"""The LOCAL center: real processes on the gateway's own host.
+
+Each job gets a directory ``<root>/jobs/<external id>/`` holding its spec, its working
+directory, its combined output and, once it ends, ``result.json``. A small supervisor
+(``runner.py``) runs the command in a process group of its own and records the
+exit, so a job survives a gateway restart and is re-attached afterwards. Jobs beyond
+the declared capacity wait in a FIFO queue that is rebuilt from disk on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from connectors.base import (
+    CenterDescription,
+    CenterJobState,
+    Connector,
+    DeviceCapacity,
+    JobSpec,
+    JobStatus,
+    ProgressReport,
+    StatusQuery,
+    Submission,
+)
+from connectors.errors import JobNotFound, SubmissionRejected
+from connectors.progress import parse_progress_line
+
+RUNNER = Path(__file__).with_name("runner.py")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+BASE_ENVIRONMENT_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+
+@dataclass
+class _Job:
+    external_id: str
+    directory: Path
+    accelerator: str
+    devices: int
+    queued_at_ns: int
+    runner_pid: int | None = None
+    output_offset: int = 0
+    cancel_requested: bool = False
+    progress: list[ProgressReport] = field(default_factory=list)
+    partial_line: bytes = b""
+
+    @property
+    def result_path(self) -> Path:
+        return self.directory / "result.json"
+
+
+class LocalConnector(Connector):
+    kind = "LOCAL"
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        devices: Mapping[str, int],
+        *,
+        poll_interval: float = 0.05,
+    ) -> None:
+        super().__init__(name)
+        self.root = Path(root)
+        self.devices = dict(devices)
+        self.poll_interval = poll_interval
+        self._jobs: dict[str, _Job] = {}
+        self._queue: list[str] = []
+        self._running: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._pump_task: asyncio.Task[None] | None = None
+        self._children: set[int] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._recover)
+        self._pump_task = asyncio.create_task(self._pump_forever(), name=f"local-pump-{self.name}")
+
+    async def close(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            try:
+                await self._pump_task
+            except asyncio.CancelledError:
+                pass
+            self._pump_task = None
+
+    def _recover(self) -> None:
+        """Rebuild the queue and the running set from the job directories on disk."""
+        found: list[_Job] = []
+        for directory in (self.root / "jobs").iterdir():
+            spec_path = directory / "spec.json"
+            if not spec_path.exists():
+                continue
+            spec = json.loads(spec_path.read_text())
+            job = _Job(
+                external_id=directory.name,
+                directory=directory,
+                accelerator=spec["accelerator"],
+                devices=spec["devices"],
+                queued_at_ns=spec["queued_at_ns"],
+            )
+            pid_path = directory / "runner.pid"
+            if pid_path.exists():
+                job.runner_pid = int(pid_path.read_text())
+            found.append(job)
+        for job in sorted(found, key=lambda j: j.queued_at_ns):
+            self._jobs[job.external_id] = job
+            if job.result_path.exists():
+                continue
+            if job.runner_pid is None:
+                self._queue.append(job.external_id)
+            else:  # alive: re-attached; dead without a result: reported LOST on the next look
+                self._running.add(job.external_id)
+        self._collect_finished()
+
+    # ------------------------------------------------------------------ contract
+
+    async def describe(self) -> CenterDescription:
+        return CenterDescription(
+            kind=self.kind,
+            name=self.name,
+            version=f"python {sys.version_info.major}.{sys.version_info.minor}",
+            detail={"host": os.uname().nodename, "root": str(self.root)},
+        )
+
+    async def capacity(self) -> list[DeviceCapacity]:
+        used = self._devices_in_use()
+        return [
+            DeviceCapacity(accelerator=model, devices_total=total, devices_free=max(0, total - used.get(model, 0)))
+            for model, total in self.devices.items()
+        ]
+
+    async def submit(self, spec: JobSpec) -> Submission:
+        if not spec.command:
+            raise SubmissionRejected("the command is empty", center=self.name)
+        total = self.devices.get(spec.accelerator)
+        if total is None:
+            raise SubmissionRejected(f"this center has no {spec.accelerator} devices", center=self.name)
+        if spec.devices > total:
+            raise SubmissionRejected(
+                f"the job asks for {spec.devices} {spec.accelerator} devices; this center has {total}",
+                center=self.name,
+            )
+        external_id = _SAFE_ID.sub("_", spec.reference)
+        async with self._lock:
+            existing = self._jobs.get(external_id)
+            if existing is not None:  # the same reference twice is the same job
+                return Submission(external_id, self._state_of(existing))
+            job = await asyncio.to_thread(self._write_job_directory, external_id, spec)
+            self._jobs[external_id] = job
+            self._queue.append(external_id)
+            self._start_queued()
+            return Submission(external_id, self._state_of(job))
+
+    async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
+        async with self._lock:
+            self._collect_finished()
+            self._start_queued()
+            known = [(self._jobs[q.external_id], q.progress_after) for q in queries if q.external_id in self._jobs]
+            # one trip to a worker thread for all the file reads, not one per job
+            return await asyncio.to_thread(lambda: {job.external_id: self._status_of(job, after) for job, after in known})
+
+    async def cancel(self, external_id: str) -> None:
+        async with self._lock:
+            job = self._jobs.get(external_id)
+            if job is None:
+                raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+            if job.result_path.exists():
+                return
+            if external_id in self._queue:
+                self._queue.remove(external_id)
+                _write_json(job.result_path, {"exit_code": None, "reason": "CANCELLED", "finished_at": _now_iso()})
+                return
+            job.cancel_requested = True
+            if job.runner_pid is not None and not self._runner_gone(job.runner_pid, job.directory):
+                _signal(job.runner_pid, signal.SIGTERM)
+            else:
+                _kill_child_group(job.directory)
+
+    async def logs(self, external_id: str, tail_lines: int = 100) -> str:
+        job = self._jobs.get(external_id)
+        if job is None:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return await asyncio.to_thread(tail_file, job.directory / "output.log", tail_lines)
+
+    # ------------------------------------------------------------------ internals
+
+    def _write_job_directory(self, external_id: str, spec: JobSpec) -> _Job:
+        directory = self.root / "jobs" / external_id
+        directory.mkdir(parents=True, exist_ok=False)
+        queued_at_ns = time.time_ns()
+        environment = {key: os.environ[key] for key in BASE_ENVIRONMENT_KEYS if key in os.environ}
+        environment.update({"PYTHONUNBUFFERED": "1", "AICN_JOB_REFERENCE": spec.reference})
+        environment.update(spec.environment)
+        payload: dict[str, Any] = {
+            "reference": spec.reference,
+            "name": spec.name,
+            "command": list(spec.command),
+            "environment": environment,
+            "accelerator": spec.accelerator,
+            "devices": spec.devices,
+            "max_duration_seconds": spec.max_duration_seconds,
+            "queued_at_ns": queued_at_ns,
+        }
+        _write_json(directory / "spec.json", payload)
+        return _Job(external_id, directory, spec.accelerator, spec.devices, queued_at_ns)
+
+    def _devices_in_use(self) -> dict[str, int]:
+        used: dict[str, int] = {}
+        for external_id in self._running:
+            job = self._jobs[external_id]
+            used[job.accelerator] = used.get(job.accelerator, 0) + job.devices
+        return used
+
+    def _collect_finished(self) -> None:
+        for external_id in list(self._running):
+            job = self._jobs[external_id]
+            if job.result_path.exists():
+                self._running.discard(external_id)
+            elif job.runner_pid is not None and self._runner_gone(job.runner_pid, job.directory):
+                # a supervisor cancelled before it could set up its signal handler dies quietly
+                reason = "CANCELLED" if job.cancel_requested else "LOST: the job's supervisor process died"
+                _kill_child_group(job.directory)
+                _write_json(job.result_path, {"exit_code": None, "reason": reason, "finished_at": _now_iso()})
+                self._running.discard(external_id)
+
+    def _runner_gone(self, pid: int, directory: Path) -> bool:
+        # A runner we started stays ours until reaped; between fork and exec its
+        # command line is still ours, so only a re-attached runner is checked by it.
+        if pid in self._children:
+            return False
+        return not _runner_alive(pid, directory)
+
+    def _start_queued(self) -> None:
+        """Start queued jobs in order while they fit; a job that does not fit blocks those behind it."""
+        used = self._devices_in_use()
+        while self._queue:
+            job = self._jobs[self._queue[0]]
+            if used.get(job.accelerator, 0) + job.devices > self.devices[job.accelerator]:
+                return
+            self._queue.pop(0)
+            self._launch(job)
+            used[job.accelerator] = used.get(job.accelerator, 0) + job.devices
+
+    def _launch(self, job: _Job) -> None:
+        log = open(job.directory / "runner.log", "ab")
+        try:
+            process = subprocess.Popen(
+                [sys.executable, str(RUNNER), str(job.directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            log.close()
+        job.runner_pid = process.pid
+        _write_text_atomically(job.directory / "runner.pid", str(process.pid))
+        self._running.add(job.external_id)
+        self._children.add(process.pid)
+
+    def _reap_children(self) -> None:
+        for pid in list(self._children):
+            try:
+                finished, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                finished = pid
+            if finished:
+                self._children.discard(pid)
+
+    def _state_of(self, job: _Job) -> CenterJobState:
+        if job.result_path.exists():
+            return _terminal_state(json.loads(job.result_path.read_text()))
+        if job.external_id in self._queue:
+            return CenterJobState.QUEUED
+        if (job.directory / "child.json").exists():
+            return CenterJobState.RUNNING
+        return CenterJobState.STARTING
+
+    def _status_of(self, job: _Job, progress_after: int) -> JobStatus:
+        self._read_new_output(job)
+        state = self._state_of(job)
+        exit_code: int | None = None
+        reason: str | None = None
+        finished_at: datetime | None = None
+        started_at: datetime | None = None
+        child_path = job.directory / "child.json"
+        if child_path.exists():
+            started_at = datetime.fromisoformat(json.loads(child_path.read_text())["started_at"])
+        if state.terminal:
+            result = json.loads(job.result_path.read_text())
+            exit_code = result["exit_code"]
+            reason = _describe_reason(result, state)
+            finished_at = datetime.fromisoformat(result["finished_at"])
+        return JobStatus(
+            external_id=job.external_id,
+            state=state,
+            exit_code=exit_code,
+            reason=reason,
+            started_at=started_at,
+            finished_at=finished_at,
+            progress=tuple(report for report in job.progress if report.ordinal > progress_after),
+        )
+
+    def _read_new_output(self, job: _Job) -> None:
+        path = job.directory / "output.log"
+        try:
+            with open(path, "rb") as output:
+                output.seek(job.output_offset)
+                chunk = output.read()
+        except FileNotFoundError:
+            return
+        if not chunk:
+            return
+        job.output_offset += len(chunk)
+        data = job.partial_line + chunk
+        lines = data.split(b"\n")
+        job.partial_line = lines.pop()
+        now = datetime.now(timezone.utc)
+        for raw in lines:
+            report = parse_progress_line(raw.decode("utf-8", "replace"), len(job.progress) + 1, now)
+            if report is not None:
+                job.progress.append(report)
+
+    async def _pump_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            async with self._lock:
+                self._reap_children()
+                self._collect_finished()
+                self._start_queued()
+
+
+def _terminal_state(result: Mapping[str, Any]) -> CenterJobState:
+    reason = result.get("reason")
+    if reason == "CANCELLED":
+        return CenterJobState.CANCELLED
+    if result.get("exit_code") == 0 and reason is None:
+        return CenterJobState.SUCCEEDED
+    return CenterJobState.FAILED
+
+
+def _describe_reason(result: Mapping[str, Any], state: CenterJobState) -> str | None:
+    reason = result.get("reason")
+    if state is CenterJobState.SUCCEEDED:
+        return None
+    if reason == "TIME_LIMIT":
+        return "TIME_LIMIT: the job ran past its maxDurationMinutes and was killed"
+    if reason == "CANCELLED":
+        return "CANCELLED: cancelled on request"
+    if reason:
+        return str(reason)
+    return f"EXIT_CODE: the command exited with code {result.get('exit_code')}"
+
+
+def _runner_alive(pid: int, directory: Path) -> bool:
+    """True while ``pid`` is a live (not zombie) supervisor of this job directory."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return str(directory).encode() in cmdline
+
+
+def _kill_child_group(directory: Path) -> None:
+    child_path = directory / "child.json"
+    if child_path.exists():
+        pid = json.loads(child_path.read_text())["pid"]
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    _write_text_atomically(path, json.dumps(payload))
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def tail_file(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a text file, read backwards in blocks."""
+    if lines <= 0:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            position = handle.tell()
+            data = b""
+            while position > 0 and data.count(b"\n") <= lines:
+                step = min(8192, position)
+                position -= step
+                handle.seek(position)
+                data = handle.read(step) + data
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    kept = text.splitlines()[-lines:]
+    return "\n".join(kept) + ("\n" if kept and text.endswith("\n") else "")

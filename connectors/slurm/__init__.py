@@ -1,0 +1,1 @@
+"""The SLURM center: a Slurm cluster behind slurmrestd."""

@@ -1,0 +1,1 @@
+"""Accounts, API tokens and the audit log in the graph."""

@@ -1,0 +1,1 @@
+"""Metering and billing in the graph: usage records, bills, balances, budgets."""

@@ -1,0 +1,1 @@
+"""Centers in the graph: compute centers, compute units, capacity, the accelerator catalog."""

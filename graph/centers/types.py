@@ -1,0 +1,204 @@
+"""Compute: centers, their compute units, the accelerator catalog, capacity."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from connectors.catalog import AcceleratorModel
+from graph.core.context import Context
+from graph.core.errors import center_error
+from graph.core.relay import Connection, Node
+from resolvers.centers.registry import Center, ComputeUnitInfo
+from resolvers.common.errors import CenterFault
+
+if TYPE_CHECKING:
+    from graph.jobs.types import Job, JobFilter
+
+
+@strawberry.enum
+class CenterKind(enum.Enum):
+    LOCAL = "LOCAL"
+    SLURM = "SLURM"
+    RAY = "RAY"
+    PEER = "PEER"
+
+
+@strawberry.enum
+class CenterState(enum.Enum):
+    UP = "UP"
+    DEGRADED = "DEGRADED"
+    DOWN = "DOWN"
+    UNKNOWN = "UNKNOWN"
+
+
+@strawberry.enum
+class DeviceKind(enum.Enum):
+    CPU = "CPU"
+    GPU = "GPU"
+    NPU = "NPU"
+    MLU = "MLU"
+    DCU = "DCU"
+    OTHER = "OTHER"
+
+
+@strawberry.type(description="An amount of money in one currency; amounts are exact decimals.")
+class Money:
+    amount: Decimal
+    currency: str
+
+
+@strawberry.type(description="A device model of the catalog and what one device is worth in standard compute units.")
+class AcceleratorType:
+    model: str
+    vendor: str
+    kind: DeviceKind
+    memory_gb: float | None
+    fp16_tflops: float | None = strawberry.field(description="Dense FP16/BF16 tensor TFLOPS from the vendor's data sheet.")
+    standard_units: float = strawberry.field(description="Standard compute units per device (1 unit = 100 dense FP16 TFLOPS).")
+
+    @classmethod
+    def from_model(cls, model: AcceleratorModel) -> "AcceleratorType":
+        kind = DeviceKind[model.kind] if model.kind in DeviceKind.__members__ else DeviceKind.OTHER
+        return cls(
+            model=model.model,
+            vendor=model.vendor,
+            kind=kind,
+            memory_gb=model.memory_gb,
+            fp16_tflops=model.fp16_tflops,
+            standard_units=model.standard_units,
+        )
+
+
+@strawberry.type
+class CenterStatus:
+    state: CenterState
+    latency_ms: float | None
+    checked_at: datetime | None
+    message: str | None
+
+
+@strawberry.type(description="What one center offers of one device type.")
+class ComputeUnit(Node):
+    id: strawberry.ID
+    accelerator: AcceleratorType
+    partition: str | None
+    devices_total: int
+    devices_available: int
+    standard_units_total: float
+    standard_units_available: float
+    price_per_unit_hour: Money = strawberry.field(description="Price per standard compute unit per hour.")
+    center: "ComputeCenter"
+    info: strawberry.Private[ComputeUnitInfo]
+
+    @classmethod
+    def from_info(cls, info: ComputeUnitInfo, currency: str) -> "ComputeUnit":
+        return cls(
+            id=strawberry.ID(info.global_id),
+            center=ComputeCenter.from_center(info.center),
+            accelerator=AcceleratorType.from_model(info.accelerator),
+            partition=info.partition,
+            devices_total=info.devices_total,
+            devices_available=info.devices_available,
+            standard_units_total=info.standard_units_total,
+            standard_units_available=info.standard_units_available,
+            price_per_unit_hour=Money(amount=info.price_per_unit_hour, currency=currency),
+            info=info,
+        )
+
+
+@strawberry.type(description="Standard compute units in total and free, with the compute units they come from.")
+class Capacity:
+    standard_units_total: float
+    standard_units_available: float
+    by_accelerator: list[ComputeUnit]
+
+    @classmethod
+    def from_units(cls, units: list[ComputeUnit]) -> "Capacity":
+        return cls(
+            standard_units_total=round(sum(unit.standard_units_total for unit in units), 4),
+            standard_units_available=round(sum(unit.standard_units_available for unit in units), 4),
+            by_accelerator=units,
+        )
+
+
+@strawberry.type(description="One compute center of the network, reached through one connector.")
+class ComputeCenter(Node):
+    id: strawberry.ID
+    name: str
+    display_name: str
+    region: str | None
+    kind: CenterKind
+    key: strawberry.Private[int]
+
+    @classmethod
+    def from_center(cls, center: Center) -> "ComputeCenter":
+        return cls(
+            id=strawberry.ID(center.global_id),
+            name=center.name,
+            display_name=center.display_name,
+            region=center.region,
+            kind=CenterKind[center.kind] if center.kind in CenterKind.__members__ else CenterKind.PEER,
+            key=center.id,
+        )
+
+    @strawberry.field(description="The center's health as its background probe and recent calls saw it.")
+    def status(self, info: Info[Context, None]) -> CenterStatus:
+        center = info.context.runtime.registry.get(self.key)
+        assert center is not None
+        health = center.health
+        return CenterStatus(
+            state=CenterState[health.state],
+            latency_ms=round(health.latency_ms, 3) if health.latency_ms is not None else None,
+            checked_at=health.checked_at,
+            message=health.message,
+        )
+
+    @strawberry.field(description="What the center offers, asked now. Null (with an error naming the center) when it does not answer.")
+    async def compute_units(self, info: Info[Context, None]) -> list[ComputeUnit] | None:
+        currency = info.context.runtime.registry.currency
+        return [ComputeUnit.from_info(unit, currency) for unit in await info.context.loaders.capacity.load(self.key)]
+
+    @strawberry.field(description="The center's capacity in standard units. Null (with an error) when it does not answer.")
+    async def capacity(self, info: Info[Context, None]) -> Capacity | None:
+        units = await self.compute_units(info)
+        return Capacity.from_units(units or [])
+
+    @strawberry.field(description="Jobs placed on this center, newest first.")
+    async def jobs(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: Annotated["JobFilter", strawberry.lazy("graph.jobs.types")] | None = None,
+    ) -> Connection[Annotated["Job", strawberry.lazy("graph.jobs.types")]]:
+        from graph.jobs.types import list_jobs
+
+        return await list_jobs(info, first=first, after=after, filter=filter, center_key=self.key)
+
+
+async def all_compute_units(info: Info[Context, None], accelerator: str | None) -> list[ComputeUnit]:
+    """Every center's compute units, asked concurrently; a silent center adds an error, not a failure."""
+    registry = info.context.runtime.registry
+    centers = registry.all()
+    loader = info.context.loaders.capacity
+    answers = await asyncio.gather(*(loader.load(center.id) for center in centers), return_exceptions=True)
+    units: list[ComputeUnit] = []
+    for center, answer in zip(centers, answers):
+        if isinstance(answer, CenterFault):
+            info.context.partial_errors.append(center_error(answer, list(info.path.as_list())))
+            continue
+        if isinstance(answer, BaseException):
+            raise answer
+        units.extend(
+            ComputeUnit.from_info(unit, registry.currency)
+            for unit in answer
+            if accelerator is None or unit.accelerator.model == accelerator
+        )
+    return units

@@ -1,0 +1,42 @@
+"""Per-request context: who asks, the services, the loaders, and partial-answer errors."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graphql.error import GraphQLError
+
+from graph.loaders import Loaders
+from resolvers.access.viewer import Viewer
+
+if TYPE_CHECKING:
+    from aicn.runtime import Runtime
+
+
+@dataclass
+class Context:
+    runtime: "Runtime"
+    viewer: Viewer
+    loaders: Loaders
+    request: Any = None
+    response: Any = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    partial_errors: list[GraphQLError] = field(default_factory=list)
+    #: whose rate-limit bucket pays for this request's operations (a token, or an address)
+    throttle_key: str = ""
+    #: a WebSocket connection: operations arrive over time, so each re-checks the token
+    websocket: bool = False
+    #: the `connection_init` payload of a WebSocket (strawberry sets it)
+    connection_params: dict[str, Any] | None = None
+
+    def become(self, viewer: Viewer, throttle_key: str) -> None:
+        """Act as ``viewer`` from now on (a WebSocket after its `connection_init`)."""
+        self.viewer = viewer
+        self.throttle_key = throttle_key
+        self.refresh_loaders()
+
+    def refresh_loaders(self) -> None:
+        """Forget cached lookups: a subscription's context lives as long as its connection."""
+        self.loaders = Loaders(self.runtime, self.viewer)

@@ -1,0 +1,126 @@
+"""Datasets and models, linked to the jobs that use and make them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from graph.centers.types import ComputeCenter
+from graph.core.context import Context
+from graph.core.relay import Connection, Node
+from graph.core.scalars import BigInt
+from resolvers.common.ids import to_global_id
+from store.tables import DatasetRow, ModelRow
+
+if TYPE_CHECKING:
+    from graph.access.accounts import Account
+    from graph.jobs.types import Job
+
+
+@strawberry.type
+class DatasetReplica:
+    uri: str
+    state: str
+    center_key: strawberry.Private[int]
+
+    @strawberry.field
+    def center(self, info: Info[Context, None]) -> ComputeCenter | None:
+        center = info.context.runtime.registry.get(self.center_key)
+        return ComputeCenter.from_center(center) if center else None
+
+
+async def _owner(info: Info[Context, None], owner_id: int) -> "Account":
+    from graph.access.accounts import Account
+
+    row = await info.context.loaders.account.load(owner_id)
+    assert row is not None
+    return Account.from_row(row)
+
+
+@strawberry.type(description="A registered dataset: where it is, what it holds, and which jobs used it.")
+class Dataset(Node):
+    id: strawberry.ID
+    name: str
+    version: str
+    format: str | None
+    size_bytes: BigInt | None
+    checksum: str | None
+    uri: str
+    created_at: datetime
+    row: strawberry.Private[DatasetRow]
+
+    @classmethod
+    def from_row(cls, row: DatasetRow) -> "Dataset":
+        return cls(
+            id=strawberry.ID(to_global_id("Dataset", row.id)),
+            name=row.name,
+            version=row.version,
+            format=row.format,
+            size_bytes=BigInt(row.size_bytes) if row.size_bytes is not None else None,
+            checksum=row.checksum,
+            uri=row.uri,
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def owner(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")]:
+        return await _owner(info, self.row.owner_id)
+
+    @strawberry.field
+    async def replicas(self, info: Info[Context, None]) -> list[DatasetReplica]:
+        rows = await info.context.loaders.replicas.load(self.row.id)
+        return [DatasetReplica(uri=row.uri, state=row.state, center_key=row.center_id) for row in rows]
+
+    @strawberry.field(description="Jobs that took this dataset as an input, newest first.")
+    async def used_by(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated["Job", strawberry.lazy("graph.jobs.types")]]:
+        from graph.jobs.types import list_jobs
+
+        return await list_jobs(info, first=first, after=after, filter=None, dataset_key=self.row.id)
+
+
+@strawberry.type(description="A registered model, with the job and datasets it was trained from.")
+class Model(Node):
+    id: strawberry.ID
+    name: str
+    version: str
+    framework: str | None
+    uri: str
+    created_at: datetime
+    row: strawberry.Private[ModelRow]
+
+    @classmethod
+    def from_row(cls, row: ModelRow) -> "Model":
+        return cls(
+            id=strawberry.ID(to_global_id("Model", row.id)),
+            name=row.name,
+            version=row.version,
+            framework=row.framework,
+            uri=row.uri,
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def owner(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")]:
+        return await _owner(info, self.row.owner_id)
+
+    @strawberry.field
+    async def trained_by(self, info: Info[Context, None]) -> Annotated["Job", strawberry.lazy("graph.jobs.types")] | None:
+        from graph.jobs.types import Job
+
+        if self.row.trained_by_job_id is None:
+            return None
+        row = await info.context.loaders.job.load(self.row.trained_by_job_id)
+        return Job.from_row(row) if row else None
+
+    @strawberry.field(description="The datasets the training job took as inputs.")
+    async def trained_on(self, info: Info[Context, None]) -> list[Dataset]:
+        if self.row.trained_by_job_id is None:
+            return []
+        return [Dataset.from_row(row) for row in await info.context.loaders.inputs.load(self.row.trained_by_job_id)]

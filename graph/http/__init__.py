@@ -1,0 +1,1 @@
+"""The HTTP face: the ASGI app, GraphQL over HTTP and WebSocket, downloads, log hygiene."""

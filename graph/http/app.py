@@ -1,0 +1,246 @@
+"""The ASGI app: GraphQL (HTTP and WebSocket) and GraphiQL on /graphql, plus health probes."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from cross_web import HTTPException
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
+
+from graph.http import logs
+from graph.core.context import Context
+from graph.http.exports import export_routes
+from graph.gate.extension import unauthenticated
+from graph.http.rules import (
+    BodyTooLarge,
+    bearer_token,
+    csrf_blocked,
+    error_response,
+    is_loopback,
+    limited_receive,
+    media_type,
+    rejection_status,
+    retry_after,
+    strict_json,
+    wants_ide,
+)
+from graph.loaders import Loaders
+from graph.schema import schema
+from graph.http.ws import MISSING, TransportWSHandler, offered_secret
+from resolvers.access.viewer import ANONYMOUS, Viewer
+
+if TYPE_CHECKING:
+    from aicn.runtime import Runtime
+
+CSRF_MESSAGE = (
+    "this request could have come from another site (CSRF): send it with Content-Type: application/json, "
+    "an Authorization header, or a GraphQL-Require-Preflight header"
+)
+WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="aicn"'}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """strawberry's ASGI view, behind authentication and the GraphQL-over-HTTP rules of graph/http/rules.py."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+
+    def __init__(self, runtime: "Runtime") -> None:
+        settings = runtime.settings
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=settings.limits.max_subscriptions_per_connection,
+            allowed_origins=settings.http.cors_origins,
+        )
+        self.runtime = runtime
+
+    # ------------------------------------------------------------------ who is asking
+
+    async def authenticate(self, request: Request) -> Viewer | None:
+        """The caller of an HTTP request: None for a bad token, ANONYMOUS for none at all."""
+        header = request.headers.get("authorization")
+        if header is not None:
+            secret = bearer_token(header)
+            return await self.runtime.access.authenticate(secret) if secret else None
+        return self._tokenless(request.client.host if request.client else None)
+
+    def _tokenless(self, host: str | None) -> Viewer:
+        if self.runtime.settings.auth.mode == "dev" and is_loopback(host) and self.runtime.default_viewer is not None:
+            return self.runtime.default_viewer
+        return ANONYMOUS
+
+    @staticmethod
+    def _throttle_key(viewer: Viewer, request: Request | WebSocket) -> str:
+        if viewer.token_id is not None:
+            return f"token:{viewer.token_id}"
+        host = request.client.host if request.client else "unknown"
+        return f"{'dev' if viewer.authenticated else 'anonymous'}:{host}"
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+        assert self.runtime.default_viewer is not None, "the runtime has not started"
+        viewer: Viewer = getattr(request.state, "viewer", ANONYMOUS)
+        return Context(
+            runtime=self.runtime,
+            viewer=viewer,
+            loaders=Loaders(self.runtime, viewer),
+            request=request,
+            response=response,
+            request_id=getattr(request.state, "request_id", None) or new_request_id(),
+            throttle_key=self._throttle_key(viewer, request),
+            websocket=isinstance(request, WebSocket),
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:  # type: ignore[override]
+        request: WebSocket = context.request
+        offered = offered_secret(context.connection_params, request.headers)
+        if offered is MISSING:
+            viewer: Viewer | None = self._tokenless(request.client.host if request.client else None)
+        else:
+            viewer = await self.runtime.access.authenticate(offered) if isinstance(offered, str) else None
+        if viewer is None or not viewer.authenticated:
+            raise ConnectionRejectionError()
+        context.become(viewer, self._throttle_key(viewer, request))
+        return UNSET
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        previous = logs.REQUEST_ID.set(request_id)
+        try:
+            if scope["type"] != "http":
+                await super().__call__(scope, receive, send)
+                return
+            response = await self._serve(scope, receive)
+            response.headers["x-request-id"] = request_id
+            await response(scope, receive, send)
+        finally:
+            logs.REQUEST_ID.reset(previous)
+
+    async def _serve(self, scope: Scope, receive: Receive) -> Response:
+        limit = self.runtime.settings.limits.max_body_bytes
+        request = Request(scope=scope, receive=limited_receive(receive, limit))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
+        if len(scope.get("query_string", b"")) > limit:
+            return error_response(request, 414, f"the query string is longer than {limit} bytes", "REQUEST_TOO_LARGE")
+        try:
+            if request.method in ("GET", "POST") and not wants_ide(request):
+                if csrf_blocked(request):
+                    return error_response(request, 400, CSRF_MESSAGE, "BAD_REQUEST")
+                viewer = await self.authenticate(request)
+                if viewer is None:
+                    message = unauthenticated("the token is not valid (unknown, revoked or expired)").message
+                    return error_response(request, 401, message, "UNAUTHENTICATED", WWW_AUTHENTICATE)
+                request.state.viewer = viewer
+            return await self.run(request)
+        except BodyTooLarge:
+            return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
+        except HTTPException as error:
+            return _http_error(request, error)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return strict_json(data)
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:  # type: ignore[override]
+        status = rejection_status(response_data) if isinstance(response_data, Mapping) else None
+        if status is not None:  # it never executed: no `data` key, as the GraphQL-over-HTTP spec asks
+            response_data = {key: value for key, value in response_data.items() if key != "data"}
+        response = super().create_response(response_data, sub_response)
+        request: Request | None = getattr(sub_response, "aicn_request", None)
+        if request is not None:
+            response.headers["content-type"] = media_type(request)
+        if status is not None:
+            response.status_code = status
+            if status == 401:
+                response.headers.update(WWW_AUTHENTICATE)
+            seconds = retry_after(response_data)
+            if status == 429 and seconds is not None:
+                response.headers["retry-after"] = str(seconds)
+        return response
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:  # type: ignore[override]
+        sub_response = await super().get_sub_response(request)
+        sub_response.aicn_request = request  # type: ignore[attr-defined]
+        return sub_response
+
+
+def _http_error(request: Request, error: HTTPException) -> Response:
+    if error.status_code == 405 or (request.method == "GET" and "not allowed when using GET" in error.reason):
+        allow = "POST" if request.method == "GET" else "GET, POST"
+        return error_response(request, 405, error.reason, "METHOD_NOT_ALLOWED", {"Allow": allow})
+    code = "NOT_FOUND" if error.status_code == 404 else "BAD_REQUEST"
+    return error_response(request, error.status_code, error.reason, code)
+
+
+def create_app(runtime: "Runtime") -> Starlette:
+    logs.install()
+    graphql = GraphQLApp(runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            async with runtime.db.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        if runtime.default_viewer is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "centers": len(runtime.registry.all())})
+
+    middleware: list[Middleware] = []
+    origins = runtime.settings.http.cors_origins
+    if origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "graphql-require-preflight"],
+                expose_headers=["retry-after", "x-request-id"],
+                max_age=600,
+            )
+        )
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+            WebSocketRoute("/graphql", graphql),
+            *export_routes(runtime, graphql.authenticate),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,95 @@
+"""WebSocket (graphql-transport-ws) specifics: the token in `connection_init`, and limits.
+
+The token comes in the `connection_init` payload as ``{"authorization": "Bearer ..."}``
+(GraphiQL sends its Headers tab this way, as ``Authorization``) or ``{"token": "..."}``,
+or in the upgrade request's ``Authorization`` header. A connection without a valid one
+is closed with 4403 (Forbidden), as the protocol says for a refused `connection_init`;
+a `subscribe` before an accepted `connection_init` is closed with 4401. When the token is
+revoked, its open connections are closed with 4403 at once (news of the revocation comes
+over the event bus); each new operation checks the token again anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, SubscribeMessage
+
+from graph.http.rules import bearer_token
+from resolvers.access.service import REVOCATIONS
+
+TOO_MANY_OPERATIONS = "TOO_MANY_SUBSCRIPTIONS"
+
+
+class _Missing:
+    pass
+
+
+MISSING = _Missing()
+
+
+def offered_secret(params: Mapping[str, Any] | None, upgrade_headers: Mapping[str, str]) -> str | None | _Missing:
+    """The token a connection offers; None when it offers something unusable, MISSING when nothing."""
+    lowered = {str(key).lower(): value for key, value in (params or {}).items()}
+    if "authorization" in lowered:
+        value = lowered["authorization"]
+        return bearer_token(value) if isinstance(value, str) else None
+    if "token" in lowered:
+        value = lowered["token"]
+        return value.strip() or None if isinstance(value, str) else None
+    header = upgrade_headers.get("authorization")
+    if header is not None:
+        return bearer_token(header)
+    return MISSING
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
+    """strawberry's handler, closing on revocation, with a coded error for too many operations."""
+
+    _watcher: "asyncio.Task[None] | None" = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        token_id = self.context.viewer.token_id
+        if self.connection_acknowledged and token_id is not None and self._watcher is None:
+            self._watcher = asyncio.create_task(self._close_when_revoked(token_id))
+
+    async def _close_when_revoked(self, token_id: int) -> None:
+        runtime = self.context.runtime
+        async with runtime.bus.subscribe(REVOCATIONS) as news:
+            if not await runtime.access.still_valid(token_id):  # revoked before we listened
+                await self.websocket.close(code=4403, reason="the token has been revoked")
+                return
+            while True:
+                message = await news.get()
+                if message is not None and message.get("tokenId") == token_id:
+                    await self.websocket.close(code=4403, reason="the token has been revoked")
+                    return
+
+    async def shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
+        await super().shutdown()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and message["id"] not in self.operations
+            and len(self.operations) >= limit
+        ):
+            error = GraphQLError(
+                f"at most {limit} operations may run at once on one connection",
+                extensions={"code": TOO_MANY_OPERATIONS, "maximum": limit},
+            )
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+            return
+        await super().handle_subscribe(message)

@@ -1,0 +1,242 @@
+"""Billing: quotes and holds at submission, balances, finalizing and adjusting bills, budgets.
+
+Metering itself is ``resolvers.billing.metering`` (called by the job ledger); the rules of where
+lines go and how money moves are ``resolvers.billing.bills``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.catalog import Catalog
+from resolvers.billing.bills import BillBook, Notice
+from resolvers.centers.registry import Center
+from resolvers.common.errors import UserErrorData
+from resolvers.common.ids import int_key
+from resolvers.billing.pricing import Quote, make_quote
+from resolvers.access.viewer import Viewer
+from store import billing as billing_store
+from store.billing_tables import BillingAccountRow, BillLineRow, BillRow
+from store.bus import InMemoryBus
+from store.db import Database
+from store.tables import AccountRow
+from store.types import utcnow
+
+MAX_AMOUNT = Decimal("1e13")
+MAX_DESCRIPTION = 500
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance: Decimal
+    holds: Decimal
+    currency: str
+    monthly_budget: Decimal | None
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.holds
+
+
+@dataclass
+class BillOutcome:
+    bill: BillRow | None = None
+    line: BillLineRow | None = None
+    errors: list[UserErrorData] = field(default_factory=list)
+
+
+@dataclass
+class BudgetOutcome:
+    account_id: int | None = None
+    errors: list[UserErrorData] = field(default_factory=list)
+
+
+def parse_amount(value: Decimal | str, *, allow_zero: bool = False, allow_negative: bool = True) -> Decimal | None:
+    """An exact amount of at most 6 decimal places and below 10^13, or None."""
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT or amount != amount.quantize(Decimal("0.000001")):
+        return None
+    if (amount == 0 and not allow_zero) or (amount < 0 and not allow_negative):
+        return None
+    return amount.quantize(Decimal("0.000001"))
+
+
+class BillingService:
+    def __init__(self, db: Database, bus: InMemoryBus, book: BillBook, catalog: Catalog) -> None:
+        self.db = db
+        self.bus = bus
+        self.book = book
+        self.catalog = catalog
+
+    @property
+    def currency(self) -> str:
+        return self.book.policy.currency
+
+    # ------------------------------------------------------------------ submission
+
+    def quote(self, center: Center, accelerator: str, devices: int, max_minutes: float) -> Quote:
+        model = self.catalog.get(accelerator)
+        units = model.standard_units if model is not None else 0.0
+        return make_quote(center.price_for(accelerator), self.currency, units, devices, max_minutes)
+
+    async def reserve(self, session: AsyncSession, account_id: int, hold: Decimal) -> UserErrorData | None:
+        """Whether ``hold`` fits in what the account has available, checked under its lock;
+        when it does, the caller writes the job carrying the hold in the same transaction."""
+        account = await self.book.lock(session, account_id)
+        held = (await billing_store.active_holds(session, [account_id]))[account_id]
+        available = account.balance - held
+        if hold <= available:
+            return None
+        return UserErrorData(
+            f"the job may cost up to {hold} {account.currency}; the account has {available} {account.currency} available",
+            "INSUFFICIENT_BALANCE",
+            ("request",),
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    async def balances(self, session: AsyncSession, account_ids: Sequence[int]) -> dict[int, Balance]:
+        rows = await billing_store.billing_accounts_by_ids(session, account_ids)
+        holds = await billing_store.active_holds(session, account_ids)
+        policy = self.book.policy
+        answer: dict[int, Balance] = {}
+        for account_id in account_ids:
+            row = rows.get(account_id)
+            if row is None:  # never billed yet: the opening balance it will get
+                answer[account_id] = Balance(policy.opening_balance, holds[account_id], policy.currency, None)
+            else:
+                answer[account_id] = Balance(row.balance, holds[account_id], row.currency, row.monthly_budget)
+        return answer
+
+    # ------------------------------------------------------------------ bills
+
+    async def finalize(self, viewer: Viewer, bill_id: str) -> BillOutcome:
+        if not viewer.is_admin:
+            return BillOutcome(errors=[_forbidden("finalize bills")])
+        key = int_key(bill_id, "Bill")
+        async with self.db.transaction() as session:
+            bill, _ = await self._locked_bill(session, key)
+            if bill is None:
+                return BillOutcome(errors=[UserErrorData("no such bill", "BILL_NOT_FOUND", ("billId",))])
+            if bill.status == "FINALIZED":
+                return BillOutcome(bill=bill, errors=[UserErrorData("the bill is already finalized", "BILL_FINALIZED", ("billId",))])
+            billing_store.finalize(bill)
+        return BillOutcome(bill=bill)
+
+    async def finalize_period(self, account_name: str, period_label: str) -> BillRow:
+        """Finalize an account's bill for a month (creating it empty when there is none);
+        for the operator's CLI. Finalizing a finalized bill changes nothing."""
+        period = self.book.policy.calendar.parse(period_label)
+        async with self.db.transaction() as session:
+            account_id = await _account_id(session, account_name)
+            await self.book.lock(session, account_id)
+            bill = await billing_store.find_bill(session, account_id, period.label)
+            if bill is None:
+                bill = billing_store.new_bill(session, account_id, period.label, period.start, period.end, self.currency)
+            if bill.status == "OPEN":
+                billing_store.finalize(bill)
+            await session.flush()
+        return bill
+
+    async def adjust(self, viewer: Viewer, bill_id: str, amount: Decimal | str, description: str) -> BillOutcome:
+        """A correction of a bill: a line on it while it is OPEN, else on the next OPEN bill.
+        A positive amount is a charge, a negative one a credit; either moves the balance."""
+        if not viewer.is_admin:
+            return BillOutcome(errors=[_forbidden("adjust bills")])
+        errors: list[UserErrorData] = []
+        exact = parse_amount(amount)
+        if exact is None:
+            errors.append(UserErrorData("amount must be a non-zero decimal with at most 6 places, below 10^13", "INVALID_AMOUNT", ("amount",)))
+        text = description.strip()
+        if not 0 < len(text) <= MAX_DESCRIPTION:
+            errors.append(UserErrorData(f"description must be 1 to {MAX_DESCRIPTION} characters", "INVALID_DESCRIPTION", ("description",)))
+        if errors or exact is None:
+            return BillOutcome(errors=errors)
+        notices: list[Notice] = []
+        async with self.db.transaction() as session:
+            bill, account = await self._locked_bill(session, int_key(bill_id, "Bill"))
+            if bill is None or account is None:
+                return BillOutcome(errors=[UserErrorData("no such bill", "BILL_NOT_FOUND", ("billId",))])
+            target = bill
+            if bill.status != "OPEN":
+                following = self.book.policy.calendar.following(self.book.policy.calendar.parse(bill.period))
+                target = await self.book.open_bill(session, bill.account_id, following, create_past=False)
+            line, notices = await self.book.post(
+                session, account, target, kind="ADJUSTMENT", amount=exact, description=text, corrects_bill_id=bill.id
+            )
+        await self._publish(notices)
+        return BillOutcome(bill=target, line=line)
+
+    async def adjust_account(self, account_name: str, amount: Decimal | str, description: str) -> BillOutcome:
+        """An adjustment on the account's current OPEN bill, for the operator's CLI."""
+        exact = parse_amount(amount)
+        if exact is None or not description.strip():
+            return BillOutcome(errors=[UserErrorData("a non-zero amount and a description are needed", "INVALID_AMOUNT", ("amount",))])
+        async with self.db.transaction() as session:
+            account_id = await _account_id(session, account_name)
+            account = await self.book.lock(session, account_id)
+            bill = await self.book.open_bill(session, account_id, self.book.policy.calendar.period_of(utcnow()))
+            line, notices = await self.book.post(session, account, bill, kind="ADJUSTMENT", amount=exact, description=description.strip())
+        await self._publish(notices)
+        return BillOutcome(bill=bill, line=line)
+
+    async def _locked_bill(self, session: AsyncSession, key: int | None) -> tuple[BillRow | None, BillingAccountRow | None]:
+        """The bill and its account, re-read under the account's lock (so the status is current)."""
+        bill = (await billing_store.bills_by_ids(session, [key])).get(key) if key is not None else None
+        if bill is None:
+            return None, None
+        account = await self.book.lock(session, bill.account_id)
+        await session.refresh(bill)
+        return bill, account
+
+    # ------------------------------------------------------------------ budgets
+
+    async def set_budget(self, viewer: Viewer, amount: Decimal | str | None, account_id: str | None = None) -> BudgetOutcome:
+        """Set (or, with None, remove) an account's monthly budget; thresholds already
+        crossed this month are announced at once."""
+        target = viewer.account_id
+        if account_id is not None:
+            key = int_key(account_id, "Account")
+            if key is None or (key != viewer.account_id and not viewer.is_admin):
+                return BudgetOutcome(errors=[UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",))])
+            target = key
+        exact: Decimal | None = None
+        if amount is not None:
+            exact = parse_amount(amount, allow_negative=False)
+            if exact is None:
+                return BudgetOutcome(errors=[UserErrorData("the budget must be a positive decimal with at most 6 places", "INVALID_AMOUNT", ("amount",))])
+        async with self.db.transaction() as session:
+            if await session.get(AccountRow, target) is None:
+                return BudgetOutcome(errors=[UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",))])
+            account = await self.book.lock(session, target)
+            account.monthly_budget = exact
+            await session.flush()
+            current = self.book.policy.calendar.period_of(utcnow())
+            bill = await billing_store.find_bill(session, target, current.label)
+            notices = await self.book.check_budget(session, account, bill)
+        await self._publish(notices)
+        return BudgetOutcome(account_id=target)
+
+    async def _publish(self, notices: list[Notice]) -> None:
+        for channel, message in notices:
+            await self.bus.publish(channel, message)
+
+
+def _forbidden(what: str) -> UserErrorData:
+    return UserErrorData(f"only an administrator may {what}", "FORBIDDEN")
+
+
+async def _account_id(session: AsyncSession, name: str) -> int:
+    account_id = await session.scalar(select(AccountRow.id).where(AccountRow.name == name))
+    if account_id is None:
+        raise LookupError(f"no account named {name!r}")
+    return int(account_id)
+

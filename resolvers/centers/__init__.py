@@ -1,0 +1,1 @@
+"""Centers: the registry of connectors, calls under a deadline, health and the background monitor."""

@@ -1,0 +1,1 @@
+"""Datasets and models: registration and lineage."""

@@ -1,0 +1,1 @@
+"""Jobs: submission, offers and placement, the network queue, the ledger of states and events, reconcilers, live streams."""

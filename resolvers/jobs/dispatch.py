@@ -1,0 +1,334 @@
+"""Dispatch: place jobs on centers, fail over, and run the network-level queue.
+
+A job's center is recorded (with a PLACEMENT event) before it is handed over, so a crash
+in between is finished on restart by resubmitting to that center (connectors key jobs by
+reference). When the chosen center refuses or cannot be reached, the next candidate is
+tried. A job that no center can start now waits QUEUED with no center; the queue loop
+places waiting jobs in submission order as capacity frees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.base import JobSpec
+from connectors.catalog import Catalog
+from connectors.errors import ConnectorError
+from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
+from resolvers.common.errors import CenterFault
+from resolvers.common.background import Alarm, stop_task
+from resolvers.billing.service import BillingService
+from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
+from resolvers.jobs.offers import BusyDevices, OfferData, ResourceNeed, make_offer
+from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.billing.pricing import chosen_terms, quote_terms
+from store import accounts as account_store
+from store import jobs as job_store
+from store.db import Database
+from store.tables import JobRow
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUE_BATCH = 500
+QUEUE_INTERVAL_SECONDS = 1.0
+#: hand-overs in flight at once in one round of the network queue
+HAND_OVER_CONCURRENCY = 8
+
+
+def need_of(job: JobRow) -> ResourceNeed:
+    request = job.request
+    return ResourceNeed(
+        max_duration_minutes=float(request["maxDurationMinutes"]),
+        accelerator=request.get("askedAccelerator", request.get("accelerator")),
+        devices=request.get("askedDevices", request.get("devices")),
+        standard_units=request.get("standardUnits"),
+        cpus=request.get("cpus"),
+    )
+
+
+@dataclass
+class Snapshot:
+    """What the centers reported in one round, adjusted as jobs are handed to them."""
+
+    units: dict[int, list[ComputeUnitInfo] | CenterFault]
+    busy: list[BusyDevices]
+    taken_at: datetime
+
+    def take(self, offer: OfferData) -> None:
+        if offer.unit is None:
+            return
+        current = self.units.get(offer.center.id)
+        if isinstance(current, list):
+            self.units[offer.center.id] = [
+                replace(unit, devices_available=max(0, unit.devices_available - offer.devices)) if unit.key == offer.unit.key else unit
+                for unit in current
+            ]
+
+
+class Dispatcher:
+    def __init__(
+        self, db: Database, registry: CenterRegistry, ledger: JobLedger, catalog: Catalog, *, billing: BillingService | None = None
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.ledger = ledger
+        self.catalog = catalog
+        self.billing = billing
+        #: told the center's id after each hand-over (its reconciler looks at once)
+        self.on_hand_over: Callable[[int], None] | None = None
+        self._alarm = Alarm()
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ offers
+
+    async def snapshot(self, centers: Sequence[Center] | None = None) -> Snapshot:
+        centers = list(centers or self.registry.all())
+
+        async def ask(center: Center) -> list[ComputeUnitInfo] | CenterFault:
+            try:
+                return await self.registry.capacity_of(center)
+            except CenterFault as fault:
+                return fault
+
+        answers = await asyncio.gather(*(ask(center) for center in centers))
+        async with self.db.read() as session:
+            busy = await busy_devices(session)
+        return Snapshot(units={center.id: answer for center, answer in zip(centers, answers)}, busy=busy, taken_at=utcnow())
+
+    def offers(self, need: ResourceNeed, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None) -> list[OfferData]:
+        return [
+            make_offer(center, snapshot.units.get(center.id, []), need, self.catalog, snapshot.busy, snapshot.taken_at, quota_left)
+            for center in (centers or self.registry.all())
+        ]
+
+    async def quota_left(self, account_id: int) -> float | None:
+        """Standard units the account may still take, or None when it has no quota."""
+        async with self.db.read() as session:
+            limit = (await account_store.accounts_by_ids(session, [account_id]))[account_id].max_standard_units
+            if limit is None:
+                return None
+            in_use = await job_store.units_in_use(session, account_id, self.catalog_units())
+        return limit - in_use
+
+    def catalog_units(self) -> Mapping[str, float]:
+        return {model.model: model.standard_units for model in self.catalog}
+
+    # ------------------------------------------------------------------ placing one job
+
+    async def place(self, job_id: int, candidates: Sequence[Candidate], policy: str | None) -> JobRow | None:
+        """Hand the job to the first candidate that can start it now and accepts it; else queue it."""
+        for index, candidate in enumerate(candidates):
+            if not candidate.offer.feasible:
+                continue
+            job = await self._choose(job_id, candidates, candidate, policy)
+            if job is None:
+                return None  # ended or claimed meanwhile
+            handed, failure = await self.hand_over(job, candidate.offer.center)
+            if failure is None:
+                return handed
+            nexts = [c for c in candidates[index + 1 :] if c.offer.feasible]
+            next_step = f"trying {nexts[0].offer.center.name}" if nexts else "no other center can start it now"
+            await self._release(job_id, candidate.offer.center, failure, next_step)
+        return await self._wait(job_id, candidates, policy)
+
+    async def _choose(self, job_id: int, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None) -> JobRow | None:
+        offer = chosen.offer
+
+        def choose(job: JobRow) -> Change:
+            change = Change()
+            if job.state in TERMINAL or job.state == "CANCELLING" or job.external_id is not None:
+                return change
+            request = dict(job.request)
+            request.setdefault("askedAccelerator", request.get("accelerator"))
+            request.setdefault("askedDevices", request.get("devices"))
+            request.update(accelerator=offer.unit.accelerator.model if offer.unit else None, devices=offer.devices)
+            terms = dict((job.placement or {}).get("terms") or {})
+            if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
+                # the center could not quote at submission (it was down): it quotes now
+                quote = self.billing.quote(offer.center, offer.unit.accelerator.model, offer.devices, float(job.request["maxDurationMinutes"]))
+                terms.update(quote_terms({offer.center.id: quote}))
+            change.columns.update(center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms))
+            change.columns.update(chosen_terms(terms.get(str(offer.center.id))))
+            change.events.append({"kind": "PLACEMENT", "message": f"placed on {offer.center.name}: {chosen.reason}"})
+            return change
+
+        job, records = await self.ledger.apply(job_id, choose)
+        return job if records else None
+
+    async def hand_over(self, job: JobRow, center: Center) -> tuple[JobRow | None, str | None]:
+        """Submit to the job's center: (the updated job, None), or (None, why the center failed)."""
+        spec = spec_for(job)
+        try:
+            submission = await self.registry.call(center, lambda connector: connector.submit(spec))
+        except CenterFault as fault:
+            return None, f"{fault.code}: {fault.message}"
+        except ConnectorError as error:
+            return None, f"CENTER_REJECTED: {error.message}"
+
+        def record(current: JobRow) -> Change:
+            change = Change()
+            if current.state not in ("PENDING", "QUEUED") or current.external_id is not None:
+                return change
+            change.columns["external_id"] = submission.external_id
+            change.state("QUEUED" if submission.state.value == "QUEUED" else "STARTING", f"submitted to {center.name}")
+            return change
+
+        updated, _ = await self.ledger.apply(job.id, record)
+        if self.on_hand_over is not None:
+            self.on_hand_over(center.id)
+        return updated, None
+
+    async def _release(self, job_id: int, center: Center, reason: str, next_step: str) -> None:
+        def release(job: JobRow) -> Change:
+            change = Change()
+            if job.external_id is not None or job.state in TERMINAL:
+                return change
+            change.columns["center_id"] = None
+            change.events.append({"kind": "PLACEMENT", "message": f"{center.name} failed ({reason}); {next_step}"})
+            return change
+
+        await self.ledger.apply(job_id, release)
+
+    async def _wait(self, job_id: int, candidates: Sequence[Candidate], policy: str | None) -> JobRow | None:
+        runnable = [c for c in candidates if c.offer.could_run]
+        if runnable:
+            waiting = "WAITING: no center can start the job now; " + "; ".join(f"{c.offer.center.name}: {c.reason}" for c in runnable[:5])
+        else:
+            waiting = "WAITING: " + "; ".join(f"{c.offer.center.name}: {c.reason}" for c in candidates[:5])
+
+        def wait(job: JobRow) -> Change:
+            change = Change()
+            if job.state in TERMINAL or job.state == "CANCELLING" or job.external_id is not None:
+                return change
+            previous = (job.placement or {}).get("waiting")
+            change.columns["placement"] = placement_document(policy, candidates, None, waiting, terms=(job.placement or {}).get("terms"))
+            if job.state != "QUEUED":
+                change.state("QUEUED", waiting)
+            elif previous != waiting:
+                change.events.append({"kind": "PLACEMENT", "message": waiting})
+            return change
+
+        job, _ = await self.ledger.apply(job_id, wait)
+        self.wake()
+        return job
+
+    # ------------------------------------------------------------------ the network queue
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="network-queue")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+
+    def wake(self) -> None:
+        self._alarm.ring()
+
+    async def _run(self) -> None:
+        listener = asyncio.create_task(self._wake_on_job_ends())
+        try:
+            await self._serve_queue()
+        finally:
+            await stop_task(listener)
+
+    async def _wake_on_job_ends(self) -> None:
+        """Capacity frees when a job ends: that is when waiting jobs may start."""
+        async with self.ledger.bus.subscribe("jobs") as live:
+            while True:
+                message = await live.get()
+                if message and message.get("kind") == "STATE" and message.get("state") in TERMINAL:
+                    self.wake()
+
+    async def _serve_queue(self) -> None:
+        while True:
+            await self._alarm.sleep(QUEUE_INTERVAL_SECONDS)
+            try:
+                await self.dispatch_queue()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatching the network queue failed")
+
+    async def dispatch_queue(self) -> int:
+        """One round: waiting jobs in submission order; returns how many were handed over.
+
+        Decisions are made one job at a time, in order, against one capacity snapshot that
+        each decision draws down; the hand-overs then run concurrently (a center's submit
+        can take tens of milliseconds). A job that cannot start blocks later jobs asking for
+        the same device model (no overtaking), but not jobs that ask for something else.
+        """
+        async with self.db.read() as session:
+            waiting = await job_store.waiting_jobs(session, QUEUE_BATCH)
+        if not waiting:
+            return 0
+        snapshot = await self.snapshot()
+        blocked: set[str | None] = set()
+        quotas: dict[int, float | None] = {}
+        startable: list[tuple[JobRow, list[Candidate]]] = []
+        for job in waiting:
+            need = need_of(job)
+            models = need.candidate_models()
+            if models is None and blocked or models is not None and (None in blocked or blocked & set(models)):
+                continue
+            if job.owner_id not in quotas:
+                quotas[job.owner_id] = await self.quota_left(job.owner_id)
+            offers = self.offers(need, snapshot, quotas[job.owner_id])
+            candidates = rank(offers, job.policy or "CHEAPEST", snapshot.taken_at, await self._local_inputs(job))
+            first = next((candidate for candidate in candidates if candidate.offer.feasible), None)
+            if first is None:
+                blocked.update(models or {None})
+                await self._wait(job.id, candidates, job.policy)
+                continue
+            snapshot.take(first.offer)
+            if quotas[job.owner_id] is not None:
+                quotas[job.owner_id] = float(quotas[job.owner_id] or 0) - first.offer.standard_units
+            startable.append((job, candidates))
+        gate = asyncio.Semaphore(HAND_OVER_CONCURRENCY)
+
+        async def hand(job: JobRow, candidates: list[Candidate]) -> bool:
+            async with gate:
+                result = await self.place(job.id, candidates, job.policy)
+            return result is not None and result.external_id is not None
+
+        outcomes = await asyncio.gather(*(hand(job, candidates) for job, candidates in startable))
+        return sum(outcomes)
+
+    async def _local_inputs(self, job: JobRow) -> dict[int, int]:
+        if job.policy != "DATA_LOCAL":
+            return {}
+        async with self.db.read() as session:
+            return await job_store.input_replicas_by_center(session, job.id)
+
+
+async def busy_devices(session: Any) -> list[BusyDevices]:
+    rows = await job_store.active_allocations(session)
+    now = utcnow()
+    busy: list[BusyDevices] = []
+    for center_id, request, started_at in rows:
+        if center_id is None or not request.get("accelerator"):
+            continue
+        begun = started_at or now
+        busy.append(BusyDevices(center_id, request["accelerator"], int(request.get("devices") or 1), begun + timedelta(minutes=float(request["maxDurationMinutes"]))))
+    return busy
+
+
+def spec_for(job: JobRow) -> JobSpec:
+    request = job.request
+    environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
+    return JobSpec(
+        reference=job.reference,
+        name=job.name,
+        command=tuple(job.command),
+        max_duration_seconds=float(request["maxDurationMinutes"]) * 60.0,
+        environment=environment,
+        accelerator=request["accelerator"],
+        devices=int(request["devices"]),
+        cpus=request.get("cpus"),
+        memory_gb=request.get("memoryGb"),
+    )

@@ -1,0 +1,239 @@
+"""The job ledger: every change to a job is written with its events in one transaction,
+then announced on the bus. Nothing else writes job state.
+
+``plan_changes`` is the pure part: given what the database holds and what the center
+reports, which events to append, in order (missed intermediate states are filled in, so
+subscribers always see PENDING → STARTING → RUNNING → end).
+
+Whichever path ends a job, its end is metered here, in the same transaction: the
+``Meter`` writes the usage record and returns a USAGE event, which goes before the
+terminal STATE event (subscriptions end after that one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import CenterJobState, JobStatus, ProgressReport
+from resolvers.data.lineage import register_output_model
+from store import jobs as job_store
+from store.bus import InMemoryBus
+from store.db import Database
+from store.tables import JobEventRow, JobRow
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+TERMINAL = job_store.TERMINAL_STATES
+#: a writer that lost a race (a unique constraint fired) plans again against the winner's rows
+RACE_ATTEMPTS = 3
+_RANK = {"PENDING": 0, "QUEUED": 1, "STARTING": 2, "RUNNING": 3, "CANCELLING": 4}
+_FROM_CENTER = {
+    CenterJobState.QUEUED: "QUEUED",
+    CenterJobState.STARTING: "STARTING",
+    CenterJobState.RUNNING: "RUNNING",
+    CenterJobState.SUCCEEDED: "SUCCEEDED",
+    CenterJobState.FAILED: "FAILED",
+    CenterJobState.CANCELLED: "CANCELLED",
+}
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A committed job event, as subscribers receive it."""
+
+    job_id: int
+    owner_id: int
+    seq: int
+    at: datetime
+    kind: str
+    state: str | None = None
+    progress: dict[str, Any] | None = None
+    message: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind == "STATE" and self.state in TERMINAL
+
+    @classmethod
+    def from_row(cls, row: JobEventRow, owner_id: int) -> "EventRecord":
+        return cls(row.job_id, owner_id, row.seq, row.at, row.kind, row.state, row.progress, row.message)
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "owner_id": self.owner_id,
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "state": self.state,
+            "progress": self.progress,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> "EventRecord":
+        return cls(
+            job_id=int(message["job_id"]),
+            owner_id=int(message["owner_id"]),
+            seq=int(message["seq"]),
+            at=datetime.fromisoformat(message["at"]),
+            kind=message["kind"],
+            state=message.get("state"),
+            progress=message.get("progress"),
+            message=message.get("message"),
+        )
+
+
+@dataclass
+class Change:
+    """Events to append and columns to set on one job."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    columns: dict[str, Any] = field(default_factory=dict)
+
+    def state(self, state: str, message: str | None = None, at: datetime | None = None) -> None:
+        self.events.append({"kind": "STATE", "state": state, "message": message, "at": at})
+        self.columns["state"] = state
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.columns)
+
+
+def progress_document(report: ProgressReport) -> dict[str, Any]:
+    return {
+        "fraction": report.fraction,
+        "step": report.step,
+        "totalSteps": report.total_steps,
+        "message": report.message,
+        "metrics": dict(report.metrics) if report.metrics is not None else None,
+        "at": report.at.isoformat(),
+    }
+
+
+def plan_changes(job: JobRow, status: JobStatus) -> Change:
+    """The events that bring ``job`` from its recorded state to what its center reports."""
+    change = Change()
+    current = job.state
+    if current in TERMINAL:
+        return change
+    target = _FROM_CENTER[status.state]
+    ran = status.started_at is not None or bool(status.progress) or target == "RUNNING"
+    cancelling = current == "CANCELLING"
+
+    if not cancelling and target not in TERMINAL and target != current:
+        if _RANK[target] > _RANK[current]:
+            if target == "RUNNING" and _RANK[current] < _RANK["STARTING"]:
+                change.state("STARTING")
+            change.state(target)
+        else:
+            change.state(target, "requeued by the center")
+    elif not cancelling and target in TERMINAL:
+        if target != "CANCELLED" or ran:
+            if _RANK[current] < _RANK["STARTING"]:
+                change.state("STARTING")
+            if ran and _RANK[current] < _RANK["RUNNING"]:
+                change.state("RUNNING")
+
+    if ran and job.started_at is None:
+        change.columns["started_at"] = status.started_at or utcnow()
+    new_reports = [report for report in status.progress if report.ordinal > job.progress_count]
+    for report in new_reports:
+        document = progress_document(report)
+        change.events.append({"kind": "PROGRESS", "progress": document, "message": report.message, "at": report.at})
+    if new_reports:
+        change.columns["progress"] = progress_document(new_reports[-1])
+        change.columns["progress_count"] = new_reports[-1].ordinal
+
+    if target in TERMINAL:
+        change.columns["exit_code"] = status.exit_code
+        change.columns["finished_at"] = status.finished_at or utcnow()
+        if target != "SUCCEEDED":
+            change.columns["failure_reason"] = status.reason or target
+        change.state(target, status.reason)
+    return change
+
+
+@dataclass
+class Settlement:
+    """What metering a job's end wrote: the USAGE event's text (None when nothing was
+    metered) and news for the bus, published once the transaction has committed."""
+
+    usage_message: str | None = None
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+class Meter(Protocol):
+    async def settle(self, session: AsyncSession, job: JobRow) -> Settlement:
+        """Meter ``job``, whose terminal columns are set, inside the caller's transaction."""
+        ...
+
+
+class JobLedger:
+    def __init__(self, db: Database, bus: InMemoryBus, meter: Meter | None = None) -> None:
+        self.db = db
+        self.bus = bus
+        self.meter = meter
+
+    async def apply(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
+        """Lock the job, let ``planner(job) -> Change`` decide, write it, then announce it.
+
+        Another writer (a second gateway, or SQLite, where the lock is only in-process) may
+        change the job between our read and our write; the unique constraints on event
+        sequence numbers and usage records then refuse ours, and we plan again.
+        """
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                return await self._apply_once(job_id, planner)
+            except IntegrityError:
+                if attempt == RACE_ATTEMPTS:
+                    raise
+                log.info("job %s was changed by another writer; planning again", job_id)
+        raise AssertionError("unreachable")
+
+    async def _apply_once(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
+        notices: list[tuple[str, dict[str, Any]]] = []
+        async with self.db.transaction() as session:
+            job = await job_store.lock_job(session, job_id)
+            if job is None:
+                return None, []
+            change: Change = planner(job)
+            if not change:
+                return job, []
+            rows = await self._write(session, job, change, notices)
+            await session.flush()
+            records = [EventRecord.from_row(row, job.owner_id) for row in rows]
+        await self.announce(records)
+        for channel, message in notices:
+            await self.bus.publish(channel, message)
+        return job, records
+
+    async def _write(
+        self, session: AsyncSession, job: JobRow, change: Change, notices: list[tuple[str, dict[str, Any]]]
+    ) -> list[JobEventRow]:
+        for column, value in change.columns.items():
+            setattr(job, column, value)
+        rows: list[JobEventRow] = []
+        for event in change.events:
+            if self.meter is not None and event["kind"] == "STATE" and event["state"] in TERMINAL:
+                settlement = await self.meter.settle(session, job)
+                if settlement.usage_message is not None:
+                    rows.append(job_store.append_event(session, job, "USAGE", message=settlement.usage_message))
+                notices.extend(settlement.notices)
+            if event["kind"] == "STATE" and event["state"] == "SUCCEEDED":
+                await register_output_model(session, job)
+            rows.append(job_store.append_event(session, job, **event))
+        return rows
+
+    async def announce(self, records: Sequence[EventRecord]) -> None:
+        for record in records:
+            message = record.to_message()
+            await self.bus.publish(f"job:{record.job_id}", message)
+            await self.bus.publish("jobs", message)

@@ -1,0 +1,126 @@
+"""One reconciler per center: turns what the center reports into job events.
+
+Each round asks the center about all of its unfinished jobs in one call, plans the
+changes per job against the recorded state, and writes each job's changes through the
+ledger (one transaction per job). A job the center no longer knows is failed as LOST
+once it has been missing for a grace period, so nothing stays RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from connectors.base import JobStatus, StatusQuery
+from resolvers.common.background import Alarm, stop_task
+from resolvers.centers.registry import Center, CenterRegistry
+from resolvers.common.errors import CenterFault
+from resolvers.jobs.service import JobService
+from resolvers.jobs.ledger import Change, JobLedger, plan_changes
+from store import jobs as job_store
+from store.db import Database
+from store.tables import JobRow
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+IDLE_INTERVAL_SECONDS = 2.0
+
+
+
+class Reconciler:
+    def __init__(
+        self,
+        db: Database,
+        registry: CenterRegistry,
+        ledger: JobLedger,
+        jobs: JobService,
+        center: Center,
+        *,
+        vanished_grace: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.ledger = ledger
+        self.jobs = jobs
+        self.center = center
+        self._task: asyncio.Task[None] | None = None
+        self.vanished_grace = vanished_grace
+        self._missing_since: dict[int, datetime] = {}
+        self._alarm = Alarm()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"reconciler-{self.center.name}")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+
+    def wake(self) -> None:
+        """A job was just handed to this center: look now, not after an idle wait."""
+        self._alarm.ring()
+
+    async def _run(self) -> None:
+        await self.recover()
+        while True:
+            busy = True
+            try:
+                busy = await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconciling center %s failed", self.center.name)
+            # with nothing to watch, look less often (another gateway may still hand it jobs)
+            interval = self.center.poll_interval_seconds if busy else max(self.center.poll_interval_seconds, IDLE_INTERVAL_SECONDS)
+            await self._alarm.sleep(interval)
+
+    async def recover(self) -> None:
+        """After a gateway start: finish handing over submissions a crash interrupted."""
+        async with self.db.read() as session:
+            jobs = await job_store.unfinished_jobs(session, self.center.id)
+        for job in jobs:
+            if job.external_id is None:
+                await self.jobs.resubmit(job.id)
+
+    async def reconcile_once(self) -> bool:
+        """One round; False when the center has no unfinished job to watch."""
+        async with self.db.read() as session:
+            jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id) if job.external_id]
+        if not jobs:
+            return False
+        queries = [StatusQuery(job.external_id, job.progress_count) for job in jobs if job.external_id]
+        try:
+            answer = await self.registry.call(self.center, lambda connector: connector.status(queries))
+        except CenterFault:
+            return True  # the center's health records it; try again next round
+        for job in jobs:
+            status = answer.get(job.external_id or "")
+            if status is None:
+                await self._handle_missing(job)
+                continue
+            self._missing_since.pop(job.id, None)
+            await self._apply(job, status)
+        return True
+
+    async def _apply(self, job: JobRow, status: JobStatus) -> None:
+        updated, _ = await self.ledger.apply(job.id, lambda current: plan_changes(current, status))
+        if updated is not None and updated.state == "CANCELLING" and not status.state.terminal:
+            await self.jobs.send_cancel(updated)
+
+    async def _handle_missing(self, job: JobRow) -> None:
+        first_seen = self._missing_since.setdefault(job.id, utcnow())
+        if utcnow() - first_seen < self.vanished_grace:
+            return
+        reason = "LOST: the center no longer knows this job and never reported its end"
+
+        def lose(current: JobRow) -> Change:
+            change = Change()
+            if current.state in job_store.TERMINAL_STATES:
+                return change
+            change.columns.update(failure_reason=reason, finished_at=utcnow())
+            change.state("FAILED", reason)
+            return change
+
+        await self.ledger.apply(job.id, lose)
+        self._missing_since.pop(job.id, None)

@@ -1,0 +1,344 @@
+"""Jobs: validate and submit, place, hand to a center, cancel, read back."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.errors import ConnectorError, JobNotFound
+from resolvers.billing.service import BillingService
+from resolvers.billing.pricing import Quote, max_hold, provisional_terms, quote_terms
+from resolvers.centers.registry import Center, CenterRegistry
+from resolvers.common.errors import CenterFault, UserErrorData
+from resolvers.common.ids import int_key
+from resolvers.jobs.dispatch import Dispatcher
+from resolvers.jobs.ledger import TERMINAL, Change, EventRecord, JobLedger
+from resolvers.jobs.offers import ResourceNeed
+from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.access.viewer import Viewer
+from store import datasets as dataset_store
+from store import jobs as job_store
+from store.db import Database
+from store.tables import JobRow
+from store.types import utcnow
+
+MAX_NAME = 200
+MAX_ARGV = 1000
+MAX_ARG_LENGTH = 100_000
+MAX_ENVIRONMENT = 200
+MAX_DURATION_MINUTES = 60 * 24 * 30
+
+
+@dataclass(frozen=True)
+class ResourceRequestData:
+    max_duration_minutes: float
+    accelerator: str | None = None
+    devices: int | None = None
+    standard_units: float | None = None
+    cpus: int | None = None
+    memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    name: str
+    command: Sequence[str]
+    request: ResourceRequestData
+    kind: str = "BATCH"
+    environment: Any = None
+    center_id: str | None = None
+    policy: str = "CHEAPEST"
+    input_dataset_ids: Sequence[str] = ()
+    output_model_name: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass
+class SubmitOutcome:
+    job: JobRow | None = None
+    errors: list[UserErrorData] = field(default_factory=list)
+
+
+class JobService:
+    def __init__(
+        self,
+        db: Database,
+        registry: CenterRegistry,
+        ledger: JobLedger,
+        dispatcher: Dispatcher,
+        *,
+        quota_mode: str = "queue",
+        billing: BillingService | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.ledger = ledger
+        self.dispatcher = dispatcher
+        self.quota_mode = quota_mode
+        self.billing = billing
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, viewer: Viewer, request: SubmitRequest) -> SubmitOutcome:
+        if request.idempotency_key:
+            async with self.db.read() as session:
+                existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
+            if existing is not None:
+                return SubmitOutcome(job=existing)
+        errors = _validate(request, self.registry)
+        dataset_ids = await self._dataset_ids(viewer, request.input_dataset_ids, errors)
+        centers = self._centers(request, errors)
+        if errors:
+            return SubmitOutcome(errors=errors)
+        resources = request.request
+        need = ResourceNeed(resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus)
+        candidates = await self.rank(viewer, need, request.policy, centers, dataset_ids)
+        refusal = self._refusal(candidates)
+        if refusal is not None:
+            return SubmitOutcome(errors=[refusal])
+        document = {
+            "accelerator": resources.accelerator,
+            "devices": resources.devices,
+            "standardUnits": resources.standard_units,
+            "cpus": resources.cpus,
+            "memoryGb": resources.memory_gb,
+            "maxDurationMinutes": resources.max_duration_minutes,
+        }
+        policy = None if request.center_id else request.policy
+        quotes = self._quotes(candidates, resources.max_duration_minutes)
+        async with self.db.transaction() as session:
+            if request.idempotency_key:  # a concurrent twin may have won the race
+                existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
+                if existing is not None:
+                    return SubmitOutcome(job=existing)
+            if self.billing is not None and quotes:  # the hold is the job row itself, written below
+                refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes))
+                if refusal is not None:
+                    return SubmitOutcome(errors=[refusal])
+            job = JobRow(
+                owner_id=viewer.account_id,
+                reference=f"aicn-{secrets.token_hex(6)}",
+                name=request.name,
+                kind=request.kind,
+                state="PENDING",
+                center_id=None,
+                request=document,
+                command=list(request.command),
+                environment=request.environment,
+                output_model_name=request.output_model_name,
+                policy=policy,
+                placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
+                idempotency_key=request.idempotency_key,
+                progress_count=0,
+                last_seq=0,
+                **provisional_terms(quotes, candidates),
+            )
+            session.add(job)
+            await session.flush()
+            await job_store.set_inputs(session, job.id, dataset_ids)
+            first_event = job_store.append_event(session, job, "STATE", state="PENDING", message="accepted by the gateway")
+            await session.flush()
+            records = [EventRecord.from_row(first_event, job.owner_id)]
+        await self.ledger.announce(records)
+        placed = await self.dispatcher.place(job.id, candidates, policy)
+        return SubmitOutcome(job=placed or job)
+
+    def _quotes(self, candidates: Sequence[Candidate], max_minutes: float) -> dict[int, Quote]:
+        """The terms each center that could run the job offers it, fixed now (later price changes do not apply)."""
+        if self.billing is None:
+            return {}
+        return {
+            candidate.center_id: self.billing.quote(candidate.offer.center, candidate.offer.unit.accelerator.model, candidate.offer.devices, max_minutes)
+            for candidate in candidates
+            if candidate.offer.could_run and candidate.offer.unit is not None
+        }
+
+    async def rank(self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()) -> list[Candidate]:
+        """Every center's offer for ``need``, best first by ``policy``."""
+        snapshot = await self.dispatcher.snapshot(centers)
+        quota_left = await self.dispatcher.quota_left(viewer.account_id)
+        offers = self.dispatcher.offers(need, snapshot, quota_left, centers)
+        local: dict[int, int] = {}
+        if policy == "DATA_LOCAL" and dataset_ids:
+            async with self.db.read() as session:
+                local = await job_store.replicas_by_center(session, dataset_ids)
+        return rank(offers, policy, snapshot.taken_at, local)
+
+    def _refusal(self, candidates: Sequence[Candidate]) -> UserErrorData | None:
+        """Why nothing should be created: no center could ever run it, or the quota says no."""
+        if any(candidate.offer.could_run for candidate in candidates):
+            return None
+        codes = {candidate.offer.reason_code for candidate in candidates}
+        reasons = "; ".join(f"{c.offer.center.name}: {c.reason}" for c in candidates[:5])
+        if "OVER_QUOTA" in codes and self.quota_mode == "refuse":
+            return UserErrorData(f"the job would exceed the account's quota ({reasons})", "QUOTA_EXCEEDED", ("request",))
+        if codes & {"CENTER_DOWN", "OVER_QUOTA"}:
+            return None  # it may run later: it waits in the network queue
+        return UserErrorData(f"no center can run this job ({reasons})", "NO_FEASIBLE_CENTER", ("request",))
+
+    def _centers(self, request: SubmitRequest, errors: list[UserErrorData]) -> list[Center]:
+        if request.center_id is None:
+            return self.registry.all()
+        center_key = int_key(request.center_id, "ComputeCenter")
+        center = self.registry.get(center_key) if center_key is not None else None
+        if center is None:
+            errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("centerId",)))
+            return []
+        return [center]
+
+    async def resubmit(self, job_id: int) -> JobRow | None:
+        """Finish a hand-over a crash interrupted: the job has a center but no center id for it yet."""
+        async with self.db.read() as session:
+            job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
+        if job is None or job.state not in ("PENDING", "QUEUED") or job.center_id is None or job.external_id is not None:
+            return job
+        center = self.registry.get(job.center_id)
+        if center is None:
+            return await self._fail(job_id, "CENTER_REMOVED: the job's center is no longer configured")
+        handed, failure = await self.dispatcher.hand_over(job, center)
+        if failure is not None:
+            return await self._fail(job_id, failure)
+        return handed
+
+    async def _fail(self, job_id: int, reason: str) -> JobRow | None:
+        def fail(current: JobRow) -> Change:
+            change = Change()
+            if current.state in TERMINAL:
+                return change
+            change.columns.update(failure_reason=reason, finished_at=utcnow())
+            change.state("FAILED", reason)
+            return change
+
+        job, _ = await self.ledger.apply(job_id, fail)
+        return job
+
+    async def _dataset_ids(self, viewer: Viewer, ids: Sequence[str], errors: list[UserErrorData]) -> list[int]:
+        keys: list[int] = []
+        for index, global_id in enumerate(ids):
+            key = int_key(global_id, "Dataset")
+            if key is None:
+                errors.append(UserErrorData(f"no dataset with id {global_id}", "DATASET_NOT_FOUND", ("inputDatasetIds", str(index))))
+            else:
+                keys.append(key)
+        if keys:
+            async with self.db.read() as session:
+                found = await dataset_store.datasets_by_ids(session, keys, viewer.scope)
+            for index, key in enumerate(keys):
+                if key not in found:
+                    errors.append(UserErrorData(f"no dataset with id {ids[index]}", "DATASET_NOT_FOUND", ("inputDatasetIds", str(index))))
+        return keys
+
+    # ------------------------------------------------------------------ cancel
+
+    async def cancel(self, viewer: Viewer, job_global_id: str) -> SubmitOutcome:
+        key = int_key(job_global_id, "Job")
+        job: JobRow | None = None
+        if key is not None:
+            async with self.db.read() as session:
+                job = (await job_store.jobs_by_ids(session, [key], viewer.scope)).get(key)
+        if job is None:
+            return SubmitOutcome(errors=[UserErrorData("no such job", "JOB_NOT_FOUND", ("jobId",))])
+        if job.state in TERMINAL:
+            return SubmitOutcome(job=job, errors=[UserErrorData(f"the job has already ended ({job.state})", "JOB_ALREADY_FINISHED", ("jobId",))])
+
+        def begin_cancel(current: JobRow) -> Change:
+            change = Change()
+            if current.state in TERMINAL or current.state == "CANCELLING":
+                return change
+            if current.external_id is None:  # never reached a center: nothing to stop
+                change.columns["finished_at"] = utcnow()
+                change.columns["failure_reason"] = "CANCELLED: cancelled on request"
+                change.state("CANCELLED", "cancelled on request")
+            else:
+                change.state("CANCELLING", "cancel requested")
+            return change
+
+        job, _ = await self.ledger.apply(job.id, begin_cancel)
+        if job is not None and job.state == "CANCELLING":
+            await self.send_cancel(job)
+        return SubmitOutcome(job=job)
+
+    async def send_cancel(self, job: JobRow) -> None:
+        center = self.registry.get(job.center_id) if job.center_id is not None else None
+        if center is None or job.external_id is None:
+            return
+        external_id = job.external_id
+        try:
+            await self.registry.call(center, lambda connector: connector.cancel(external_id))
+        except JobNotFound:
+            pass
+        except (CenterFault, ConnectorError):
+            pass  # the reconciler asks again while the job stays CANCELLING
+
+    # ------------------------------------------------------------------ read
+
+    async def logs(self, job: JobRow, tail_lines: int) -> str | None:
+        center = self.registry.get(job.center_id) if job.center_id is not None else None
+        if center is None or job.external_id is None:
+            return None
+        external_id = job.external_id
+        try:
+            return await self.registry.call(center, lambda connector: connector.logs(external_id, tail_lines))
+        except JobNotFound:
+            return None
+
+
+def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErrorData]:
+    errors: list[UserErrorData] = []
+
+    def bad(message: str, code: str, *path: str) -> None:
+        errors.append(UserErrorData(message, code, path))
+
+    if not request.name.strip():
+        bad("the name must not be empty", "INVALID_NAME", "name")
+    elif len(request.name) > MAX_NAME:
+        bad(f"the name must be at most {MAX_NAME} characters", "INVALID_NAME", "name")
+    if not request.command or not request.command[0].strip():
+        bad("the command must be a non-empty list whose first item names a program", "EMPTY_COMMAND", "command")
+    elif len(request.command) > MAX_ARGV or any(len(arg) > MAX_ARG_LENGTH or "\x00" in arg for arg in request.command):
+        bad("the command has too many or too long arguments, or a NUL byte", "INVALID_COMMAND", "command")
+    environment = request.environment
+    if environment is not None:
+        if not isinstance(environment, Mapping):
+            bad("environment must be a JSON object of names to strings", "INVALID_ENVIRONMENT", "environment")
+        elif len(environment) > MAX_ENVIRONMENT or not all(
+            isinstance(key, str) and key and "=" not in key and "\x00" not in key and isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            for key, value in environment.items()
+        ):
+            bad("environment must map variable names to string values", "INVALID_ENVIRONMENT", "environment")
+    errors.extend(validate_resources(request.request, registry))
+    if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
+        bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
+    if request.output_model_name is not None and not (0 < len(request.output_model_name.strip()) <= MAX_NAME):
+        bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
+    return errors
+
+
+def validate_resources(resources: ResourceRequestData, registry: CenterRegistry) -> list[UserErrorData]:
+    """What is wrong with a resource request (shared by submitJob and offers)."""
+    errors: list[UserErrorData] = []
+
+    def bad(message: str, code: str, *path: str) -> None:
+        errors.append(UserErrorData(message, code, path))
+
+    duration = resources.max_duration_minutes
+    if not (isinstance(duration, (int, float)) and math.isfinite(duration)) or duration <= 0:
+        bad("maxDurationMinutes must be greater than zero", "INVALID_DURATION", "request", "maxDurationMinutes")
+    elif duration > MAX_DURATION_MINUTES:
+        bad(f"maxDurationMinutes must be at most {MAX_DURATION_MINUTES}", "INVALID_DURATION", "request", "maxDurationMinutes")
+    if resources.accelerator is not None and resources.accelerator not in registry.catalog:
+        bad(f"unknown accelerator model {resources.accelerator!r}; see acceleratorCatalog", "UNKNOWN_ACCELERATOR", "request", "accelerator")
+    if resources.devices is not None and resources.devices <= 0:
+        bad("devices must be at least 1", "INVALID_DEVICES", "request", "devices")
+    if resources.standard_units is not None and not (math.isfinite(resources.standard_units) and resources.standard_units > 0):
+        bad("standardUnits must be greater than zero", "INVALID_UNITS", "request", "standardUnits")
+    if all(value is None for value in (resources.accelerator, resources.devices, resources.standard_units, resources.cpus)):
+        bad("the request names no resources: give devices, standardUnits, cpus or an accelerator", "NO_RESOURCES", "request")
+    if resources.cpus is not None and resources.cpus <= 0:
+        bad("cpus must be at least 1", "INVALID_CPUS", "request", "cpus")
+    if resources.memory_gb is not None and not (math.isfinite(resources.memory_gb) and resources.memory_gb > 0):
+        bad("memoryGb must be greater than zero", "INVALID_MEMORY", "request", "memoryGb")
+    return errors
