@@ -107,7 +107,9 @@ async def _create_token(access: AccessService, args: argparse.Namespace) -> int:
         return _fail(outcome.errors)
     token = outcome.token
     expiry = f", expires {token.expires_at:%Y-%m-%d}" if token.expires_at else ""
-    print(f"aicn: token {token.id} ({to_global_id('ApiToken', token.id)}) for {account.name}, scopes {token.scopes}{expiry}.", file=sys.stderr)
+    print(
+        f"aicn: token {token.id} ({to_global_id('ApiToken', token.id)}) for {account.name}, scopes {token.scopes}{expiry}.", file=sys.stderr
+    )
     print("aicn: shown this once:", file=sys.stderr)
     print(outcome.secret)
     return 0

@@ -13,12 +13,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _with_billing(work: Callable[["BillingService"], Awaitable[T]]) -> T:
+def _with_billing(work: Callable[[BillingService], Awaitable[T]]) -> T:
     from aicn.settings import Settings
     from connectors.catalog import Catalog
-    from resolvers.billing.service import BillingService
     from resolvers.billing.bills import BillBook, BillingPolicy
     from resolvers.billing.periods import Calendar
+    from resolvers.billing.service import BillingService
     from store.bus import InMemoryBus
     from store.db import Database
 
@@ -62,7 +62,7 @@ def _adjust(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_bills_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_bills_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bills = commands.add_parser("bills", help="finalize and adjust bills")
     actions = bills.add_subparsers(dest="bills_command", required=True)
     finalize = actions.add_parser("finalize", help="freeze an account's bill for a month")

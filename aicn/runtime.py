@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 
 from aicn.access_cli import announce_admin_token
@@ -12,24 +12,24 @@ from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local.connector import LocalConnector
-from resolvers.billing.service import BillingService
-from resolvers.billing.bills import BillBook, BillingPolicy
-from resolvers.billing.budgets import BudgetAlertStream
 from resolvers.access.audit import AuditLog
 from resolvers.access.service import AccessService
+from resolvers.access.throttle import Throttle
+from resolvers.access.viewer import Viewer
+from resolvers.billing.bills import BillBook, BillingPolicy
+from resolvers.billing.budgets import BudgetAlertStream
+from resolvers.billing.metering import Meter
+from resolvers.billing.periods import Calendar
+from resolvers.billing.service import BillingService
+from resolvers.centers.health import CircuitBreaker
+from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
 from resolvers.data.service import DataService
 from resolvers.jobs.dispatch import Dispatcher
-from resolvers.centers.health import CircuitBreaker
-from resolvers.jobs.service import JobService
 from resolvers.jobs.ledger import JobLedger
-from resolvers.centers.monitor import HealthMonitor
-from resolvers.billing.metering import Meter
-from resolvers.billing.periods import Calendar
 from resolvers.jobs.reconciler import Reconciler
+from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
-from resolvers.access.throttle import Throttle
-from resolvers.access.viewer import Viewer
 from store import accounts as account_store
 from store import centers as center_store
 from store.bus import InMemoryBus, RedisBus
@@ -104,7 +104,7 @@ class Runtime:
             announce_admin_token(issued, self.settings.account_name)
             log.warning("first start: an admin token was created and printed to stdout (prefix %s)", issued[:12])
         centers: list[Center] = []
-        for config, row in zip(self.settings.centers, rows):
+        for config, row in zip(self.settings.centers, rows, strict=True):
             connector = self.connector_overrides.get(config.name) or build_connector(config, self.settings)
             await connector.start()
             centers.append(

@@ -32,7 +32,7 @@ class LimitSettings(BaseModel):
     introspection: bool = True
 
     @model_validator(mode="after")
-    def _cost_fits_the_bucket(self) -> "LimitSettings":
+    def _cost_fits_the_bucket(self) -> LimitSettings:
         if self.max_cost > self.bucket_size:
             raise ValueError("limits.max_cost must not exceed limits.bucket_size, or such an operation could never run")
         return self

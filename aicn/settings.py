@@ -78,7 +78,7 @@ class CenterConfig(BaseModel):
     slurm: SlurmConfig | None = None
 
     @model_validator(mode="after")
-    def _needs_slurm_section(self) -> "CenterConfig":
+    def _needs_slurm_section(self) -> CenterConfig:
         if self.kind == "SLURM" and self.slurm is None:
             self.slurm = SlurmConfig()
         return self

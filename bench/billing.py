@@ -23,20 +23,20 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from resolvers.billing.periods import Calendar  # noqa: E402
-from store import billing as billing_store  # noqa: E402
-from store.billing_tables import BillRow  # noqa: E402
-from store.db import Database  # noqa: E402
+from resolvers.billing.periods import Calendar
+from store import billing as billing_store
+from store.billing_tables import BillRow
+from store.db import Database
 
 DEFAULT_URL = os.environ.get("AICN_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 PAGE = 100
@@ -90,7 +90,7 @@ async def timed(work: Callable[[], Awaitable[Any]], repeat: int = REPEAT) -> tup
 async def run(url: str, rows: int) -> None:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     db = Database(url, schema=schema)
-    period = Calendar("UTC").period_of(datetime.now(timezone.utc))
+    period = Calendar("UTC").period_of(datetime.now(UTC))
     params = {"period": period.label, "start": period.start, "end": period.end, "rows": rows}
     try:
         await db.migrate()
@@ -127,7 +127,9 @@ async def run(url: str, rows: int) -> None:
         sum_ms, summed = await timed(database_total)
         stored_ms, stored = await timed(stored_total)
         assert summed == stored, (summed, stored)
-        print(f"bill total, database SUM over {rows:,} lines : {sum_ms:8.1f} ms  = {summed} CNY  ({'within' if sum_ms < 1000 else 'OVER'} the 1 s budget)")
+        print(
+            f"bill total, database SUM over {rows:,} lines : {sum_ms:8.1f} ms  = {summed} CNY  ({'within' if sum_ms < 1000 else 'OVER'} the 1 s budget)"
+        )
         print(f"bill total, stored (what Bill.total serves)   : {stored_ms:8.2f} ms  = {stored} CNY  (equal to the SUM)")
 
         async def page_after(after: int | None) -> int:
@@ -136,10 +138,17 @@ async def run(url: str, rows: int) -> None:
             return len(page.rows)
 
         print(f"\nlines(first: {PAGE}, after: ...) by keyset, median of {REPEAT}, and the buffers the page's query touches:")
-        for label, after in (("first page", None), ("after 10%", rows // 10), ("after 50%", rows // 2), ("after 99.9%", rows - rows // 1000 - PAGE)):
+        for label, after in (
+            ("first page", None),
+            ("after 10%", rows // 10),
+            ("after 50%", rows // 2),
+            ("after 99.9%", rows - rows // 1000 - PAGE),
+        ):
             page_ms, count = await timed(functools.partial(page_after, after))
             buffers, scan = await page_plan(db, after or 0)
-            print(f"  {label:<12} (after id {after if after is not None else '-':>9}) {page_ms:7.2f} ms  {count} lines  {buffers:>3} buffers  {scan}")
+            print(
+                f"  {label:<12} (after id {after if after is not None else '-':>9}) {page_ms:7.2f} ms  {count} lines  {buffers:>3} buffers  {scan}"
+            )
     finally:
         await db.dispose()
         engine = create_async_engine(url)
@@ -152,10 +161,13 @@ async def run(url: str, rows: int) -> None:
 async def page_plan(db: Database, after: int) -> tuple[int, str]:
     """Buffers read by the keyset query of one page, and its scan (EXPLAIN ANALYZE, BUFFERS)."""
     async with db.engine.connect() as connection:
-        plan = [row[0] for row in await connection.execute(
-            text("EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM bill_lines WHERE bill_id = 1 AND id > :after ORDER BY id LIMIT :limit"),
-            {"after": after, "limit": PAGE + 1},
-        )]
+        plan = [
+            row[0]
+            for row in await connection.execute(
+                text("EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM bill_lines WHERE bill_id = 1 AND id > :after ORDER BY id LIMIT :limit"),
+                {"after": after, "limit": PAGE + 1},
+            )
+        ]
     scan = next((line.strip().split("  (")[0].lstrip("-> ") for line in plan if "Scan" in line), "?")
     buffers = next((line for line in plan if "Buffers:" in line), "")
     touched = sum(int(part.split("=")[1]) for part in buffers.replace(",", " ").split() if "=" in part)

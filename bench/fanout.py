@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -99,9 +100,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def timed(client: httpx.AsyncClient, runs: int) -> tuple[list[float], dict[str, object]]:
+async def timed(client: httpx.AsyncClient, runs: int) -> tuple[list[float], dict[str, Any]]:
     times: list[float] = []
-    body: dict[str, object] = {}
+    body: dict[str, Any] = {}
     for _ in range(runs):
         started = time.perf_counter()
         response = await client.post("/graphql", json={"query": QUERY})
@@ -112,7 +113,7 @@ async def timed(client: httpx.AsyncClient, runs: int) -> tuple[list[float], dict
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def main() -> None:
@@ -124,7 +125,7 @@ async def main() -> None:
         await timed(client, 5)  # warm up
         times, body = await timed(client, 50)
         p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
-        total = body["data"]["computeUnits"]["totalCount"]  # type: ignore[index]
+        total = body["data"]["computeUnits"]["totalCount"]
         print(f"\n1. 50 centers x 50 ms, {total} compute units per answer, 50 runs")
         print(f"   gateway p50 {p50:.1f} ms, p95 {p95:.1f} ms; slowest center 50 ms")
         print(f"   ratio gateway/slowest: p50 {p50 / 50:.2f}, p95 {p95 / 50:.2f} (target <= 1.2)")
@@ -135,11 +136,13 @@ async def main() -> None:
         await timed(client, 3)
         times, body = await timed(client, 20)
         p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
-        data = body["data"]["computeUnits"]  # type: ignore[index]
-        errors = body.get("errors", [])
+        data = body["data"]["computeUnits"]
+        errors: list[dict[str, Any]] = body.get("errors", [])
         print("\n2. 50 centers x 50 ms, one hanging (deadline 200 ms), 20 runs")
         print(f"   gateway p50 {p50:.1f} ms, p95 {p95:.1f} ms; deadline + 20 ms = 220 ms")
-        print(f"   answer carried {data['totalCount']} of 50 centers' units and {len(errors)} error(s): {[e['extensions']['code'] for e in errors]}")  # type: ignore[index]
+        print(
+            f"   answer carried {data['totalCount']} of 50 centers' units and {len(errors)} error(s): {[e['extensions']['code'] for e in errors]}"
+        )
 
     async with Gateway(centers=10, latency=0.0) as client:
         await timed(client, 20)
@@ -167,7 +170,9 @@ async def main() -> None:
         print("\n3. 10-center computeUnits query, one uvicorn worker")
         print(f"   {rps:.0f} requests/s with 8 concurrent clients (client on the same 2 cores)")
         print(f"   latency p50 through HTTP {gateway_p50:.2f} ms vs the 10 connectors called directly {direct_p50:.3f} ms")
-        print(f"   overhead ratio (gateway / direct): {gateway_p50 / max(direct_p50, 1e-6):.0f}x; absolute overhead {gateway_p50 - direct_p50:.2f} ms")
+        print(
+            f"   overhead ratio (gateway / direct): {gateway_p50 / max(direct_p50, 1e-6):.0f}x; absolute overhead {gateway_p50 - direct_p50:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

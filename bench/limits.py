@@ -24,13 +24,13 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aicn.runtime import Runtime  # noqa: E402
-from aicn.security_settings import LimitSettings  # noqa: E402
-from aicn.settings import CenterConfig, DeviceConfig, Settings  # noqa: E402
-from graph.http.app import create_app  # noqa: E402
-from graph.core.context import Context  # noqa: E402
-from graph.loaders import Loaders  # noqa: E402
-from graph.schema import schema  # noqa: E402
+from aicn.runtime import Runtime
+from aicn.security_settings import LimitSettings
+from aicn.settings import CenterConfig, DeviceConfig, Settings
+from graph.core.context import Context
+from graph.http.app import create_app
+from graph.loaders import Loaders
+from graph.schema import schema
 
 
 def deep(levels: int) -> str:

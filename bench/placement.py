@@ -48,7 +48,10 @@ def centers_config(count: int, latency: float = 0.0) -> tuple[list[CenterConfig]
         configs.append(
             CenterConfig(
                 name=name,
-                devices=[DeviceConfig(accelerator=model, count=total, price_per_unit_hour=Decimal("1.00") + Decimal(index) / 100) for model, total in devices.items()],
+                devices=[
+                    DeviceConfig(accelerator=model, count=total, price_per_unit_hour=Decimal("1.00") + Decimal(index) / 100)
+                    for model, total in devices.items()
+                ],
                 probe_interval_seconds=3600,
             )
         )

@@ -63,7 +63,7 @@ class Catalog:
         self._models: dict[str, AcceleratorModel] = {model.model: model for model in models}
 
     @classmethod
-    def with_overrides(cls, overrides: Iterable[Mapping[str, object]] = ()) -> "Catalog":
+    def with_overrides(cls, overrides: Iterable[Mapping[str, object]] = ()) -> Catalog:
         """The built-in table, with entries added or replaced from configuration."""
         models = {model.model: model for model in BUILTIN_MODELS}
         overrides = list(overrides)

@@ -27,7 +27,7 @@ def parse_progress_line(line: str, ordinal: int, at: datetime) -> ProgressReport
     if not text.startswith(MARKER):
         return None
     try:
-        payload = json.loads(text[len(MARKER):].strip() or "{}")
+        payload = json.loads(text[len(MARKER) :].strip() or "{}")
     except ValueError:
         return None
     if not isinstance(payload, dict):

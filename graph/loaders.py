@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from graph.billing.loaders import BillingLoaders
+from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
-from resolvers.access.viewer import Viewer
 from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store
@@ -28,7 +28,7 @@ V = TypeVar("V")
 
 
 class Loaders:
-    def __init__(self, runtime: "Runtime", viewer: Viewer) -> None:
+    def __init__(self, runtime: Runtime, viewer: Viewer) -> None:
         self.runtime = runtime
         self.viewer = viewer
         db = runtime.db
@@ -57,9 +57,7 @@ class Loaders:
         self.dataset: DataLoader[int, DatasetRow | None] = keyed(lambda s, ids: dataset_store.datasets_by_ids(s, ids, scope))
         self.model: DataLoader[int, ModelRow | None] = keyed(lambda s, ids: dataset_store.models_by_ids(s, ids, scope))
         self.inputs: DataLoader[int, list[DatasetRow]] = grouped(lambda s, ids: _own_inputs(s, ids, scope), [])
-        self.trained_model: DataLoader[int, ModelRow | None] = keyed(
-            lambda s, ids: dataset_store.models_by_training_jobs(s, ids, scope)
-        )
+        self.trained_model: DataLoader[int, ModelRow | None] = keyed(lambda s, ids: dataset_store.models_by_training_jobs(s, ids, scope))
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(dataset_store.replicas_by_datasets, [])
         self.tokens: DataLoader[int, list[ApiTokenRow]] = grouped(token_store.tokens_by_accounts, [])
         self.members: DataLoader[int, list[AccountMemberRow]] = grouped(tenancy.members_by_accounts, [])

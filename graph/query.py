@@ -12,11 +12,11 @@ from strawberry.types import Info
 from graph.access.accounts import Account
 from graph.centers.types import AcceleratorType, Capacity, ComputeCenter, ComputeUnit, all_compute_units
 from graph.core.context import Context
+from graph.core.relay import Connection, Node, connection_from_list, connection_from_page
 from graph.data.types import Dataset, Model
-from graph.jobs.types import Job, JobFilter, PlacementPolicy, list_jobs
 from graph.jobs.mutations import ResourceRequestInput
 from graph.jobs.offers import Offer, resolve_offers
-from graph.core.relay import Connection, Node, connection_from_list, connection_from_page
+from graph.jobs.types import Job, JobFilter, PlacementPolicy, list_jobs
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import decode_cursor, from_global_id, page_size
 from store import datasets as dataset_store
@@ -39,7 +39,7 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
         center = registry.get(int(key))
         return ComputeCenter.from_center(center) if center else None
     if type_name == "ComputeUnit":
-        center_key, _, rest = key.partition("/")
+        center_key, _, _rest = key.partition("/")
         if not center_key.isdigit() or registry.get(int(center_key)) is None:
             return None
         for unit in await loaders.capacity.load(int(center_key)):
@@ -114,7 +114,9 @@ class Query:
         centers = [ComputeCenter.from_center(center) for center in info.context.runtime.registry.all()]
         return connection_from_list(centers, page_size(first), decode_cursor(after))
 
-    @strawberry.field(description="Compute units of every center, asked concurrently. A center that does not answer adds an error naming it.")
+    @strawberry.field(
+        description="Compute units of every center, asked concurrently. A center that does not answer adds an error naming it."
+    )
     async def compute_units(
         self, info: Info[Context, None], accelerator: str | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[ComputeUnit]:

@@ -14,17 +14,17 @@ from strawberry.types import ExecutionContext
 from graph.access.accounts import Account
 from graph.access.audit import AuditQuery, audit_mutations
 from graph.access.tokens import AccessMutation, AccessQuery
-from graph.billing.types import Bill, UsageRecord
 from graph.billing.roots import BillingMutation, BillingQuery, BillingSubscription
+from graph.billing.types import Bill, UsageRecord
 from graph.centers.types import ComputeCenter, ComputeUnit
-from graph.data.types import Dataset, Model
 from graph.core.errors import ShapeErrors
-from graph.gate.extension import Gate
-from graph.jobs.types import Job
-from graph.jobs.mutations import Mutation as DomainMutation
-from graph.query import Query as DomainQuery
 from graph.core.scalars import SCALAR_MAP
+from graph.data.types import Dataset, Model
+from graph.gate.extension import Gate
+from graph.jobs.mutations import Mutation as DomainMutation
 from graph.jobs.subscription import Subscription as DomainSubscription
+from graph.jobs.types import Job
+from graph.query import Query as DomainQuery
 
 Query = merge_types("Query", (DomainQuery, BillingQuery, AccessQuery, AuditQuery))
 Mutation = merge_types("Mutation", (DomainMutation, BillingMutation, AccessMutation))

@@ -121,7 +121,7 @@ class RedisBus(InMemoryBus):
                 async for item in pubsub.listen():
                     if item.get("type") != "pmessage":
                         continue
-                    channel = str(item["channel"])[len(self.PREFIX):]
+                    channel = str(item["channel"])[len(self.PREFIX) :]
                     self._deliver(channel, json.loads(item["data"]))
             except asyncio.CancelledError:
                 raise

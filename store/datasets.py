@@ -59,9 +59,7 @@ async def count_models(session: AsyncSession, owner_id: int | None) -> int:
 
 
 async def find_model(session: AsyncSession, owner_id: int, name: str, version: str) -> ModelRow | None:
-    return await session.scalar(
-        select(ModelRow).where(ModelRow.owner_id == owner_id, ModelRow.name == name, ModelRow.version == version)
-    )
+    return await session.scalar(select(ModelRow).where(ModelRow.owner_id == owner_id, ModelRow.name == name, ModelRow.version == version))
 
 
 async def models_by_training_jobs(session: AsyncSession, job_ids: Sequence[int], owner_id: int | None = None) -> dict[int, ModelRow]:

@@ -47,9 +47,7 @@ def _select_jobs(query: JobQuery) -> Select[Any]:
         pattern = "%" + query.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         statement = statement.where(JobRow.name.ilike(pattern, escape="\\"))
     if query.input_dataset_id is not None:
-        statement = statement.join(JobInputRow, JobInputRow.job_id == JobRow.id).where(
-            JobInputRow.dataset_id == query.input_dataset_id
-        )
+        statement = statement.join(JobInputRow, JobInputRow.job_id == JobRow.id).where(JobInputRow.dataset_id == query.input_dataset_id)
     return statement
 
 
@@ -74,17 +72,13 @@ async def find_by_idempotency_key(session: AsyncSession, owner_id: int, key: str
 
 async def lock_job(session: AsyncSession, job_id: int) -> JobRow | None:
     """The job, locked for the rest of the transaction (FOR UPDATE where the database has it)."""
-    return await session.scalar(
-        select(JobRow).where(JobRow.id == job_id).with_for_update().execution_options(populate_existing=True)
-    )
+    return await session.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update().execution_options(populate_existing=True))
 
 
 async def unfinished_jobs(session: AsyncSession, center_id: int) -> list[JobRow]:
     """Jobs handed to a center that have not ended yet."""
     rows = await session.scalars(
-        select(JobRow)
-        .where(JobRow.center_id == center_id, JobRow.state.not_in(TERMINAL_STATES))
-        .order_by(JobRow.id)
+        select(JobRow).where(JobRow.center_id == center_id, JobRow.state.not_in(TERMINAL_STATES)).order_by(JobRow.id)
     )
     return list(rows)
 
@@ -102,19 +96,14 @@ def append_event(
     """Add the job's next event; the caller holds the job's row lock and commits."""
     job.last_seq += 1
     job.updated_at = utcnow()
-    event = JobEventRow(
-        job_id=job.id, seq=job.last_seq, at=at or utcnow(), kind=kind, state=state, progress=progress, message=message
-    )
+    event = JobEventRow(job_id=job.id, seq=job.last_seq, at=at or utcnow(), kind=kind, state=state, progress=progress, message=message)
     session.add(event)
     return event
 
 
 async def events_after(session: AsyncSession, job_id: int, after: int, limit: int) -> list[JobEventRow]:
     rows = await session.scalars(
-        select(JobEventRow)
-        .where(JobEventRow.job_id == job_id, JobEventRow.seq > after)
-        .order_by(JobEventRow.seq)
-        .limit(limit)
+        select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.seq > after).order_by(JobEventRow.seq).limit(limit)
     )
     return list(rows)
 
@@ -151,9 +140,7 @@ async def waiting_jobs(session: AsyncSession, limit: int) -> list[JobRow]:
 async def active_allocations(session: AsyncSession) -> list[tuple[int | None, dict[str, Any], datetime | None]]:
     """(center, request, started) of every job holding devices at a center."""
     rows = await session.execute(
-        select(JobRow.center_id, JobRow.request, JobRow.started_at).where(
-            JobRow.state.in_(HOLDING_STATES), JobRow.external_id.is_not(None)
-        )
+        select(JobRow.center_id, JobRow.request, JobRow.started_at).where(JobRow.state.in_(HOLDING_STATES), JobRow.external_id.is_not(None))
     )
     return [(center_id, request, started_at) for center_id, request, started_at in rows]
 
@@ -161,9 +148,7 @@ async def active_allocations(session: AsyncSession) -> list[tuple[int | None, di
 async def units_in_use(session: AsyncSession, owner_id: int, units_per_device: Mapping[str, float]) -> float:
     """Standard units the account's jobs hold at centers now."""
     rows = await session.scalars(
-        select(JobRow.request).where(
-            JobRow.owner_id == owner_id, JobRow.state.in_(HOLDING_STATES), JobRow.center_id.is_not(None)
-        )
+        select(JobRow.request).where(JobRow.owner_id == owner_id, JobRow.state.in_(HOLDING_STATES), JobRow.center_id.is_not(None))
     )
     return sum(units_per_device.get(request.get("accelerator") or "", 0.0) * int(request.get("devices") or 1) for request in rows)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import store.auth_tables  # noqa: F401  (registers its tables on Base.metadata)
+import store.auth_tables
 import store.billing_tables  # noqa: F401  (registers its tables on Base.metadata)
 from store.tables import Base
 

@@ -36,9 +36,7 @@ async def count_accounts(session: AsyncSession) -> int:
 
 async def members_by_accounts(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, list[AccountMemberRow]]:
     grouped: dict[int, list[AccountMemberRow]] = {account_id: [] for account_id in account_ids}
-    rows = await session.scalars(
-        select(AccountMemberRow).where(AccountMemberRow.account_id.in_(account_ids)).order_by(AccountMemberRow.id)
-    )
+    rows = await session.scalars(select(AccountMemberRow).where(AccountMemberRow.account_id.in_(account_ids)).order_by(AccountMemberRow.id))
     for row in rows:
         grouped[row.account_id].append(row)
     return grouped

@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.catalog import DEFAULT_CATALOG
-from resolvers.billing.service import BillingService
 from resolvers.billing.bills import BillBook, BillingPolicy
-from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
 from resolvers.billing.metering import Meter
 from resolvers.billing.periods import Calendar
 from resolvers.billing.pricing import Quote, make_quote
+from resolvers.billing.service import BillingService
+from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
 from store.bus import InMemoryBus
 from store.centers import sync_centers
@@ -53,7 +53,7 @@ class Backend:
         return Database(self.url, schema=self.schema)
 
     @classmethod
-    async def open(cls, kind: str, directory: str) -> "Backend":
+    async def open(cls, kind: str, directory: str) -> Backend:
         if kind == "sqlite":
             url, schema = f"sqlite+aiosqlite:///{directory}/billing.db", None
         else:
@@ -152,24 +152,44 @@ class Billing:
             )
             return (account.balance if account else opening), list(bills)
 
-    async def snapshot(self) -> "Snapshot":
+    async def snapshot(self) -> Snapshot:
         async with self.db.read() as session:
             account = await session.get(BillingAccountRow, self.account_id, populate_existing=True)
-            jobs = list(await session.scalars(select(JobRow).where(JobRow.owner_id == self.account_id).execution_options(populate_existing=True)))
+            jobs = list(
+                await session.scalars(select(JobRow).where(JobRow.owner_id == self.account_id).execution_options(populate_existing=True))
+            )
             usages = list(await session.scalars(select(UsageRecordRow).where(UsageRecordRow.account_id == self.account_id)))
-            bills = list(await session.scalars(select(BillRow).where(BillRow.account_id == self.account_id).execution_options(populate_existing=True)))
+            bills = list(
+                await session.scalars(
+                    select(BillRow).where(BillRow.account_id == self.account_id).execution_options(populate_existing=True)
+                )
+            )
             bill_ids = [bill.id for bill in bills]
             lines = list(await session.scalars(select(BillLineRow).where(BillLineRow.bill_id.in_(bill_ids)))) if bill_ids else []
-            sums = dict((await session.execute(
-                select(BillLineRow.bill_id, func.sum(BillLineRow.amount)).where(BillLineRow.bill_id.in_(bill_ids)).group_by(BillLineRow.bill_id)
-            )).all()) if bill_ids else {}
+            sums = (
+                dict(
+                    (
+                        await session.execute(
+                            select(BillLineRow.bill_id, func.sum(BillLineRow.amount))
+                            .where(BillLineRow.bill_id.in_(bill_ids))
+                            .group_by(BillLineRow.bill_id)
+                        )
+                    ).all()
+                )
+                if bill_ids
+                else {}
+            )
             job_ids = [job.id for job in jobs]
-            events = list(await session.scalars(
-                select(JobEventRow).where(JobEventRow.job_id.in_(job_ids)).order_by(JobEventRow.job_id, JobEventRow.seq)
-            )) if job_ids else []
-            twice = (await session.execute(
-                select(UsageRecordRow.job_id).group_by(UsageRecordRow.job_id).having(func.count() > 1)
-            )).all()
+            events = (
+                list(
+                    await session.scalars(
+                        select(JobEventRow).where(JobEventRow.job_id.in_(job_ids)).order_by(JobEventRow.job_id, JobEventRow.seq)
+                    )
+                )
+                if job_ids
+                else []
+            )
+            twice = (await session.execute(select(UsageRecordRow.job_id).group_by(UsageRecordRow.job_id).having(func.count() > 1))).all()
         return Snapshot(account, jobs, usages, bills, lines, sums, events, [row[0] for row in twice])
 
 

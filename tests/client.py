@@ -39,9 +39,7 @@ class GraphQLClient:
     def ws_url(self) -> str:
         return self.base_url.replace("http://", "ws://") + "/graphql"
 
-    async def subscribe(
-        self, query: str, variables: dict[str, Any] | None = None, *, timeout: float = 30
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None, *, timeout: float = 30) -> AsyncIterator[dict[str, Any]]:
         """Yield each `next` payload's data until the server completes the subscription."""
         async with websockets.connect(self.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
             payload = {"authorization": f"Bearer {self.token}"} if self.token else {}

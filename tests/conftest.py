@@ -87,7 +87,7 @@ class Gateway:
     client: GraphQLClient
     admin: GraphQLClient
     server: uvicorn.Server
-    task: "asyncio.Task[None]"
+    task: asyncio.Task[None]
     extra_clients: list[GraphQLClient]
 
     def connect(self, token: str | None = None) -> GraphQLClient:

@@ -133,7 +133,10 @@ class ConnectorContract:
         spec = self.spec([PYTHON, "-c", "import time; time.sleep(600)"], max_duration_seconds=self.time_limit_seconds)
         submission = await connector.submit(spec)
         final = await wait_for(
-            connector, submission.external_id, [CenterJobState.FAILED, CenterJobState.CANCELLED, CenterJobState.SUCCEEDED], self.time_limit_wait_seconds
+            connector,
+            submission.external_id,
+            [CenterJobState.FAILED, CenterJobState.CANCELLED, CenterJobState.SUCCEEDED],
+            self.time_limit_wait_seconds,
         )
         assert final.state is CenterJobState.FAILED
         assert final.reason and "TIME_LIMIT" in final.reason
@@ -155,10 +158,7 @@ class ConnectorContract:
     async def test_jobs_beyond_capacity_wait_queued(self, connector: Connector) -> None:
         capacity = {entry.accelerator: entry for entry in await connector.capacity()}
         cores = capacity["cpu-core"].devices_total
-        submissions = [
-            await connector.submit(self.spec([PYTHON, "-c", "import time; time.sleep(120)"]))
-            for _ in range(cores + 1)
-        ]
+        submissions = [await connector.submit(self.spec([PYTHON, "-c", "import time; time.sleep(120)"])) for _ in range(cores + 1)]
         try:
             ids = [submission.external_id for submission in submissions]
             await wait_for(connector, ids[0], [CenterJobState.RUNNING], self.settle_seconds)

@@ -128,7 +128,9 @@ def _value(type_: GraphQLInputType, slot: tuple[str, ...] | None, id_value: str,
     return SCALAR_SAMPLES.get(type_.name, "x")  # type: ignore[union-attr]
 
 
-def selection(schema: GraphQLSchema, type_: GraphQLOutputType | GraphQLNamedType, depth: int = SELECTION_DEPTH, path: frozenset[str] = frozenset()) -> str:
+def selection(
+    schema: GraphQLSchema, type_: GraphQLOutputType | GraphQLNamedType, depth: int = SELECTION_DEPTH, path: frozenset[str] = frozenset()
+) -> str:
     """Every field without required arguments, ``depth`` levels down, no type twice on a path.
 
     Fields inside type conditions are aliased by type, so that fields of the same name and
@@ -198,7 +200,7 @@ async def _subscription(client: GraphQLClient, query: str, variables: dict[str, 
                 messages.append({key: message.get(key) for key in ("type", "payload")})
                 if message["type"] in ("complete", "error"):
                     break
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     return messages
 
@@ -259,7 +261,11 @@ async def probe(
             leaks.append(Leak(entry, id_type, f"the answer mentions the victim's {mentioned}: {raw[:500]}"))
         elif _masked(victim_answer, victim_used) != _masked(missing_answer, missing_used):
             leaks.append(
-                Leak(entry, id_type, f"answers differ:\n  victim's id: {json.dumps(victim_answer)[:500]}\n  missing id: {json.dumps(missing_answer)[:500]}")
+                Leak(
+                    entry,
+                    id_type,
+                    f"answers differ:\n  victim's id: {json.dumps(victim_answer)[:500]}\n  missing id: {json.dumps(missing_answer)[:500]}",
+                )
             )
 
     http = [job for job in jobs if job[0].operation != "subscription"]

@@ -126,8 +126,8 @@ async def test_scopes_decide_what_a_token_may_do(gateway: Gateway) -> None:
 
 
 async def test_revocation_counts_from_the_next_request(gateway: Gateway) -> None:
-    _, secret, client = await new_account(gateway, "leaver")
-    tokens = (await gateway.admin.execute('{ accounts { edges { node { name tokens { id } } } } }'))["accounts"]["edges"]
+    _, _secret, client = await new_account(gateway, "leaver")
+    tokens = (await gateway.admin.execute("{ accounts { edges { node { name tokens { id } } } } }"))["accounts"]["edges"]
     token_id = next(edge["node"]["tokens"][0]["id"] for edge in tokens if edge["node"]["name"] == "leaver")
     assert (await client.post("{ viewer { name } }")).status_code == 200
     revoked = (await gateway.admin.execute(REVOKE_TOKEN, {"id": token_id}))["revokeApiToken"]
@@ -224,7 +224,7 @@ async def test_dev_mode_lets_this_host_in_as_the_default_account(gateway_factory
     assert (await anonymous.post("{ accounts { totalCount } }")).status_code == 403  # not an admin
     bad = await anonymous.http.post("/graphql", json={"query": "{ viewer { name } }"}, headers={"authorization": "Bearer nope"})
     assert bad.status_code == 401  # a wrong token is never "no token"
-    message, code = await ws_handshake(gateway, {})
+    message, _code = await ws_handshake(gateway, {})
     assert message == {"type": "connection_ack"}
 
 

@@ -29,7 +29,7 @@ async def test_every_mutation_is_recorded_without_secrets(gateway: Gateway) -> N
     forbidden = await gateway.client.post(CREATE_ACCOUNT, {"input": {"name": "nope"}})
     assert forbidden.status_code == 403
     account = (await gateway.admin.execute(CREATE_ACCOUNT, {"input": {"name": "audited"}}))["createAccount"]["account"]
-    issued = (await gateway.admin.execute(CREATE_TOKEN, {"input": {"accountId": account["id"], "name": "t", "scopes": ["READ"]}}))
+    issued = await gateway.admin.execute(CREATE_TOKEN, {"input": {"accountId": account["id"], "name": "t", "scopes": ["READ"]}})
     secret = issued["createApiToken"]["secret"]
 
     log = (await gateway.admin.execute(AUDIT, {"first": 10}))["auditLog"]
@@ -52,7 +52,7 @@ async def test_every_mutation_is_recorded_without_secrets(gateway: Gateway) -> N
     assert "s3cret-value" not in text and secret not in text and gateway.client.token not in text
     only_audited = (await gateway.admin.execute(AUDIT, {"account": account["id"]}))["auditLog"]
     assert only_audited["totalCount"] == 0  # the admin acted, not the new account
-    mine = (await gateway.admin.execute(AUDIT, {"account": (await gateway.client.execute("{ viewer { id } }"))["viewer"]["id"]}))
+    mine = await gateway.admin.execute(AUDIT, {"account": (await gateway.client.execute("{ viewer { id } }"))["viewer"]["id"]})
     assert mine["auditLog"]["totalCount"] == 5  # the admin token belongs to the default account too
     assert len({entry["tokenId"] for entry in entries}) == 2
 

@@ -160,7 +160,12 @@ async def test_finalize_freezes_the_bill_and_corrections_go_on_the_next(gateway_
     assert credit["userErrors"] == [] and credit["clientMutationId"] == "a"
     next_bill = credit["bill"]
     assert next_bill["id"] != this_month and next_bill["status"] == "OPEN" and next_bill["period"] > frozen["period"]
-    assert credit["line"] == {"kind": "ADJUSTMENT", "amount": {"amount": "-0.500000"}, "description": "refund: slow start", "corrects": {"id": this_month}}
+    assert credit["line"] == {
+        "kind": "ADJUSTMENT",
+        "amount": {"amount": "-0.500000"},
+        "description": "refund: slow start",
+        "corrects": {"id": this_month},
+    }
 
     second = (await run_job(gql))["usage"]  # ended this month, whose bill is frozen: it goes on the next
     assert second["bill"]["id"] == next_bill["id"]
@@ -193,7 +198,7 @@ async def test_the_cli_finalizes_a_month(gateway_factory: Any, database: Any, tm
     assert f"bill {period} of default is FINALIZED: 1 line(s)" in done.stdout
     assert (await bill(gql, usage["bill"]["id"]))["status"] == "FINALIZED"
     unknown = await asyncio.to_thread(
-        subprocess.run, command[:6] + ["nobody", "--period", period], env=environment, capture_output=True, text=True, timeout=60
+        subprocess.run, [*command[:6], "nobody", "--period", period], env=environment, capture_output=True, text=True, timeout=60
     )
     assert unknown.returncode == 2 and "no account named 'nobody'" in unknown.stdout
 
@@ -254,7 +259,11 @@ async def test_budget_alerts_at_50_80_and_100_percent_once_a_month(gateway_facto
     await asyncio.wait_for(watcher, 20)
     assert [alert["threshold"] for alert in seen] == [50, 80, 100]
     assert all(alert["account"] == {"name": "default"} and alert["budget"] == {"amount": "10.000000"} for alert in seen)
-    assert [Decimal(alert["spent"]["amount"]) for alert in seen] == [spent + Decimal("4.936"), spent + Decimal("7.936"), spent + Decimal("9.936")]
+    assert [Decimal(alert["spent"]["amount"]) for alert in seen] == [
+        spent + Decimal("4.936"),
+        spent + Decimal("7.936"),
+        spent + Decimal("9.936"),
+    ]
     budget = (await gql.execute("{ viewer { budget { alerts { seq threshold } } } }"))["viewer"]["budget"]
     assert [alert["threshold"] for alert in budget["alerts"]] == [50, 80, 100]
 

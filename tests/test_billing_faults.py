@@ -22,9 +22,9 @@ from connectors.base import CenterDescription, CenterJobState, Connector, Device
 from connectors.catalog import DEFAULT_CATALOG
 from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.jobs.dispatch import Dispatcher
-from resolvers.jobs.service import JobService
 from resolvers.jobs.ledger import Change
 from resolvers.jobs.reconciler import Reconciler
+from resolvers.jobs.service import JobService
 from store.billing_tables import BillingAccountRow, BillLineRow, UsageRecordRow
 from store.db import Database
 from store.tables import JobEventRow, JobRow
@@ -54,8 +54,14 @@ async def metering_of(database: DatabaseChoice, job_key: int) -> dict[str, Any]:
             job = await session.get(JobRow, job_key)
             assert job is not None
             usages = list(await session.scalars(select(UsageRecordRow).where(UsageRecordRow.job_id == job_key)))
-            events = (await session.execute(select(JobEventRow.kind, JobEventRow.state).where(JobEventRow.job_id == job_key).order_by(JobEventRow.seq))).all()
-            lines = await session.scalar(select(func.count()).select_from(BillLineRow).where(BillLineRow.usage_id.in_([u.id for u in usages] or [-1])))
+            events = (
+                await session.execute(
+                    select(JobEventRow.kind, JobEventRow.state).where(JobEventRow.job_id == job_key).order_by(JobEventRow.seq)
+                )
+            ).all()
+            lines = await session.scalar(
+                select(func.count()).select_from(BillLineRow).where(BillLineRow.usage_id.in_([u.id for u in usages] or [-1]))
+            )
             account = await session.get(BillingAccountRow, job.owner_id)
         return {
             "state": job.state,
@@ -89,7 +95,9 @@ async def wait_for_center_end(data_dir: Path, timeout: float = 30) -> None:
     raise AssertionError("the job did not end at its center")
 
 
-async def test_a_job_that_ends_while_the_gateway_is_dead_is_metered_once_on_restart(served: ServedGateway, database: DatabaseChoice) -> None:
+async def test_a_job_that_ends_while_the_gateway_is_dead_is_metered_once_on_restart(
+    served: ServedGateway, database: DatabaseChoice
+) -> None:
     await served.start()
     go = served.config.parent / "go"
     job = await submit(served.client, python_job(waits_for(go)))
@@ -113,7 +121,9 @@ async def test_a_job_that_ends_while_the_gateway_is_dead_is_metered_once_on_rest
     assert shown["usage"]["amount"]["amount"] == str(usage.amount)
 
 
-async def test_a_gateway_killed_in_the_middle_of_metering_meters_once_after_restart(served: ServedGateway, database: DatabaseChoice) -> None:
+async def test_a_gateway_killed_in_the_middle_of_metering_meters_once_after_restart(
+    served: ServedGateway, database: DatabaseChoice
+) -> None:
     await served.start()
     go = served.config.parent / "go"
     job = await submit(served.client, python_job(waits_for(go)))
@@ -156,7 +166,9 @@ class blocked_metering:
         self._connection = await self._engine.connect()
         await self._connection.begin()
         owner = await self._connection.scalar(text("SELECT owner_id FROM jobs WHERE id = :id"), {"id": self.job_key})
-        locked = await self._connection.scalar(text("SELECT account_id FROM billing_accounts WHERE account_id = :id FOR UPDATE"), {"id": owner})
+        locked = await self._connection.scalar(
+            text("SELECT account_id FROM billing_accounts WHERE account_id = :id FOR UPDATE"), {"id": owner}
+        )
         assert locked == owner
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -213,7 +225,9 @@ class EndedEverywhere(Connector):
     async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
         await asyncio.sleep(0)
         return {
-            query.external_id: JobStatus(query.external_id, CenterJobState.SUCCEEDED, exit_code=0, started_at=self.started, finished_at=self.finished)
+            query.external_id: JobStatus(
+                query.external_id, CenterJobState.SUCCEEDED, exit_code=0, started_at=self.started, finished_at=self.finished
+            )
             for query in queries
         }
 

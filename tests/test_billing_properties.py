@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,12 +27,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from resolvers.access.viewer import Viewer
-from resolvers.common.ids import to_global_id
 from resolvers.billing.pricing import max_seconds
+from resolvers.common.ids import to_global_id
 from tests.billing_harness import Backend, Billing, exact_cost, later, quote_for
 from tests.conftest import require_service
 
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86_400.0
 MONTHS = ("2026-01", "2026-02", "2026-03", "2026-04")
 
@@ -64,7 +64,9 @@ openings = st.integers(0, 4).flatmap(lambda n: _poor if n == 0 else _rich)  # a 
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[asyncio.AbstractEventLoop, Backend, Backend]]:
+def harness(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[asyncio.AbstractEventLoop, Backend, Backend]]:
     if request.param == "postgres":
         require_service("127.0.0.1", 5432, "PostgreSQL")
     loop = asyncio.new_event_loop()
@@ -134,14 +136,19 @@ async def _check_history(backend: Backend, opening: Decimal, history: list[Any])
         event(f"bills: {min(len(final.bills), 3)}+")
         if any(line.kind == "ADJUSTMENT" and line.corrects_bill_id != line.bill_id for line in final.lines):
             event("adjustment moved past a finalized bill")
-        if any(usage.bill_id != bill.id for usage in final.usages for bill in final.bills if bill.period == _period(usage.ended_at) and bill.status == "FINALIZED"):
+        if any(
+            usage.bill_id != bill.id
+            for usage in final.usages
+            for bill in final.bills
+            if bill.period == _period(usage.ended_at) and bill.status == "FINALIZED"
+        ):
             event("usage moved past a finalized bill")
     finally:
         await rival_db.dispose()
 
 
 def _period(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).strftime("%Y-%m")
+    return instant.astimezone(UTC).strftime("%Y-%m")
 
 
 def _check_invariants(snap: Any, opening: Decimal, holds: dict[int, Decimal], frozen: dict[int, tuple[Decimal, int]]) -> None:

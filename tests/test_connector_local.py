@@ -11,8 +11,8 @@ import pytest
 
 from connectors.base import CenterJobState, StatusQuery
 from connectors.local.connector import LocalConnector
-from tests.processes import group_alive
 from tests.connector_contract import PYTHON, ConnectorContract, wait_for
+from tests.processes import group_alive
 
 
 @pytest.fixture

@@ -18,18 +18,18 @@ import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from connectors.slurm import api
 from connectors.base import CenterJobState, JobSpec, StatusQuery, Submission
 from connectors.errors import CenterUnreachable, SubmissionRejected
-from connectors.slurm.connector import SlurmConnector, _listing_is_cheaper
+from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, mint_token
+from connectors.slurm.connector import SlurmConnector, _listing_is_cheaper
 from connectors.slurm.script import progress_from_comment
 from tests.connector_contract import PYTHON, ConnectorContract, new_reference, wait_for
 
@@ -169,7 +169,7 @@ def test_states_and_exit_codes_of_real_bodies(name: str, state: CenterJobState, 
     else:
         assert outcome.reason and reason_part in outcome.reason
     if state.terminal:
-        assert outcome.finished_at is not None and outcome.finished_at.tzinfo is timezone.utc
+        assert outcome.finished_at is not None and outcome.finished_at.tzinfo is UTC
         if "pending" in name:  # Slurm sets start_time when it cancels a pending job
             assert outcome.started_at is None
         else:
@@ -181,8 +181,8 @@ def test_states_and_exit_codes_of_real_bodies(name: str, state: CenterJobState, 
 def test_the_completed_body_times_are_aware_utc() -> None:
     (record,) = api.parse_jobs(_body("job-completed.json"))
     outcome = api.job_outcome(record)
-    assert outcome.started_at == datetime.fromtimestamp(1795920272, timezone.utc)
-    assert outcome.finished_at == datetime.fromtimestamp(1795920277, timezone.utc)
+    assert outcome.started_at == datetime.fromtimestamp(1795920272, UTC)
+    assert outcome.finished_at == datetime.fromtimestamp(1795920277, UTC)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,13 @@ def test_exit_status_is_a_raw_wait_status(raw: int | None, decoded: tuple[int | 
 
 @pytest.mark.parametrize(
     ("slurm_state", "reason_part"),
-    [("NODE_FAIL", "NODE_FAIL"), ("OUT_OF_MEMORY", "OUT_OF_MEMORY"), ("BOOT_FAIL", "BOOT_FAIL"), ("DEADLINE", "DEADLINE"), ("PREEMPTED", "PREEMPTED")],
+    [
+        ("NODE_FAIL", "NODE_FAIL"),
+        ("OUT_OF_MEMORY", "OUT_OF_MEMORY"),
+        ("BOOT_FAIL", "BOOT_FAIL"),
+        ("DEADLINE", "DEADLINE"),
+        ("PREEMPTED", "PREEMPTED"),
+    ],
 )
 def test_abnormal_ends_fail_with_a_reason(slurm_state: str, reason_part: str) -> None:
     body = _body("job-completed.json")
@@ -258,7 +264,7 @@ def test_progress_comment_round_trip() -> None:
     comment = '#7@1795921243.883986 AICN_PROGRESS {"fraction": 0.5, "step": 5, "totalSteps": 10, "message": "it\'s \\"ok\\""}'
     (report,) = progress_from_comment(comment, 6)
     assert report.ordinal == 7 and report.fraction == 0.5 and report.message == 'it\'s "ok"'
-    assert report.at == datetime.fromtimestamp(1795921243.883986, timezone.utc)
+    assert report.at == datetime.fromtimestamp(1795921243.883986, UTC)
     assert progress_from_comment(comment, 7) == ()
     assert progress_from_comment("some comment of an operator", 0) == ()
     assert progress_from_comment("#3 AICN_PROGRESS not json", 0) == ()
@@ -322,7 +328,9 @@ async def test_a_minted_token_is_accepted_by_slurmrestd(cluster: dict[str, str],
     key_file = Path(os.environ.get("SLURM_JWT_KEY", DEFAULT_KEY_FILE))
     if not os.access(key_file, os.R_OK):
         pytest.skip(f"cannot read the cluster's JWT key {key_file}")
-    slurm = SlurmConnector("minted", cluster["SLURMRESTD_URL"], cluster["SLURM_USER"], jwt_key_file=key_file, output_dir=output_dir, token_lifespan=120)
+    slurm = SlurmConnector(
+        "minted", cluster["SLURMRESTD_URL"], cluster["SLURM_USER"], jwt_key_file=key_file, output_dir=output_dir, token_lifespan=120
+    )
     await slurm.start()
     try:
         description = await slurm.describe()

@@ -20,7 +20,9 @@ def faulty_center(name: str, deadline: float = 0.4, **overrides: Any) -> Any:
     return local_center(name=name, deadline_seconds=deadline, probe_interval_seconds=0.2, **overrides)
 
 
-async def start(gateway_factory: Any, faults: dict[str, str], deadline: float = 0.4, **center: Any) -> tuple[Gateway, dict[str, FaultyConnector]]:
+async def start(
+    gateway_factory: Any, faults: dict[str, str], deadline: float = 0.4, **center: Any
+) -> tuple[Gateway, dict[str, FaultyConnector]]:
     connectors = {name: FaultyConnector(name) for name in faults}
     centers = [local_center()] + [faulty_center(name, deadline, **center) for name in faults]
     gateway = await gateway_factory(centers, connectors)
@@ -78,8 +80,8 @@ async def test_the_breaker_opens_skips_fast_and_closes_when_the_center_answers(g
     await asyncio.sleep(0.2)
     for _ in range(3):
         await gql.post("{ computeUnits { totalCount } }")
-    status = await gql.execute('{ centers { edges { node { name status { state message } } } } }')
-    flaky = [edge["node"] for edge in status["centers"]["edges"] if edge["node"]["name"] == "flaky"][0]
+    status = await gql.execute("{ centers { edges { node { name status { state message } } } } }")
+    flaky = next(edge["node"] for edge in status["centers"]["edges"] if edge["node"]["name"] == "flaky")
     assert flaky["status"]["state"] == "DOWN" and flaky["status"]["message"]
     calls_before = connectors["flaky"].calls["capacity"]
     response = (await gql.post("{ computeUnits { totalCount } }")).json()
@@ -117,13 +119,17 @@ async def test_centers_are_asked_concurrently(gateway_factory: Any) -> None:
 async def test_a_job_the_center_forgot_ends_lost_not_running_forever(gateway_factory: Any) -> None:
     forgetful = FaultyConnector("forgetful", {"cpu-core": 2})
     gateway = await gateway_factory([faulty_center("forgetful", 2.0)], {"forgetful": forgetful}, vanished_grace_seconds=0.5)
-    job = (await gateway.client.execute(
-        'mutation { submitJob(input: {name: "x", command: ["true"], request: {devices: 1, maxDurationMinutes: 1}}) { job { id state } } }'
-    ))["submitJob"]["job"]
+    job = (
+        await gateway.client.execute(
+            'mutation { submitJob(input: {name: "x", command: ["true"], request: {devices: 1, maxDurationMinutes: 1}}) { job { id state } } }'
+        )
+    )["submitJob"]["job"]
     assert job["state"] == "QUEUED"  # the center queued it
     forgetful.submitted.clear()  # ... and then forgot it
     for _ in range(100):
-        node = (await gateway.client.execute('query($id: ID!) { node(id: $id) { ... on Job { state failureReason } } }', {"id": job["id"]}))["node"]
+        node = (
+            await gateway.client.execute("query($id: ID!) { node(id: $id) { ... on Job { state failureReason } } }", {"id": job["id"]})
+        )["node"]
         if node["state"] != "QUEUED":
             break
         await asyncio.sleep(0.1)

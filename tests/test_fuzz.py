@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 import graphql
@@ -32,7 +32,10 @@ FUZZ_LIMITS = LimitSettings(bucket_size=10_000_000, restore_rate=1_000_000.0)
 _NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 _JSON_LEAF = st.one_of(st.text(max_size=20).map(nodes.String), st.integers(-(2**40), 2**40).map(nodes.Int))
 CUSTOM_SCALARS = {
-    "Decimal": st.one_of(st.decimals(allow_nan=False, allow_infinity=False, places=6).map(lambda d: nodes.String(str(d))), st.text(max_size=12).map(nodes.String)),
+    "Decimal": st.one_of(
+        st.decimals(allow_nan=False, allow_infinity=False, places=6).map(lambda d: nodes.String(str(d))),
+        st.text(max_size=12).map(nodes.String),
+    ),
     "BigInt": st.one_of(st.integers(-(2**70), 2**70).map(nodes.Int), st.text(max_size=25).map(nodes.String)),
     "JSON": st.one_of(
         _JSON_LEAF,
@@ -41,7 +44,7 @@ CUSTOM_SCALARS = {
             lambda fields: nodes.Object([graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=v) for k, v in fields.items()])
         ),
     ),
-    "DateTime": st.datetimes(timezones=st.just(timezone.utc)).map(lambda moment: nodes.String(moment.isoformat())),
+    "DateTime": st.datetimes(timezones=st.just(UTC)).map(lambda moment: nodes.String(moment.isoformat())),
 }
 
 

@@ -48,15 +48,25 @@ async def test_centers_with_compute_units_status_and_catalog(gateway: Gateway) -
 
 async def test_datasets_models_and_jobs_are_linked_both_ways(gateway: Gateway) -> None:
     gql = gateway.client
-    dataset_input = {"name": "imagenet-mini", "version": "2024", "uri": "s3://data/imagenet-mini", "format": "parquet",
-                     "sizeBytes": "9007199254740993", "checksum": "sha256:" + "a" * 64}
+    dataset_input = {
+        "name": "imagenet-mini",
+        "version": "2024",
+        "uri": "s3://data/imagenet-mini",
+        "format": "parquet",
+        "sizeBytes": "9007199254740993",
+        "checksum": "sha256:" + "a" * 64,
+    }
     dataset = (await gql.execute(REGISTER_DATASET, {"input": dataset_input}))["registerDataset"]
     assert dataset["userErrors"] == []
     assert dataset["dataset"]["sizeBytes"] == "9007199254740993"  # beyond 2^53: a string keeps every digit
     dataset_id = dataset["dataset"]["id"]
     job = await submit(gql, python_job("print('training')", name="train", kind="TRAINING", inputDatasetIds=[dataset_id]))
     await wait_for_state(gql, job["id"], {"SUCCEEDED"})
-    model = (await gql.execute(REGISTER_MODEL, {"input": {"name": "resnet", "uri": "s3://models/resnet", "framework": "pytorch", "trainedByJobId": job["id"]}}))["registerModel"]
+    model = (
+        await gql.execute(
+            REGISTER_MODEL, {"input": {"name": "resnet", "uri": "s3://models/resnet", "framework": "pytorch", "trainedByJobId": job["id"]}}
+        )
+    )["registerModel"]
     assert model["userErrors"] == []
     linked = await gql.execute(
         """query($job: ID!, $dataset: ID!, $model: ID!) {
@@ -92,7 +102,10 @@ async def test_bad_dataset_and_model_input_is_a_user_error(gateway: Gateway) -> 
     assert [error["code"] for error in twice["userErrors"]] == ["ALREADY_EXISTS"]
     model = (await gql.execute(REGISTER_MODEL, {"input": {"name": "m", "uri": "s3://m/1", "trainedByJobId": "Sm9iOjQ0"}}))["registerModel"]
     assert model["model"] is None and [error["code"] for error in model["userErrors"]] == ["JOB_NOT_FOUND"]
-    assert (await gql.execute("{ datasets { totalCount } models { totalCount } }")) == {"datasets": {"totalCount": 1}, "models": {"totalCount": 0}}
+    assert (await gql.execute("{ datasets { totalCount } models { totalCount } }")) == {
+        "datasets": {"totalCount": 1},
+        "models": {"totalCount": 0},
+    }
 
 
 async def test_jobs_page_by_keyset_cursor(gateway: Gateway) -> None:
@@ -101,7 +114,12 @@ async def test_jobs_page_by_keyset_cursor(gateway: Gateway) -> None:
     seen: list[str] = []
     after = None
     while True:
-        page = (await gql.execute("query($after: String) { jobs(first: 2, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }", {"after": after}))["jobs"]
+        page = (
+            await gql.execute(
+                "query($after: String) { jobs(first: 2, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }",
+                {"after": after},
+            )
+        )["jobs"]
         assert page["totalCount"] == 5
         seen.extend(edge["node"]["id"] for edge in page["edges"])
         if not page["pageInfo"]["hasNextPage"]:
@@ -205,7 +223,9 @@ async def test_operators_extend_and_override_the_catalog(gateway_factory: Any) -
 async def test_a_successful_job_registers_the_model_it_was_asked_to_make(gateway: Gateway) -> None:
     gql = gateway.client
     dataset = (await gql.execute(REGISTER_DATASET, {"input": {"name": "corpus", "uri": "s3://corpus/1"}}))["registerDataset"]["dataset"]
-    made = await submit(gql, python_job("print('trained')", name="trainer", kind="TRAINING", outputModelName="tiny-lm", inputDatasetIds=[dataset["id"]]))
+    made = await submit(
+        gql, python_job("print('trained')", name="trainer", kind="TRAINING", outputModelName="tiny-lm", inputDatasetIds=[dataset["id"]])
+    )
     failed = await submit(gql, python_job("import sys; sys.exit(1)", name="broken-trainer", outputModelName="never"))
     await wait_for_state(gql, made["id"], {"SUCCEEDED"})
     await wait_for_state(gql, failed["id"], {"FAILED"})

@@ -76,7 +76,11 @@ async def test_requests_a_browser_could_forge_are_refused(gateway: Gateway) -> N
 
 
 async def test_cors_is_off_unless_configured(gateway_factory: Any) -> None:
-    preflight = {"origin": "http://app.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type"}
+    preflight = {
+        "origin": "http://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
     closed: Gateway = await gateway_factory()
     answer = await closed.client.http.options("/graphql", headers=preflight)
     assert "access-control-allow-origin" not in answer.headers
@@ -112,7 +116,7 @@ async def test_nan_and_infinity_are_not_json(gateway: Gateway) -> None:
         " { userErrors { code } } }"
     )
     for constant in ("NaN", "Infinity", "-Infinity"):
-        body = '{"query": %s, "variables": {"e": {"A": %s}}}' % (json.dumps(query), constant)
+        body = f'{{"query": {json.dumps(query)}, "variables": {{"e": {{"A": {constant}}}}}}}'
         response = await gateway.client.http.post("/graphql", content=body.encode(), headers={"content-type": "application/json"})
         assert response.status_code == 400 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", response.text
     assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0

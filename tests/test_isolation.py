@@ -76,8 +76,15 @@ async def test_no_entry_point_answers_another_accounts_ids_differently(gateway_f
     entries = entry_points(schema)
     named = {str(entry) for entry in entries}
     # the walk finds the known entry points (and any new one by itself)
-    for expected in ("query node(id)", "query nodes(ids)", "mutation cancelJob(input.jobId)", "mutation submitJob(input.inputDatasetIds)",
-                     "mutation registerModel(input.trainedByJobId)", "subscription jobEvents(jobId)", "query jobs(filter.centerIds)"):
+    for expected in (
+        "query node(id)",
+        "query nodes(ids)",
+        "mutation cancelJob(input.jobId)",
+        "mutation submitJob(input.inputDatasetIds)",
+        "mutation registerModel(input.trainedByJobId)",
+        "subscription jobEvents(jobId)",
+        "query jobs(filter.centerIds)",
+    ):
         assert expected in named, (expected, sorted(named))
     leaks, calls = await probe(tenants.attacker, schema, tenants.victim_ids, missing_ids(), [tenants.marker])
     assert not leaks, "\n\n".join(f"{leak.entry} with the victim's {leak.id_type}: {leak.reason}" for leak in leaks)

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from tests.conftest import Gateway, local_center
-from tests.processes import group_alive
 from tests.jobs_helpers import (
     CANCEL,
     PROGRESS_SCRIPT,
@@ -18,6 +17,7 @@ from tests.jobs_helpers import (
     submit,
     wait_for_state,
 )
+from tests.processes import group_alive
 
 
 def states_of(events: list[dict[str, Any]]) -> list[str]:
@@ -39,7 +39,7 @@ async def test_submit_run_progress_succeed_over_the_subscription(gateway: Gatewa
     assert final["state"] == "SUCCEEDED" and final["exitCode"] == 0
     assert final["progress"]["fraction"] == 1.0
     assert final["startedAt"] and final["finishedAt"]
-    logs = await gql.execute('query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 1) } } }', {"id": job["id"]})
+    logs = await gql.execute("query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 1) } } }", {"id": job["id"]})
     assert logs["node"]["logs"] == "done\n"
 
 
@@ -94,7 +94,9 @@ async def test_jobs_beyond_capacity_wait_queued_then_run(gateway_factory: Any) -
 
 async def test_reconnecting_with_after_replays_exactly_the_missed_events(gateway: Gateway) -> None:
     gql = gateway.client
-    script = "import json, time\nfor i in range(1, 9):\n    print('AICN_PROGRESS ' + json.dumps({'step': i}), flush=True)\n    time.sleep(0.15)"
+    script = (
+        "import json, time\nfor i in range(1, 9):\n    print('AICN_PROGRESS ' + json.dumps({'step': i}), flush=True)\n    time.sleep(0.15)"
+    )
     job = await submit(gql, python_job(script))
     head = await collect_events(gql, job["id"], limit=4)
     assert [event["seq"] for event in head] == [1, 2, 3, 4]

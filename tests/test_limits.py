@@ -170,7 +170,9 @@ async def test_a_connection_runs_a_limited_number_of_subscriptions(gateway_facto
         await socket.send(json.dumps({"type": "connection_init", "payload": {"token": gateway.client.token}}))
         assert json.loads(await socket.recv())["type"] == "connection_ack"
         for operation_id in ("1", "2", "3"):
-            await socket.send(json.dumps({"id": operation_id, "type": "subscribe", "payload": {"query": "subscription { jobUpdates { id } }"}}))
+            await socket.send(
+                json.dumps({"id": operation_id, "type": "subscribe", "payload": {"query": "subscription { jobUpdates { id } }"}})
+            )
         refusal = json.loads(await socket.recv())
         assert refusal["id"] == "3" and refusal["type"] == "error"
         assert refusal["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
@@ -196,7 +198,8 @@ async def test_nul_characters_are_refused_before_they_reach_the_database(gateway
     as_variable = await gateway.client.post(SUBMIT, {"input": python_job("print(1)", idempotencyKey="\x00")})
     as_literal = await gateway.client.post('{ jobs(filter: {nameContains: "a\\u0000b"}) { totalCount } }')
     surrogate = await gateway.client.http.post(
-        "/graphql", content=b'{"query": "query($n: String) { jobs(filter: {nameContains: $n}) { totalCount } }", "variables": {"n": "\\ud800"}}',
+        "/graphql",
+        content=b'{"query": "query($n: String) { jobs(filter: {nameContains: $n}) { totalCount } }", "variables": {"n": "\\ud800"}}',
         headers={"content-type": "application/json"},
     )
     for response in (as_variable, as_literal, surrogate):
@@ -208,5 +211,7 @@ async def test_a_cursor_beyond_64_bits_is_a_bad_cursor(gateway: Gateway) -> None
     import base64
 
     cursor = base64.urlsafe_b64encode(b"cursor:99999999999999999999999").decode().rstrip("=")
-    response = await gateway.client.post("query($after: String) { jobs(after: $after) { totalCount } datasets(after: $after) { totalCount } }", {"after": cursor})
+    response = await gateway.client.post(
+        "query($after: String) { jobs(after: $after) { totalCount } datasets(after: $after) { totalCount } }", {"after": cursor}
+    )
     assert all(error["extensions"]["code"] == "BAD_USER_INPUT" for error in response.json()["errors"]), response.text

@@ -101,7 +101,11 @@ async def test_a_failing_first_choice_fails_over_to_the_next_center(gateway_fact
     assert job["center"]["name"] == "steady"
     final = await wait_for_state(gateway.client, job["id"], {"SUCCEEDED", "FAILED"})
     assert final["state"] == "SUCCEEDED"
-    messages = [e["node"]["message"] for e in (await gateway.client.execute(PLACEMENT, {"id": job["id"]}))["node"]["events"]["edges"] if e["node"]["kind"] == "PLACEMENT"]
+    messages = [
+        e["node"]["message"]
+        for e in (await gateway.client.execute(PLACEMENT, {"id": job["id"]}))["node"]["events"]["edges"]
+        if e["node"]["kind"] == "PLACEMENT"
+    ]
     assert messages[0].startswith("placed on flaky")
     assert "flaky failed" in messages[1] and "trying steady" in messages[1]
     assert messages[2].startswith("placed on steady")
@@ -158,7 +162,9 @@ async def test_a_quota_refuses_when_configured_to(gateway_factory: Any) -> None:
     core = gateway.runtime.catalog.get("cpu-core")
     assert core is not None
     await _set_quota(gateway, core.standard_units)
-    payload = (await gateway.client.execute(SUBMIT, {"input": python_job("print(1)", request={"devices": 2, "maxDurationMinutes": 1})}))["submitJob"]
+    payload = (await gateway.client.execute(SUBMIT, {"input": python_job("print(1)", request={"devices": 2, "maxDurationMinutes": 1})}))[
+        "submitJob"
+    ]
     assert payload["job"] is None and [error["code"] for error in payload["userErrors"]] == ["QUOTA_EXCEEDED"]
     assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0
 
@@ -178,7 +184,11 @@ async def test_bad_resource_requests_are_refused(gateway_factory: Any) -> None:
     long_job = await offers(gateway, {"devices": 1, "maxDurationMinutes": 60})
     by_center = {offer["center"]["name"]: offer for offer in long_job}
     assert by_center["short"]["reason"].startswith("DURATION_OVER_LIMIT") and by_center["long"]["feasible"]
-    gpu = (await gateway.client.execute(SUBMIT, {"input": python_job("print(1)", request={"accelerator": GPU, "devices": 1, "maxDurationMinutes": 5})}))["submitJob"]
+    gpu = (
+        await gateway.client.execute(
+            SUBMIT, {"input": python_job("print(1)", request={"accelerator": GPU, "devices": 1, "maxDurationMinutes": 5})}
+        )
+    )["submitJob"]
     assert [error["code"] for error in gpu["userErrors"]] == ["NO_FEASIBLE_CENTER"]
     assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0
 
@@ -199,7 +209,9 @@ async def test_local_and_slurm_offers_and_placement_together(gateway_factory: An
     # "4 standard units on any fitting hardware": two A100s (3.12 each) at hpc
     any_units = await offers(gateway, {"standardUnits": 4, "maxDurationMinutes": 30})
     assert any_units[0]["center"]["name"] == "hpc" and any_units[0]["devices"] == 2
-    job = await submit(gql, python_job("print('on a gpu')", name="gpu-job", request={"accelerator": GPU, "devices": 1, "maxDurationMinutes": 5}))
+    job = await submit(
+        gql, python_job("print('on a gpu')", name="gpu-job", request={"accelerator": GPU, "devices": 1, "maxDurationMinutes": 5})
+    )
     assert job["center"]["name"] == "hpc" and job["request"]["accelerator"] == GPU
     assert (await wait_for_state(gql, job["id"], {"SUCCEEDED", "FAILED"}, timeout=60))["state"] == "SUCCEEDED"
     await asyncio.sleep(0)
@@ -218,17 +230,25 @@ async def test_a_queued_job_keeps_the_price_quoted_at_submission(gateway_factory
     center.offers = [replace(offer, price_per_unit_hour=Decimal("5.00")) for offer in center.offers]  # a price rise
     await gql.execute(CANCEL, {"id": blocker["id"]})
     await wait_for_state(gql, queued["id"], {"SUCCEEDED"}, timeout=30)
-    usage = (await gql.execute('query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } seconds } } } }', {"id": queued["id"]}))["node"]["usage"]
+    usage = (
+        await gql.execute(
+            "query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } seconds } } } }", {"id": queued["id"]}
+        )
+    )["node"]["usage"]
     assert Decimal(usage["unitPrice"]["amount"]) == Decimal("0.50") and usage["seconds"] >= 1
     later = await submit(gql, python_job("print(1)", name="later"))
     await wait_for_state(gql, later["id"], {"SUCCEEDED"}, timeout=30)
-    later_usage = (await gql.execute('query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } } } } }', {"id": later["id"]}))["node"]["usage"]
+    later_usage = (
+        await gql.execute("query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } } } } }", {"id": later["id"]})
+    )["node"]["usage"]
     assert Decimal(later_usage["unitPrice"]["amount"]) == Decimal("5.00")
 
 
 async def test_a_failed_over_job_holds_and_pays_the_terms_of_the_center_that_ran_it(gateway_factory: Any) -> None:
     flaky = FaultyConnector("cheap", {"cpu-core": 4})
-    gateway: Gateway = await gateway_factory([local_center("dear", price="0.90"), local_center("cheap", price="0.10", failure_threshold=10)], {"cheap": flaky})
+    gateway: Gateway = await gateway_factory(
+        [local_center("dear", price="0.90"), local_center("cheap", price="0.10", failure_threshold=10)], {"cheap": flaky}
+    )
     flaky.fault.refuse_submissions = True  # the cheap first choice fails: the job runs at the dear one
     job = await submit(gateway.client, python_job("import time; time.sleep(1.2)", name="failover-priced", minutes=60))
     assert job["center"]["name"] == "dear"
@@ -237,7 +257,11 @@ async def test_a_failed_over_job_holds_and_pays_the_terms_of_the_center_that_ran
     holds = (await gateway.client.execute("{ viewer { holds { amount } } }"))["viewer"]["holds"]["amount"]
     assert Decimal(holds) == (Decimal("0.90") * Decimal(str(core.standard_units))).quantize(Decimal("0.000001"))  # one hour at dear's price
     await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
-    usage = (await gateway.client.execute('query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } } } } }', {"id": job["id"]}))["node"]["usage"]
+    usage = (
+        await gateway.client.execute(
+            "query($id: ID!) { node(id: $id) { ... on Job { usage { unitPrice { amount } } } } }", {"id": job["id"]}
+        )
+    )["node"]["usage"]
     assert Decimal(usage["unitPrice"]["amount"]) == Decimal("0.90")
 
 
@@ -247,17 +271,29 @@ async def test_slurm_refusing_a_job_fails_over_to_local_and_data_local_prefers_s
     gateway: Gateway = await gateway_factory([local_center("local", price="0.50"), slurm_center(slurm_output_dir)])
     gql = gateway.client
     # hpc is cheaper, but no node of it has 100 TB of memory: slurmctld refuses, the local center runs it
-    huge = await submit(gql, python_job("print('ran locally')", name="huge", request={"devices": 1, "memoryGb": 100_000, "maxDurationMinutes": 5}))
+    huge = await submit(
+        gql, python_job("print('ran locally')", name="huge", request={"devices": 1, "memoryGb": 100_000, "maxDurationMinutes": 5})
+    )
     assert huge["center"]["name"] == "local"
-    messages = [e["node"]["message"] for e in (await gql.execute(PLACEMENT, {"id": huge["id"]}))["node"]["events"]["edges"] if e["node"]["kind"] == "PLACEMENT"]
-    assert messages[0].startswith("placed on hpc") and "hpc failed (CENTER_REJECTED" in messages[1] and messages[2].startswith("placed on local")
+    messages = [
+        e["node"]["message"]
+        for e in (await gql.execute(PLACEMENT, {"id": huge["id"]}))["node"]["events"]["edges"]
+        if e["node"]["kind"] == "PLACEMENT"
+    ]
+    assert (
+        messages[0].startswith("placed on hpc")
+        and "hpc failed (CENTER_REJECTED" in messages[1]
+        and messages[2].startswith("placed on local")
+    )
     assert (await wait_for_state(gql, huge["id"], {"SUCCEEDED", "FAILED"}))["state"] == "SUCCEEDED"
     # data locality beats price: the inputs live at local, so local wins although hpc is cheaper
     local_id = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "local")
-    dataset = (await gql.execute(
-        "mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id } } }",
-        {"input": {"name": "shards", "uri": "s3://shards", "replicas": [{"centerId": local_id, "uri": "file:///data/shards"}]}},
-    ))["registerDataset"]["dataset"]
+    dataset = (
+        await gql.execute(
+            "mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id } } }",
+            {"input": {"name": "shards", "uri": "s3://shards", "replicas": [{"centerId": local_id, "uri": "file:///data/shards"}]}},
+        )
+    )["registerDataset"]["dataset"]
     near = await submit(gql, python_job("print(1)", name="near-data", policy="DATA_LOCAL", inputDatasetIds=[dataset["id"]]))
     cheap = await submit(gql, python_job("print(1)", name="cheapest", inputDatasetIds=[dataset["id"]]))
     assert (near["center"]["name"], cheap["center"]["name"]) == ("local", "hpc")

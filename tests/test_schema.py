@@ -10,9 +10,7 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
 
 
 def test_checked_in_schema_matches_the_code() -> None:
-    assert SCHEMA_FILE.read_text() == export_schema_text(), (
-        "schema.graphql is stale: run `aicn export-schema` and commit the result"
-    )
+    assert SCHEMA_FILE.read_text() == export_schema_text(), "schema.graphql is stale: run `aicn export-schema` and commit the result"
 
 
 def test_the_sketch_operations_clients_code_against_exist() -> None:

@@ -41,7 +41,9 @@ def test_defaults_serve_without_any_file(tmp_path: Path, monkeypatch: pytest.Mon
     settings = Settings()
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert [(center.name, center.kind) for center in settings.centers] == [("local", "LOCAL")]
-    assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///") and settings.resolved_database_url.endswith("aicn-data/aicn.db")
+    assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///") and settings.resolved_database_url.endswith(
+        "aicn-data/aicn.db"
+    )
 
 
 def test_a_toml_file_and_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,8 +72,12 @@ def test_bad_configuration_is_refused(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_the_cli_migrates_and_exports_the_schema(tmp_path: Path) -> None:
     env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin", "AICN_CONFIG": str(tmp_path / "none.toml")}
-    migrated = subprocess.run([sys.executable, "-m", "aicn.cli", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "aicn.cli", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert migrated.returncode == 0, migrated.stderr
     assert (tmp_path / "data" / "aicn.db").exists()
-    exported = subprocess.run([sys.executable, "-m", "aicn.cli", "export-schema", "-o", "-"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    exported = subprocess.run(
+        [sys.executable, "-m", "aicn.cli", "export-schema", "-o", "-"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert exported.returncode == 0 and "type Query" in exported.stdout

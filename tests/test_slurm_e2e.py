@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway, local_center
-from tests.slurm_helpers import GPU, slurm_center
 from tests.jobs_helpers import CANCEL, PROGRESS_SCRIPT, collect_events, job_state, python_job, submit, wait_for_state
+from tests.slurm_helpers import GPU, slurm_center
 
 pytestmark = [pytest.mark.slurm, pytest.mark.parametrize("database", ["postgres"], indirect=True)]
+
 
 async def center_id(gateway: Gateway, name: str) -> str:
     return next(center.global_id for center in gateway.runtime.registry.all() if center.name == name)
@@ -35,7 +36,7 @@ async def test_a_slurm_job_reports_progress_and_succeeds_over_the_subscription(g
     assert progress and progress[-1]["step"] == 3 and progress[-1]["fraction"] == 1.0
     final = await job_state(gql, job["id"])
     assert final["exitCode"] == 0
-    logs = await gql.execute('query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 1) } } }', {"id": job["id"]})
+    logs = await gql.execute("query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 1) } } }", {"id": job["id"]})
     assert logs["node"]["logs"].strip() == "done"
 
 
@@ -87,7 +88,18 @@ def _free_port() -> int:
 def _start_slurmrestd(port: int) -> subprocess.Popen[bytes]:
     environment = dict(os.environ, SLURM_JWT="daemon")
     return subprocess.Popen(
-        ["/usr/sbin/slurmrestd", "-u", "slurmrestd", "-g", "slurmrestd", "-a", "rest_auth/jwt", "-s", "openapi/v0.0.38", f"127.0.0.1:{port}"],
+        [
+            "/usr/sbin/slurmrestd",
+            "-u",
+            "slurmrestd",
+            "-g",
+            "slurmrestd",
+            "-a",
+            "rest_auth/jwt",
+            "-s",
+            "openapi/v0.0.38",
+            f"127.0.0.1:{port}",
+        ],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -98,7 +110,9 @@ def _start_slurmrestd(port: int) -> subprocess.Popen[bytes]:
 async def test_a_stopped_slurmrestd_costs_only_its_center_and_it_recovers(gateway_factory: Any, slurm_output_dir: str) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    config = slurm_center(slurm_output_dir, url=url, name="flaky-hpc", deadline_seconds=2.0, probe_interval_seconds=0.3, failure_threshold=2)
+    config = slurm_center(
+        slurm_output_dir, url=url, name="flaky-hpc", deadline_seconds=2.0, probe_interval_seconds=0.3, failure_threshold=2
+    )
     gateway: Gateway = await gateway_factory([local_center(), config])  # nothing listens yet: refused connections
     gql = gateway.client
     slurm_id = await center_id(gateway, "flaky-hpc")
@@ -122,6 +136,6 @@ async def test_a_stopped_slurmrestd_costs_only_its_center_and_it_recovers(gatewa
     body = (await gql.post(query)).json()
     assert [edge["node"]["center"]["name"] for edge in body["data"]["computeUnits"]["edges"]] == ["local"]
     assert body["errors"][0]["extensions"] == {"code": "CENTER_UNAVAILABLE", "center": slurm_id, "centerName": "flaky-hpc"}
-    status = await gql.execute('query($id: ID!) { node(id: $id) { ... on ComputeCenter { status { state message } } } }', {"id": slurm_id})
+    status = await gql.execute("query($id: ID!) { node(id: $id) { ... on ComputeCenter { status { state message } } } }", {"id": slurm_id})
     assert status["node"]["status"]["state"] in {"DEGRADED", "DOWN"}
     assert "SLURM_JWT" not in str(body) and "eyJ" not in str(body)

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +331,7 @@ class LocalConnector(Connector):
         data = job.partial_line + chunk
         lines = data.split(b"\n")
         job.partial_line = lines.pop()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for raw in lines:
             report = parse_progress_line(raw.decode("utf-8", "replace"), len(job.progress) + 1, now)
             if report is not None:
@@ -408,7 +408,7 @@ def _write_text_atomically(path: Path, text: str) -> None:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def tail_file(path: Path, lines: int) -> str:

@@ -13,7 +13,7 @@ import re
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import CenterJobState
@@ -369,7 +369,7 @@ def _signal_name(number: int) -> str:
 
 
 def _timestamp(epoch: int) -> datetime | None:
-    return datetime.fromtimestamp(epoch, timezone.utc) if epoch > 0 else None
+    return datetime.fromtimestamp(epoch, UTC) if epoch > 0 else None
 
 
 def _int(value: Any) -> int:

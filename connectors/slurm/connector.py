@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 
-from connectors.slurm import api
 from connectors.base import (
     CenterDescription,
     CenterJobState,
@@ -37,6 +36,7 @@ from connectors.base import (
 from connectors.catalog import CPU_CORE
 from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError, JobNotFound, SubmissionRejected
 from connectors.local.connector import tail_file
+from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, StaticToken, TokenSource
 from connectors.slurm.script import batch_script, progress_from_comment
 
@@ -295,8 +295,7 @@ class SlurmConnector(Connector):
             raise SubmissionRejected(f"this center has no {spec.accelerator} devices", center=self.name)
         if spec.devices > largest:
             raise SubmissionRejected(
-                f"the job asks for {spec.devices} {spec.accelerator} devices on one node; "
-                f"the largest node of this center has {largest}",
+                f"the job asks for {spec.devices} {spec.accelerator} devices on one node; the largest node of this center has {largest}",
                 center=self.name,
             )
         cpus = spec.devices if gres is None else max(1, spec.cpus or 1)
@@ -371,9 +370,7 @@ class SlurmConnector(Connector):
             ) from None
         body = _json_body(response)
         if response.status_code == 401:
-            raise CenterUnreachable(
-                f"slurmrestd refused the credentials of user {self.user_name!r} (HTTP 401)", center=self.name
-            )
+            raise CenterUnreachable(f"slurmrestd refused the credentials of user {self.user_name!r} (HTTP 401)", center=self.name)
         if response.status_code == 404:
             raise CenterUnreachable(f"slurmrestd at {self.base_url} does not serve {api.API_PREFIX} (HTTP 404)", center=self.name)
         if response.status_code >= 300:

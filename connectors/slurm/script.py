@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from connectors.base import ProgressReport
 from connectors.progress import MARKER, parse_progress_line
@@ -134,8 +134,8 @@ def progress_from_comment(comment: str, progress_after: int) -> tuple[ProgressRe
         return ()
     if match.group(2):
         fraction = float(f"0.{match.group(3)}") if match.group(3) else 0.0
-        at = datetime.fromtimestamp(int(match.group(2)) + fraction, timezone.utc)
+        at = datetime.fromtimestamp(int(match.group(2)) + fraction, UTC)
     else:
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
     report = parse_progress_line(match.group(4), ordinal, at)
     return (report,) if report is not None else ()

@@ -22,9 +22,9 @@ from graph.core.permissions import REQUIRES
 from graph.core.relay import Connection, connection_from_page
 from graph.core.scalars import JSON
 from resolvers.access.audit import ERROR, OK, USER_ERRORS, AuditRecord
+from resolvers.access.viewer import ADMIN
 from resolvers.common.errors import BadRequest, CenterFault
 from resolvers.common.ids import decode_cursor, int_key, page_size, to_global_id
-from resolvers.access.viewer import ADMIN
 from store.auth_tables import AuditEntryRow
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class AuditEntry:
     row: strawberry.Private[AuditEntryRow]
 
     @classmethod
-    def from_row(cls, row: AuditEntryRow) -> "AuditEntry":
+    def from_row(cls, row: AuditEntryRow) -> AuditEntry:
         return cls(
             id=strawberry.ID(to_global_id("AuditEntry", row.id)),
             at=row.at,
@@ -72,7 +72,7 @@ class AuditEntry:
         )
 
     @strawberry.field(description="The account that made the call.")
-    async def account(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")] | None:
+    async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
         from graph.access.accounts import Account
 
         if self.row.account_id is None:

@@ -10,12 +10,12 @@ import strawberry
 from strawberry.types import Info
 
 from graph.core.context import Context
-from graph.jobs.mutations import UserError
 from graph.core.permissions import REQUIRES
 from graph.core.relay import Connection, connection_from_page
+from graph.jobs.mutations import UserError
+from resolvers.access.viewer import ADMIN, READ, SUBMIT
 from resolvers.common.errors import BadRequest, UserErrorData
 from resolvers.common.ids import decode_cursor, int_key, page_size, to_global_id
-from resolvers.access.viewer import ADMIN, READ, SUBMIT
 from store import tenancy
 from store.auth_tables import AccountMemberRow, ApiTokenRow
 from store.types import utcnow
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from graph.access.accounts import Account
 
 
-@strawberry.enum(description="What a token may do: read (queries, subscriptions), submit (mutations on the account's own jobs and data), admin (every account, tokens, the audit log).")
+@strawberry.enum(
+    description="What a token may do: read (queries, subscriptions), submit (mutations on the account's own jobs and data), admin (every account, tokens, the audit log)."
+)
 class ApiScope(enum.Enum):
     READ = READ
     SUBMIT = SUBMIT
@@ -43,7 +45,7 @@ class ApiToken:
     row: strawberry.Private[ApiTokenRow]
 
     @classmethod
-    def from_row(cls, row: ApiTokenRow) -> "ApiToken":
+    def from_row(cls, row: ApiTokenRow) -> ApiToken:
         return cls(
             id=strawberry.ID(to_global_id("ApiToken", row.id)),
             name=row.name,
@@ -60,7 +62,7 @@ class ApiToken:
         return self.row.revoked_at is None and (self.row.expires_at is None or self.row.expires_at > utcnow())
 
     @strawberry.field
-    async def account(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")] | None:
+    async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
         from graph.access.accounts import Account
 
         found = await info.context.loaders.account.load(self.row.account_id)
@@ -74,7 +76,7 @@ class AccountMember:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: AccountMemberRow) -> "AccountMember":
+    def from_row(cls, row: AccountMemberRow) -> AccountMember:
         return cls(name=row.name, role=row.role, created_at=row.created_at)
 
 
@@ -87,7 +89,7 @@ class CreateAccountInput:
 
 @strawberry.type
 class CreateAccountPayload:
-    account: Annotated["Account", strawberry.lazy("graph.access.accounts")] | None
+    account: Annotated[Account, strawberry.lazy("graph.access.accounts")] | None
     user_errors: list[UserError]
     client_mutation_id: str | None
 
@@ -146,7 +148,9 @@ class AccessMutation:
             client_mutation_id=input.client_mutation_id,
         )
 
-    @strawberry.mutation(description="Create an API token for an account; the payload's `secret` is shown once. Admins only.", metadata={REQUIRES: ADMIN})
+    @strawberry.mutation(
+        description="Create an API token for an account; the payload's `secret` is shown once. Admins only.", metadata={REQUIRES: ADMIN}
+    )
     async def create_api_token(self, info: Info[Context, None], input: CreateApiTokenInput) -> CreateApiTokenPayload:
         _require_admin(info)
         outcome = await info.context.runtime.access.create_token(
@@ -159,7 +163,9 @@ class AccessMutation:
             client_mutation_id=input.client_mutation_id,
         )
 
-    @strawberry.mutation(description="Revoke an API token; it stops working from the next request. Admins only.", metadata={REQUIRES: ADMIN})
+    @strawberry.mutation(
+        description="Revoke an API token; it stops working from the next request. Admins only.", metadata={REQUIRES: ADMIN}
+    )
     async def revoke_api_token(self, info: Info[Context, None], input: RevokeApiTokenInput) -> RevokeApiTokenPayload:
         _require_admin(info)
         outcome = await info.context.runtime.access.revoke_token(int_key(input.token_id, "ApiToken"))
@@ -175,7 +181,7 @@ class AccessQuery:
     @strawberry.field(description="Every account, newest first. Admins only.", metadata={REQUIRES: ADMIN})
     async def accounts(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated["Account", strawberry.lazy("graph.access.accounts")]]:
+    ) -> Connection[Annotated[Account, strawberry.lazy("graph.access.accounts")]]:
         from graph.access.accounts import Account
 
         _require_admin(info)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from resolvers.billing.service import Balance
 from resolvers.access.viewer import Viewer
+from resolvers.billing.service import Balance
 from store import billing as billing_store
 from store import budgets as budget_store
 from store.billing_tables import BillRow, BudgetAlertRow, UsageRecordRow
@@ -22,7 +22,7 @@ V = TypeVar("V")
 
 
 class BillingLoaders:
-    def __init__(self, runtime: "Runtime", viewer: Viewer) -> None:
+    def __init__(self, runtime: Runtime, viewer: Viewer) -> None:
         db = runtime.db
         scope = viewer.scope
         billing = runtime.billing

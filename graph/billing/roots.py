@@ -11,8 +11,8 @@ from strawberry.types import Info
 from graph.access.accounts import Account
 from graph.billing.types import Bill, BillLine, BudgetAlert, list_bills
 from graph.core.context import Context
-from graph.jobs.mutations import UserError
 from graph.core.relay import Connection
+from graph.jobs.mutations import UserError
 from resolvers.common.errors import UserErrorData
 
 
@@ -52,7 +52,9 @@ class AddBillAdjustmentPayload:
 @strawberry.input
 class SetBudgetInput:
     amount: Decimal | None = strawberry.field(description="The monthly budget; null removes it.")
-    account_id: strawberry.ID | None = strawberry.field(default=None, description="Absent: the caller's account; others need an administrator.")
+    account_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Absent: the caller's account; others need an administrator."
+    )
     client_mutation_id: str | None = None
 
 

@@ -40,14 +40,14 @@ class BillLineKind(enum.Enum):
     ADJUSTMENT = "ADJUSTMENT"
 
 
-async def _account(info: Info[Context, None], key: int) -> "Account | None":
+async def _account(info: Info[Context, None], key: int) -> Account | None:
     from graph.access.accounts import Account
 
     row = await info.context.loaders.account.load(key)
     return Account.from_row(row) if row else None
 
 
-async def _bill(info: Info[Context, None], key: int | None) -> "Bill | None":
+async def _bill(info: Info[Context, None], key: int | None) -> Bill | None:
     if key is None:
         return None
     row = await info.context.loaders.billing.bill.load(key)
@@ -69,7 +69,7 @@ class UsageRecord(Node):
     row: strawberry.Private[UsageRecordRow]
 
     @classmethod
-    def from_row(cls, row: UsageRecordRow) -> "UsageRecord":
+    def from_row(cls, row: UsageRecordRow) -> UsageRecord:
         return cls(
             id=strawberry.ID(to_global_id("UsageRecord", row.id)),
             started_at=row.started_at,
@@ -85,7 +85,7 @@ class UsageRecord(Node):
         )
 
     @strawberry.field
-    async def job(self, info: Info[Context, None]) -> Annotated["Job", strawberry.lazy("graph.jobs.types")] | None:
+    async def job(self, info: Info[Context, None]) -> Annotated[Job, strawberry.lazy("graph.jobs.types")] | None:
         from graph.jobs.types import Job
 
         row = await info.context.loaders.job.load(self.row.job_id)
@@ -106,7 +106,7 @@ class UsageRecord(Node):
         return None
 
     @strawberry.field(description="The bill the usage is charged on.")
-    async def bill(self, info: Info[Context, None]) -> "Bill | None":
+    async def bill(self, info: Info[Context, None]) -> Bill | None:
         return await _bill(info, self.row.bill_id)
 
 
@@ -119,7 +119,7 @@ class BillLine:
     row: strawberry.Private[BillLineRow]
 
     @classmethod
-    def from_row(cls, row: BillLineRow, currency: str) -> "BillLine":
+    def from_row(cls, row: BillLineRow, currency: str) -> BillLine:
         return cls(
             kind=BillLineKind[row.kind],
             description=row.description,
@@ -136,11 +136,11 @@ class BillLine:
         return UsageRecord.from_row(row) if row else None
 
     @strawberry.field
-    async def bill(self, info: Info[Context, None]) -> "Bill | None":
+    async def bill(self, info: Info[Context, None]) -> Bill | None:
         return await _bill(info, self.row.bill_id)
 
     @strawberry.field(description="For an adjustment: the bill it corrects (it may be this one, or a finalized earlier one).")
-    async def corrects(self, info: Info[Context, None]) -> "Bill | None":
+    async def corrects(self, info: Info[Context, None]) -> Bill | None:
         return await _bill(info, self.row.corrects_bill_id)
 
 
@@ -157,7 +157,7 @@ class Bill(Node):
     row: strawberry.Private[BillRow]
 
     @classmethod
-    def from_row(cls, row: BillRow) -> "Bill":
+    def from_row(cls, row: BillRow) -> Bill:
         return cls(
             id=strawberry.ID(to_global_id("Bill", row.id)),
             period=row.period,
@@ -171,7 +171,7 @@ class Bill(Node):
         )
 
     @strawberry.field
-    async def account(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")] | None:
+    async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
         return await _account(info, self.row.account_id)
 
     @strawberry.field(description="The bill's lines, oldest first (keyset paging: every page costs the same).")
@@ -204,7 +204,7 @@ class BudgetAlert:
     account_key: strawberry.Private[int]
 
     @classmethod
-    def from_record(cls, record: AlertRecord) -> "BudgetAlert":
+    def from_record(cls, record: AlertRecord) -> BudgetAlert:
         return cls(
             seq=record.id,
             period=record.period,
@@ -216,7 +216,7 @@ class BudgetAlert:
         )
 
     @strawberry.field
-    async def account(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")] | None:
+    async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
         return await _account(info, self.account_key)
 
 

@@ -64,7 +64,7 @@ class AcceleratorType:
     standard_units: float = strawberry.field(description="Standard compute units per device (1 unit = 100 dense FP16 TFLOPS).")
 
     @classmethod
-    def from_model(cls, model: AcceleratorModel) -> "AcceleratorType":
+    def from_model(cls, model: AcceleratorModel) -> AcceleratorType:
         kind = DeviceKind[model.kind] if model.kind in DeviceKind.__members__ else DeviceKind.OTHER
         return cls(
             model=model.model,
@@ -94,11 +94,11 @@ class ComputeUnit(Node):
     standard_units_total: float
     standard_units_available: float
     price_per_unit_hour: Money = strawberry.field(description="Price per standard compute unit per hour.")
-    center: "ComputeCenter"
+    center: ComputeCenter
     info: strawberry.Private[ComputeUnitInfo]
 
     @classmethod
-    def from_info(cls, info: ComputeUnitInfo, currency: str) -> "ComputeUnit":
+    def from_info(cls, info: ComputeUnitInfo, currency: str) -> ComputeUnit:
         return cls(
             id=strawberry.ID(info.global_id),
             center=ComputeCenter.from_center(info.center),
@@ -120,7 +120,7 @@ class Capacity:
     by_accelerator: list[ComputeUnit]
 
     @classmethod
-    def from_units(cls, units: list[ComputeUnit]) -> "Capacity":
+    def from_units(cls, units: list[ComputeUnit]) -> Capacity:
         return cls(
             standard_units_total=round(sum(unit.standard_units_total for unit in units), 4),
             standard_units_available=round(sum(unit.standard_units_available for unit in units), 4),
@@ -138,7 +138,7 @@ class ComputeCenter(Node):
     key: strawberry.Private[int]
 
     @classmethod
-    def from_center(cls, center: Center) -> "ComputeCenter":
+    def from_center(cls, center: Center) -> ComputeCenter:
         return cls(
             id=strawberry.ID(center.global_id),
             name=center.name,
@@ -176,8 +176,8 @@ class ComputeCenter(Node):
         info: Info[Context, None],
         first: int | None = None,
         after: str | None = None,
-        filter: Annotated["JobFilter", strawberry.lazy("graph.jobs.types")] | None = None,
-    ) -> Connection[Annotated["Job", strawberry.lazy("graph.jobs.types")]]:
+        filter: Annotated[JobFilter, strawberry.lazy("graph.jobs.types")] | None = None,
+    ) -> Connection[Annotated[Job, strawberry.lazy("graph.jobs.types")]]:
         from graph.jobs.types import list_jobs
 
         return await list_jobs(info, first=first, after=after, filter=filter, center_key=self.key)
@@ -190,7 +190,7 @@ async def all_compute_units(info: Info[Context, None], accelerator: str | None) 
     loader = info.context.loaders.capacity
     answers = await asyncio.gather(*(loader.load(center.id) for center in centers), return_exceptions=True)
     units: list[ComputeUnit] = []
-    for center, answer in zip(centers, answers):
+    for answer in answers:
         if isinstance(answer, CenterFault):
             info.context.partial_errors.append(center_error(answer, list(info.path.as_list())))
             continue

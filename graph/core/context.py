@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    runtime: "Runtime"
+    runtime: Runtime
     viewer: Viewer
     loaders: Loaders
     request: Any = None

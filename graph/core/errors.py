@@ -54,7 +54,9 @@ class ShapeErrors(MaskErrors):
             extensions: dict[str, Any] = dict(source.extensions or {})
             if "code" not in extensions:
                 extensions["code"] = _request_error_code(error) if error.path is None else "BAD_USER_INPUT"
-            return GraphQLError(error.message, nodes=error.nodes, source=error.source, positions=error.positions, path=error.path, extensions=extensions)
+            return GraphQLError(
+                error.message, nodes=error.nodes, source=error.source, positions=error.positions, path=error.path, extensions=extensions
+            )
         request_id = getattr(self.execution_context.context, "request_id", None)
         log.error("internal error request_id=%s path=%s", request_id, error.path, exc_info=original)
         return GraphQLError(

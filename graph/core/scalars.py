@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types.scalar import ScalarDefinition
 
-__all__ = ["BigInt", "JSON", "SCALAR_MAP"]
+__all__ = ["JSON", "SCALAR_MAP", "BigInt"]
 
 BigInt = NewType("BigInt", int)
 

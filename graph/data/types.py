@@ -32,7 +32,7 @@ class DatasetReplica:
         return ComputeCenter.from_center(center) if center else None
 
 
-async def _owner(info: Info[Context, None], owner_id: int) -> "Account":
+async def _owner(info: Info[Context, None], owner_id: int) -> Account:
     from graph.access.accounts import Account
 
     row = await info.context.loaders.account.load(owner_id)
@@ -53,7 +53,7 @@ class Dataset(Node):
     row: strawberry.Private[DatasetRow]
 
     @classmethod
-    def from_row(cls, row: DatasetRow) -> "Dataset":
+    def from_row(cls, row: DatasetRow) -> Dataset:
         return cls(
             id=strawberry.ID(to_global_id("Dataset", row.id)),
             name=row.name,
@@ -67,7 +67,7 @@ class Dataset(Node):
         )
 
     @strawberry.field
-    async def owner(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")]:
+    async def owner(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")]:
         return await _owner(info, self.row.owner_id)
 
     @strawberry.field
@@ -78,7 +78,7 @@ class Dataset(Node):
     @strawberry.field(description="Jobs that took this dataset as an input, newest first.")
     async def used_by(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated["Job", strawberry.lazy("graph.jobs.types")]]:
+    ) -> Connection[Annotated[Job, strawberry.lazy("graph.jobs.types")]]:
         from graph.jobs.types import list_jobs
 
         return await list_jobs(info, first=first, after=after, filter=None, dataset_key=self.row.id)
@@ -95,7 +95,7 @@ class Model(Node):
     row: strawberry.Private[ModelRow]
 
     @classmethod
-    def from_row(cls, row: ModelRow) -> "Model":
+    def from_row(cls, row: ModelRow) -> Model:
         return cls(
             id=strawberry.ID(to_global_id("Model", row.id)),
             name=row.name,
@@ -107,11 +107,11 @@ class Model(Node):
         )
 
     @strawberry.field
-    async def owner(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")]:
+    async def owner(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")]:
         return await _owner(info, self.row.owner_id)
 
     @strawberry.field
-    async def trained_by(self, info: Info[Context, None]) -> Annotated["Job", strawberry.lazy("graph.jobs.types")] | None:
+    async def trained_by(self, info: Info[Context, None]) -> Annotated[Job, strawberry.lazy("graph.jobs.types")] | None:
         from graph.jobs.types import Job
 
         if self.row.trained_by_job_id is None:

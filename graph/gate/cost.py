@@ -30,8 +30,8 @@ from graphql import (
     ValueNode,
     VariableNode,
     get_named_type,
-    is_object_type,
     is_interface_type,
+    is_object_type,
 )
 
 from resolvers.common.ids import DEFAULT_PAGE
@@ -62,7 +62,7 @@ class _Measure:
     depth: int = 0
     aliases: int = 0
 
-    def add(self, other: "_Measure", *, depth_offset: int = 0) -> None:
+    def add(self, other: _Measure, *, depth_offset: int = 0) -> None:
         self.cost += other.cost
         self.aliases += other.aliases
         self.depth = max(self.depth, other.depth + depth_offset)
@@ -132,7 +132,7 @@ class _Walker:
             return _Measure(cost=INTROSPECTION_COST, depth=1, aliases=aliases)
         definition = None
         if parent is not None and (is_object_type(parent) or is_interface_type(parent)):
-            definition = parent.fields.get(name)  # type: ignore[union-attr]
+            definition = parent.fields.get(name)
         if definition is None:
             inner = self.selection_set(node.selection_set, None)
             return _Measure(cost=inner.cost, depth=inner.depth + 1, aliases=inner.aliases + aliases)

@@ -22,9 +22,9 @@ from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospecti
 from strawberry.extensions import SchemaExtension
 
 from graph.core.context import Context
+from graph.core.permissions import missing_scopes, required_scopes
 from graph.gate.cost import measure, prescan
 from graph.gate.limits import check_shape, check_text, coded_error, cost_report, text_error, throttled_error
-from graph.core.permissions import missing_scopes, required_scopes
 from resolvers.access.audit import ERROR, AuditRecord
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -124,4 +124,3 @@ class Gate(SchemaExtension):
                 )
             ]
         return []
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cross_web import HTTPException
 from sqlalchemy import text
@@ -22,10 +22,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from graph.http import logs
 from graph.core.context import Context
-from graph.http.exports import export_routes
 from graph.gate.extension import unauthenticated
+from graph.http import logs
+from graph.http.exports import export_routes
 from graph.http.rules import (
     BodyTooLarge,
     bearer_token,
@@ -39,9 +39,9 @@ from graph.http.rules import (
     strict_json,
     wants_ide,
 )
+from graph.http.ws import MISSING, TransportWSHandler, offered_secret
 from graph.loaders import Loaders
 from graph.schema import schema
-from graph.http.ws import MISSING, TransportWSHandler, offered_secret
 from resolvers.access.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         super().__init__(
             schema,
@@ -96,7 +96,7 @@ class GraphQLApp(GraphQL[Context, None]):
         host = request.client.host if request.client else "unknown"
         return f"{'dev' if viewer.authenticated else 'anonymous'}:{host}"
 
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         assert self.runtime.default_viewer is not None, "the runtime has not started"
         viewer: Viewer = getattr(request.state, "viewer", ANONYMOUS)
         return Context(
@@ -110,7 +110,7 @@ class GraphQLApp(GraphQL[Context, None]):
             websocket=isinstance(request, WebSocket),
         )
 
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         request: WebSocket = context.request
         offered = offered_secret(context.connection_params, request.headers)
         if offered is MISSING:
@@ -120,7 +120,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if viewer is None or not viewer.authenticated:
             raise ConnectionRejectionError()
         context.become(viewer, self._throttle_key(viewer, request))
-        return UNSET
+        return cast(UnsetType, UNSET)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -164,7 +164,7 @@ class GraphQLApp(GraphQL[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         return strict_json(data)
 
-    def create_response(self, response_data: Any, sub_response: Response) -> Response:  # type: ignore[override]
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
         status = rejection_status(response_data) if isinstance(response_data, Mapping) else None
         if status is not None:  # it never executed: no `data` key, as the GraphQL-over-HTTP spec asks
             response_data = {key: value for key, value in response_data.items() if key != "data"}
@@ -181,7 +181,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 response.headers["retry-after"] = str(seconds)
         return response
 
-    async def get_sub_response(self, request: Request | WebSocket) -> Response:  # type: ignore[override]
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         sub_response.aicn_request = request  # type: ignore[attr-defined]
         return sub_response
@@ -195,7 +195,7 @@ def _http_error(request: Request, error: HTTPException) -> Response:
     return error_response(request, error.status_code, error.reason, code)
 
 
-def create_app(runtime: "Runtime") -> Starlette:
+def create_app(runtime: Runtime) -> Starlette:
     logs.install()
     graphql = GraphQLApp(runtime)
 

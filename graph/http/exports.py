@@ -9,16 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from resolvers.access.viewer import READ, Viewer
 from resolvers.billing.focus import focus_csv
 from resolvers.common.ids import int_key
-from resolvers.access.viewer import READ, Viewer
 from store import billing as billing_store
 
 if TYPE_CHECKING:
     from aicn.runtime import Runtime
 
 
-def export_routes(runtime: "Runtime", viewer_of: Callable[[Request], Awaitable[Viewer | None]]) -> list[Route]:
+def export_routes(runtime: Runtime, viewer_of: Callable[[Request], Awaitable[Viewer | None]]) -> list[Route]:
     """``viewer_of`` says who asks, as the GraphQL endpoint would (the bearer token); a caller
     without the read scope gets 401, and a bill the viewer may not see answers exactly like
     a missing one (404)."""

@@ -33,7 +33,7 @@ class _Missing:
 MISSING = _Missing()
 
 
-def offered_secret(params: Mapping[str, Any] | None, upgrade_headers: Mapping[str, str]) -> str | None | _Missing:
+def offered_secret(params: Mapping[str, Any] | None, upgrade_headers: Mapping[str, str]) -> str | _Missing | None:
     """The token a connection offers; None when it offers something unusable, MISSING when nothing."""
     lowered = {str(key).lower(): value for key, value in (params or {}).items()}
     if "authorization" in lowered:
@@ -51,7 +51,7 @@ def offered_secret(params: Mapping[str, Any] | None, upgrade_headers: Mapping[st
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     """strawberry's handler, closing on revocation, with a coded error for too many operations."""
 
-    _watcher: "asyncio.Task[None] | None" = None
+    _watcher: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
@@ -80,12 +80,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
-        if (
-            self.connection_acknowledged
-            and limit is not None
-            and message["id"] not in self.operations
-            and len(self.operations) >= limit
-        ):
+        if self.connection_acknowledged and limit is not None and message["id"] not in self.operations and len(self.operations) >= limit:
             error = GraphQLError(
                 f"at most {limit} operations may run at once on one connection",
                 extensions={"code": TOO_MANY_OPERATIONS, "maximum": limit},

@@ -6,11 +6,11 @@ import strawberry
 from strawberry.types import Info
 
 from graph.core.context import Context
+from graph.core.scalars import JSON, BigInt
 from graph.data.types import Dataset, Model
 from graph.jobs.types import Job, JobKind, PlacementPolicy
-from graph.core.scalars import JSON, BigInt
-from resolvers.data.service import DatasetRequest, ModelRequest
 from resolvers.common.errors import UserErrorData
+from resolvers.data.service import DatasetRequest, ModelRequest
 from resolvers.jobs.service import ResourceRequestData, SubmitRequest
 
 
@@ -21,13 +21,15 @@ class UserError:
     code: str
 
     @classmethod
-    def from_data(cls, error: UserErrorData) -> "UserError":
+    def from_data(cls, error: UserErrorData) -> UserError:
         return cls(field=list(error.field) or None, message=error.message, code=error.code)
 
 
 @strawberry.input
 class ResourceRequestInput:
-    max_duration_minutes: float = strawberry.field(description="Wall-clock limit; the job is stopped when it runs longer. May be fractional.")
+    max_duration_minutes: float = strawberry.field(
+        description="Wall-clock limit; the job is stopped when it runs longer. May be fractional."
+    )
     accelerator: str | None = strawberry.field(
         default=None, description="A catalog model. Absent: any model for `standardUnits`, cpu-core for `devices` or `cpus`."
     )

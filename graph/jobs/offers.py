@@ -11,13 +11,13 @@ from strawberry.types import Info
 from graph.centers.types import ComputeCenter, ComputeUnit, Money
 from graph.core.context import Context
 from graph.core.errors import center_error
-from graph.jobs.types import PlacementPolicy
 from graph.jobs.mutations import ResourceRequestInput
-from resolvers.jobs.dispatch import Snapshot, busy_devices
+from graph.jobs.types import PlacementPolicy
 from resolvers.common.errors import BadRequest, CenterFault
-from resolvers.jobs.service import ResourceRequestData, validate_resources
+from resolvers.jobs.dispatch import Snapshot, busy_devices
 from resolvers.jobs.offers import ResourceNeed
 from resolvers.jobs.ranking import rank
+from resolvers.jobs.service import ResourceRequestData, validate_resources
 from store.types import utcnow
 
 
@@ -26,13 +26,17 @@ class Offer:
     center: ComputeCenter
     compute_unit: ComputeUnit | None
     feasible: bool = strawberry.field(description="True when the center can start the job now.")
-    reason: str | None = strawberry.field(description="Why not, when not feasible: starts with a code such as NOT_ENOUGH_FREE, NO_SUCH_DEVICE, OVER_QUOTA, CENTER_DOWN.")
+    reason: str | None = strawberry.field(
+        description="Why not, when not feasible: starts with a code such as NOT_ENOUGH_FREE, NO_SUCH_DEVICE, OVER_QUOTA, CENTER_DOWN."
+    )
     devices: int
     standard_units: float
     price_per_hour: Money | None
     max_cost: Money | None = strawberry.field(description="Price per hour times the requested maximum duration.")
     estimated_start: datetime | None
-    score: float | None = strawberry.field(description="The placement policy's score (lower price or earlier start, or more local inputs, ranks first).")
+    score: float | None = strawberry.field(
+        description="The placement policy's score (lower price or earlier start, or more local inputs, ranks first)."
+    )
 
 
 async def resolve_offers(info: Info[Context, None], request: ResourceRequestInput, policy: PlacementPolicy) -> list[Offer]:
@@ -58,7 +62,7 @@ async def resolve_offers(info: Info[Context, None], request: ResourceRequestInpu
             raise answer
     async with runtime.db.read() as session:
         busy = await busy_devices(session)
-    snapshot = Snapshot(units={center.id: answer for center, answer in zip(centers, answers)}, busy=busy, taken_at=utcnow())  # type: ignore[misc]
+    snapshot = Snapshot(units={center.id: answer for center, answer in zip(centers, answers, strict=True)}, busy=busy, taken_at=utcnow())  # type: ignore[misc]
     need = ResourceNeed(data.max_duration_minutes, data.accelerator, data.devices, data.standard_units, data.cpus)
     quota_left = await runtime.dispatcher.quota_left(info.context.viewer.account_id)
     candidates = rank(runtime.dispatcher.offers(need, snapshot, quota_left, centers), policy.value, snapshot.taken_at)
@@ -71,7 +75,9 @@ async def resolve_offers(info: Info[Context, None], request: ResourceRequestInpu
             reason=candidate.offer.reason,
             devices=candidate.offer.devices,
             standard_units=candidate.offer.standard_units,
-            price_per_hour=Money(amount=candidate.offer.price_per_hour, currency=currency) if candidate.offer.price_per_hour is not None else None,
+            price_per_hour=Money(amount=candidate.offer.price_per_hour, currency=currency)
+            if candidate.offer.price_per_hour is not None
+            else None,
             max_cost=Money(amount=candidate.offer.max_cost, currency=currency) if candidate.offer.max_cost is not None else None,
             estimated_start=candidate.offer.estimated_start,
             score=candidate.score if candidate.score not in (None, float("inf")) else None,

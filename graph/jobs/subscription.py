@@ -19,7 +19,9 @@ class Subscription:
     @strawberry.subscription(
         description="A job's events: first those after `after` (replayed from the log), then live; ends after the job's final state."
     )
-    async def job_events(self, info: Info[Context, None], job_id: strawberry.ID, after: int | None = None) -> AsyncGenerator[JobEvent, None]:
+    async def job_events(
+        self, info: Info[Context, None], job_id: strawberry.ID, after: int | None = None
+    ) -> AsyncGenerator[JobEvent, None]:
         key = int_key(job_id, "Job")
         row = await info.context.loaders.job.load(key) if key is not None else None
         if row is None:

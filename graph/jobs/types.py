@@ -73,7 +73,7 @@ class JobProgress:
     at: datetime
 
     @classmethod
-    def from_document(cls, document: dict[str, Any] | None) -> "JobProgress | None":
+    def from_document(cls, document: dict[str, Any] | None) -> JobProgress | None:
         if not document:
             return None
         return cls(
@@ -127,14 +127,14 @@ class JobEvent:
     job_key: strawberry.Private[int]
 
     @strawberry.field
-    async def job(self, info: Info[Context, None]) -> "Job":
+    async def job(self, info: Info[Context, None]) -> Job:
         row = await info.context.loaders.job.load(self.job_key)
         if row is None:
             raise BadRequest("the job is not visible", "NOT_FOUND")
         return Job.from_row(row)
 
     @classmethod
-    def from_record(cls, record: EventRecord) -> "JobEvent":
+    def from_record(cls, record: EventRecord) -> JobEvent:
         return cls(
             seq=record.seq,
             at=record.at,
@@ -165,7 +165,7 @@ class Job(Node):
     row: strawberry.Private[JobRow]
 
     @classmethod
-    def from_row(cls, row: JobRow) -> "Job":
+    def from_row(cls, row: JobRow) -> Job:
         request = row.request
         placement = None
         if row.placement:
@@ -203,7 +203,7 @@ class Job(Node):
         )
 
     @strawberry.field
-    async def owner(self, info: Info[Context, None]) -> Annotated["Account", strawberry.lazy("graph.access.accounts")]:
+    async def owner(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")]:
         from graph.access.accounts import Account
 
         account = await info.context.loaders.account.load(self.row.owner_id)
@@ -229,13 +229,13 @@ class Job(Node):
         return None
 
     @strawberry.field
-    async def inputs(self, info: Info[Context, None]) -> list[Annotated["Dataset", strawberry.lazy("graph.data.types")]]:
+    async def inputs(self, info: Info[Context, None]) -> list[Annotated[Dataset, strawberry.lazy("graph.data.types")]]:
         from graph.data.types import Dataset
 
         return [Dataset.from_row(row) for row in await info.context.loaders.inputs.load(self.row.id)]
 
     @strawberry.field(description="The model this job trained, once registered.")
-    async def output_model(self, info: Info[Context, None]) -> Annotated["Model", strawberry.lazy("graph.data.types")] | None:
+    async def output_model(self, info: Info[Context, None]) -> Annotated[Model, strawberry.lazy("graph.data.types")] | None:
         from graph.data.types import Model
 
         row = await info.context.loaders.trained_model.load(self.row.id)
@@ -254,11 +254,13 @@ class Job(Node):
         async def count() -> int:
             return last_seq
 
-        connection = connection_from_page(page, lambda row: JobEvent.from_record(EventRecord.from_row(row, owner)), lambda row: row.seq, count)
+        connection = connection_from_page(
+            page, lambda row: JobEvent.from_record(EventRecord.from_row(row, owner)), lambda row: row.seq, count
+        )
         return connection
 
     @strawberry.field(description="What the job used and cost; null until a job that ran has ended.")
-    async def usage(self, info: Info[Context, None]) -> Annotated["UsageRecord", strawberry.lazy("graph.billing.types")] | None:
+    async def usage(self, info: Info[Context, None]) -> Annotated[UsageRecord, strawberry.lazy("graph.billing.types")] | None:
         from graph.billing.types import UsageRecord
 
         row = await info.context.loaders.billing.usage_by_job.load(self.row.id)

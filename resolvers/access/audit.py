@@ -9,9 +9,9 @@ from typing import Any
 
 from resolvers.access.viewer import Viewer
 from store import audit as audit_store
+from store.auth_tables import AuditEntryRow
 from store.db import Database
 from store.paging import Page
-from store.auth_tables import AuditEntryRow
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from resolvers.common.errors import UserErrorData
 from resolvers.access.viewer import SCOPES, Viewer
+from resolvers.common.errors import UserErrorData
 from store import tenancy
 from store import tokens as token_store
 from store.auth_tables import ApiTokenRow

@@ -28,7 +28,7 @@ class Viewer:
             object.__setattr__(self, "is_admin", True)
 
     @classmethod
-    def for_token(cls, account_id: int, token_id: int, scopes: frozenset[str]) -> "Viewer":
+    def for_token(cls, account_id: int, token_id: int, scopes: frozenset[str]) -> Viewer:
         return cls(account_id=account_id, token_id=token_id, scopes=frozenset(scopes), is_admin=ADMIN in scopes)
 
     @property

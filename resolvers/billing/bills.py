@@ -82,9 +82,7 @@ class BillBook:
             return []
         reached = await budget_store.thresholds_reached(session, account.account_id, bill.period)
         rows = [
-            budget_store.add_alert(
-                session, account.account_id, bill.period, threshold, account.monthly_budget, bill.total, bill.currency
-            )
+            budget_store.add_alert(session, account.account_id, bill.period, threshold, account.monthly_budget, bill.total, bill.currency)
             for threshold in thresholds_crossed(bill.total, account.monthly_budget, reached)
         ]
         if not rows:

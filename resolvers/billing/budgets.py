@@ -44,7 +44,7 @@ class AlertRecord:
     at: datetime
 
     @classmethod
-    def from_row(cls, row: BudgetAlertRow) -> "AlertRecord":
+    def from_row(cls, row: BudgetAlertRow) -> AlertRecord:
         return cls(row.id, row.account_id, row.period, row.threshold, row.budget, row.spent, row.currency, row.created_at)
 
     def to_message(self) -> dict[str, Any]:
@@ -60,7 +60,7 @@ class AlertRecord:
         }
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> "AlertRecord":
+    def from_message(cls, message: dict[str, Any]) -> AlertRecord:
         return cls(
             id=int(message["id"]),
             account_id=int(message["account_id"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from resolvers.common.ids import to_global_id
 from store import billing as billing_store
@@ -51,7 +51,7 @@ COLUMNS = (
 
 
 def _when(instant: datetime) -> str:
-    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def focus_row(bill: BillRow, item: billing_store.ExportLine) -> list[str]:

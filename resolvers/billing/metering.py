@@ -12,8 +12,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.billing.bills import BillBook
-from resolvers.jobs.ledger import Settlement
 from resolvers.billing.pricing import billed_seconds, cost, max_seconds, standard_unit_hours
+from resolvers.jobs.ledger import Settlement
 from store import billing as billing_store
 from store.tables import JobRow
 from store.types import utcnow

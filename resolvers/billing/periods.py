@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 _LABEL = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -32,7 +32,7 @@ class Calendar:
         start = datetime(year, month, 1, tzinfo=self.zone)
         next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
         end = datetime(next_year, next_month, 1, tzinfo=self.zone)
-        return BillingPeriod(f"{year:04d}-{month:02d}", start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+        return BillingPeriod(f"{year:04d}-{month:02d}", start.astimezone(UTC), end.astimezone(UTC))
 
     def period_of(self, instant: datetime) -> BillingPeriod:
         local = instant.astimezone(self.zone)

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.catalog import Catalog
+from resolvers.access.viewer import Viewer
 from resolvers.billing.bills import BillBook, Notice
+from resolvers.billing.pricing import Quote, make_quote
 from resolvers.centers.registry import Center
 from resolvers.common.errors import UserErrorData
 from resolvers.common.ids import int_key
-from resolvers.billing.pricing import Quote, make_quote
-from resolvers.access.viewer import Viewer
 from store import billing as billing_store
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow
 from store.bus import InMemoryBus
@@ -154,7 +154,9 @@ class BillingService:
         errors: list[UserErrorData] = []
         exact = parse_amount(amount)
         if exact is None:
-            errors.append(UserErrorData("amount must be a non-zero decimal with at most 6 places, below 10^13", "INVALID_AMOUNT", ("amount",)))
+            errors.append(
+                UserErrorData("amount must be a non-zero decimal with at most 6 places, below 10^13", "INVALID_AMOUNT", ("amount",))
+            )
         text = description.strip()
         if not 0 < len(text) <= MAX_DESCRIPTION:
             errors.append(UserErrorData(f"description must be 1 to {MAX_DESCRIPTION} characters", "INVALID_DESCRIPTION", ("description",)))
@@ -212,7 +214,9 @@ class BillingService:
         if amount is not None:
             exact = parse_amount(amount, allow_negative=False)
             if exact is None:
-                return BudgetOutcome(errors=[UserErrorData("the budget must be a positive decimal with at most 6 places", "INVALID_AMOUNT", ("amount",))])
+                return BudgetOutcome(
+                    errors=[UserErrorData("the budget must be a positive decimal with at most 6 places", "INVALID_AMOUNT", ("amount",))]
+                )
         async with self.db.transaction() as session:
             if await session.get(AccountRow, target) is None:
                 return BudgetOutcome(errors=[UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",))])
@@ -239,4 +243,3 @@ async def _account_id(session: AsyncSession, name: str) -> int:
     if account_id is None:
         raise LookupError(f"no account named {name!r}")
     return int(account_id)
-

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from resolvers.common.background import stop_task
-from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.centers.health import CenterHealth
+from resolvers.centers.registry import Center, CenterRegistry
+from resolvers.common.background import stop_task
 from store.bus import InMemoryBus
 
 DOWN_PROBE_INTERVAL = 1.0

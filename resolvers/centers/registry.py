@@ -18,8 +18,8 @@ from typing import TypeVar
 from connectors.base import Connector, DeviceCapacity
 from connectors.catalog import AcceleratorModel, Catalog
 from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError
-from resolvers.common.errors import CenterFault
 from resolvers.centers.health import CenterHealth, CircuitBreaker
+from resolvers.common.errors import CenterFault
 from resolvers.common.ids import to_global_id
 
 T = TypeVar("T")
@@ -127,17 +127,23 @@ class CenterRegistry:
                 result = await operation(center.connector)
         except (TimeoutError, CenterTimeout):
             center.breaker.record_failure(f"no answer within {center.deadline_seconds:g}s")
-            raise CenterFault("CENTER_TIMEOUT", center.global_id, center.name, f"center {center.name} did not answer within {center.deadline_seconds:g}s") from None
+            raise CenterFault(
+                "CENTER_TIMEOUT", center.global_id, center.name, f"center {center.name} did not answer within {center.deadline_seconds:g}s"
+            ) from None
         except CenterUnreachable as error:
             center.breaker.record_failure(error.message)
-            raise CenterFault("CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: {error.message}") from None
+            raise CenterFault(
+                "CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: {error.message}"
+            ) from None
         except ConnectorError:
             center.breaker.record_success((time.perf_counter() - started) * 1000)
             raise  # the center answered: it refused, or does not know the job
         except Exception as error:  # a connector bug must not take the whole answer down
             log.exception("connector of center %s failed", center.name)
             center.breaker.record_failure(f"connector error: {type(error).__name__}")
-            raise CenterFault("CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: connector error") from None
+            raise CenterFault(
+                "CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: connector error"
+            ) from None
         center.breaker.record_success((time.perf_counter() - started) * 1000)
         return result
 

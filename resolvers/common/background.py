@@ -23,7 +23,7 @@ class Alarm:
         self._event.clear()
 
 
-async def stop_task(task: "asyncio.Task[object] | None") -> None:
+async def stop_task(task: asyncio.Task[object] | None) -> None:
     """Cancel a background task and wait until it has finished."""
     if task is None:
         return

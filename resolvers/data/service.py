@@ -6,10 +6,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import CenterRegistry
 from resolvers.common.errors import UserErrorData
 from resolvers.common.ids import int_key
-from resolvers.access.viewer import Viewer
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store.db import Database
@@ -82,7 +82,9 @@ class DataService:
         version = request.version or "1"
         async with self.db.transaction() as session:
             if await dataset_store.find_dataset(session, viewer.account_id, request.name, version) is not None:
-                return Registered(errors=[UserErrorData(f"dataset {request.name} version {version} already exists", "ALREADY_EXISTS", ("version",))])
+                return Registered(
+                    errors=[UserErrorData(f"dataset {request.name} version {version} already exists", "ALREADY_EXISTS", ("version",))]
+                )
             row = DatasetRow(
                 owner_id=viewer.account_id,
                 name=request.name,
@@ -114,7 +116,9 @@ class DataService:
         version = request.version or "1"
         async with self.db.transaction() as session:
             if await dataset_store.find_model(session, viewer.account_id, request.name, version) is not None:
-                return Registered(errors=[UserErrorData(f"model {request.name} version {version} already exists", "ALREADY_EXISTS", ("version",))])
+                return Registered(
+                    errors=[UserErrorData(f"model {request.name} version {version} already exists", "ALREADY_EXISTS", ("version",))]
+                )
             row = ModelRow(
                 owner_id=viewer.account_id,
                 name=request.name,

@@ -19,14 +19,14 @@ from typing import Any
 from connectors.base import JobSpec
 from connectors.catalog import Catalog
 from connectors.errors import ConnectorError
-from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
-from resolvers.common.errors import CenterFault
-from resolvers.common.background import Alarm, stop_task
+from resolvers.billing.pricing import chosen_terms, quote_terms
 from resolvers.billing.service import BillingService
+from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
+from resolvers.common.background import Alarm, stop_task
+from resolvers.common.errors import CenterFault
 from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
 from resolvers.jobs.offers import BusyDevices, OfferData, ResourceNeed, make_offer
 from resolvers.jobs.ranking import Candidate, placement_document, rank
-from resolvers.billing.pricing import chosen_terms, quote_terms
 from store import accounts as account_store
 from store import jobs as job_store
 from store.db import Database
@@ -99,9 +99,11 @@ class Dispatcher:
         answers = await asyncio.gather(*(ask(center) for center in centers))
         async with self.db.read() as session:
             busy = await busy_devices(session)
-        return Snapshot(units={center.id: answer for center, answer in zip(centers, answers)}, busy=busy, taken_at=utcnow())
+        return Snapshot(units={center.id: answer for center, answer in zip(centers, answers, strict=True)}, busy=busy, taken_at=utcnow())
 
-    def offers(self, need: ResourceNeed, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None) -> list[OfferData]:
+    def offers(
+        self, need: ResourceNeed, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
+    ) -> list[OfferData]:
         return [
             make_offer(center, snapshot.units.get(center.id, []), need, self.catalog, snapshot.busy, snapshot.taken_at, quota_left)
             for center in (centers or self.registry.all())
@@ -151,9 +153,13 @@ class Dispatcher:
             terms = dict((job.placement or {}).get("terms") or {})
             if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
                 # the center could not quote at submission (it was down): it quotes now
-                quote = self.billing.quote(offer.center, offer.unit.accelerator.model, offer.devices, float(job.request["maxDurationMinutes"]))
+                quote = self.billing.quote(
+                    offer.center, offer.unit.accelerator.model, offer.devices, float(job.request["maxDurationMinutes"])
+                )
                 terms.update(quote_terms({offer.center.id: quote}))
-            change.columns.update(center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms))
+            change.columns.update(
+                center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms)
+            )
             change.columns.update(chosen_terms(terms.get(str(offer.center.id))))
             change.events.append({"kind": "PLACEMENT", "message": f"placed on {offer.center.name}: {chosen.reason}"})
             return change
@@ -274,7 +280,7 @@ class Dispatcher:
         for job in waiting:
             need = need_of(job)
             models = need.candidate_models()
-            if models is None and blocked or models is not None and (None in blocked or blocked & set(models)):
+            if (models is None and blocked) or (models is not None and (None in blocked or blocked & set(models))):
                 continue
             if job.owner_id not in quotas:
                 quotas[job.owner_id] = await self.quota_left(job.owner_id)
@@ -314,7 +320,14 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
         if center_id is None or not request.get("accelerator"):
             continue
         begun = started_at or now
-        busy.append(BusyDevices(center_id, request["accelerator"], int(request.get("devices") or 1), begun + timedelta(minutes=float(request["maxDurationMinutes"]))))
+        busy.append(
+            BusyDevices(
+                center_id,
+                request["accelerator"],
+                int(request.get("devices") or 1),
+                begun + timedelta(minutes=float(request["maxDurationMinutes"])),
+            )
+        )
     return busy
 
 

@@ -63,7 +63,7 @@ class EventRecord:
         return self.kind == "STATE" and self.state in TERMINAL
 
     @classmethod
-    def from_row(cls, row: JobEventRow, owner_id: int) -> "EventRecord":
+    def from_row(cls, row: JobEventRow, owner_id: int) -> EventRecord:
         return cls(row.job_id, owner_id, row.seq, row.at, row.kind, row.state, row.progress, row.message)
 
     def to_message(self) -> dict[str, Any]:
@@ -79,7 +79,7 @@ class EventRecord:
         }
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> "EventRecord":
+    def from_message(cls, message: dict[str, Any]) -> EventRecord:
         return cls(
             job_id=int(message["job_id"]),
             owner_id=int(message["owner_id"]),

@@ -98,7 +98,9 @@ def make_offer(
     if isinstance(units, CenterFault):
         return OfferData(center, None, False, f"CENTER_DOWN: {units.message}")
     if center.max_duration_minutes is not None and need.max_duration_minutes > center.max_duration_minutes:
-        return OfferData(center, None, False, f"DURATION_OVER_LIMIT: this center runs jobs for at most {center.max_duration_minutes:g} minutes")
+        return OfferData(
+            center, None, False, f"DURATION_OVER_LIMIT: this center runs jobs for at most {center.max_duration_minutes:g} minutes"
+        )
     models = need.candidate_models()
     options = [unit for unit in units if models is None or unit.accelerator.model in models]
     if not options:
@@ -127,7 +129,9 @@ def _offer_on(
     units = round(devices * unit.accelerator.standard_units, 6)
     price = money(unit.price_per_unit_hour * Decimal(str(units)))
     max_cost = money(unit.price_per_unit_hour * Decimal(str(units)) * Decimal(str(need.max_duration_minutes)) / Decimal(60))
-    priced = OfferData(center, unit, True, None, devices=devices, standard_units=units, price_per_hour=price, max_cost=max_cost, estimated_start=now)
+    priced = OfferData(
+        center, unit, True, None, devices=devices, standard_units=units, price_per_hour=price, max_cost=max_cost, estimated_start=now
+    )
     if devices > unit.devices_total:
         reason = f"NOT_ENOUGH_DEVICES: needs {devices} {model}; the center has {unit.devices_total}"
         return OfferData(center, None, False, reason, devices=devices, standard_units=units)

@@ -13,11 +13,11 @@ import logging
 from datetime import datetime, timedelta
 
 from connectors.base import JobStatus, StatusQuery
-from resolvers.common.background import Alarm, stop_task
 from resolvers.centers.registry import Center, CenterRegistry
+from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
-from resolvers.jobs.service import JobService
 from resolvers.jobs.ledger import Change, JobLedger, plan_changes
+from resolvers.jobs.service import JobService
 from store import jobs as job_store
 from store.db import Database
 from store.tables import JobRow
@@ -26,7 +26,6 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL_SECONDS = 2.0
-
 
 
 class Reconciler:

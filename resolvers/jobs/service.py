@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.errors import ConnectorError, JobNotFound
-from resolvers.billing.service import BillingService
+from resolvers.access.viewer import Viewer
 from resolvers.billing.pricing import Quote, max_hold, provisional_terms, quote_terms
+from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.common.errors import CenterFault, UserErrorData
 from resolvers.common.ids import int_key
@@ -18,7 +19,6 @@ from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import TERMINAL, Change, EventRecord, JobLedger
 from resolvers.jobs.offers import ResourceNeed
 from resolvers.jobs.ranking import Candidate, placement_document, rank
-from resolvers.access.viewer import Viewer
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store.db import Database
@@ -94,7 +94,9 @@ class JobService:
         if errors:
             return SubmitOutcome(errors=errors)
         resources = request.request
-        need = ResourceNeed(resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus)
+        need = ResourceNeed(
+            resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus
+        )
         candidates = await self.rank(viewer, need, request.policy, centers, dataset_ids)
         refusal = self._refusal(candidates)
         if refusal is not None:
@@ -151,12 +153,16 @@ class JobService:
         if self.billing is None:
             return {}
         return {
-            candidate.center_id: self.billing.quote(candidate.offer.center, candidate.offer.unit.accelerator.model, candidate.offer.devices, max_minutes)
+            candidate.center_id: self.billing.quote(
+                candidate.offer.center, candidate.offer.unit.accelerator.model, candidate.offer.devices, max_minutes
+            )
             for candidate in candidates
             if candidate.offer.could_run and candidate.offer.unit is not None
         }
 
-    async def rank(self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()) -> list[Candidate]:
+    async def rank(
+        self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
+    ) -> list[Candidate]:
         """Every center's offer for ``need``, best first by ``policy``."""
         snapshot = await self.dispatcher.snapshot(centers)
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
@@ -242,7 +248,9 @@ class JobService:
         if job is None:
             return SubmitOutcome(errors=[UserErrorData("no such job", "JOB_NOT_FOUND", ("jobId",))])
         if job.state in TERMINAL:
-            return SubmitOutcome(job=job, errors=[UserErrorData(f"the job has already ended ({job.state})", "JOB_ALREADY_FINISHED", ("jobId",))])
+            return SubmitOutcome(
+                job=job, errors=[UserErrorData(f"the job has already ended ({job.state})", "JOB_ALREADY_FINISHED", ("jobId",))]
+            )
 
         def begin_cancel(current: JobRow) -> Change:
             change = Change()
@@ -305,7 +313,12 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
         if not isinstance(environment, Mapping):
             bad("environment must be a JSON object of names to strings", "INVALID_ENVIRONMENT", "environment")
         elif len(environment) > MAX_ENVIRONMENT or not all(
-            isinstance(key, str) and key and "=" not in key and "\x00" not in key and isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            isinstance(key, str)
+            and key
+            and "=" not in key
+            and "\x00" not in key
+            and isinstance(value, (str, int, float))
+            and not isinstance(value, bool)
             for key, value in environment.items()
         ):
             bad("environment must map variable names to string values", "INVALID_ENVIRONMENT", "environment")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from resolvers.jobs.ledger import EventRecord
 from resolvers.access.viewer import Viewer
+from resolvers.jobs.ledger import EventRecord
 from store import jobs as job_store
 from store.bus import InMemoryBus
 from store.db import Database
