@@ -12,7 +12,9 @@ from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local.connector import LocalConnector
+from graph.core.services import Services
 from resolvers.access.audit import AuditLog
+from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
 from resolvers.access.throttle import Throttle
 from resolvers.access.viewer import Viewer
@@ -20,13 +22,16 @@ from resolvers.billing.bills import BillBook, BillingPolicy
 from resolvers.billing.budgets import BudgetAlertStream
 from resolvers.billing.metering import Meter
 from resolvers.billing.periods import Calendar
+from resolvers.billing.reads import BillingReads
 from resolvers.billing.service import BillingService
 from resolvers.centers.health import CircuitBreaker
 from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
+from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import JobLedger
+from resolvers.jobs.reads import JobReads
 from resolvers.jobs.reconciler import Reconciler
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
@@ -87,6 +92,24 @@ class Runtime:
         self.reconcilers: list[Reconciler] = []
         self.monitor = HealthMonitor(self.registry, self.bus)
         self.default_viewer: Viewer | None = None
+        self.services = Services(
+            centers=self.registry,
+            jobs=self.jobs,
+            job_reads=JobReads(self.db),
+            job_streams=self.streams,
+            data=self.data,
+            data_reads=DataReads(self.db),
+            billing=self.billing,
+            billing_reads=BillingReads(self.db, self.billing),
+            budget_alerts=self.budget_alerts,
+            access=self.access,
+            account_reads=AccountReads(self.db),
+            audit=self.audit,
+            throttle=self.throttle,
+        )
+
+    async def database_answers(self) -> bool:
+        return await self.db.answers()
 
     async def start(self, *, reconcile: bool = True) -> None:
         await self.db.migrate()

@@ -1,76 +1,63 @@
-"""DataLoaders, one set per request: each kind of lookup is one query per batch."""
+"""The loaders of one request: ids become nodes in batches, one query per kind of lookup.
+
+They sit above the domains, so a domain's field can reach another domain's nodes
+(a job's owner, a dataset's users) without importing it: arrows point down.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
 
 from strawberry.dataloader import DataLoader
+from strawberry.types import Info
 
+from graph.access.accounts import Account
+from graph.access.tokens import AccountMember, ApiToken
 from graph.billing.loaders import BillingLoaders
+from graph.core.batching import grouped, node_lists, nodes
+from graph.core.context import Context
+from graph.core.relay import Connection
+from graph.core.services import Services
+from graph.data.types import Dataset, Model
+from graph.jobs.inputs import JobFilter
+from graph.jobs.lists import list_jobs
+from graph.jobs.types import Job
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
-from store import accounts as account_store
-from store import datasets as dataset_store
-from store import jobs as job_store
-from store import tenancy
-from store import tokens as token_store
-from store.auth_tables import AccountMemberRow, ApiTokenRow
-from store.tables import AccountRow, DatasetReplicaRow, DatasetRow, JobRow, ModelRow
-
-if TYPE_CHECKING:
-    from aicn.runtime import Runtime
-
-K = TypeVar("K")
-V = TypeVar("V")
+from resolvers.data.records import DatasetReplicaRow
 
 
 class Loaders:
-    def __init__(self, runtime: Runtime, viewer: Viewer) -> None:
-        self.runtime = runtime
-        self.viewer = viewer
-        db = runtime.db
+    def __init__(self, services: Services, viewer: Viewer) -> None:
+        self.services = services
         scope = viewer.scope
-
-        def keyed(fetch: Callable[[Any, list[K]], Awaitable[dict[K, V]]]) -> DataLoader[K, V | None]:
-            async def load(keys: list[K]) -> list[V | None]:
-                async with db.read() as session:
-                    found = await fetch(session, keys)
-                return [found.get(key) for key in keys]
-
-            return DataLoader(load_fn=load)
-
-        def grouped(fetch: Callable[[Any, list[K]], Awaitable[dict[K, V]]], empty: Any) -> DataLoader[K, V]:
-            async def load(keys: list[K]) -> list[V]:
-                async with db.read() as session:
-                    found = await fetch(session, keys)
-                return [found.get(key, empty) for key in keys]
-
-            return DataLoader(load_fn=load)
-
-        self.account: DataLoader[int, AccountRow | None] = keyed(
-            lambda s, ids: account_store.accounts_by_ids(s, [i for i in ids if scope is None or i == scope])
-        )
-        self.job: DataLoader[int, JobRow | None] = keyed(lambda s, ids: job_store.jobs_by_ids(s, ids, scope))
-        self.dataset: DataLoader[int, DatasetRow | None] = keyed(lambda s, ids: dataset_store.datasets_by_ids(s, ids, scope))
-        self.model: DataLoader[int, ModelRow | None] = keyed(lambda s, ids: dataset_store.models_by_ids(s, ids, scope))
-        self.inputs: DataLoader[int, list[DatasetRow]] = grouped(lambda s, ids: _own_inputs(s, ids, scope), [])
-        self.trained_model: DataLoader[int, ModelRow | None] = keyed(lambda s, ids: dataset_store.models_by_training_jobs(s, ids, scope))
-        self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(dataset_store.replicas_by_datasets, [])
-        self.tokens: DataLoader[int, list[ApiTokenRow]] = grouped(token_store.tokens_by_accounts, [])
-        self.members: DataLoader[int, list[AccountMemberRow]] = grouped(tenancy.members_by_accounts, [])
+        accounts, jobs, data = services.account_reads, services.job_reads, services.data_reads
+        self.account: DataLoader[int, Account | None] = nodes(lambda ids: accounts.by_ids(ids, scope), Account.from_row)
+        self.tokens: DataLoader[int, list[ApiToken]] = node_lists(accounts.tokens, ApiToken.from_row)
+        self.members: DataLoader[int, list[AccountMember]] = node_lists(accounts.members, AccountMember.from_row)
+        self.job: DataLoader[int, Job | None] = nodes(lambda ids: jobs.by_ids(ids, scope), Job.from_row)
+        self.inputs: DataLoader[int, list[Dataset]] = node_lists(lambda ids: jobs.inputs(ids, scope), Dataset.from_row)
+        self.dataset: DataLoader[int, Dataset | None] = nodes(lambda ids: data.datasets_by_ids(ids, scope), Dataset.from_row)
+        self.model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_ids(ids, scope), Model.from_row)
+        self.trained_model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_training_jobs(ids, scope), Model.from_row)
+        self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = DataLoader(load_fn=self._load_capacity)
-        self.billing = BillingLoaders(runtime, viewer)
+        self.billing = BillingLoaders(services, viewer)
+
+    async def jobs(
+        self, info: Info[Context, None], *, first: int | None, after: str | None, filter: JobFilter | None, center_key: int
+    ) -> Connection[Job]:
+        """A center's jobs (the centers' domain lies below the jobs')."""
+        return await list_jobs(info, first=first, after=after, filter=filter, center_key=center_key)
 
     async def _load_capacity(self, center_ids: Sequence[int]) -> list[list[ComputeUnitInfo] | BaseException]:
         """Every asked center at once, each under its own deadline."""
+        registry = self.services.centers
 
-        registry = self.runtime.registry
-        centers = [registry.get(center_id) for center_id in center_ids]
-
-        async def one(center: Any) -> list[ComputeUnitInfo] | BaseException:
+        async def one(center_id: int) -> list[ComputeUnitInfo] | BaseException:
+            center = registry.get(center_id)
             if center is None:
                 return []
             try:
@@ -78,12 +65,4 @@ class Loaders:
             except CenterFault as fault:
                 return fault
 
-        return list(await asyncio.gather(*(one(center) for center in centers)))
-
-
-async def _own_inputs(session: Any, job_ids: list[int], scope: int | None) -> dict[int, list[DatasetRow]]:
-    """A job's inputs that the viewer may see (an admin may have given a job another account's data)."""
-    grouped = await job_store.inputs_by_jobs(session, job_ids)
-    if scope is None:
-        return grouped
-    return {job_id: [row for row in rows if row.owner_id == scope] for job_id, rows in grouped.items()}
+        return list(await asyncio.gather(*(one(center_id) for center_id in center_ids)))

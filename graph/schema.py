@@ -13,22 +13,35 @@ from strawberry.types import ExecutionContext
 
 from graph.access.accounts import Account
 from graph.access.audit import AuditQuery, audit_mutations
-from graph.access.tokens import AccessMutation, AccessQuery
-from graph.billing.roots import BillingMutation, BillingQuery, BillingSubscription
+from graph.access.mutations import AccessMutation
+from graph.access.query import AccountQuery, ViewerQuery
+from graph.billing.mutations import BillingMutation
+from graph.billing.query import BillingQuery
+from graph.billing.subscription import BillingSubscription
 from graph.billing.types import Bill, UsageRecord
+from graph.centers.query import CatalogQuery, CenterQuery
+from graph.centers.subscription import CenterSubscription
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.errors import ShapeErrors
 from graph.core.scalars import SCALAR_MAP
+from graph.data.mutations import DataMutation
+from graph.data.query import DataQuery
 from graph.data.types import Dataset, Model
 from graph.gate.extension import Gate
-from graph.jobs.mutations import Mutation as DomainMutation
-from graph.jobs.subscription import Subscription as DomainSubscription
+from graph.jobs.mutations import JobMutation
+from graph.jobs.offers import OfferQuery
+from graph.jobs.query import JobQuery
+from graph.jobs.subscription import JobSubscription
 from graph.jobs.types import Job
-from graph.query import Query as DomainQuery
+from graph.nodes import NodeQuery
 
-Query = merge_types("Query", (DomainQuery, BillingQuery, AccessQuery, AuditQuery))
-Mutation = merge_types("Mutation", (DomainMutation, BillingMutation, AccessMutation))
-Subscription = merge_types("Subscription", (DomainSubscription, BillingSubscription))
+# The roots, merged from each domain's part in the order clients see them.
+Query = merge_types(
+    "Query",
+    (NodeQuery, ViewerQuery, CenterQuery, OfferQuery, CatalogQuery, JobQuery, DataQuery, BillingQuery, AccountQuery, AuditQuery),
+)
+Mutation = merge_types("Mutation", (JobMutation, DataMutation, BillingMutation, AccessMutation))
+Subscription = merge_types("Subscription", (JobSubscription, CenterSubscription, BillingSubscription))
 
 
 class Schema(strawberry.Schema):

@@ -22,10 +22,10 @@ from graph.core.permissions import REQUIRES
 from graph.core.relay import Connection, connection_from_page
 from graph.core.scalars import JSON
 from resolvers.access.audit import ERROR, OK, USER_ERRORS, AuditRecord
+from resolvers.access.records import AuditEntryRow
 from resolvers.access.viewer import ADMIN
 from resolvers.common.errors import BadRequest, CenterFault
 from resolvers.common.ids import decode_cursor, int_key, page_size, to_global_id
-from store.auth_tables import AuditEntryRow
 
 if TYPE_CHECKING:
     from graph.access.accounts import Account
@@ -73,12 +73,9 @@ class AuditEntry:
 
     @strawberry.field(description="The account that made the call.")
     async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
-        from graph.access.accounts import Account
-
         if self.row.account_id is None:
             return None
-        found = await info.context.loaders.account.load(self.row.account_id)
-        return Account.from_row(found) if found else None
+        return await info.context.loaders.account.load(self.row.account_id)
 
 
 @strawberry.type
@@ -89,7 +86,7 @@ class AuditQuery:
     ) -> Connection[AuditEntry]:
         if not info.context.viewer.is_admin:
             raise BadRequest("the audit log is for admins", "FORBIDDEN")
-        size, cursor, audit = page_size(first), decode_cursor(after), info.context.runtime.audit
+        size, cursor, audit = page_size(first), decode_cursor(after), info.context.services.audit
         account_key = int_key(account_id, "Account") if account_id is not None else None
         if account_id is not None and account_key is None:
             account_key = -1  # an id of no account matches no entry
@@ -111,11 +108,11 @@ class Audited(FieldExtension):
             result = await next_(source, info, **kwargs)
         except Exception as error:
             record = AuditRecord(info.field_name, summary, ERROR, [_error_code(error)])
-            await context.runtime.audit.record(context.viewer, record, context.request_id)
+            await context.services.audit.record(context.viewer, record, context.request_id)
             raise
         codes = [error.code for error in getattr(result, "user_errors", None) or []]
         record = AuditRecord(info.field_name, summary, USER_ERRORS if codes else OK, codes)
-        await context.runtime.audit.record(context.viewer, record, context.request_id)
+        await context.services.audit.record(context.viewer, record, context.request_id)
         return result
 
 

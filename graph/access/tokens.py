@@ -1,24 +1,18 @@
-"""Accounts and API tokens in the graph: the admin mutations and the types they return."""
+"""API tokens and account members in the graph (never a token's secret, but once)."""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from graph.core.context import Context
-from graph.core.permissions import REQUIRES
-from graph.core.relay import Connection, connection_from_page
-from graph.jobs.mutations import UserError
+from resolvers.access.records import AccountMemberRow, ApiTokenRow
 from resolvers.access.viewer import ADMIN, READ, SUBMIT
-from resolvers.common.errors import BadRequest, UserErrorData
-from resolvers.common.ids import decode_cursor, int_key, page_size, to_global_id
-from store import tenancy
-from store.auth_tables import AccountMemberRow, ApiTokenRow
-from store.types import utcnow
+from resolvers.common.ids import to_global_id
 
 if TYPE_CHECKING:
     from graph.access.accounts import Account
@@ -59,14 +53,11 @@ class ApiToken:
 
     @strawberry.field(description="Neither revoked nor expired.")
     def active(self) -> bool:
-        return self.row.revoked_at is None and (self.row.expires_at is None or self.row.expires_at > utcnow())
+        return self.row.revoked_at is None and (self.row.expires_at is None or self.row.expires_at > datetime.now(UTC))
 
     @strawberry.field
     async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
-        from graph.access.accounts import Account
-
-        found = await info.context.loaders.account.load(self.row.account_id)
-        return Account.from_row(found) if found else None
+        return await info.context.loaders.account.load(self.row.account_id)
 
 
 @strawberry.type(description="A person (a user name or e-mail address) who belongs to an account.")
@@ -78,119 +69,3 @@ class AccountMember:
     @classmethod
     def from_row(cls, row: AccountMemberRow) -> AccountMember:
         return cls(name=row.name, role=row.role, created_at=row.created_at)
-
-
-@strawberry.input
-class CreateAccountInput:
-    name: str
-    members: list[str] | None = strawberry.field(default=None, description="User names or e-mail addresses; the first is the owner.")
-    client_mutation_id: str | None = None
-
-
-@strawberry.type
-class CreateAccountPayload:
-    account: Annotated[Account, strawberry.lazy("graph.access.accounts")] | None
-    user_errors: list[UserError]
-    client_mutation_id: str | None
-
-
-@strawberry.input
-class CreateApiTokenInput:
-    account_id: strawberry.ID
-    name: str
-    scopes: list[ApiScope]
-    expires_in_days: int | None = strawberry.field(default=None, description="Absent: the token does not expire.")
-    client_mutation_id: str | None = None
-
-
-@strawberry.type
-class CreateApiTokenPayload:
-    token: ApiToken | None
-    secret: str | None = strawberry.field(description="The token itself. Shown this once: store it now.")
-    user_errors: list[UserError]
-    client_mutation_id: str | None
-
-
-@strawberry.input
-class RevokeApiTokenInput:
-    token_id: strawberry.ID
-    client_mutation_id: str | None = None
-
-
-@strawberry.type
-class RevokeApiTokenPayload:
-    token: ApiToken | None
-    user_errors: list[UserError]
-    client_mutation_id: str | None
-
-
-def _errors(errors: list[UserErrorData]) -> list[UserError]:
-    return [UserError.from_data(error) for error in errors]
-
-
-def _require_admin(info: Info[Context, None]) -> None:
-    # the gate refuses these fields already; this keeps them safe wherever they are called from
-    if not info.context.viewer.is_admin:
-        raise BadRequest("this needs the admin scope", "FORBIDDEN")
-
-
-@strawberry.type
-class AccessMutation:
-    @strawberry.mutation(description="Create an account (tenant). Admins only.", metadata={REQUIRES: ADMIN})
-    async def create_account(self, info: Info[Context, None], input: CreateAccountInput) -> CreateAccountPayload:
-        from graph.access.accounts import Account
-
-        _require_admin(info)
-        outcome = await info.context.runtime.access.create_account(input.name, input.members or [])
-        return CreateAccountPayload(
-            account=Account.from_row(outcome.account) if outcome.account else None,
-            user_errors=_errors(outcome.errors),
-            client_mutation_id=input.client_mutation_id,
-        )
-
-    @strawberry.mutation(
-        description="Create an API token for an account; the payload's `secret` is shown once. Admins only.", metadata={REQUIRES: ADMIN}
-    )
-    async def create_api_token(self, info: Info[Context, None], input: CreateApiTokenInput) -> CreateApiTokenPayload:
-        _require_admin(info)
-        outcome = await info.context.runtime.access.create_token(
-            int_key(input.account_id, "Account"), input.name, [scope.value for scope in input.scopes], input.expires_in_days
-        )
-        return CreateApiTokenPayload(
-            token=ApiToken.from_row(outcome.token) if outcome.token else None,
-            secret=outcome.secret,
-            user_errors=_errors(outcome.errors),
-            client_mutation_id=input.client_mutation_id,
-        )
-
-    @strawberry.mutation(
-        description="Revoke an API token; it stops working from the next request. Admins only.", metadata={REQUIRES: ADMIN}
-    )
-    async def revoke_api_token(self, info: Info[Context, None], input: RevokeApiTokenInput) -> RevokeApiTokenPayload:
-        _require_admin(info)
-        outcome = await info.context.runtime.access.revoke_token(int_key(input.token_id, "ApiToken"))
-        return RevokeApiTokenPayload(
-            token=ApiToken.from_row(outcome.token) if outcome.token else None,
-            user_errors=_errors(outcome.errors),
-            client_mutation_id=input.client_mutation_id,
-        )
-
-
-@strawberry.type
-class AccessQuery:
-    @strawberry.field(description="Every account, newest first. Admins only.", metadata={REQUIRES: ADMIN})
-    async def accounts(
-        self, info: Info[Context, None], first: int | None = None, after: str | None = None
-    ) -> Connection[Annotated[Account, strawberry.lazy("graph.access.accounts")]]:
-        from graph.access.accounts import Account
-
-        _require_admin(info)
-        size, cursor, db = page_size(first), decode_cursor(after), info.context.runtime.db
-        async with db.read() as session:
-            page = await tenancy.accounts_page(session, first=size, after=cursor)
-
-        async def count() -> int:
-            async with db.read() as session:
-                return await tenancy.count_accounts(session)
-
-        return connection_from_page(page, Account.from_row, lambda row: row.id, count)

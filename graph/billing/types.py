@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
-from graph.centers.types import ComputeCenter, ComputeUnit, Money
+from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
+from graph.core.money import Money
 from graph.core.relay import Connection, Node, connection_from_page
 from resolvers.billing.budgets import AlertRecord
+from resolvers.billing.records import BillLineRow, BillRow, UsageRecordRow
 from resolvers.common.ids import decode_cursor, page_size, to_global_id
-from store import billing as billing_store
-from store.billing_tables import BillLineRow, BillRow, BudgetAlertRow, UsageRecordRow
-from store.types import utcnow
 
 if TYPE_CHECKING:
     from graph.access.accounts import Account
@@ -40,18 +39,8 @@ class BillLineKind(enum.Enum):
     ADJUSTMENT = "ADJUSTMENT"
 
 
-async def _account(info: Info[Context, None], key: int) -> Account | None:
-    from graph.access.accounts import Account
-
-    row = await info.context.loaders.account.load(key)
-    return Account.from_row(row) if row else None
-
-
 async def _bill(info: Info[Context, None], key: int | None) -> Bill | None:
-    if key is None:
-        return None
-    row = await info.context.loaders.billing.bill.load(key)
-    return Bill.from_row(row) if row else None
+    return await info.context.loaders.billing.bill.load(key) if key is not None else None
 
 
 @strawberry.type(description="What one job that ran used and cost; written once, in the transaction that ended the job.")
@@ -86,23 +75,20 @@ class UsageRecord(Node):
 
     @strawberry.field
     async def job(self, info: Info[Context, None]) -> Annotated[Job, strawberry.lazy("graph.jobs.types")] | None:
-        from graph.jobs.types import Job
-
-        row = await info.context.loaders.job.load(self.row.job_id)
-        return Job.from_row(row) if row else None
+        return await info.context.loaders.job.load(self.row.job_id)
 
     @strawberry.field(description="The center that ran the job; null if it is no longer configured.")
     def center(self, info: Info[Context, None]) -> ComputeCenter | None:
-        center = info.context.runtime.registry.get(self.row.center_id)
+        center = info.context.services.centers.get(self.row.center_id)
         return ComputeCenter.from_center(center) if center else None
 
     @strawberry.field(description="What the center offers of the accelerator the job ran on, asked now.")
     async def compute_unit(self, info: Info[Context, None]) -> ComputeUnit | None:
-        if info.context.runtime.registry.get(self.row.center_id) is None:
+        if info.context.services.centers.get(self.row.center_id) is None:
             return None
         for unit in await info.context.loaders.capacity.load(self.row.center_id):
             if unit.accelerator.model == self.row.accelerator:
-                return ComputeUnit.from_info(unit, info.context.runtime.registry.currency)
+                return ComputeUnit.from_info(unit, info.context.services.centers.currency)
         return None
 
     @strawberry.field(description="The bill the usage is charged on.")
@@ -132,8 +118,7 @@ class BillLine:
     async def usage(self, info: Info[Context, None]) -> UsageRecord | None:
         if self.row.usage_id is None:
             return None
-        row = await info.context.loaders.billing.usage.load(self.row.usage_id)
-        return UsageRecord.from_row(row) if row else None
+        return await info.context.loaders.billing.usage.load(self.row.usage_id)
 
     @strawberry.field
     async def bill(self, info: Info[Context, None]) -> Bill | None:
@@ -172,13 +157,11 @@ class Bill(Node):
 
     @strawberry.field
     async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
-        return await _account(info, self.row.account_id)
+        return await info.context.loaders.account.load(self.row.account_id)
 
     @strawberry.field(description="The bill's lines, oldest first (keyset paging: every page costs the same).")
     async def lines(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[BillLine]:
-        size, cursor, db = page_size(first), decode_cursor(after), info.context.runtime.db
-        async with db.read() as session:
-            page = await billing_store.lines_page(session, self.row.id, first=size, after=cursor)
+        page = await info.context.services.billing_reads.lines(self.row, first=page_size(first), after=decode_cursor(after))
         line_count, currency = self.row.line_count, self.row.currency
 
         async def count() -> int:
@@ -217,7 +200,7 @@ class BudgetAlert:
 
     @strawberry.field
     async def account(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")] | None:
-        return await _account(info, self.account_key)
+        return await info.context.loaders.account.load(self.account_key)
 
 
 @strawberry.type(description="An account's monthly budget and this month's spending against it.")
@@ -226,53 +209,3 @@ class Budget:
     period: str
     spent: Money = strawberry.field(description="This month's bill total so far.")
     alerts: list[BudgetAlert] = strawberry.field(description="This month's alerts.")
-
-
-# ---------------------------------------------------------------------- account fields
-
-
-async def balance_of(info: Info[Context, None], account_key: int, part: str) -> Money:
-    balance = await info.context.loaders.billing.balance.load(account_key)
-    amounts = {"balance": balance.balance, "holds": balance.holds, "available": balance.available}
-    return Money(amount=amounts[part], currency=balance.currency)
-
-
-async def budget_of(info: Info[Context, None], account_key: int) -> Budget | None:
-    balance = await info.context.loaders.billing.balance.load(account_key)
-    if balance.monthly_budget is None:
-        return None
-    period = info.context.runtime.billing.book.policy.calendar.period_of(utcnow()).label
-    bill = await info.context.loaders.billing.month_bill.load(account_key)
-    alerts: list[BudgetAlertRow] = await info.context.loaders.billing.month_alerts.load(account_key)
-    spent = bill.total if bill is not None else Decimal("0.000000")
-    return Budget(
-        amount=Money(amount=balance.monthly_budget, currency=balance.currency),
-        period=period,
-        spent=Money(amount=spent, currency=balance.currency),
-        alerts=[BudgetAlert.from_record(AlertRecord.from_row(row)) for row in alerts],
-    )
-
-
-async def list_bills(info: Info[Context, None], *, first: int | None, after: str | None, owner_key: int | None = None) -> Connection[Bill]:
-    """Bills newest first: the viewer's (an admin's: everyone's), or one account's."""
-    size, cursor, db = page_size(first), decode_cursor(after), info.context.runtime.db
-    scope = owner_key if owner_key is not None else info.context.viewer.scope
-    async with db.read() as session:
-        page = await billing_store.bills_page(session, scope, first=size, after=cursor)
-
-    async def count() -> int:
-        async with db.read() as session:
-            return await billing_store.count_bills(session, scope)
-
-    for row in page.rows:
-        info.context.loaders.billing.bill.prime(row.id, row)
-    return connection_from_page(page, Bill.from_row, lambda row: row.id, count)
-
-
-async def resolve_billing_node(info: Info[Context, None], type_name: str, key: int) -> Node | None:
-    if type_name == "Bill":
-        return await _bill(info, key)
-    if type_name == "UsageRecord":
-        row = await info.context.loaders.billing.usage.load(key)
-        return UsageRecord.from_row(row) if row else None
-    return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -14,12 +13,14 @@ from strawberry.types import Info
 from connectors.catalog import AcceleratorModel
 from graph.core.context import Context
 from graph.core.errors import center_error
+from graph.core.money import Money
 from graph.core.relay import Connection, Node
 from resolvers.centers.registry import Center, ComputeUnitInfo
 from resolvers.common.errors import CenterFault
 
 if TYPE_CHECKING:
-    from graph.jobs.types import Job, JobFilter
+    from graph.jobs.inputs import JobFilter
+    from graph.jobs.types import Job
 
 
 @strawberry.enum
@@ -46,12 +47,6 @@ class DeviceKind(enum.Enum):
     MLU = "MLU"
     DCU = "DCU"
     OTHER = "OTHER"
-
-
-@strawberry.type(description="An amount of money in one currency; amounts are exact decimals.")
-class Money:
-    amount: Decimal
-    currency: str
 
 
 @strawberry.type(description="A device model of the catalog and what one device is worth in standard compute units.")
@@ -150,7 +145,7 @@ class ComputeCenter(Node):
 
     @strawberry.field(description="The center's health as its background probe and recent calls saw it.")
     def status(self, info: Info[Context, None]) -> CenterStatus:
-        center = info.context.runtime.registry.get(self.key)
+        center = info.context.services.centers.get(self.key)
         assert center is not None
         health = center.health
         return CenterStatus(
@@ -162,7 +157,7 @@ class ComputeCenter(Node):
 
     @strawberry.field(description="What the center offers, asked now. Null (with an error naming the center) when it does not answer.")
     async def compute_units(self, info: Info[Context, None]) -> list[ComputeUnit] | None:
-        currency = info.context.runtime.registry.currency
+        currency = info.context.services.centers.currency
         return [ComputeUnit.from_info(unit, currency) for unit in await info.context.loaders.capacity.load(self.key)]
 
     @strawberry.field(description="The center's capacity in standard units. Null (with an error) when it does not answer.")
@@ -176,16 +171,14 @@ class ComputeCenter(Node):
         info: Info[Context, None],
         first: int | None = None,
         after: str | None = None,
-        filter: Annotated[JobFilter, strawberry.lazy("graph.jobs.types")] | None = None,
+        filter: Annotated[JobFilter, strawberry.lazy("graph.jobs.inputs")] | None = None,
     ) -> Connection[Annotated[Job, strawberry.lazy("graph.jobs.types")]]:
-        from graph.jobs.types import list_jobs
-
-        return await list_jobs(info, first=first, after=after, filter=filter, center_key=self.key)
+        return await info.context.loaders.jobs(info, first=first, after=after, filter=filter, center_key=self.key)
 
 
 async def all_compute_units(info: Info[Context, None], accelerator: str | None) -> list[ComputeUnit]:
     """Every center's compute units, asked concurrently; a silent center adds an error, not a failure."""
-    registry = info.context.runtime.registry
+    registry = info.context.services.centers
     centers = registry.all()
     loader = info.context.loaders.capacity
     answers = await asyncio.gather(*(loader.load(center.id) for center in centers), return_exceptions=True)

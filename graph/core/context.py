@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graphql.error import GraphQLError
 
-from graph.loaders import Loaders
+from graph.core.services import Services
 from resolvers.access.viewer import Viewer
 
 if TYPE_CHECKING:
-    from aicn.runtime import Runtime
+    from aicn.security_settings import LimitSettings
+    from graph.loaders import Loaders
 
 
 @dataclass
 class Context:
-    runtime: Runtime
+    services: Services
+    limits: LimitSettings
     viewer: Viewer
-    loaders: Loaders
+    #: builds the request's loaders for a viewer (graph.loaders sits above the domains that use them)
+    make_loaders: Callable[[Services, Viewer], Loaders]
     request: Any = None
     response: Any = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
@@ -30,6 +34,10 @@ class Context:
     websocket: bool = False
     #: the `connection_init` payload of a WebSocket (strawberry sets it)
     connection_params: dict[str, Any] | None = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refresh_loaders()
 
     def become(self, viewer: Viewer, throttle_key: str) -> None:
         """Act as ``viewer`` from now on (a WebSocket after its `connection_init`)."""
@@ -39,4 +47,4 @@ class Context:
 
     def refresh_loaders(self) -> None:
         """Forget cached lookups: a subscription's context lives as long as its connection."""
-        self.loaders = Loaders(self.runtime, self.viewer)
+        self.loaders = self.make_loaders(self.services, self.viewer)

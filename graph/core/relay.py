@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 import strawberry
 
 from resolvers.common.ids import encode_cursor
-from store.paging import Page
+from resolvers.common.reading import Page
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")

@@ -12,8 +12,9 @@ from graph.centers.types import ComputeCenter
 from graph.core.context import Context
 from graph.core.relay import Connection, Node
 from graph.core.scalars import BigInt
+from graph.jobs.lists import list_jobs
 from resolvers.common.ids import to_global_id
-from store.tables import DatasetRow, ModelRow
+from resolvers.data.records import DatasetRow, ModelRow
 
 if TYPE_CHECKING:
     from graph.access.accounts import Account
@@ -28,16 +29,14 @@ class DatasetReplica:
 
     @strawberry.field
     def center(self, info: Info[Context, None]) -> ComputeCenter | None:
-        center = info.context.runtime.registry.get(self.center_key)
+        center = info.context.services.centers.get(self.center_key)
         return ComputeCenter.from_center(center) if center else None
 
 
 async def _owner(info: Info[Context, None], owner_id: int) -> Account:
-    from graph.access.accounts import Account
-
-    row = await info.context.loaders.account.load(owner_id)
-    assert row is not None
-    return Account.from_row(row)
+    account = await info.context.loaders.account.load(owner_id)
+    assert account is not None
+    return account
 
 
 @strawberry.type(description="A registered dataset: where it is, what it holds, and which jobs used it.")
@@ -79,8 +78,6 @@ class Dataset(Node):
     async def used_by(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[Job, strawberry.lazy("graph.jobs.types")]]:
-        from graph.jobs.types import list_jobs
-
         return await list_jobs(info, first=first, after=after, filter=None, dataset_key=self.row.id)
 
 
@@ -112,15 +109,12 @@ class Model(Node):
 
     @strawberry.field
     async def trained_by(self, info: Info[Context, None]) -> Annotated[Job, strawberry.lazy("graph.jobs.types")] | None:
-        from graph.jobs.types import Job
-
         if self.row.trained_by_job_id is None:
             return None
-        row = await info.context.loaders.job.load(self.row.trained_by_job_id)
-        return Job.from_row(row) if row else None
+        return await info.context.loaders.job.load(self.row.trained_by_job_id)
 
     @strawberry.field(description="The datasets the training job took as inputs.")
     async def trained_on(self, info: Info[Context, None]) -> list[Dataset]:
         if self.row.trained_by_job_id is None:
             return []
-        return [Dataset.from_row(row) for row in await info.context.loaders.inputs.load(self.row.trained_by_job_id)]
+        return await info.context.loaders.inputs.load(self.row.trained_by_job_id)

@@ -52,14 +52,14 @@ class Gate(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context
         if isinstance(context, Context):
-            self.execution_context.parse_options["max_tokens"] = context.runtime.settings.limits.max_tokens
+            self.execution_context.parse_options["max_tokens"] = context.limits.max_tokens
         yield
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context.context
         query = self.execution_context.query
         if isinstance(context, Context) and isinstance(query, str) and self.execution_context.graphql_document is None:
-            limits = context.runtime.settings.limits
+            limits = context.limits
             scan = prescan(query[: limits.max_query_length + 1], limits.max_tokens)
             self._refused = check_text(query, scan, limits)
             if self._refused:
@@ -74,7 +74,7 @@ class Gate(SchemaExtension):
                 self.execution_context.pre_execution_errors = errors
             else:
                 rules: tuple[Any, ...] = (MaxIntrospectionDepthRule,)
-                if not context.runtime.settings.limits.introspection:
+                if not context.limits.introspection:
                     rules += (NoSchemaIntrospectionCustomRule,)
                 self.execution_context.validation_rules = (*self.execution_context.validation_rules, *rules)
         yield
@@ -88,20 +88,19 @@ class Gate(SchemaExtension):
         operation = get_operation_ast(document, execution.operation_name) if document is not None else None
         if document is None or operation is None:
             return []  # strawberry has already refused it
-        runtime = context.runtime
-        limits = runtime.settings.limits
+        services, limits = context.services, context.limits
         shape = measure(execution.schema._schema, document, operation, execution.variables)
         viewer = context.viewer
         if not viewer.authenticated and not shape.introspection_only:
             return [unauthenticated("authentication required")]
-        if context.websocket and viewer.token_id is not None and not await runtime.access.still_valid(viewer.token_id):
+        if context.websocket and viewer.token_id is not None and not await services.access.still_valid(viewer.token_id):
             return [unauthenticated("the token has been revoked or has expired")]
         key = context.throttle_key or "anonymous"
         too_complex = check_shape(shape, limits)
         if too_complex:
-            self._report = cost_report(shape.cost, runtime.throttle.peek(key), limits)
+            self._report = cost_report(shape.cost, services.throttle.peek(key), limits)
             return too_complex
-        decision = runtime.throttle.take(key, shape.cost)
+        decision = services.throttle.take(key, shape.cost)
         self._report = cost_report(shape.cost, decision.available, limits)
         if not decision.allowed:
             return [throttled_error(decision)]
@@ -112,7 +111,7 @@ class Gate(SchemaExtension):
         if missing:
             if operation.operation == OperationType.MUTATION:
                 for name in missing:
-                    await runtime.audit.record(viewer, AuditRecord(name, None, ERROR, [FORBIDDEN]), context.request_id)
+                    await services.audit.record(viewer, AuditRecord(name, None, ERROR, [FORBIDDEN]), context.request_id)
             wanted = sorted(set(missing.values()))
             fields = ", ".join(sorted(missing))
             return [

@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from cross_web import HTTPException
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -23,6 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from graph.core.context import Context
+from graph.core.services import Services
 from graph.gate.extension import unauthenticated
 from graph.http import logs
 from graph.http.exports import export_routes
@@ -45,7 +45,33 @@ from graph.schema import schema
 from resolvers.access.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
-    from aicn.runtime import Runtime
+    from aicn.security_settings import AuthSettings, HttpSettings, LimitSettings
+
+
+class FaceSettings(Protocol):
+    """The settings the face reads."""
+
+    @property
+    def limits(self) -> LimitSettings: ...
+    @property
+    def auth(self) -> AuthSettings: ...
+    @property
+    def http(self) -> HttpSettings: ...
+
+
+class Gateway(Protocol):
+    """What the app serves: the composition root (aicn.runtime.Runtime), seen from the face."""
+
+    @property
+    def settings(self) -> FaceSettings: ...
+    @property
+    def services(self) -> Services: ...
+    @property
+    def default_viewer(self) -> Viewer | None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def database_answers(self) -> bool: ...
+
 
 CSRF_MESSAGE = (
     "this request could have come from another site (CSRF): send it with Content-Type: application/json, "
@@ -63,8 +89,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
+    def __init__(self, gateway: Gateway) -> None:
+        settings = gateway.settings
         super().__init__(
             schema,
             graphql_ide="graphiql",
@@ -72,7 +98,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.limits.max_subscriptions_per_connection,
             allowed_origins=settings.http.cors_origins,
         )
-        self.runtime = runtime
+        self.gateway = gateway
 
     # ------------------------------------------------------------------ who is asking
 
@@ -81,12 +107,12 @@ class GraphQLApp(GraphQL[Context, None]):
         header = request.headers.get("authorization")
         if header is not None:
             secret = bearer_token(header)
-            return await self.runtime.access.authenticate(secret) if secret else None
+            return await self.gateway.services.access.authenticate(secret) if secret else None
         return self._tokenless(request.client.host if request.client else None)
 
     def _tokenless(self, host: str | None) -> Viewer:
-        if self.runtime.settings.auth.mode == "dev" and is_loopback(host) and self.runtime.default_viewer is not None:
-            return self.runtime.default_viewer
+        if self.gateway.settings.auth.mode == "dev" and is_loopback(host) and self.gateway.default_viewer is not None:
+            return self.gateway.default_viewer
         return ANONYMOUS
 
     @staticmethod
@@ -97,12 +123,13 @@ class GraphQLApp(GraphQL[Context, None]):
         return f"{'dev' if viewer.authenticated else 'anonymous'}:{host}"
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        assert self.runtime.default_viewer is not None, "the runtime has not started"
+        assert self.gateway.default_viewer is not None, "the gateway has not started"
         viewer: Viewer = getattr(request.state, "viewer", ANONYMOUS)
         return Context(
-            runtime=self.runtime,
+            services=self.gateway.services,
+            limits=self.gateway.settings.limits,
             viewer=viewer,
-            loaders=Loaders(self.runtime, viewer),
+            make_loaders=Loaders,
             request=request,
             response=response,
             request_id=getattr(request.state, "request_id", None) or new_request_id(),
@@ -116,7 +143,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if offered is MISSING:
             viewer: Viewer | None = self._tokenless(request.client.host if request.client else None)
         else:
-            viewer = await self.runtime.access.authenticate(offered) if isinstance(offered, str) else None
+            viewer = await self.gateway.services.access.authenticate(offered) if isinstance(offered, str) else None
         if viewer is None or not viewer.authenticated:
             raise ConnectionRejectionError()
         context.become(viewer, self._throttle_key(viewer, request))
@@ -139,7 +166,7 @@ class GraphQLApp(GraphQL[Context, None]):
             logs.REQUEST_ID.reset(previous)
 
     async def _serve(self, scope: Scope, receive: Receive) -> Response:
-        limit = self.runtime.settings.limits.max_body_bytes
+        limit = self.gateway.settings.limits.max_body_bytes
         request = Request(scope=scope, receive=limited_receive(receive, limit))
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -195,33 +222,30 @@ def _http_error(request: Request, error: HTTPException) -> Response:
     return error_response(request, error.status_code, error.reason, code)
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(gateway: Gateway) -> Starlette:
     logs.install()
-    graphql = GraphQLApp(runtime)
+    graphql = GraphQLApp(gateway)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await runtime.start()
+        await gateway.start()
         try:
             yield
         finally:
-            await runtime.stop()
+            await gateway.stop()
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        try:
-            async with runtime.db.read() as session:
-                await session.execute(text("SELECT 1"))
-        except Exception:
+        if not await gateway.database_answers():
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-        if runtime.default_viewer is None:
+        if gateway.default_viewer is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse({"status": "ready", "centers": len(runtime.registry.all())})
+        return JSONResponse({"status": "ready", "centers": len(gateway.services.centers.all())})
 
     middleware: list[Middleware] = []
-    origins = runtime.settings.http.cors_origins
+    origins = gateway.settings.http.cors_origins
     if origins:
         middleware.append(
             Middleware(
@@ -239,7 +263,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
-            *export_routes(runtime, graphql.authenticate),
+            *export_routes(gateway.services.billing_reads, graphql.authenticate),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from resolvers.access.viewer import READ, Viewer
-from resolvers.billing.focus import focus_csv
+from resolvers.billing.reads import BillingReads
 from resolvers.common.ids import int_key
-from store import billing as billing_store
-
-if TYPE_CHECKING:
-    from aicn.runtime import Runtime
 
 
-def export_routes(runtime: Runtime, viewer_of: Callable[[Request], Awaitable[Viewer | None]]) -> list[Route]:
+def export_routes(billing: BillingReads, viewer_of: Callable[[Request], Awaitable[Viewer | None]]) -> list[Route]:
     """``viewer_of`` says who asks, as the GraphQL endpoint would (the bearer token); a caller
     without the read scope gets 401, and a bill the viewer may not see answers exactly like
     a missing one (404)."""
@@ -32,15 +27,12 @@ def export_routes(runtime: Runtime, viewer_of: Callable[[Request], Awaitable[Vie
                 headers={"www-authenticate": "Bearer"},
             )
         key = int_key(request.path_params["bill_id"], "Bill")
-        bill = None
-        if key is not None:
-            async with runtime.db.read() as session:
-                bill = (await billing_store.bills_by_ids(session, [key], viewer.scope)).get(key)
+        bill = (await billing.bills_by_ids([key], viewer.scope)).get(key) if key is not None else None
         if bill is None:
             return JSONResponse({"errors": [{"message": "no such bill", "extensions": {"code": "NOT_FOUND"}}]}, status_code=404)
         filename = f"aicn-bill-{bill.period}-{bill.id}.csv"
         return StreamingResponse(
-            focus_csv(runtime.db, bill),
+            billing.focus_csv(bill),
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{filename}"'},
         )

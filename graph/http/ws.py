@@ -21,7 +21,6 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, SubscribeMessage
 
 from graph.http.rules import bearer_token
-from resolvers.access.service import REVOCATIONS
 
 TOO_MANY_OPERATIONS = "TOO_MANY_SUBSCRIPTIONS"
 
@@ -60,9 +59,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             self._watcher = asyncio.create_task(self._close_when_revoked(token_id))
 
     async def _close_when_revoked(self, token_id: int) -> None:
-        runtime = self.context.runtime
-        async with runtime.bus.subscribe(REVOCATIONS) as news:
-            if not await runtime.access.still_valid(token_id):  # revoked before we listened
+        access = self.context.services.access
+        async with access.revocations() as news:
+            if not await access.still_valid(token_id):  # revoked before we listened
                 await self.websocket.close(code=4403, reason="the token has been revoked")
                 return
             while True:

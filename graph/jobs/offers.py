@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from decimal import Decimal
 
 import strawberry
 from strawberry.types import Info
 
-from graph.centers.types import ComputeCenter, ComputeUnit, Money
+from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.errors import center_error
-from graph.jobs.mutations import ResourceRequestInput
-from graph.jobs.types import PlacementPolicy
+from graph.core.money import Money
+from graph.jobs.enums import PlacementPolicy
+from graph.jobs.inputs import ResourceRequestInput
+from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import BadRequest, CenterFault
-from resolvers.jobs.dispatch import Snapshot, busy_devices
-from resolvers.jobs.offers import ResourceNeed
-from resolvers.jobs.ranking import rank
-from resolvers.jobs.service import ResourceRequestData, validate_resources
-from store.types import utcnow
+from resolvers.jobs.service import validate_resources
 
 
 @strawberry.type(description="One center's quote for a resource request.")
@@ -39,48 +38,45 @@ class Offer:
     )
 
 
-async def resolve_offers(info: Info[Context, None], request: ResourceRequestInput, policy: PlacementPolicy) -> list[Offer]:
-    runtime = info.context.runtime
-    data = ResourceRequestData(
-        max_duration_minutes=request.max_duration_minutes,
-        accelerator=request.accelerator,
-        devices=request.devices,
-        standard_units=request.standard_units,
-        cpus=request.cpus,
-        memory_gb=request.memory_gb,
-    )
-    problems = validate_resources(data, runtime.registry)
-    if problems:
-        raise BadRequest("; ".join(problem.message for problem in problems), problems[0].code)
-    centers = runtime.registry.all()
-    loader = info.context.loaders.capacity
-    answers = await asyncio.gather(*(loader.load(center.id) for center in centers), return_exceptions=True)
-    for answer in answers:
-        if isinstance(answer, CenterFault):
-            info.context.partial_errors.append(center_error(answer, list(info.path.as_list())))
-        elif isinstance(answer, BaseException):
-            raise answer
-    async with runtime.db.read() as session:
-        busy = await busy_devices(session)
-    snapshot = Snapshot(units={center.id: answer for center, answer in zip(centers, answers, strict=True)}, busy=busy, taken_at=utcnow())  # type: ignore[misc]
-    need = ResourceNeed(data.max_duration_minutes, data.accelerator, data.devices, data.standard_units, data.cpus)
-    quota_left = await runtime.dispatcher.quota_left(info.context.viewer.account_id)
-    candidates = rank(runtime.dispatcher.offers(need, snapshot, quota_left, centers), policy.value, snapshot.taken_at)
-    currency = runtime.registry.currency
-    return [
-        Offer(
-            center=ComputeCenter.from_center(candidate.offer.center),
-            compute_unit=ComputeUnit.from_info(candidate.offer.unit, currency) if candidate.offer.unit else None,
-            feasible=candidate.offer.feasible,
-            reason=candidate.offer.reason,
-            devices=candidate.offer.devices,
-            standard_units=candidate.offer.standard_units,
-            price_per_hour=Money(amount=candidate.offer.price_per_hour, currency=currency)
-            if candidate.offer.price_per_hour is not None
-            else None,
-            max_cost=Money(amount=candidate.offer.max_cost, currency=currency) if candidate.offer.max_cost is not None else None,
-            estimated_start=candidate.offer.estimated_start,
-            score=candidate.score if candidate.score not in (None, float("inf")) else None,
-        )
-        for candidate in candidates
-    ]
+@strawberry.type
+class OfferQuery:
+    @strawberry.field(description="Every center's quote for a resource request, asked concurrently, best first by `policy`.")
+    async def offers(
+        self, info: Info[Context, None], request: ResourceRequestInput, policy: PlacementPolicy = PlacementPolicy.CHEAPEST
+    ) -> list[Offer]:
+        services = info.context.services
+        resources = request.to_data()
+        problems = validate_resources(resources, services.centers)
+        if problems:
+            raise BadRequest("; ".join(problem.message for problem in problems), problems[0].code)
+        centers = services.centers.all()
+        loader = info.context.loaders.capacity
+        answers = await asyncio.gather(*(loader.load(center.id) for center in centers), return_exceptions=True)
+        units: dict[int, list[ComputeUnitInfo] | CenterFault] = {}
+        for center, answer in zip(centers, answers, strict=True):
+            if isinstance(answer, CenterFault):
+                info.context.partial_errors.append(center_error(answer, list(info.path.as_list())))
+            elif isinstance(answer, BaseException):
+                raise answer
+            units[center.id] = answer
+        candidates = await services.jobs.offers(info.context.viewer, resources, policy.value, units)
+        currency = services.centers.currency
+
+        def money(amount: Decimal | None) -> Money | None:
+            return Money(amount=amount, currency=currency) if amount is not None else None
+
+        return [
+            Offer(
+                center=ComputeCenter.from_center(candidate.offer.center),
+                compute_unit=ComputeUnit.from_info(candidate.offer.unit, currency) if candidate.offer.unit else None,
+                feasible=candidate.offer.feasible,
+                reason=candidate.offer.reason,
+                devices=candidate.offer.devices,
+                standard_units=candidate.offer.standard_units,
+                price_per_hour=money(candidate.offer.price_per_hour),
+                max_cost=money(candidate.offer.max_cost),
+                estimated_start=candidate.offer.estimated_start,
+                score=candidate.score if candidate.score not in (None, float("inf")) else None,
+            )
+            for candidate in candidates
+        ]

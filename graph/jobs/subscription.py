@@ -1,4 +1,4 @@
-"""Subscriptions over graphql-transport-ws on /graphql."""
+"""The jobs' live streams over graphql-transport-ws on /graphql: one job's events, and many jobs' changes."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
-from graph.centers.types import ComputeCenter
 from graph.core.context import Context
-from graph.jobs.types import Job, JobEvent, JobFilter
+from graph.jobs.inputs import JobFilter
+from graph.jobs.types import Job, JobEvent
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import int_key
 
 
 @strawberry.type
-class Subscription:
+class JobSubscription:
     @strawberry.subscription(
         description="A job's events: first those after `after` (replayed from the log), then live; ends after the job's final state."
     )
@@ -23,23 +23,15 @@ class Subscription:
         self, info: Info[Context, None], job_id: strawberry.ID, after: int | None = None
     ) -> AsyncGenerator[JobEvent, None]:
         key = int_key(job_id, "Job")
-        row = await info.context.loaders.job.load(key) if key is not None else None
-        if row is None:
+        job = await info.context.loaders.job.load(key) if key is not None else None
+        if job is None:
             raise BadRequest("no such job", "NOT_FOUND")
-        async for record in info.context.runtime.streams.job_events(row, after or 0):
+        async for record in info.context.services.job_streams.job_events(job.row, after or 0):
             yield JobEvent.from_record(record)
 
     @strawberry.subscription(description="Every change to the caller's jobs that match the filter (a dashboard's view).")
     async def job_updates(self, info: Info[Context, None], filter: JobFilter | None = None) -> AsyncGenerator[Job, None]:
         accept = (filter or JobFilter()).accepts
-        async for row in info.context.runtime.streams.job_updates(info.context.viewer, accept):
+        async for row in info.context.services.job_streams.job_updates(info.context.viewer, accept):
             info.context.refresh_loaders()
             yield Job.from_row(row)
-
-    @strawberry.subscription(description="A center whose status changed (went DOWN, DEGRADED, or came back UP).")
-    async def center_status(self, info: Info[Context, None]) -> AsyncGenerator[ComputeCenter, None]:
-        registry = info.context.runtime.registry
-        async for center_id in info.context.runtime.streams.center_changes():
-            center = registry.get(center_id)
-            if center is not None:
-                yield ComputeCenter.from_center(center)

@@ -1,8 +1,7 @@
-"""Jobs: the Job node, its events and progress, inputs, and the job list."""
+"""Jobs in the graph: the Job node, its events, progress and placement."""
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -13,12 +12,11 @@ from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.relay import Connection, Node, connection_from_page
 from graph.core.scalars import JSON
+from graph.jobs.enums import JobEventKind, JobKind, JobState, PlacementPolicy
 from resolvers.common.errors import BadRequest
-from resolvers.common.ids import decode_cursor, int_key, page_size, to_global_id
+from resolvers.common.ids import page_size, to_global_id
 from resolvers.jobs.ledger import EventRecord
-from store import jobs as job_store
-from store.paging import Page
-from store.tables import JobRow
+from resolvers.jobs.records import JobRow
 
 if TYPE_CHECKING:
     from graph.access.accounts import Account
@@ -26,41 +24,6 @@ if TYPE_CHECKING:
     from graph.data.types import Dataset, Model
 
 MAX_TAIL_LINES = 10_000
-
-
-@strawberry.enum
-class JobKind(enum.Enum):
-    TRAINING = "TRAINING"
-    INFERENCE = "INFERENCE"
-    BATCH = "BATCH"
-
-
-@strawberry.enum
-class JobState(enum.Enum):
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLING = "CANCELLING"
-    CANCELLED = "CANCELLED"
-
-
-@strawberry.enum
-class JobEventKind(enum.Enum):
-    STATE = "STATE"
-    PROGRESS = "PROGRESS"
-    LOG = "LOG"
-    PLACEMENT = "PLACEMENT"
-    USAGE = "USAGE"
-
-
-@strawberry.enum
-class PlacementPolicy(enum.Enum):
-    CHEAPEST = "CHEAPEST"
-    EARLIEST_START = "EARLIEST_START"
-    DATA_LOCAL = "DATA_LOCAL"
 
 
 @strawberry.type(description="A progress report the job made (see the README for how a job reports progress).")
@@ -105,7 +68,7 @@ class PlacementCandidate:
 
     @strawberry.field
     def center(self, info: Info[Context, None]) -> ComputeCenter | None:
-        center = info.context.runtime.registry.get(self.center_key)
+        center = info.context.services.centers.get(self.center_key)
         return ComputeCenter.from_center(center) if center else None
 
 
@@ -128,10 +91,10 @@ class JobEvent:
 
     @strawberry.field
     async def job(self, info: Info[Context, None]) -> Job:
-        row = await info.context.loaders.job.load(self.job_key)
-        if row is None:
+        job = await info.context.loaders.job.load(self.job_key)
+        if job is None:
             raise BadRequest("the job is not visible", "NOT_FOUND")
-        return Job.from_row(row)
+        return job
 
     @classmethod
     def from_record(cls, record: EventRecord) -> JobEvent:
@@ -204,17 +167,15 @@ class Job(Node):
 
     @strawberry.field
     async def owner(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")]:
-        from graph.access.accounts import Account
-
         account = await info.context.loaders.account.load(self.row.owner_id)
         assert account is not None
-        return Account.from_row(account)
+        return account
 
     @strawberry.field(description="The center running the job; null while it waits at the network level.")
     def center(self, info: Info[Context, None]) -> ComputeCenter | None:
         if self.row.center_id is None:
             return None
-        center = info.context.runtime.registry.get(self.row.center_id)
+        center = info.context.services.centers.get(self.row.center_id)
         return ComputeCenter.from_center(center) if center else None
 
     @strawberry.field(description="The compute unit the job runs on (asks the center).")
@@ -225,116 +186,33 @@ class Job(Node):
         accelerator = self.row.request.get("accelerator")
         for unit in units:
             if unit.accelerator.model == accelerator:
-                return ComputeUnit.from_info(unit, info.context.runtime.registry.currency)
+                return ComputeUnit.from_info(unit, info.context.services.centers.currency)
         return None
 
     @strawberry.field
     async def inputs(self, info: Info[Context, None]) -> list[Annotated[Dataset, strawberry.lazy("graph.data.types")]]:
-        from graph.data.types import Dataset
-
-        return [Dataset.from_row(row) for row in await info.context.loaders.inputs.load(self.row.id)]
+        return await info.context.loaders.inputs.load(self.row.id)
 
     @strawberry.field(description="The model this job trained, once registered.")
     async def output_model(self, info: Info[Context, None]) -> Annotated[Model, strawberry.lazy("graph.data.types")] | None:
-        from graph.data.types import Model
-
-        row = await info.context.loaders.trained_model.load(self.row.id)
-        return Model.from_row(row) if row else None
+        return await info.context.loaders.trained_model.load(self.row.id)
 
     @strawberry.field(description="The job's events in order; page with `after: <seq>`.")
     async def events(self, info: Info[Context, None], after: int | None = None, first: int | None = None) -> Connection[JobEvent]:
-        size = page_size(first)
-        start = max(0, after or 0)
-        async with info.context.runtime.db.read() as session:
-            rows = await job_store.events_after(session, self.row.id, start, size + 1)
-        page = Page(rows=rows[:size], has_next=len(rows) > size, has_previous=start > 0)
-        owner = self.row.owner_id
+        page = await info.context.services.job_reads.events(self.row, after=max(0, after or 0), first=page_size(first))
         last_seq = self.row.last_seq
 
         async def count() -> int:
             return last_seq
 
-        connection = connection_from_page(
-            page, lambda row: JobEvent.from_record(EventRecord.from_row(row, owner)), lambda row: row.seq, count
-        )
-        return connection
+        return connection_from_page(page, JobEvent.from_record, lambda record: record.seq, count)
 
     @strawberry.field(description="What the job used and cost; null until a job that ran has ended.")
     async def usage(self, info: Info[Context, None]) -> Annotated[UsageRecord, strawberry.lazy("graph.billing.types")] | None:
-        from graph.billing.types import UsageRecord
-
-        row = await info.context.loaders.billing.usage_by_job.load(self.row.id)
-        return UsageRecord.from_row(row) if row else None
+        return await info.context.loaders.billing.usage_by_job.load(self.row.id)
 
     @strawberry.field(description="The last lines of the job's output (at most 10000).")
     async def logs(self, info: Info[Context, None], tail_lines: int = 100) -> str | None:
         if not 1 <= tail_lines <= MAX_TAIL_LINES:
             raise BadRequest(f"tailLines must be between 1 and {MAX_TAIL_LINES}")
-        return await info.context.runtime.jobs.logs(self.row, tail_lines)
-
-
-@strawberry.input
-class JobFilter:
-    states: list[JobState] | None = None
-    center_ids: list[strawberry.ID] | None = None
-    kinds: list[JobKind] | None = None
-    name_contains: str | None = None
-
-    def to_query(self, owner_id: int | None) -> job_store.JobQuery:
-        center_keys = tuple(key for key in (int_key(i, "ComputeCenter") for i in self.center_ids or []) if key is not None)
-        if self.center_ids and not center_keys:
-            center_keys = (-1,)  # ids that name no center match no job
-        return job_store.JobQuery(
-            owner_id=owner_id,
-            states=tuple(state.value for state in self.states or []),
-            center_ids=center_keys,
-            kinds=tuple(kind.value for kind in self.kinds or []),
-            name_contains=self.name_contains or None,
-        )
-
-    def accepts(self, job: JobRow) -> bool:
-        query = self.to_query(None)
-        return (
-            (not query.states or job.state in query.states)
-            and (not query.center_ids or job.center_id in query.center_ids)
-            and (not query.kinds or job.kind in query.kinds)
-            and (not query.name_contains or query.name_contains.lower() in job.name.lower())
-        )
-
-
-async def list_jobs(
-    info: Info[Context, None],
-    *,
-    first: int | None,
-    after: str | None,
-    filter: JobFilter | None,
-    center_key: int | None = None,
-    owner_key: int | None = None,
-    dataset_key: int | None = None,
-) -> Connection[Job]:
-    size = page_size(first)
-    cursor = decode_cursor(after)
-    viewer = info.context.viewer
-    base = (filter or JobFilter()).to_query(viewer.scope)
-    owner = base.owner_id
-    if owner_key is not None:
-        owner = owner_key if owner in (None, owner_key) else -1  # another account's jobs: none
-    query = job_store.JobQuery(
-        owner_id=owner,
-        states=base.states,
-        center_ids=(center_key,) if center_key is not None else base.center_ids,
-        kinds=base.kinds,
-        name_contains=base.name_contains,
-        input_dataset_id=dataset_key,
-    )
-    db = info.context.runtime.db
-    async with db.read() as session:
-        page = await job_store.jobs_page(session, query, first=size, after=cursor)
-
-    async def count() -> int:
-        async with db.read() as session:
-            return await job_store.count_jobs(session, query)
-
-    for row in page.rows:  # prime the loader: linked fields of these jobs need no lookup
-        info.context.loaders.job.prime(row.id, row)
-    return connection_from_page(page, Job.from_row, lambda row: row.id, count)
+        return await info.context.services.jobs.logs(self.row, tail_lines)

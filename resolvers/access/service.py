@@ -12,6 +12,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from resolvers.common.errors import UserErrorData
 from store import tenancy
 from store import tokens as token_store
 from store.auth_tables import ApiTokenRow
-from store.bus import InMemoryBus
+from store.bus import InMemoryBus, Subscription
 from store.db import Database
 from store.tables import AccountRow
 from store.types import utcnow
@@ -84,6 +85,12 @@ class AccessService:
         async with self.db.read() as session:
             row = await token_store.token_by_id(session, token_id)
         return row is not None and _usable(row)
+
+    def revocations(self) -> AbstractAsyncContextManager[Subscription]:
+        """News of revoked tokens as they are published (an open WebSocket with one closes)."""
+        if self.bus is None:
+            raise RuntimeError("the access service was built without an event bus")
+        return self.bus.subscribe(REVOCATIONS)
 
     # ------------------------------------------------------------------ administration
 

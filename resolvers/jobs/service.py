@@ -12,10 +12,10 @@ from connectors.errors import ConnectorError, JobNotFound
 from resolvers.access.viewer import Viewer
 from resolvers.billing.pricing import Quote, max_hold, provisional_terms, quote_terms
 from resolvers.billing.service import BillingService
-from resolvers.centers.registry import Center, CenterRegistry
+from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.errors import CenterFault, UserErrorData
 from resolvers.common.ids import int_key
-from resolvers.jobs.dispatch import Dispatcher
+from resolvers.jobs.dispatch import Dispatcher, Snapshot, busy_devices
 from resolvers.jobs.ledger import TERMINAL, Change, EventRecord, JobLedger
 from resolvers.jobs.offers import ResourceNeed
 from resolvers.jobs.ranking import Candidate, placement_document, rank
@@ -159,6 +159,23 @@ class JobService:
             for candidate in candidates
             if candidate.offer.could_run and candidate.offer.unit is not None
         }
+
+    async def offers(
+        self,
+        viewer: Viewer,
+        resources: ResourceRequestData,
+        policy: str,
+        units: Mapping[int, list[ComputeUnitInfo] | CenterFault],
+    ) -> list[Candidate]:
+        """Every center's quote for ``resources``, from capacity the caller has already asked, best first by ``policy``."""
+        async with self.db.read() as session:
+            busy = await busy_devices(session)
+        snapshot = Snapshot(units=dict(units), busy=busy, taken_at=utcnow())
+        quota_left = await self.dispatcher.quota_left(viewer.account_id)
+        need = ResourceNeed(
+            resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus
+        )
+        return rank(self.dispatcher.offers(need, snapshot, quota_left), policy, snapshot.taken_at)
 
     async def rank(
         self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()

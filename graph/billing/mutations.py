@@ -1,23 +1,19 @@
-"""The billing parts of the roots, merged into Query, Mutation and Subscription by graph.schema."""
+"""The billing mutations: finalize a bill, adjust one, set a budget."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
 
-from graph.access.accounts import Account
-from graph.billing.types import Bill, BillLine, BudgetAlert, list_bills
+from graph.billing.types import Bill, BillLine
 from graph.core.context import Context
-from graph.core.relay import Connection
-from graph.jobs.mutations import UserError
-from resolvers.common.errors import UserErrorData
+from graph.core.payloads import UserError, user_errors
 
-
-def _errors(errors: list[UserErrorData]) -> list[UserError]:
-    return [UserError.from_data(error) for error in errors]
+if TYPE_CHECKING:
+    from graph.access.accounts import Account
 
 
 @strawberry.input
@@ -60,56 +56,35 @@ class SetBudgetInput:
 
 @strawberry.type
 class SetBudgetPayload:
-    account: Account | None
+    account: Annotated[Account, strawberry.lazy("graph.access.accounts")] | None
     user_errors: list[UserError]
     client_mutation_id: str | None
-
-
-@strawberry.type
-class BillingQuery:
-    @strawberry.field(description="The caller's bills (an administrator's: every account's), newest first.")
-    async def bills(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Bill]:
-        return await list_bills(info, first=first, after=after)
 
 
 @strawberry.type
 class BillingMutation:
     @strawberry.mutation(description="Freeze a bill (administrators). Later corrections go on the next OPEN bill.")
     async def finalize_bill(self, info: Info[Context, None], input: FinalizeBillInput) -> FinalizeBillPayload:
-        outcome = await info.context.runtime.billing.finalize(info.context.viewer, input.bill_id)
+        outcome = await info.context.services.billing.finalize(info.context.viewer, input.bill_id)
         return FinalizeBillPayload(
             bill=Bill.from_row(outcome.bill) if outcome.bill else None,
-            user_errors=_errors(outcome.errors),
+            user_errors=user_errors(outcome.errors),
             client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="Correct a bill with an adjustment line (administrators); a finalized bill is never edited.")
     async def add_bill_adjustment(self, info: Info[Context, None], input: AddBillAdjustmentInput) -> AddBillAdjustmentPayload:
-        outcome = await info.context.runtime.billing.adjust(info.context.viewer, input.bill_id, input.amount, input.description)
-        currency = outcome.bill.currency if outcome.bill else info.context.runtime.billing.currency
+        outcome = await info.context.services.billing.adjust(info.context.viewer, input.bill_id, input.amount, input.description)
+        currency = outcome.bill.currency if outcome.bill else info.context.services.billing.currency
         return AddBillAdjustmentPayload(
             bill=Bill.from_row(outcome.bill) if outcome.bill else None,
             line=BillLine.from_row(outcome.line, currency) if outcome.line else None,
-            user_errors=_errors(outcome.errors),
+            user_errors=user_errors(outcome.errors),
             client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="Set or remove an account's monthly budget; `budgetAlerts` tells when 50, 80 and 100 % are crossed.")
     async def set_budget(self, info: Info[Context, None], input: SetBudgetInput) -> SetBudgetPayload:
-        outcome = await info.context.runtime.billing.set_budget(info.context.viewer, input.amount, input.account_id)
-        account = None
-        if outcome.account_id is not None:
-            row = await info.context.loaders.account.load(outcome.account_id)
-            account = Account.from_row(row) if row else None
-        return SetBudgetPayload(account=account, user_errors=_errors(outcome.errors), client_mutation_id=input.client_mutation_id)
-
-
-@strawberry.type
-class BillingSubscription:
-    @strawberry.subscription(
-        description="Budget thresholds crossed by the caller's accounts, live; with `after`, first those recorded after that `seq`."
-    )
-    async def budget_alerts(self, info: Info[Context, None], after: int | None = None) -> AsyncGenerator[BudgetAlert, None]:
-        async for record in info.context.runtime.budget_alerts.alerts(info.context.viewer, after):
-            info.context.refresh_loaders()
-            yield BudgetAlert.from_record(record)
+        outcome = await info.context.services.billing.set_budget(info.context.viewer, input.amount, input.account_id)
+        account = await info.context.loaders.account.load(outcome.account_id) if outcome.account_id is not None else None
+        return SetBudgetPayload(account=account, user_errors=user_errors(outcome.errors), client_mutation_id=input.client_mutation_id)

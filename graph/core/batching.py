@@ -1,0 +1,65 @@
+"""DataLoaders from batch reads: each kind of lookup is one query per batch of keys."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+K = TypeVar("K")
+V = TypeVar("V")
+R = TypeVar("R")
+N = TypeVar("N")
+
+Fetch = Callable[[list[K]], Awaitable[Mapping[K, V]]]
+
+
+def keyed(fetch: Fetch[K, V]) -> DataLoader[K, V | None]:
+    """One value per key, None where the read found none."""
+
+    async def load(keys: list[K]) -> list[V | None]:
+        found = await fetch(keys)
+        return [found.get(key) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def grouped(fetch: Fetch[K, V], empty: V) -> DataLoader[K, V]:
+    """One value per key, ``empty`` where the read found none."""
+
+    async def load(keys: list[K]) -> list[V]:
+        found = await fetch(keys)
+        return [found.get(key, empty) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def complete(fetch: Fetch[K, V]) -> DataLoader[K, V]:
+    """One value per key, from a read that answers every key it is asked."""
+
+    async def load(keys: list[K]) -> list[V]:
+        found = await fetch(keys)
+        return [found[key] for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def nodes(fetch: Fetch[K, R], convert: Callable[[R], N]) -> DataLoader[K, N | None]:
+    """Records by key, turned into the graph's nodes once per request."""
+
+    async def load(keys: list[K]) -> list[N | None]:
+        found = await fetch(keys)
+        return [convert(found[key]) if key in found else None for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def node_lists(fetch: Fetch[K, list[R]], convert: Callable[[R], N]) -> DataLoader[K, list[N]]:
+    """Lists of records by key (a job's inputs, an account's tokens), turned into nodes."""
+
+    async def load(keys: list[K]) -> list[list[N]]:
+        found = await fetch(keys)
+        return [[convert(record) for record in found.get(key, [])] for key in keys]
+
+    return DataLoader(load_fn=load)

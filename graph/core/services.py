@@ -1,0 +1,36 @@
+"""The services the face calls, one typed bundle the composition root builds and every request carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resolvers.access.audit import AuditLog
+from resolvers.access.reads import AccountReads
+from resolvers.access.service import AccessService
+from resolvers.access.throttle import Throttle
+from resolvers.billing.budgets import BudgetAlertStream
+from resolvers.billing.reads import BillingReads
+from resolvers.billing.service import BillingService
+from resolvers.centers.registry import CenterRegistry
+from resolvers.data.reads import DataReads
+from resolvers.data.service import DataService
+from resolvers.jobs.reads import JobReads
+from resolvers.jobs.service import JobService
+from resolvers.jobs.streams import JobStreams
+
+
+@dataclass(frozen=True)
+class Services:
+    centers: CenterRegistry
+    jobs: JobService
+    job_reads: JobReads
+    job_streams: JobStreams
+    data: DataService
+    data_reads: DataReads
+    billing: BillingService
+    billing_reads: BillingReads
+    budget_alerts: BudgetAlertStream
+    access: AccessService
+    account_reads: AccountReads
+    audit: AuditLog
+    throttle: Throttle
