@@ -9,14 +9,25 @@ is taken from the balance.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.billing.bills import BillBook
 from resolvers.billing.pricing import billed_seconds, cost, max_seconds, standard_unit_hours
-from resolvers.jobs.ledger import Settlement
 from store import billing as billing_store
 from store.tables import JobRow
 from store.types import utcnow
+
+
+@dataclass
+class Settlement:
+    """What metering a job's end wrote: the USAGE event's text (None when nothing was
+    metered) and news for the bus, published once the transaction has committed."""
+
+    usage_message: str | None = None
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Meter:

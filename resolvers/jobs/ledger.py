@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import CenterJobState, JobStatus, ProgressReport
+from resolvers.billing.metering import Settlement
 from resolvers.data.lineage import register_output_model
 from store import jobs as job_store
 from store.bus import InMemoryBus
@@ -159,15 +160,6 @@ def plan_changes(job: JobRow, status: JobStatus) -> Change:
             change.columns["failure_reason"] = status.reason or target
         change.state(target, status.reason)
     return change
-
-
-@dataclass
-class Settlement:
-    """What metering a job's end wrote: the USAGE event's text (None when nothing was
-    metered) and news for the bus, published once the transaction has committed."""
-
-    usage_message: str | None = None
-    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Meter(Protocol):
