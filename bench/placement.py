@@ -30,6 +30,7 @@ from aicn.runtime import Runtime  # noqa: E402
 from aicn.settings import CenterConfig, DeviceConfig, Settings  # noqa: E402
 from resolvers.jobs.offers import ResourceNeed  # noqa: E402
 from resolvers.jobs.ranking import rank  # noqa: E402
+from resolvers.jobs.states import JobKind, JobState  # noqa: E402
 from store.tables import JobRow  # noqa: E402
 from tests.fault_connector import FaultyConnector  # noqa: E402
 
@@ -96,8 +97,8 @@ async def dispatch_all(center_count: int, database_url: str | None = None, laten
                     owner_id=account,
                     reference=f"bench-{secrets.token_hex(8)}",
                     name=f"queued-{n}",
-                    kind="BATCH",
-                    state="QUEUED",
+                    kind=JobKind.BATCH,
+                    state=JobState.QUEUED,
                     request={"accelerator": MODELS[n % 3], "devices": 1, "maxDurationMinutes": 60},
                     command=["true"],
                     policy="CHEAPEST",

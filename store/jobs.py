@@ -11,12 +11,10 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
+from store.states import HOLDING_STATES, TERMINAL_STATES, JobEventKind, JobKind, JobState
 from store.tables import DatasetReplicaRow, DatasetRow, JobEventRow, JobInputRow, JobRow
 from store.types import utcnow
 
-TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
-#: states in which a job holds (or is about to hold) devices at its center
-HOLDING_STATES = ("QUEUED", "STARTING", "RUNNING", "CANCELLING")
 #: a PENDING job without a center this old was orphaned by a crash during placement
 ORPHAN_AFTER = timedelta(seconds=15)
 
@@ -26,9 +24,9 @@ class JobQuery:
     """Which jobs to list; ``owner_id`` None means every account's (admins)."""
 
     owner_id: int | None = None
-    states: tuple[str, ...] = ()
+    states: tuple[JobState, ...] = ()
     center_ids: tuple[int, ...] = ()
-    kinds: tuple[str, ...] = ()
+    kinds: tuple[JobKind, ...] = ()
     name_contains: str | None = None
     input_dataset_id: int | None = None
 
@@ -86,9 +84,9 @@ async def unfinished_jobs(session: AsyncSession, center_id: int) -> list[JobRow]
 def append_event(
     session: AsyncSession,
     job: JobRow,
-    kind: str,
+    kind: JobEventKind,
     *,
-    state: str | None = None,
+    state: JobState | None = None,
     progress: dict[str, Any] | None = None,
     message: str | None = None,
     at: datetime | None = None,
@@ -127,10 +125,10 @@ async def inputs_by_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[
 
 async def waiting_jobs(session: AsyncSession, limit: int) -> list[JobRow]:
     """Jobs waiting at the network level for a center, oldest first."""
-    orphaned = and_(JobRow.state == "PENDING", JobRow.updated_at < utcnow() - ORPHAN_AFTER)
+    orphaned = and_(JobRow.state == JobState.PENDING, JobRow.updated_at < utcnow() - ORPHAN_AFTER)
     rows = await session.scalars(
         select(JobRow)
-        .where(JobRow.center_id.is_(None), JobRow.external_id.is_(None), or_(JobRow.state == "QUEUED", orphaned))
+        .where(JobRow.center_id.is_(None), JobRow.external_id.is_(None), or_(JobRow.state == JobState.QUEUED, orphaned))
         .order_by(JobRow.id)
         .limit(limit)
     )

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from store.types import BigId, Document, Fixed, UtcDateTime, utcnow
+from store.states import JobEventKind, JobKind, JobState
+from store.types import BigId, Document, EnumString, Fixed, UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -49,8 +50,8 @@ class JobRow(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     reference: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(String(20), index=True)
+    kind: Mapped[JobKind] = mapped_column(EnumString(JobKind, 20))
+    state: Mapped[JobState] = mapped_column(EnumString(JobState, 20), index=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     center_id: Mapped[int | None] = mapped_column(ForeignKey("centers.id"))
@@ -84,8 +85,8 @@ class JobEventRow(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    kind: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str | None] = mapped_column(String(20))
+    kind: Mapped[JobEventKind] = mapped_column(EnumString(JobEventKind, 20))
+    state: Mapped[JobState | None] = mapped_column(EnumString(JobState, 20))
     progress: Mapped[dict[str, Any] | None] = mapped_column(Document)
     message: Mapped[str | None] = mapped_column(Text)
 

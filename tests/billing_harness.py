@@ -23,7 +23,8 @@ from resolvers.billing.metering import Meter
 from resolvers.billing.periods import Calendar
 from resolvers.billing.pricing import Quote, make_quote
 from resolvers.billing.service import BillingService
-from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
+from resolvers.jobs.ledger import Change, JobLedger
+from resolvers.jobs.states import TERMINAL_STATES
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
 from store.bus import InMemoryBus
 from store.centers import sync_centers
@@ -120,7 +121,7 @@ class Billing:
     async def start(self, job_id: int, at: datetime, ledger: JobLedger | None = None) -> None:
         def planner(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL or job.started_at is not None:
+            if job.state in TERMINAL_STATES or job.started_at is not None:
                 return change
             change.columns["started_at"] = at
             change.state("STARTING", at=at)
@@ -132,7 +133,7 @@ class Billing:
     async def end(self, job_id: int, state: str, at: datetime, ledger: JobLedger | None = None) -> None:
         def planner(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL:
+            if job.state in TERMINAL_STATES:
                 return change
             change.columns["finished_at"] = at
             if state != "SUCCEEDED":

@@ -136,7 +136,7 @@ class Mutation:
                 cpus=resources.cpus,
                 memory_gb=resources.memory_gb,
             ),
-            kind=input.kind.value,
+            kind=input.kind,
             environment=input.environment,
             center_id=input.center_id,
             policy=input.policy.value,

@@ -15,6 +15,7 @@ from graph.core.relay import Connection, Node, connection_from_page
 from graph.core.scalars import JSON
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import decode_cursor, int_key, page_size, to_global_id
+from resolvers.jobs import states
 from resolvers.jobs.ledger import EventRecord
 from store import jobs as job_store
 from store.paging import Page
@@ -28,32 +29,13 @@ if TYPE_CHECKING:
 MAX_TAIL_LINES = 10_000
 
 
-@strawberry.enum
-class JobKind(enum.Enum):
-    TRAINING = "TRAINING"
-    INFERENCE = "INFERENCE"
-    BATCH = "BATCH"
-
-
-@strawberry.enum
-class JobState(enum.Enum):
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLING = "CANCELLING"
-    CANCELLED = "CANCELLED"
-
-
-@strawberry.enum
-class JobEventKind(enum.Enum):
-    STATE = "STATE"
-    PROGRESS = "PROGRESS"
-    LOG = "LOG"
-    PLACEMENT = "PLACEMENT"
-    USAGE = "USAGE"
+# the services' own enums, made GraphQL enums in place: rows and events carry these members as they are
+JobKind = states.JobKind
+JobState = states.JobState
+JobEventKind = states.JobEventKind
+strawberry.enum(JobKind)
+strawberry.enum(JobState)
+strawberry.enum(JobEventKind)
 
 
 @strawberry.enum
@@ -138,9 +120,9 @@ class JobEvent:
         return cls(
             seq=record.seq,
             at=record.at,
-            kind=JobEventKind[record.kind],
-            state=JobState[record.state] if record.state else None,
-            progress=JobProgress.from_document(record.progress) if record.kind == "PROGRESS" else None,
+            kind=record.kind,
+            state=record.state,
+            progress=JobProgress.from_document(record.progress) if record.kind == JobEventKind.PROGRESS else None,
             message=record.message,
             job_key=record.job_id,
         )
@@ -180,8 +162,8 @@ class Job(Node):
         return cls(
             id=strawberry.ID(to_global_id("Job", row.id)),
             name=row.name,
-            kind=JobKind[row.kind],
-            state=JobState[row.state],
+            kind=row.kind,
+            state=row.state,
             failure_reason=row.failure_reason,
             exit_code=row.exit_code,
             request=ResourceRequest(
@@ -286,9 +268,9 @@ class JobFilter:
             center_keys = (-1,)  # ids that name no center match no job
         return job_store.JobQuery(
             owner_id=owner_id,
-            states=tuple(state.value for state in self.states or []),
+            states=tuple(self.states or []),
             center_ids=center_keys,
-            kinds=tuple(kind.value for kind in self.kinds or []),
+            kinds=tuple(self.kinds or []),
             name_contains=self.name_contains or None,
         )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import JobSpec
+from connectors.base import CenterJobState, JobSpec
 from connectors.catalog import Catalog
 from connectors.errors import ConnectorError
 from resolvers.billing.pricing import chosen_terms, quote_terms
@@ -24,9 +24,10 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
-from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
+from resolvers.jobs.ledger import Change, JobLedger
 from resolvers.jobs.offers import BusyDevices, OfferData, ResourceNeed, make_offer
 from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobState
 from store import accounts as account_store
 from store import jobs as job_store
 from store.db import Database
@@ -144,7 +145,7 @@ class Dispatcher:
 
         def choose(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL or job.state == "CANCELLING" or job.external_id is not None:
+            if job.state in TERMINAL_STATES or job.state == JobState.CANCELLING or job.external_id is not None:
                 return change
             request = dict(job.request)
             request.setdefault("askedAccelerator", request.get("accelerator"))
@@ -161,7 +162,7 @@ class Dispatcher:
                 center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms)
             )
             change.columns.update(chosen_terms(terms.get(str(offer.center.id))))
-            change.events.append({"kind": "PLACEMENT", "message": f"placed on {offer.center.name}: {chosen.reason}"})
+            change.events.append({"kind": JobEventKind.PLACEMENT, "message": f"placed on {offer.center.name}: {chosen.reason}"})
             return change
 
         job, records = await self.ledger.apply(job_id, choose)
@@ -179,10 +180,11 @@ class Dispatcher:
 
         def record(current: JobRow) -> Change:
             change = Change()
-            if current.state not in ("PENDING", "QUEUED") or current.external_id is not None:
+            if current.state not in UNSUBMITTED_STATES or current.external_id is not None:
                 return change
             change.columns["external_id"] = submission.external_id
-            change.state("QUEUED" if submission.state.value == "QUEUED" else "STARTING", f"submitted to {center.name}")
+            queued = submission.state == CenterJobState.QUEUED
+            change.state(JobState.QUEUED if queued else JobState.STARTING, f"submitted to {center.name}")
             return change
 
         updated, _ = await self.ledger.apply(job.id, record)
@@ -193,10 +195,10 @@ class Dispatcher:
     async def _release(self, job_id: int, center: Center, reason: str, next_step: str) -> None:
         def release(job: JobRow) -> Change:
             change = Change()
-            if job.external_id is not None or job.state in TERMINAL:
+            if job.external_id is not None or job.state in TERMINAL_STATES:
                 return change
             change.columns["center_id"] = None
-            change.events.append({"kind": "PLACEMENT", "message": f"{center.name} failed ({reason}); {next_step}"})
+            change.events.append({"kind": JobEventKind.PLACEMENT, "message": f"{center.name} failed ({reason}); {next_step}"})
             return change
 
         await self.ledger.apply(job_id, release)
@@ -210,14 +212,14 @@ class Dispatcher:
 
         def wait(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL or job.state == "CANCELLING" or job.external_id is not None:
+            if job.state in TERMINAL_STATES or job.state == JobState.CANCELLING or job.external_id is not None:
                 return change
             previous = (job.placement or {}).get("waiting")
             change.columns["placement"] = placement_document(policy, candidates, None, waiting, terms=(job.placement or {}).get("terms"))
-            if job.state != "QUEUED":
-                change.state("QUEUED", waiting)
+            if job.state != JobState.QUEUED:
+                change.state(JobState.QUEUED, waiting)
             elif previous != waiting:
-                change.events.append({"kind": "PLACEMENT", "message": waiting})
+                change.events.append({"kind": JobEventKind.PLACEMENT, "message": waiting})
             return change
 
         job, _ = await self.ledger.apply(job_id, wait)
@@ -248,7 +250,7 @@ class Dispatcher:
         async with self.ledger.bus.subscribe("jobs") as live:
             while True:
                 message = await live.get()
-                if message and message.get("kind") == "STATE" and message.get("state") in TERMINAL:
+                if message and message.get("kind") == JobEventKind.STATE and message.get("state") in TERMINAL_STATES:
                     self.wake()
 
     async def _serve_queue(self) -> None:

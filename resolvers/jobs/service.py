@@ -16,9 +16,10 @@ from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.common.errors import CenterFault, UserErrorData
 from resolvers.common.ids import int_key
 from resolvers.jobs.dispatch import Dispatcher
-from resolvers.jobs.ledger import TERMINAL, Change, EventRecord, JobLedger
+from resolvers.jobs.ledger import Change, EventRecord, JobLedger
 from resolvers.jobs.offers import ResourceNeed
 from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobKind, JobState
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store.db import Database
@@ -47,7 +48,7 @@ class SubmitRequest:
     name: str
     command: Sequence[str]
     request: ResourceRequestData
-    kind: str = "BATCH"
+    kind: JobKind = JobKind.BATCH
     environment: Any = None
     center_id: str | None = None
     policy: str = "CHEAPEST"
@@ -125,7 +126,7 @@ class JobService:
                 reference=f"aicn-{secrets.token_hex(6)}",
                 name=request.name,
                 kind=request.kind,
-                state="PENDING",
+                state=JobState.PENDING,
                 center_id=None,
                 request=document,
                 command=list(request.command),
@@ -141,7 +142,9 @@ class JobService:
             session.add(job)
             await session.flush()
             await job_store.set_inputs(session, job.id, dataset_ids)
-            first_event = job_store.append_event(session, job, "STATE", state="PENDING", message="accepted by the gateway")
+            first_event = job_store.append_event(
+                session, job, JobEventKind.STATE, state=JobState.PENDING, message="accepted by the gateway"
+            )
             await session.flush()
             records = [EventRecord.from_row(first_event, job.owner_id)]
         await self.ledger.announce(records)
@@ -199,7 +202,7 @@ class JobService:
         """Finish a hand-over a crash interrupted: the job has a center but no center id for it yet."""
         async with self.db.read() as session:
             job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
-        if job is None or job.state not in ("PENDING", "QUEUED") or job.center_id is None or job.external_id is not None:
+        if job is None or job.state not in UNSUBMITTED_STATES or job.center_id is None or job.external_id is not None:
             return job
         center = self.registry.get(job.center_id)
         if center is None:
@@ -212,10 +215,10 @@ class JobService:
     async def _fail(self, job_id: int, reason: str) -> JobRow | None:
         def fail(current: JobRow) -> Change:
             change = Change()
-            if current.state in TERMINAL:
+            if current.state in TERMINAL_STATES:
                 return change
             change.columns.update(failure_reason=reason, finished_at=utcnow())
-            change.state("FAILED", reason)
+            change.state(JobState.FAILED, reason)
             return change
 
         job, _ = await self.ledger.apply(job_id, fail)
@@ -247,25 +250,25 @@ class JobService:
                 job = (await job_store.jobs_by_ids(session, [key], viewer.scope)).get(key)
         if job is None:
             return SubmitOutcome(errors=[UserErrorData("no such job", "JOB_NOT_FOUND", ("jobId",))])
-        if job.state in TERMINAL:
+        if job.state in TERMINAL_STATES:
             return SubmitOutcome(
                 job=job, errors=[UserErrorData(f"the job has already ended ({job.state})", "JOB_ALREADY_FINISHED", ("jobId",))]
             )
 
         def begin_cancel(current: JobRow) -> Change:
             change = Change()
-            if current.state in TERMINAL or current.state == "CANCELLING":
+            if current.state in TERMINAL_STATES or current.state == JobState.CANCELLING:
                 return change
             if current.external_id is None:  # never reached a center: nothing to stop
                 change.columns["finished_at"] = utcnow()
                 change.columns["failure_reason"] = "CANCELLED: cancelled on request"
-                change.state("CANCELLED", "cancelled on request")
+                change.state(JobState.CANCELLED, "cancelled on request")
             else:
-                change.state("CANCELLING", "cancel requested")
+                change.state(JobState.CANCELLING, "cancel requested")
             return change
 
         job, _ = await self.ledger.apply(job.id, begin_cancel)
-        if job is not None and job.state == "CANCELLING":
+        if job is not None and job.state == JobState.CANCELLING:
             await self.send_cancel(job)
         return SubmitOutcome(job=job)
 
