@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
+from store.resources import ResourceRequest
 from store.states import HOLDING_STATES, TERMINAL_STATES, JobEventKind, JobKind, JobState
 from store.tables import DatasetReplicaRow, DatasetRow, JobEventRow, JobInputRow, JobRow
 from store.types import utcnow
@@ -135,7 +136,7 @@ async def waiting_jobs(session: AsyncSession, limit: int) -> list[JobRow]:
     return list(rows)
 
 
-async def active_allocations(session: AsyncSession) -> list[tuple[int | None, dict[str, Any], datetime | None]]:
+async def active_allocations(session: AsyncSession) -> list[tuple[int | None, ResourceRequest, datetime | None]]:
     """(center, request, started) of every job holding devices at a center."""
     rows = await session.execute(
         select(JobRow.center_id, JobRow.request, JobRow.started_at).where(JobRow.state.in_(HOLDING_STATES), JobRow.external_id.is_not(None))
@@ -148,7 +149,7 @@ async def units_in_use(session: AsyncSession, owner_id: int, units_per_device: M
     rows = await session.scalars(
         select(JobRow.request).where(JobRow.owner_id == owner_id, JobRow.state.in_(HOLDING_STATES), JobRow.center_id.is_not(None))
     )
-    return sum(units_per_device.get(request.get("accelerator") or "", 0.0) * int(request.get("devices") or 1) for request in rows)
+    return sum(units_per_device.get(request.accelerator or "", 0.0) * int(request.devices or 1) for request in rows)
 
 
 async def input_replicas_by_center(session: AsyncSession, job_id: int) -> dict[int, int]:

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from store.resources import ResourceRequest
 from store.states import JobEventKind, JobKind, JobState
-from store.types import BigId, Document, EnumString, Fixed, UtcDateTime, utcnow
+from store.types import BigId, Document, EnumString, Fixed, RequestDocument, UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -56,7 +57,7 @@ class JobRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     center_id: Mapped[int | None] = mapped_column(ForeignKey("centers.id"))
     external_id: Mapped[str | None] = mapped_column(String(200))
-    request: Mapped[dict[str, Any]] = mapped_column(Document)
+    request: Mapped[ResourceRequest] = mapped_column(RequestDocument)
     command: Mapped[list[str]] = mapped_column(Document)
     environment: Mapped[dict[str, Any] | None] = mapped_column(Document)
     output_model_name: Mapped[str | None] = mapped_column(String(200))

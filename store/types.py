@@ -12,11 +12,29 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from store.resources import ResourceRequest
+
 #: an auto-incrementing primary key: BIGINT on PostgreSQL, INTEGER PRIMARY KEY on SQLite
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 #: JSON documents: JSONB on PostgreSQL
 Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+class RequestDocument(TypeDecorator[ResourceRequest]):
+    """A ``ResourceRequest`` kept as its JSON document (the ``Document`` column, unchanged)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: ResourceRequest | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else value.to_document()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> ResourceRequest | None:
+        return None if value is None else ResourceRequest.from_document(value)
 
 
 _E = TypeVar("_E", bound=enum.StrEnum)

@@ -24,6 +24,7 @@ from resolvers.billing.periods import Calendar
 from resolvers.billing.pricing import Quote, make_quote
 from resolvers.billing.service import BillingService
 from resolvers.jobs.ledger import Change, JobLedger
+from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.states import TERMINAL_STATES
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
 from store.bus import InMemoryBus
@@ -108,7 +109,7 @@ class Billing:
                 kind="BATCH",
                 state="PENDING",
                 center_id=self.backend.center_id,
-                request={"accelerator": "x", "devices": quote.devices, "maxDurationMinutes": max_minutes},
+                request=ResourceRequest(max_duration_minutes=max_minutes, accelerator="x", devices=quote.devices),
                 command=["true"],
                 progress_count=0,
                 last_seq=0,

@@ -11,7 +11,8 @@ from graph.data.types import Dataset, Model
 from graph.jobs.types import Job, JobKind, PlacementPolicy
 from resolvers.common.errors import UserErrorData
 from resolvers.data.service import DatasetRequest, ModelRequest
-from resolvers.jobs.service import ResourceRequestData, SubmitRequest
+from resolvers.jobs.resources import ResourceRequest
+from resolvers.jobs.service import SubmitRequest
 
 
 @strawberry.type(description="An expected failure: nothing was changed. `code` is stable; `field` is the input path.")
@@ -128,7 +129,7 @@ class Mutation:
         request = SubmitRequest(
             name=input.name,
             command=list(input.command),
-            request=ResourceRequestData(
+            request=ResourceRequest(
                 max_duration_minutes=resources.max_duration_minutes,
                 accelerator=resources.accelerator,
                 devices=resources.devices,

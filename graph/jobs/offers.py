@@ -15,9 +15,9 @@ from graph.jobs.mutations import ResourceRequestInput
 from graph.jobs.types import PlacementPolicy
 from resolvers.common.errors import BadRequest, CenterFault
 from resolvers.jobs.dispatch import Snapshot, busy_devices
-from resolvers.jobs.offers import ResourceNeed
 from resolvers.jobs.ranking import rank
-from resolvers.jobs.service import ResourceRequestData, validate_resources
+from resolvers.jobs.resources import ResourceRequest
+from resolvers.jobs.service import validate_resources
 from store.types import utcnow
 
 
@@ -41,7 +41,7 @@ class Offer:
 
 async def resolve_offers(info: Info[Context, None], request: ResourceRequestInput, policy: PlacementPolicy) -> list[Offer]:
     runtime = info.context.runtime
-    data = ResourceRequestData(
+    need = ResourceRequest(
         max_duration_minutes=request.max_duration_minutes,
         accelerator=request.accelerator,
         devices=request.devices,
@@ -49,7 +49,7 @@ async def resolve_offers(info: Info[Context, None], request: ResourceRequestInpu
         cpus=request.cpus,
         memory_gb=request.memory_gb,
     )
-    problems = validate_resources(data, runtime.registry)
+    problems = validate_resources(need, runtime.registry)
     if problems:
         raise BadRequest("; ".join(problem.message for problem in problems), problems[0].code)
     centers = runtime.registry.all()
@@ -63,7 +63,6 @@ async def resolve_offers(info: Info[Context, None], request: ResourceRequestInpu
     async with runtime.db.read() as session:
         busy = await busy_devices(session)
     snapshot = Snapshot(units={center.id: answer for center, answer in zip(centers, answers, strict=True)}, busy=busy, taken_at=utcnow())  # type: ignore[misc]
-    need = ResourceNeed(data.max_duration_minutes, data.accelerator, data.devices, data.standard_units, data.cpus)
     quota_left = await runtime.dispatcher.quota_left(info.context.viewer.account_id)
     candidates = rank(runtime.dispatcher.offers(need, snapshot, quota_left, centers), policy.value, snapshot.taken_at)
     currency = runtime.registry.currency

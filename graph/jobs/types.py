@@ -167,12 +167,12 @@ class Job(Node):
             failure_reason=row.failure_reason,
             exit_code=row.exit_code,
             request=ResourceRequest(
-                accelerator=request.get("accelerator"),
-                devices=request.get("devices"),
-                standard_units=request.get("standardUnits"),
-                cpus=request.get("cpus"),
-                memory_gb=request.get("memoryGb"),
-                max_duration_minutes=request["maxDurationMinutes"],
+                accelerator=request.accelerator,
+                devices=request.devices,
+                standard_units=request.standard_units,
+                cpus=request.cpus,
+                memory_gb=request.memory_gb,
+                max_duration_minutes=request.max_duration_minutes,
             ),
             command=list(row.command),
             environment=cast(JSON, row.environment),
@@ -204,7 +204,7 @@ class Job(Node):
         if self.row.center_id is None:
             return None
         units = await info.context.loaders.capacity.load(self.row.center_id)
-        accelerator = self.row.request.get("accelerator")
+        accelerator = self.row.request.accelerator
         for unit in units:
             if unit.accelerator.model == accelerator:
                 return ComputeUnit.from_info(unit, info.context.runtime.registry.currency)

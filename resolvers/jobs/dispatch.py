@@ -25,8 +25,9 @@ from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
 from resolvers.jobs.ledger import Change, JobLedger
-from resolvers.jobs.offers import BusyDevices, OfferData, ResourceNeed, make_offer
+from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer
 from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobState
 from store import accounts as account_store
 from store import jobs as job_store
@@ -40,17 +41,6 @@ QUEUE_BATCH = 500
 QUEUE_INTERVAL_SECONDS = 1.0
 #: hand-overs in flight at once in one round of the network queue
 HAND_OVER_CONCURRENCY = 8
-
-
-def need_of(job: JobRow) -> ResourceNeed:
-    request = job.request
-    return ResourceNeed(
-        max_duration_minutes=float(request["maxDurationMinutes"]),
-        accelerator=request.get("askedAccelerator", request.get("accelerator")),
-        devices=request.get("askedDevices", request.get("devices")),
-        standard_units=request.get("standardUnits"),
-        cpus=request.get("cpus"),
-    )
 
 
 @dataclass
@@ -103,7 +93,7 @@ class Dispatcher:
         return Snapshot(units={center.id: answer for center, answer in zip(centers, answers, strict=True)}, busy=busy, taken_at=utcnow())
 
     def offers(
-        self, need: ResourceNeed, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
+        self, need: ResourceRequest, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
     ) -> list[OfferData]:
         return [
             make_offer(center, snapshot.units.get(center.id, []), need, self.catalog, snapshot.busy, snapshot.taken_at, quota_left)
@@ -147,15 +137,12 @@ class Dispatcher:
             change = Change()
             if job.state in TERMINAL_STATES or job.state == JobState.CANCELLING or job.external_id is not None:
                 return change
-            request = dict(job.request)
-            request.setdefault("askedAccelerator", request.get("accelerator"))
-            request.setdefault("askedDevices", request.get("devices"))
-            request.update(accelerator=offer.unit.accelerator.model if offer.unit else None, devices=offer.devices)
+            request = job.request.placed(offer.unit.accelerator.model if offer.unit else None, offer.devices)
             terms = dict((job.placement or {}).get("terms") or {})
             if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
                 # the center could not quote at submission (it was down): it quotes now
                 quote = self.billing.quote(
-                    offer.center, offer.unit.accelerator.model, offer.devices, float(job.request["maxDurationMinutes"])
+                    offer.center, offer.unit.accelerator.model, offer.devices, float(job.request.max_duration_minutes)
                 )
                 terms.update(quote_terms({offer.center.id: quote}))
             change.columns.update(
@@ -280,8 +267,8 @@ class Dispatcher:
         quotas: dict[int, float | None] = {}
         startable: list[tuple[JobRow, list[Candidate]]] = []
         for job in waiting:
-            need = need_of(job)
-            models = need.candidate_models()
+            need = job.request.as_asked()
+            models = candidate_models(need)
             if (models is None and blocked) or (models is not None and (None in blocked or blocked & set(models))):
                 continue
             if job.owner_id not in quotas:
@@ -319,15 +306,15 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
     now = utcnow()
     busy: list[BusyDevices] = []
     for center_id, request, started_at in rows:
-        if center_id is None or not request.get("accelerator"):
+        if center_id is None or not request.accelerator:
             continue
         begun = started_at or now
         busy.append(
             BusyDevices(
                 center_id,
-                request["accelerator"],
-                int(request.get("devices") or 1),
-                begun + timedelta(minutes=float(request["maxDurationMinutes"])),
+                request.accelerator,
+                int(request.devices or 1),
+                begun + timedelta(minutes=float(request.max_duration_minutes)),
             )
         )
     return busy
@@ -335,15 +322,16 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
 
 def spec_for(job: JobRow) -> JobSpec:
     request = job.request
+    accelerator, devices = request.allocation()
     environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
     return JobSpec(
         reference=job.reference,
         name=job.name,
         command=tuple(job.command),
-        max_duration_seconds=float(request["maxDurationMinutes"]) * 60.0,
+        max_duration_seconds=float(request.max_duration_minutes) * 60.0,
         environment=environment,
-        accelerator=request["accelerator"],
-        devices=int(request["devices"]),
-        cpus=request.get("cpus"),
-        memory_gb=request.get("memoryGb"),
+        accelerator=accelerator,
+        devices=int(devices),
+        cpus=request.cpus,
+        memory_gb=request.memory_gb,
     )

@@ -17,8 +17,8 @@ from resolvers.common.errors import CenterFault, UserErrorData
 from resolvers.common.ids import int_key
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import Change, EventRecord, JobLedger
-from resolvers.jobs.offers import ResourceNeed
 from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobKind, JobState
 from store import datasets as dataset_store
 from store import jobs as job_store
@@ -34,20 +34,10 @@ MAX_DURATION_MINUTES = 60 * 24 * 30
 
 
 @dataclass(frozen=True)
-class ResourceRequestData:
-    max_duration_minutes: float
-    accelerator: str | None = None
-    devices: int | None = None
-    standard_units: float | None = None
-    cpus: int | None = None
-    memory_gb: float | None = None
-
-
-@dataclass(frozen=True)
 class SubmitRequest:
     name: str
     command: Sequence[str]
-    request: ResourceRequestData
+    request: ResourceRequest
     kind: JobKind = JobKind.BATCH
     environment: Any = None
     center_id: str | None = None
@@ -95,21 +85,10 @@ class JobService:
         if errors:
             return SubmitOutcome(errors=errors)
         resources = request.request
-        need = ResourceNeed(
-            resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus
-        )
-        candidates = await self.rank(viewer, need, request.policy, centers, dataset_ids)
+        candidates = await self.rank(viewer, resources, request.policy, centers, dataset_ids)
         refusal = self._refusal(candidates)
         if refusal is not None:
             return SubmitOutcome(errors=[refusal])
-        document = {
-            "accelerator": resources.accelerator,
-            "devices": resources.devices,
-            "standardUnits": resources.standard_units,
-            "cpus": resources.cpus,
-            "memoryGb": resources.memory_gb,
-            "maxDurationMinutes": resources.max_duration_minutes,
-        }
         policy = None if request.center_id else request.policy
         quotes = self._quotes(candidates, resources.max_duration_minutes)
         async with self.db.transaction() as session:
@@ -128,7 +107,7 @@ class JobService:
                 kind=request.kind,
                 state=JobState.PENDING,
                 center_id=None,
-                request=document,
+                request=resources,
                 command=list(request.command),
                 environment=request.environment,
                 output_model_name=request.output_model_name,
@@ -164,7 +143,7 @@ class JobService:
         }
 
     async def rank(
-        self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
+        self, viewer: Viewer, need: ResourceRequest, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
     ) -> list[Candidate]:
         """Every center's offer for ``need``, best first by ``policy``."""
         snapshot = await self.dispatcher.snapshot(centers)
@@ -333,7 +312,7 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
     return errors
 
 
-def validate_resources(resources: ResourceRequestData, registry: CenterRegistry) -> list[UserErrorData]:
+def validate_resources(resources: ResourceRequest, registry: CenterRegistry) -> list[UserErrorData]:
     """What is wrong with a resource request (shared by submitJob and offers)."""
     errors: list[UserErrorData] = []
 
