@@ -28,8 +28,9 @@ from pydantic import SecretStr  # noqa: E402
 
 from aicn.runtime import Runtime  # noqa: E402
 from aicn.settings import CenterConfig, DeviceConfig, Settings  # noqa: E402
-from resolvers.jobs.offers import ResourceNeed  # noqa: E402
 from resolvers.jobs.ranking import rank  # noqa: E402
+from resolvers.jobs.resources import ResourceRequest  # noqa: E402
+from resolvers.jobs.states import JobKind, JobState  # noqa: E402
 from store.tables import JobRow  # noqa: E402
 from tests.fault_connector import FaultyConnector  # noqa: E402
 
@@ -65,7 +66,7 @@ async def decisions(center_count: int) -> tuple[float, float]:
     await runtime.start(reconcile=False)
     try:
         snapshot = await runtime.dispatcher.snapshot()
-        needs = [ResourceNeed(60, MODELS[n % 3], 1 + n % 4) for n in range(JOBS)]
+        needs = [ResourceRequest(60, MODELS[n % 3], 1 + n % 4) for n in range(JOBS)]
         started = time.perf_counter()
         for need in needs:
             candidates = rank(runtime.dispatcher.offers(need, snapshot, None), "CHEAPEST", snapshot.taken_at)
@@ -96,9 +97,9 @@ async def dispatch_all(center_count: int, database_url: str | None = None, laten
                     owner_id=account,
                     reference=f"bench-{secrets.token_hex(8)}",
                     name=f"queued-{n}",
-                    kind="BATCH",
-                    state="QUEUED",
-                    request={"accelerator": MODELS[n % 3], "devices": 1, "maxDurationMinutes": 60},
+                    kind=JobKind.BATCH,
+                    state=JobState.QUEUED,
+                    request=ResourceRequest(max_duration_minutes=60, accelerator=MODELS[n % 3], devices=1),
                     command=["true"],
                     policy="CHEAPEST",
                     progress_count=0,

@@ -19,8 +19,8 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
-from store.jobs import TERMINAL_STATES
 from store.paging import Page, count_rows, keyset_page
+from store.states import TERMINAL_STATES
 from store.tables import CenterRow, JobRow
 from store.types import utcnow
 

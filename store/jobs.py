@@ -11,12 +11,11 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
+from store.resources import ResourceRequest
+from store.states import HOLDING_STATES, TERMINAL_STATES, JobEventKind, JobKind, JobState
 from store.tables import DatasetReplicaRow, DatasetRow, JobEventRow, JobInputRow, JobRow
 from store.types import utcnow
 
-TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
-#: states in which a job holds (or is about to hold) devices at its center
-HOLDING_STATES = ("QUEUED", "STARTING", "RUNNING", "CANCELLING")
 #: a PENDING job without a center this old was orphaned by a crash during placement
 ORPHAN_AFTER = timedelta(seconds=15)
 
@@ -26,9 +25,9 @@ class JobQuery:
     """Which jobs to list; ``owner_id`` None means every account's (admins)."""
 
     owner_id: int | None = None
-    states: tuple[str, ...] = ()
+    states: tuple[JobState, ...] = ()
     center_ids: tuple[int, ...] = ()
-    kinds: tuple[str, ...] = ()
+    kinds: tuple[JobKind, ...] = ()
     name_contains: str | None = None
     input_dataset_id: int | None = None
 
@@ -86,9 +85,9 @@ async def unfinished_jobs(session: AsyncSession, center_id: int) -> list[JobRow]
 def append_event(
     session: AsyncSession,
     job: JobRow,
-    kind: str,
+    kind: JobEventKind,
     *,
-    state: str | None = None,
+    state: JobState | None = None,
     progress: dict[str, Any] | None = None,
     message: str | None = None,
     at: datetime | None = None,
@@ -127,17 +126,17 @@ async def inputs_by_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[
 
 async def waiting_jobs(session: AsyncSession, limit: int) -> list[JobRow]:
     """Jobs waiting at the network level for a center, oldest first."""
-    orphaned = and_(JobRow.state == "PENDING", JobRow.updated_at < utcnow() - ORPHAN_AFTER)
+    orphaned = and_(JobRow.state == JobState.PENDING, JobRow.updated_at < utcnow() - ORPHAN_AFTER)
     rows = await session.scalars(
         select(JobRow)
-        .where(JobRow.center_id.is_(None), JobRow.external_id.is_(None), or_(JobRow.state == "QUEUED", orphaned))
+        .where(JobRow.center_id.is_(None), JobRow.external_id.is_(None), or_(JobRow.state == JobState.QUEUED, orphaned))
         .order_by(JobRow.id)
         .limit(limit)
     )
     return list(rows)
 
 
-async def active_allocations(session: AsyncSession) -> list[tuple[int | None, dict[str, Any], datetime | None]]:
+async def active_allocations(session: AsyncSession) -> list[tuple[int | None, ResourceRequest, datetime | None]]:
     """(center, request, started) of every job holding devices at a center."""
     rows = await session.execute(
         select(JobRow.center_id, JobRow.request, JobRow.started_at).where(JobRow.state.in_(HOLDING_STATES), JobRow.external_id.is_not(None))
@@ -150,7 +149,7 @@ async def units_in_use(session: AsyncSession, owner_id: int, units_per_device: M
     rows = await session.scalars(
         select(JobRow.request).where(JobRow.owner_id == owner_id, JobRow.state.in_(HOLDING_STATES), JobRow.center_id.is_not(None))
     )
-    return sum(units_per_device.get(request.get("accelerator") or "", 0.0) * int(request.get("devices") or 1) for request in rows)
+    return sum(units_per_device.get(request.accelerator or "", 0.0) * int(request.devices or 1) for request in rows)
 
 
 async def input_replicas_by_center(session: AsyncSession, job_id: int) -> dict[int, int]:

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from store.types import BigId, Document, Fixed, UtcDateTime, utcnow
+from store.resources import ResourceRequest
+from store.states import JobEventKind, JobKind, JobState
+from store.types import BigId, Document, EnumString, Fixed, RequestDocument, UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -49,13 +51,13 @@ class JobRow(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     reference: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(String(20), index=True)
+    kind: Mapped[JobKind] = mapped_column(EnumString(JobKind, 20))
+    state: Mapped[JobState] = mapped_column(EnumString(JobState, 20), index=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     center_id: Mapped[int | None] = mapped_column(ForeignKey("centers.id"))
     external_id: Mapped[str | None] = mapped_column(String(200))
-    request: Mapped[dict[str, Any]] = mapped_column(Document)
+    request: Mapped[ResourceRequest] = mapped_column(RequestDocument)
     command: Mapped[list[str]] = mapped_column(Document)
     environment: Mapped[dict[str, Any] | None] = mapped_column(Document)
     output_model_name: Mapped[str | None] = mapped_column(String(200))
@@ -84,8 +86,8 @@ class JobEventRow(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    kind: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str | None] = mapped_column(String(20))
+    kind: Mapped[JobEventKind] = mapped_column(EnumString(JobEventKind, 20))
+    state: Mapped[JobState | None] = mapped_column(EnumString(JobState, 20))
     progress: Mapped[dict[str, Any] | None] = mapped_column(Document)
     message: Mapped[str | None] = mapped_column(Text)
 

@@ -2,20 +2,64 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, Numeric
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, Numeric, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+from store.resources import ResourceRequest
 
 #: an auto-incrementing primary key: BIGINT on PostgreSQL, INTEGER PRIMARY KEY on SQLite
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 #: JSON documents: JSONB on PostgreSQL
 Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+class RequestDocument(TypeDecorator[ResourceRequest]):
+    """A ``ResourceRequest`` kept as its JSON document (the ``Document`` column, unchanged)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: ResourceRequest | None, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else value.to_document()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> ResourceRequest | None:
+        return None if value is None else ResourceRequest.from_document(value)
+
+
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+
+class EnumString(TypeDecorator[_E]):
+    """A str enum kept as its value in a VARCHAR: members (or their strings) in, members out."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[_E], length: int) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+        self.length = length
+
+    def process_bind_param(self, value: _E | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return self.enum_class(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> _E | None:
+        if value is None:
+            return None
+        return self.enum_class(value)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

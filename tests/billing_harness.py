@@ -23,7 +23,9 @@ from resolvers.billing.metering import Meter
 from resolvers.billing.periods import Calendar
 from resolvers.billing.pricing import Quote, make_quote
 from resolvers.billing.service import BillingService
-from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
+from resolvers.jobs.ledger import Change, JobLedger
+from resolvers.jobs.resources import ResourceRequest
+from resolvers.jobs.states import TERMINAL_STATES
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
 from store.bus import InMemoryBus
 from store.centers import sync_centers
@@ -107,7 +109,7 @@ class Billing:
                 kind="BATCH",
                 state="PENDING",
                 center_id=self.backend.center_id,
-                request={"accelerator": "x", "devices": quote.devices, "maxDurationMinutes": max_minutes},
+                request=ResourceRequest(max_duration_minutes=max_minutes, accelerator="x", devices=quote.devices),
                 command=["true"],
                 progress_count=0,
                 last_seq=0,
@@ -120,7 +122,7 @@ class Billing:
     async def start(self, job_id: int, at: datetime, ledger: JobLedger | None = None) -> None:
         def planner(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL or job.started_at is not None:
+            if job.state in TERMINAL_STATES or job.started_at is not None:
                 return change
             change.columns["started_at"] = at
             change.state("STARTING", at=at)
@@ -132,7 +134,7 @@ class Billing:
     async def end(self, job_id: int, state: str, at: datetime, ledger: JobLedger | None = None) -> None:
         def planner(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL:
+            if job.state in TERMINAL_STATES:
                 return change
             change.columns["finished_at"] = at
             if state != "SUCCEEDED":

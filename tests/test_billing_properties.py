@@ -185,9 +185,9 @@ def _check_invariants(snap: Any, opening: Decimal, holds: dict[int, Decimal], fr
             usage = by_job[job.id]
             micros = (job.finished_at - job.started_at) // timedelta(microseconds=1)
             started_seconds = max(0, -(-micros // 1_000_000))  # each started second
-            seconds = min(max_seconds(job.request["maxDurationMinutes"]), started_seconds)
+            seconds = min(max_seconds(job.request.max_duration_minutes), started_seconds)
             assert usage.seconds == seconds, (usage.seconds, micros)
-            assert usage.amount == exact_cost(job.units_per_device, job.request["devices"], seconds, job.unit_price)
+            assert usage.amount == exact_cost(job.units_per_device, job.request.devices, seconds, job.unit_price)
             assert usage.amount <= job.hold_amount
             assert kinds.count("USAGE") == 1 and kinds[-2:] == ["USAGE", "STATE"] and events[-1].state == job.state
             assert (usage.started_at, usage.ended_at) == (job.started_at, job.finished_at)

@@ -6,33 +6,15 @@ import enum
 
 import strawberry
 
+from resolvers.jobs import states
 
-@strawberry.enum
-class JobKind(enum.Enum):
-    TRAINING = "TRAINING"
-    INFERENCE = "INFERENCE"
-    BATCH = "BATCH"
-
-
-@strawberry.enum
-class JobState(enum.Enum):
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLING = "CANCELLING"
-    CANCELLED = "CANCELLED"
-
-
-@strawberry.enum
-class JobEventKind(enum.Enum):
-    STATE = "STATE"
-    PROGRESS = "PROGRESS"
-    LOG = "LOG"
-    PLACEMENT = "PLACEMENT"
-    USAGE = "USAGE"
+# the services' own enums, made GraphQL enums in place: rows and events carry these members as they are
+JobKind = states.JobKind
+JobState = states.JobState
+JobEventKind = states.JobEventKind
+strawberry.enum(JobKind)
+strawberry.enum(JobState)
+strawberry.enum(JobEventKind)
 
 
 @strawberry.enum

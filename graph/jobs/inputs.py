@@ -8,7 +8,7 @@ from graph.core.scalars import JSON
 from graph.jobs.enums import JobKind, JobState, PlacementPolicy
 from resolvers.common.ids import int_key
 from resolvers.jobs.records import JobQuery, JobRow
-from resolvers.jobs.service import ResourceRequestData
+from resolvers.jobs.resources import ResourceRequest
 
 
 @strawberry.input
@@ -24,8 +24,8 @@ class ResourceRequestInput:
     cpus: int | None = None
     memory_gb: float | None = None
 
-    def to_data(self) -> ResourceRequestData:
-        return ResourceRequestData(
+    def to_request(self) -> ResourceRequest:
+        return ResourceRequest(
             max_duration_minutes=self.max_duration_minutes,
             accelerator=self.accelerator,
             devices=self.devices,
@@ -69,9 +69,9 @@ class JobFilter:
             center_keys = (-1,)  # ids that name no center match no job
         return JobQuery(
             owner_id=owner_id,
-            states=tuple(state.value for state in self.states or []),
+            states=tuple(self.states or []),
             center_ids=center_keys,
-            kinds=tuple(kind.value for kind in self.kinds or []),
+            kinds=tuple(self.kinds or []),
             name_contains=self.name_contains or None,
         )
 

@@ -33,8 +33,8 @@ class JobMutation:
         request = SubmitRequest(
             name=input.name,
             command=list(input.command),
-            request=input.request.to_data(),
-            kind=input.kind.value,
+            request=input.request.to_request(),
+            kind=input.kind,
             environment=input.environment,
             center_id=input.center_id,
             policy=input.policy.value,

@@ -45,7 +45,7 @@ class OfferQuery:
         self, info: Info[Context, None], request: ResourceRequestInput, policy: PlacementPolicy = PlacementPolicy.CHEAPEST
     ) -> list[Offer]:
         services = info.context.services
-        resources = request.to_data()
+        resources = request.to_request()
         problems = validate_resources(resources, services.centers)
         if problems:
             raise BadRequest("; ".join(problem.message for problem in problems), problems[0].code)

@@ -101,9 +101,9 @@ class JobEvent:
         return cls(
             seq=record.seq,
             at=record.at,
-            kind=JobEventKind[record.kind],
-            state=JobState[record.state] if record.state else None,
-            progress=JobProgress.from_document(record.progress) if record.kind == "PROGRESS" else None,
+            kind=record.kind,
+            state=record.state,
+            progress=JobProgress.from_document(record.progress) if record.kind == JobEventKind.PROGRESS else None,
             message=record.message,
             job_key=record.job_id,
         )
@@ -143,17 +143,17 @@ class Job(Node):
         return cls(
             id=strawberry.ID(to_global_id("Job", row.id)),
             name=row.name,
-            kind=JobKind[row.kind],
-            state=JobState[row.state],
+            kind=row.kind,
+            state=row.state,
             failure_reason=row.failure_reason,
             exit_code=row.exit_code,
             request=ResourceRequest(
-                accelerator=request.get("accelerator"),
-                devices=request.get("devices"),
-                standard_units=request.get("standardUnits"),
-                cpus=request.get("cpus"),
-                memory_gb=request.get("memoryGb"),
-                max_duration_minutes=request["maxDurationMinutes"],
+                accelerator=request.accelerator,
+                devices=request.devices,
+                standard_units=request.standard_units,
+                cpus=request.cpus,
+                memory_gb=request.memory_gb,
+                max_duration_minutes=request.max_duration_minutes,
             ),
             command=list(row.command),
             environment=cast(JSON, row.environment),
@@ -183,7 +183,7 @@ class Job(Node):
         if self.row.center_id is None:
             return None
         units = await info.context.loaders.capacity.load(self.row.center_id)
-        accelerator = self.row.request.get("accelerator")
+        accelerator = self.row.request.accelerator
         for unit in units:
             if unit.accelerator.model == accelerator:
                 return ComputeUnit.from_info(unit, info.context.services.centers.currency)

@@ -9,14 +9,25 @@ is taken from the balance.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.billing.bills import BillBook
 from resolvers.billing.pricing import billed_seconds, cost, max_seconds, standard_unit_hours
-from resolvers.jobs.ledger import Settlement
 from store import billing as billing_store
 from store.tables import JobRow
 from store.types import utcnow
+
+
+@dataclass
+class Settlement:
+    """What metering a job's end wrote: the USAGE event's text (None when nothing was
+    metered) and news for the bus, published once the transaction has committed."""
+
+    usage_message: str | None = None
+    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Meter:
@@ -28,8 +39,8 @@ class Meter:
             return Settlement()  # never ran, or submitted before billing existed
         account = await self.book.lock(session, job.owner_id)
         ended = job.finished_at or utcnow()
-        devices = int(job.request["devices"])
-        seconds = billed_seconds(job.started_at, ended, max_seconds(job.request["maxDurationMinutes"]))
+        accelerator, devices = job.request.allocation()
+        seconds = billed_seconds(job.started_at, ended, max_seconds(job.request.max_duration_minutes))
         hours = standard_unit_hours(job.units_per_device, devices, seconds)
         amount = cost(job.units_per_device, devices, seconds, job.unit_price)
         currency = job.currency or self.book.policy.currency
@@ -43,7 +54,7 @@ class Meter:
             started_at=job.started_at,
             ended_at=ended,
             seconds=seconds,
-            accelerator=job.request["accelerator"],
+            accelerator=accelerator,
             devices=devices,
             units_per_device=job.units_per_device,
             standard_unit_hours=hours,
@@ -52,7 +63,7 @@ class Meter:
             amount=amount,
         )
         await session.flush()  # a second record for this job fails here (IntegrityError)
-        description = f"{job.name}: {hours} standard unit-hours of {devices} x {job.request['accelerator']} for {seconds} s"
+        description = f"{job.name}: {hours} standard unit-hours of {devices} x {accelerator} for {seconds} s"
         _, notices = await self.book.post(session, account, bill, kind="USAGE", amount=amount, description=description, usage_id=usage.id)
         message = f"{hours} standard unit-hours x {job.unit_price} {currency} = {amount} {currency}"
         return Settlement(usage_message=message, notices=notices)

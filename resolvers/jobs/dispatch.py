@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import JobSpec
+from connectors.base import CenterJobState, JobSpec
 from connectors.catalog import Catalog
 from connectors.errors import ConnectorError
 from resolvers.billing.pricing import chosen_terms, quote_terms
@@ -24,9 +24,11 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
-from resolvers.jobs.ledger import TERMINAL, Change, JobLedger
-from resolvers.jobs.offers import BusyDevices, OfferData, ResourceNeed, make_offer
+from resolvers.jobs.ledger import Change, JobLedger
+from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer
 from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.jobs.resources import ResourceRequest
+from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobState
 from store import accounts as account_store
 from store import jobs as job_store
 from store.db import Database
@@ -39,17 +41,6 @@ QUEUE_BATCH = 500
 QUEUE_INTERVAL_SECONDS = 1.0
 #: hand-overs in flight at once in one round of the network queue
 HAND_OVER_CONCURRENCY = 8
-
-
-def need_of(job: JobRow) -> ResourceNeed:
-    request = job.request
-    return ResourceNeed(
-        max_duration_minutes=float(request["maxDurationMinutes"]),
-        accelerator=request.get("askedAccelerator", request.get("accelerator")),
-        devices=request.get("askedDevices", request.get("devices")),
-        standard_units=request.get("standardUnits"),
-        cpus=request.get("cpus"),
-    )
 
 
 @dataclass
@@ -102,7 +93,7 @@ class Dispatcher:
         return Snapshot(units={center.id: answer for center, answer in zip(centers, answers, strict=True)}, busy=busy, taken_at=utcnow())
 
     def offers(
-        self, need: ResourceNeed, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
+        self, need: ResourceRequest, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
     ) -> list[OfferData]:
         return [
             make_offer(center, snapshot.units.get(center.id, []), need, self.catalog, snapshot.busy, snapshot.taken_at, quota_left)
@@ -144,24 +135,21 @@ class Dispatcher:
 
         def choose(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL or job.state == "CANCELLING" or job.external_id is not None:
+            if job.state in TERMINAL_STATES or job.state == JobState.CANCELLING or job.external_id is not None:
                 return change
-            request = dict(job.request)
-            request.setdefault("askedAccelerator", request.get("accelerator"))
-            request.setdefault("askedDevices", request.get("devices"))
-            request.update(accelerator=offer.unit.accelerator.model if offer.unit else None, devices=offer.devices)
+            request = job.request.placed(offer.unit.accelerator.model if offer.unit else None, offer.devices)
             terms = dict((job.placement or {}).get("terms") or {})
             if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
                 # the center could not quote at submission (it was down): it quotes now
                 quote = self.billing.quote(
-                    offer.center, offer.unit.accelerator.model, offer.devices, float(job.request["maxDurationMinutes"])
+                    offer.center, offer.unit.accelerator.model, offer.devices, float(job.request.max_duration_minutes)
                 )
                 terms.update(quote_terms({offer.center.id: quote}))
             change.columns.update(
                 center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms)
             )
             change.columns.update(chosen_terms(terms.get(str(offer.center.id))))
-            change.events.append({"kind": "PLACEMENT", "message": f"placed on {offer.center.name}: {chosen.reason}"})
+            change.events.append({"kind": JobEventKind.PLACEMENT, "message": f"placed on {offer.center.name}: {chosen.reason}"})
             return change
 
         job, records = await self.ledger.apply(job_id, choose)
@@ -179,10 +167,11 @@ class Dispatcher:
 
         def record(current: JobRow) -> Change:
             change = Change()
-            if current.state not in ("PENDING", "QUEUED") or current.external_id is not None:
+            if current.state not in UNSUBMITTED_STATES or current.external_id is not None:
                 return change
             change.columns["external_id"] = submission.external_id
-            change.state("QUEUED" if submission.state.value == "QUEUED" else "STARTING", f"submitted to {center.name}")
+            queued = submission.state == CenterJobState.QUEUED
+            change.state(JobState.QUEUED if queued else JobState.STARTING, f"submitted to {center.name}")
             return change
 
         updated, _ = await self.ledger.apply(job.id, record)
@@ -193,10 +182,10 @@ class Dispatcher:
     async def _release(self, job_id: int, center: Center, reason: str, next_step: str) -> None:
         def release(job: JobRow) -> Change:
             change = Change()
-            if job.external_id is not None or job.state in TERMINAL:
+            if job.external_id is not None or job.state in TERMINAL_STATES:
                 return change
             change.columns["center_id"] = None
-            change.events.append({"kind": "PLACEMENT", "message": f"{center.name} failed ({reason}); {next_step}"})
+            change.events.append({"kind": JobEventKind.PLACEMENT, "message": f"{center.name} failed ({reason}); {next_step}"})
             return change
 
         await self.ledger.apply(job_id, release)
@@ -210,14 +199,14 @@ class Dispatcher:
 
         def wait(job: JobRow) -> Change:
             change = Change()
-            if job.state in TERMINAL or job.state == "CANCELLING" or job.external_id is not None:
+            if job.state in TERMINAL_STATES or job.state == JobState.CANCELLING or job.external_id is not None:
                 return change
             previous = (job.placement or {}).get("waiting")
             change.columns["placement"] = placement_document(policy, candidates, None, waiting, terms=(job.placement or {}).get("terms"))
-            if job.state != "QUEUED":
-                change.state("QUEUED", waiting)
+            if job.state != JobState.QUEUED:
+                change.state(JobState.QUEUED, waiting)
             elif previous != waiting:
-                change.events.append({"kind": "PLACEMENT", "message": waiting})
+                change.events.append({"kind": JobEventKind.PLACEMENT, "message": waiting})
             return change
 
         job, _ = await self.ledger.apply(job_id, wait)
@@ -248,7 +237,7 @@ class Dispatcher:
         async with self.ledger.bus.subscribe("jobs") as live:
             while True:
                 message = await live.get()
-                if message and message.get("kind") == "STATE" and message.get("state") in TERMINAL:
+                if message and message.get("kind") == JobEventKind.STATE and message.get("state") in TERMINAL_STATES:
                     self.wake()
 
     async def _serve_queue(self) -> None:
@@ -278,8 +267,8 @@ class Dispatcher:
         quotas: dict[int, float | None] = {}
         startable: list[tuple[JobRow, list[Candidate]]] = []
         for job in waiting:
-            need = need_of(job)
-            models = need.candidate_models()
+            need = job.request.as_asked()
+            models = candidate_models(need)
             if (models is None and blocked) or (models is not None and (None in blocked or blocked & set(models))):
                 continue
             if job.owner_id not in quotas:
@@ -317,15 +306,15 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
     now = utcnow()
     busy: list[BusyDevices] = []
     for center_id, request, started_at in rows:
-        if center_id is None or not request.get("accelerator"):
+        if center_id is None or not request.accelerator:
             continue
         begun = started_at or now
         busy.append(
             BusyDevices(
                 center_id,
-                request["accelerator"],
-                int(request.get("devices") or 1),
-                begun + timedelta(minutes=float(request["maxDurationMinutes"])),
+                request.accelerator,
+                int(request.devices or 1),
+                begun + timedelta(minutes=float(request.max_duration_minutes)),
             )
         )
     return busy
@@ -333,15 +322,16 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
 
 def spec_for(job: JobRow) -> JobSpec:
     request = job.request
+    accelerator, devices = request.allocation()
     environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
     return JobSpec(
         reference=job.reference,
         name=job.name,
         command=tuple(job.command),
-        max_duration_seconds=float(request["maxDurationMinutes"]) * 60.0,
+        max_duration_seconds=float(request.max_duration_minutes) * 60.0,
         environment=environment,
-        accelerator=request["accelerator"],
-        devices=int(request["devices"]),
-        cpus=request.get("cpus"),
-        memory_gb=request.get("memoryGb"),
+        accelerator=accelerator,
+        devices=int(devices),
+        cpus=request.cpus,
+        memory_gb=request.memory_gb,
     )

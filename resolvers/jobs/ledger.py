@@ -22,7 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import CenterJobState, JobStatus, ProgressReport
+from resolvers.billing.metering import Settlement
 from resolvers.data.lineage import register_output_model
+from resolvers.jobs.states import TERMINAL_STATES, JobEventKind, JobState
 from store import jobs as job_store
 from store.bus import InMemoryBus
 from store.db import Database
@@ -31,17 +33,16 @@ from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-TERMINAL = job_store.TERMINAL_STATES
 #: a writer that lost a race (a unique constraint fired) plans again against the winner's rows
 RACE_ATTEMPTS = 3
-_RANK = {"PENDING": 0, "QUEUED": 1, "STARTING": 2, "RUNNING": 3, "CANCELLING": 4}
+_RANK = {JobState.PENDING: 0, JobState.QUEUED: 1, JobState.STARTING: 2, JobState.RUNNING: 3, JobState.CANCELLING: 4}
 _FROM_CENTER = {
-    CenterJobState.QUEUED: "QUEUED",
-    CenterJobState.STARTING: "STARTING",
-    CenterJobState.RUNNING: "RUNNING",
-    CenterJobState.SUCCEEDED: "SUCCEEDED",
-    CenterJobState.FAILED: "FAILED",
-    CenterJobState.CANCELLED: "CANCELLED",
+    CenterJobState.QUEUED: JobState.QUEUED,
+    CenterJobState.STARTING: JobState.STARTING,
+    CenterJobState.RUNNING: JobState.RUNNING,
+    CenterJobState.SUCCEEDED: JobState.SUCCEEDED,
+    CenterJobState.FAILED: JobState.FAILED,
+    CenterJobState.CANCELLED: JobState.CANCELLED,
 }
 
 
@@ -53,14 +54,14 @@ class EventRecord:
     owner_id: int
     seq: int
     at: datetime
-    kind: str
-    state: str | None = None
+    kind: JobEventKind
+    state: JobState | None = None
     progress: dict[str, Any] | None = None
     message: str | None = None
 
     @property
     def terminal(self) -> bool:
-        return self.kind == "STATE" and self.state in TERMINAL
+        return self.kind == JobEventKind.STATE and self.state in TERMINAL_STATES
 
     @classmethod
     def from_row(cls, row: JobEventRow, owner_id: int) -> EventRecord:
@@ -80,13 +81,14 @@ class EventRecord:
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> EventRecord:
+        state = message.get("state")
         return cls(
             job_id=int(message["job_id"]),
             owner_id=int(message["owner_id"]),
             seq=int(message["seq"]),
             at=datetime.fromisoformat(message["at"]),
-            kind=message["kind"],
-            state=message.get("state"),
+            kind=JobEventKind(message["kind"]),
+            state=JobState(state) if state is not None else None,
             progress=message.get("progress"),
             message=message.get("message"),
         )
@@ -99,8 +101,8 @@ class Change:
     events: list[dict[str, Any]] = field(default_factory=list)
     columns: dict[str, Any] = field(default_factory=dict)
 
-    def state(self, state: str, message: str | None = None, at: datetime | None = None) -> None:
-        self.events.append({"kind": "STATE", "state": state, "message": message, "at": at})
+    def state(self, state: JobState, message: str | None = None, at: datetime | None = None) -> None:
+        self.events.append({"kind": JobEventKind.STATE, "state": state, "message": message, "at": at})
         self.columns["state"] = state
 
     def __bool__(self) -> bool:
@@ -122,52 +124,43 @@ def plan_changes(job: JobRow, status: JobStatus) -> Change:
     """The events that bring ``job`` from its recorded state to what its center reports."""
     change = Change()
     current = job.state
-    if current in TERMINAL:
+    if current in TERMINAL_STATES:
         return change
     target = _FROM_CENTER[status.state]
-    ran = status.started_at is not None or bool(status.progress) or target == "RUNNING"
-    cancelling = current == "CANCELLING"
+    ran = status.started_at is not None or bool(status.progress) or target == JobState.RUNNING
+    cancelling = current == JobState.CANCELLING
 
-    if not cancelling and target not in TERMINAL and target != current:
+    if not cancelling and target not in TERMINAL_STATES and target != current:
         if _RANK[target] > _RANK[current]:
-            if target == "RUNNING" and _RANK[current] < _RANK["STARTING"]:
-                change.state("STARTING")
+            if target == JobState.RUNNING and _RANK[current] < _RANK[JobState.STARTING]:
+                change.state(JobState.STARTING)
             change.state(target)
         else:
             change.state(target, "requeued by the center")
-    elif not cancelling and target in TERMINAL:
-        if target != "CANCELLED" or ran:
-            if _RANK[current] < _RANK["STARTING"]:
-                change.state("STARTING")
-            if ran and _RANK[current] < _RANK["RUNNING"]:
-                change.state("RUNNING")
+    elif not cancelling and target in TERMINAL_STATES:
+        if target != JobState.CANCELLED or ran:
+            if _RANK[current] < _RANK[JobState.STARTING]:
+                change.state(JobState.STARTING)
+            if ran and _RANK[current] < _RANK[JobState.RUNNING]:
+                change.state(JobState.RUNNING)
 
     if ran and job.started_at is None:
         change.columns["started_at"] = status.started_at or utcnow()
     new_reports = [report for report in status.progress if report.ordinal > job.progress_count]
     for report in new_reports:
         document = progress_document(report)
-        change.events.append({"kind": "PROGRESS", "progress": document, "message": report.message, "at": report.at})
+        change.events.append({"kind": JobEventKind.PROGRESS, "progress": document, "message": report.message, "at": report.at})
     if new_reports:
         change.columns["progress"] = progress_document(new_reports[-1])
         change.columns["progress_count"] = new_reports[-1].ordinal
 
-    if target in TERMINAL:
+    if target in TERMINAL_STATES:
         change.columns["exit_code"] = status.exit_code
         change.columns["finished_at"] = status.finished_at or utcnow()
-        if target != "SUCCEEDED":
-            change.columns["failure_reason"] = status.reason or target
+        if target != JobState.SUCCEEDED:
+            change.columns["failure_reason"] = status.reason or target.value
         change.state(target, status.reason)
     return change
-
-
-@dataclass
-class Settlement:
-    """What metering a job's end wrote: the USAGE event's text (None when nothing was
-    metered) and news for the bus, published once the transaction has committed."""
-
-    usage_message: str | None = None
-    notices: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Meter(Protocol):
@@ -222,12 +215,12 @@ class JobLedger:
             setattr(job, column, value)
         rows: list[JobEventRow] = []
         for event in change.events:
-            if self.meter is not None and event["kind"] == "STATE" and event["state"] in TERMINAL:
+            if self.meter is not None and event["kind"] == JobEventKind.STATE and event["state"] in TERMINAL_STATES:
                 settlement = await self.meter.settle(session, job)
                 if settlement.usage_message is not None:
-                    rows.append(job_store.append_event(session, job, "USAGE", message=settlement.usage_message))
+                    rows.append(job_store.append_event(session, job, JobEventKind.USAGE, message=settlement.usage_message))
                 notices.extend(settlement.notices)
-            if event["kind"] == "STATE" and event["state"] == "SUCCEEDED":
+            if event["kind"] == JobEventKind.STATE and event["state"] == JobState.SUCCEEDED:
                 await register_output_model(session, job)
             rows.append(job_store.append_event(session, job, **event))
         return rows

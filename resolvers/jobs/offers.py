@@ -15,39 +15,31 @@ from decimal import ROUND_HALF_UP, Decimal
 from connectors.catalog import CPU_CORE, Catalog
 from resolvers.centers.registry import Center, ComputeUnitInfo
 from resolvers.common.errors import CenterFault
+from resolvers.jobs.resources import ResourceRequest
 
 #: money is exact; quotes keep six places so that cheap devices do not round to zero
 QUANTUM = Decimal("0.000001")
 
 
-@dataclass(frozen=True)
-class ResourceNeed:
-    """A resource request, as the user gave it."""
+def devices_of(need: ResourceRequest, catalog: Catalog, model: str) -> int:
+    """How many devices of ``model`` meet ``need`` (a request as the user gave it)."""
+    if need.devices is not None:
+        return need.devices
+    entry = catalog.get(model)
+    if need.standard_units is not None and entry is not None and entry.standard_units > 0:
+        return max(1, math.ceil(need.standard_units / entry.standard_units - 1e-9))
+    if need.cpus is not None and model == CPU_CORE:
+        return need.cpus
+    return 1
 
-    max_duration_minutes: float
-    accelerator: str | None = None
-    devices: int | None = None
-    standard_units: float | None = None
-    cpus: int | None = None
 
-    def devices_of(self, catalog: Catalog, model: str) -> int:
-        """How many devices of ``model`` meet this need."""
-        if self.devices is not None:
-            return self.devices
-        entry = catalog.get(model)
-        if self.standard_units is not None and entry is not None and entry.standard_units > 0:
-            return max(1, math.ceil(self.standard_units / entry.standard_units - 1e-9))
-        if self.cpus is not None and model == CPU_CORE:
-            return self.cpus
-        return 1
-
-    def candidate_models(self) -> tuple[str, ...] | None:
-        """The models that may serve; None means any model the center has."""
-        if self.accelerator is not None:
-            return (self.accelerator,)
-        if self.standard_units is None and (self.cpus is not None or self.devices is not None):
-            return (CPU_CORE,)
-        return None
+def candidate_models(need: ResourceRequest) -> tuple[str, ...] | None:
+    """The models that may serve ``need``; None means any model the center has."""
+    if need.accelerator is not None:
+        return (need.accelerator,)
+    if need.standard_units is None and (need.cpus is not None or need.devices is not None):
+        return (CPU_CORE,)
+    return None
 
 
 @dataclass(frozen=True)
@@ -89,7 +81,7 @@ def money(value: Decimal) -> Decimal:
 def make_offer(
     center: Center,
     units: Sequence[ComputeUnitInfo] | CenterFault,
-    need: ResourceNeed,
+    need: ResourceRequest,
     catalog: Catalog,
     busy: Sequence[BusyDevices],
     now: datetime,
@@ -101,7 +93,7 @@ def make_offer(
         return OfferData(
             center, None, False, f"DURATION_OVER_LIMIT: this center runs jobs for at most {center.max_duration_minutes:g} minutes"
         )
-    models = need.candidate_models()
+    models = candidate_models(need)
     options = [unit for unit in units if models is None or unit.accelerator.model in models]
     if not options:
         wanted = ", ".join(models) if models else "any accelerator"
@@ -118,14 +110,14 @@ def make_offer(
 def _offer_on(
     center: Center,
     unit: ComputeUnitInfo,
-    need: ResourceNeed,
+    need: ResourceRequest,
     catalog: Catalog,
     busy: Sequence[BusyDevices],
     now: datetime,
     quota_left: float | None,
 ) -> OfferData:
     model = unit.accelerator.model
-    devices = need.devices_of(catalog, model)
+    devices = devices_of(need, catalog, model)
     units = round(devices * unit.accelerator.standard_units, 6)
     price = money(unit.price_per_unit_hour * Decimal(str(units)))
     max_cost = money(unit.price_per_unit_hour * Decimal(str(units)) * Decimal(str(need.max_duration_minutes)) / Decimal(60))

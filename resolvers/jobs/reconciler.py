@@ -18,6 +18,7 @@ from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
 from resolvers.jobs.ledger import Change, JobLedger, plan_changes
 from resolvers.jobs.service import JobService
+from resolvers.jobs.states import TERMINAL_STATES, JobState
 from store import jobs as job_store
 from store.db import Database
 from store.tables import JobRow
@@ -104,7 +105,7 @@ class Reconciler:
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
         updated, _ = await self.ledger.apply(job.id, lambda current: plan_changes(current, status))
-        if updated is not None and updated.state == "CANCELLING" and not status.state.terminal:
+        if updated is not None and updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)
 
     async def _handle_missing(self, job: JobRow) -> None:
@@ -115,10 +116,10 @@ class Reconciler:
 
         def lose(current: JobRow) -> Change:
             change = Change()
-            if current.state in job_store.TERMINAL_STATES:
+            if current.state in TERMINAL_STATES:
                 return change
             change.columns.update(failure_reason=reason, finished_at=utcnow())
-            change.state("FAILED", reason)
+            change.state(JobState.FAILED, reason)
             return change
 
         await self.ledger.apply(job.id, lose)

@@ -16,9 +16,10 @@ from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.errors import CenterFault, UserErrorData
 from resolvers.common.ids import int_key
 from resolvers.jobs.dispatch import Dispatcher, Snapshot, busy_devices
-from resolvers.jobs.ledger import TERMINAL, Change, EventRecord, JobLedger
-from resolvers.jobs.offers import ResourceNeed
+from resolvers.jobs.ledger import Change, EventRecord, JobLedger
 from resolvers.jobs.ranking import Candidate, placement_document, rank
+from resolvers.jobs.resources import ResourceRequest
+from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobKind, JobState
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store.db import Database
@@ -33,21 +34,11 @@ MAX_DURATION_MINUTES = 60 * 24 * 30
 
 
 @dataclass(frozen=True)
-class ResourceRequestData:
-    max_duration_minutes: float
-    accelerator: str | None = None
-    devices: int | None = None
-    standard_units: float | None = None
-    cpus: int | None = None
-    memory_gb: float | None = None
-
-
-@dataclass(frozen=True)
 class SubmitRequest:
     name: str
     command: Sequence[str]
-    request: ResourceRequestData
-    kind: str = "BATCH"
+    request: ResourceRequest
+    kind: JobKind = JobKind.BATCH
     environment: Any = None
     center_id: str | None = None
     policy: str = "CHEAPEST"
@@ -94,21 +85,10 @@ class JobService:
         if errors:
             return SubmitOutcome(errors=errors)
         resources = request.request
-        need = ResourceNeed(
-            resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus
-        )
-        candidates = await self.rank(viewer, need, request.policy, centers, dataset_ids)
+        candidates = await self.rank(viewer, resources, request.policy, centers, dataset_ids)
         refusal = self._refusal(candidates)
         if refusal is not None:
             return SubmitOutcome(errors=[refusal])
-        document = {
-            "accelerator": resources.accelerator,
-            "devices": resources.devices,
-            "standardUnits": resources.standard_units,
-            "cpus": resources.cpus,
-            "memoryGb": resources.memory_gb,
-            "maxDurationMinutes": resources.max_duration_minutes,
-        }
         policy = None if request.center_id else request.policy
         quotes = self._quotes(candidates, resources.max_duration_minutes)
         async with self.db.transaction() as session:
@@ -125,9 +105,9 @@ class JobService:
                 reference=f"aicn-{secrets.token_hex(6)}",
                 name=request.name,
                 kind=request.kind,
-                state="PENDING",
+                state=JobState.PENDING,
                 center_id=None,
-                request=document,
+                request=resources,
                 command=list(request.command),
                 environment=request.environment,
                 output_model_name=request.output_model_name,
@@ -141,7 +121,9 @@ class JobService:
             session.add(job)
             await session.flush()
             await job_store.set_inputs(session, job.id, dataset_ids)
-            first_event = job_store.append_event(session, job, "STATE", state="PENDING", message="accepted by the gateway")
+            first_event = job_store.append_event(
+                session, job, JobEventKind.STATE, state=JobState.PENDING, message="accepted by the gateway"
+            )
             await session.flush()
             records = [EventRecord.from_row(first_event, job.owner_id)]
         await self.ledger.announce(records)
@@ -163,22 +145,19 @@ class JobService:
     async def offers(
         self,
         viewer: Viewer,
-        resources: ResourceRequestData,
+        need: ResourceRequest,
         policy: str,
         units: Mapping[int, list[ComputeUnitInfo] | CenterFault],
     ) -> list[Candidate]:
-        """Every center's quote for ``resources``, from capacity the caller has already asked, best first by ``policy``."""
+        """Every center's quote for ``need``, from capacity the caller has already asked, best first by ``policy``."""
         async with self.db.read() as session:
             busy = await busy_devices(session)
         snapshot = Snapshot(units=dict(units), busy=busy, taken_at=utcnow())
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
-        need = ResourceNeed(
-            resources.max_duration_minutes, resources.accelerator, resources.devices, resources.standard_units, resources.cpus
-        )
         return rank(self.dispatcher.offers(need, snapshot, quota_left), policy, snapshot.taken_at)
 
     async def rank(
-        self, viewer: Viewer, need: ResourceNeed, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
+        self, viewer: Viewer, need: ResourceRequest, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
     ) -> list[Candidate]:
         """Every center's offer for ``need``, best first by ``policy``."""
         snapshot = await self.dispatcher.snapshot(centers)
@@ -216,7 +195,7 @@ class JobService:
         """Finish a hand-over a crash interrupted: the job has a center but no center id for it yet."""
         async with self.db.read() as session:
             job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
-        if job is None or job.state not in ("PENDING", "QUEUED") or job.center_id is None or job.external_id is not None:
+        if job is None or job.state not in UNSUBMITTED_STATES or job.center_id is None or job.external_id is not None:
             return job
         center = self.registry.get(job.center_id)
         if center is None:
@@ -229,10 +208,10 @@ class JobService:
     async def _fail(self, job_id: int, reason: str) -> JobRow | None:
         def fail(current: JobRow) -> Change:
             change = Change()
-            if current.state in TERMINAL:
+            if current.state in TERMINAL_STATES:
                 return change
             change.columns.update(failure_reason=reason, finished_at=utcnow())
-            change.state("FAILED", reason)
+            change.state(JobState.FAILED, reason)
             return change
 
         job, _ = await self.ledger.apply(job_id, fail)
@@ -264,25 +243,25 @@ class JobService:
                 job = (await job_store.jobs_by_ids(session, [key], viewer.scope)).get(key)
         if job is None:
             return SubmitOutcome(errors=[UserErrorData("no such job", "JOB_NOT_FOUND", ("jobId",))])
-        if job.state in TERMINAL:
+        if job.state in TERMINAL_STATES:
             return SubmitOutcome(
                 job=job, errors=[UserErrorData(f"the job has already ended ({job.state})", "JOB_ALREADY_FINISHED", ("jobId",))]
             )
 
         def begin_cancel(current: JobRow) -> Change:
             change = Change()
-            if current.state in TERMINAL or current.state == "CANCELLING":
+            if current.state in TERMINAL_STATES or current.state == JobState.CANCELLING:
                 return change
             if current.external_id is None:  # never reached a center: nothing to stop
                 change.columns["finished_at"] = utcnow()
                 change.columns["failure_reason"] = "CANCELLED: cancelled on request"
-                change.state("CANCELLED", "cancelled on request")
+                change.state(JobState.CANCELLED, "cancelled on request")
             else:
-                change.state("CANCELLING", "cancel requested")
+                change.state(JobState.CANCELLING, "cancel requested")
             return change
 
         job, _ = await self.ledger.apply(job.id, begin_cancel)
-        if job is not None and job.state == "CANCELLING":
+        if job is not None and job.state == JobState.CANCELLING:
             await self.send_cancel(job)
         return SubmitOutcome(job=job)
 
@@ -347,7 +326,7 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
     return errors
 
 
-def validate_resources(resources: ResourceRequestData, registry: CenterRegistry) -> list[UserErrorData]:
+def validate_resources(resources: ResourceRequest, registry: CenterRegistry) -> list[UserErrorData]:
     """What is wrong with a resource request (shared by submitJob and offers)."""
     errors: list[UserErrorData] = []
 

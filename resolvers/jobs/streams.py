@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 from resolvers.access.viewer import Viewer
 from resolvers.jobs.ledger import EventRecord
+from resolvers.jobs.states import TERMINAL_STATES
 from store import jobs as job_store
 from store.bus import InMemoryBus
 from store.db import Database
@@ -35,7 +36,7 @@ class JobStreams:
         """True when the job has ended and the caller has seen all of its events."""
         async with self.db.read() as session:
             job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
-        return job is None or (job.state in job_store.TERMINAL_STATES and job.last_seq <= seq)
+        return job is None or (job.state in TERMINAL_STATES and job.last_seq <= seq)
 
     async def job_events(self, job: JobRow, after: int) -> AsyncIterator[EventRecord]:
         async with self.bus.subscribe(f"job:{job.id}") as live:
