@@ -35,7 +35,7 @@ from connectors.base import (
 )
 from connectors.catalog import CPU_CORE
 from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError, JobNotFound, SubmissionRejected
-from connectors.local.connector import tail_file
+from connectors.files import tail_file
 from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, StaticToken, TokenSource
 from connectors.slurm.script import batch_script, progress_from_comment
