@@ -8,12 +8,15 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.base import StatusQuery
 from connectors.errors import CenterTimeout, CenterUnreachable, JobNotFound
 from connectors.http import HttpClient, HttpFailure, StatusRule, redact
+from connectors.slurm.connector import SlurmConnector
 
 SECRET = "s3cret-token-0123456789abcdef"
 HOLD_LIMIT_SECONDS = 30.0  # a held request is released by the test long before this
@@ -208,3 +211,15 @@ async def test_at_most_max_concurrent_requests_are_in_flight(server: _Server) ->
         assert not done
         server.release.set()
         assert await held == {} and (await waiting)["ok"] is True
+
+
+async def test_slurm_maps_its_statuses_through_the_client(server: _Server, tmp_path: Path) -> None:
+    """A server that is not slurmrestd v0.0.38 answers 404: the connector says so."""
+    slurm = SlurmConnector("not-slurm", server.url, "root", token=SECRET, output_dir=tmp_path)
+    await slurm.start()
+    try:
+        with pytest.raises(CenterUnreachable) as caught:
+            await slurm.status([StatusQuery("7")])
+    finally:
+        await slurm.close()
+    assert str(caught.value) == f"slurmrestd at {server.url} does not serve /slurm/v0.0.38 (HTTP 404)"
