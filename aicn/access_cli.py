@@ -21,19 +21,6 @@ from store import tokens as token_store
 from store.db import Database
 
 
-def announce_admin_token(secret: str, account_name: str) -> None:
-    """Show a first start's admin token once, on stdout; the log only says that it happened."""
-    print(
-        "\n"
-        f"aicn: first start: created an admin token for account {account_name!r}. It is shown this once:\n\n"
-        f"    {secret}\n\n"
-        '  GraphiQL: paste {"Authorization": "Bearer <token>"} into the Headers tab.\n'
-        "  curl:     -H 'Authorization: Bearer <token>'\n"
-        "  More tokens: aicn tokens create --account NAME --scopes read,submit\n",
-        flush=True,
-    )
-
-
 def register(commands: Any) -> None:
     accounts = commands.add_parser("accounts", help="create and list accounts (tenants)")
     account_commands = accounts.add_subparsers(dest="accounts_command", required=True)

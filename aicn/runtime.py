@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 
-from aicn.access_cli import announce_admin_token
+from aicn.first_start import announce_admin_token
 from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog

@@ -38,8 +38,8 @@ def serve(centers: int, latency: float, hang: int, deadline: float, port: int, d
 
     from aicn.runtime import Runtime
     from aicn.settings import CenterConfig, DeviceConfig, Settings
+    from connectors.fault import FaultyConnector
     from graph.http.app import create_app
-    from tests.fault_connector import FaultyConnector
 
     names = [f"c{n:02d}" for n in range(centers)]
     configs = [
@@ -117,7 +117,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def main() -> None:
-    from tests.fault_connector import FaultyConnector
+    from connectors.fault import FaultyConnector
 
     print("aicn fan-out benchmark (loopback, one uvicorn worker, fault-injecting connectors)")
 

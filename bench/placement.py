@@ -28,11 +28,11 @@ from pydantic import SecretStr  # noqa: E402
 
 from aicn.runtime import Runtime  # noqa: E402
 from aicn.settings import CenterConfig, DeviceConfig, Settings  # noqa: E402
+from connectors.fault import FaultyConnector  # noqa: E402
 from resolvers.jobs.ranking import rank  # noqa: E402
 from resolvers.jobs.resources import ResourceRequest  # noqa: E402
 from resolvers.jobs.states import JobKind, JobState  # noqa: E402
 from store.tables import JobRow  # noqa: E402
-from tests.fault_connector import FaultyConnector  # noqa: E402
 
 JOBS = 10_000
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

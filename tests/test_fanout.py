@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from connectors.fault import FaultyConnector
 from tests.conftest import Gateway, local_center
-from tests.fault_connector import FaultyConnector
 
 UNITS_QUERY = """
 {

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from connectors.fault import FaultyConnector
 from store.tables import AccountRow
 from tests.conftest import Gateway, local_center
-from tests.fault_connector import FaultyConnector
 from tests.jobs_helpers import CANCEL, SUBMIT, job_state, python_job, submit, wait_for_state
 from tests.slurm_helpers import GPU, slurm_center
 

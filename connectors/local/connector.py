@@ -35,6 +35,7 @@ from connectors.base import (
     Submission,
 )
 from connectors.errors import JobNotFound, SubmissionRejected
+from connectors.files import tail_file
 from connectors.progress import parse_progress_line
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -409,24 +410,3 @@ def _write_text_atomically(path: Path, text: str) -> None:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def tail_file(path: Path, lines: int) -> str:
-    """The last ``lines`` lines of a text file, read backwards in blocks."""
-    if lines <= 0:
-        return ""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            position = handle.tell()
-            data = b""
-            while position > 0 and data.count(b"\n") <= lines:
-                step = min(8192, position)
-                position -= step
-                handle.seek(position)
-                data = handle.read(step) + data
-    except FileNotFoundError:
-        return ""
-    text = data.decode("utf-8", "replace")
-    kept = text.splitlines()[-lines:]
-    return "\n".join(kept) + ("\n" if kept and text.endswith("\n") else "")

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from connectors.http import redact
+
 
 class TokenSource:
     """Hands out the token to send with the next request."""
@@ -26,7 +28,7 @@ class TokenSource:
 
     def redact(self, text: str) -> str:
         """``text`` with the token cut out, should anything ever echo it."""
-        return text.replace(self._token, "<token>") if self._token else text
+        return redact(text, (self._token,), "<token>")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(<hidden>)"

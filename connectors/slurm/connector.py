@@ -1,7 +1,8 @@
 """The SLURM center: a Slurm cluster behind slurmrestd (API v0.0.38, Slurm 22.05).
 
 Every call goes over HTTP to slurmrestd with the ``X-SLURM-USER-NAME`` and
-``X-SLURM-USER-TOKEN`` headers; nothing runs ``sbatch`` or ``squeue``. The only other
+``X-SLURM-USER-TOKEN`` headers, through the shared client of ``connectors.http``
+(deadlines, transport errors, secret scrubbing); nothing runs ``sbatch`` or ``squeue``. The only other
 thing the gateway needs is read access to the cluster's shared ``output_dir``, where
 each job's output lands as ``<job id>.out`` (slurmrestd cannot return a job's output).
 
@@ -13,15 +14,12 @@ found again by its job name, which carries the gateway's reference.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from connectors.base import (
     CenterDescription,
@@ -34,8 +32,9 @@ from connectors.base import (
     Submission,
 )
 from connectors.catalog import CPU_CORE
-from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError, JobNotFound, SubmissionRejected
-from connectors.local.connector import tail_file
+from connectors.errors import CenterUnreachable, ConnectorError, JobNotFound, SubmissionRejected
+from connectors.files import tail_file
+from connectors.http import HttpClient, HttpFailure, StatusRule
 from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, StaticToken, TokenSource
 from connectors.slurm.script import batch_script, progress_from_comment
@@ -110,8 +109,8 @@ class SlurmConnector(Connector):
         self.progress_interval = progress_interval
         self.default_path = default_path
         self.scontrol = scontrol
-        self._client: httpx.AsyncClient | None = None
-        self._requests = asyncio.Semaphore(max_concurrent_requests)
+        self.max_concurrent_requests = max_concurrent_requests
+        self._http: HttpClient | None = None
         self._default_partition: str | None = None
         self._cluster_jobs: int | None = None  # jobs in the last GET /jobs answer
         self._submit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -122,13 +121,25 @@ class SlurmConnector(Connector):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(base_url=self.base_url + api.API_PREFIX, timeout=self.request_timeout)
+        self._http = HttpClient(
+            self.name,
+            "slurmrestd",
+            self.base_url,
+            prefix=api.API_PREFIX,
+            timeout=self.request_timeout,
+            max_concurrent=self.max_concurrent_requests,
+            statuses={
+                401: StatusRule(CenterUnreachable, f"slurmrestd refused the credentials of user {self.user_name!r} (HTTP 401)"),
+                404: StatusRule(CenterUnreachable, f"slurmrestd at {self.base_url} does not serve {api.API_PREFIX} (HTTP 404)"),
+            },
+            scrub=self._scrub,
+        )
         await asyncio.to_thread(self._prepare_output_dir)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def _prepare_output_dir(self) -> None:
         """Create the shared output directory world-writable, when this host can (best effort).
@@ -198,7 +209,7 @@ class SlurmConnector(Connector):
                 body = await self._request("POST", "/job/submit", json_body=api.job_submit_body(request))
             except _SlurmFailure as failure:
                 if _is_refusal(failure):
-                    raise SubmissionRejected(f"Slurm refused the job: {failure.describe()}", center=self.name) from None
+                    raise SubmissionRejected(self._scrub(f"Slurm refused the job: {failure.describe()}"), center=self.name) from None
                 raise self._unavailable(failure) from None
             job_id = api.submitted_job_id(body)
             if job_id is None:
@@ -352,33 +363,13 @@ class SlurmConnector(Connector):
             raise self._unavailable(failure) from None
 
     async def _request(self, method: str, path: str, *, json_body: Any = None) -> dict[str, Any]:
-        if self._client is None:
+        if self._http is None:
             raise CenterUnreachable("the SLURM connector is not started", center=self.name)
         headers = {"X-SLURM-USER-NAME": self.user_name, "X-SLURM-USER-TOKEN": await self._current_token()}
         try:
-            async with self._requests:
-                response = await self._client.request(method, path, json=json_body, headers=headers)
-        except httpx.TimeoutException:
-            raise CenterTimeout(
-                f"slurmrestd at {self.base_url} did not answer {method} {path} within {self.request_timeout:g}s",
-                center=self.name,
-            ) from None
-        except httpx.TransportError as error:
-            raise CenterUnreachable(
-                self._scrub(f"cannot reach slurmrestd at {self.base_url}: {type(error).__name__}: {error}"),
-                center=self.name,
-            ) from None
-        body = _json_body(response)
-        if response.status_code == 401:
-            raise CenterUnreachable(f"slurmrestd refused the credentials of user {self.user_name!r} (HTTP 401)", center=self.name)
-        if response.status_code == 404:
-            raise CenterUnreachable(f"slurmrestd at {self.base_url} does not serve {api.API_PREFIX} (HTTP 404)", center=self.name)
-        if response.status_code >= 300:
-            text = response.content[:500].decode("utf-8", "replace")
-            raise _SlurmFailure(response.status_code, api.errors_of(body), self._scrub(text))
-        if not isinstance(body, dict):
-            raise CenterUnreachable(f"slurmrestd answered {method} {path} with something that is not JSON", center=self.name)
-        return body
+            return await self._http.request_object(method, path, json_body=json_body, headers=headers)
+        except HttpFailure as failure:
+            raise _SlurmFailure(failure.status_code, api.errors_of(failure.body), failure.text) from None
 
     async def _current_token(self) -> str:
         try:
@@ -396,14 +387,6 @@ class SlurmConnector(Connector):
 
     def _scrub(self, text: str) -> str:
         return self._token.redact(text)
-
-
-def _json_body(response: httpx.Response) -> Any:
-    # a job's comment may hold any bytes; one bad byte must not hide every job's status
-    try:
-        return json.loads(response.content.decode("utf-8", "replace"))
-    except ValueError:
-        return None
 
 
 def _is_refusal(failure: _SlurmFailure) -> bool:

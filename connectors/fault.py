@@ -1,7 +1,9 @@
 """A fault-injecting connector, for fault tests and benchmarks only.
 
 It describes a center with a fixed set of devices and, on command, answers late,
-raises, hangs, or refuses the connection. It counts its calls per operation.
+raises, hangs, or refuses the connection. It counts its calls per operation. It
+passes for a LOCAL center (``kind``) and is never built from configuration: a test or
+a benchmark hands it to ``Runtime(settings, connectors=...)`` in place of a center's own.
 """
 
 from __future__ import annotations
