@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from resolvers.billing.budgets import CHANNEL as BUDGET_CHANNEL
 from tests.billing_helpers import (
     BILLS,
     BUDGET_ALERTS,
@@ -31,6 +32,7 @@ from tests.billing_helpers import (
 )
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import CANCEL, SUBMIT, collect_events, python_job, submit, wait_for_state
+from tests.waiting import subscribed
 
 ROOT = Path(__file__).resolve().parent.parent
 FOCUS_COLUMNS = (
@@ -252,8 +254,7 @@ async def test_budget_alerts_at_50_80_and_100_percent_once_a_month(gateway_facto
             if len(seen) == 3:
                 return
 
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
+    watcher = await subscribed(gateway.runtime.bus, BUDGET_CHANNEL, watch())
     for amount in ("4.936", "0.5", "2.5", "1.0", "1.0", "5.0"):  # 5.0, 5.5, 8.0, 9.0, 10.0, 15.0 (+ the job)
         assert (await adjust(gql, bill_id, amount))["userErrors"] == []
     await asyncio.wait_for(watcher, 20)
@@ -295,8 +296,7 @@ async def test_a_job_that_crosses_the_budget_alerts_from_its_metering(gateway_fa
             if len(seen) == 3:
                 return
 
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
+    watcher = await subscribed(gateway.runtime.bus, BUDGET_CHANNEL, watch())
     await run_job(gql)  # at least 2 s: 0.064 > 0.040
     await asyncio.wait_for(watcher, 20)
     assert [alert["threshold"] for alert in seen] == [50, 80, 100]

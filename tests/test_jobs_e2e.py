@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from tests.client import GraphQLClient
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import (
     CANCEL,
@@ -18,10 +19,17 @@ from tests.jobs_helpers import (
     wait_for_state,
 )
 from tests.processes import group_alive
+from tests.waiting import eventually, subscribed
 
 
 def states_of(events: list[dict[str, Any]]) -> list[str]:
     return [event["state"] for event in events if event["kind"] == "STATE"]
+
+
+async def missed_since(gql: GraphQLClient, job_id: str, seq: int) -> bool:
+    """True once the job's log holds at least two events after ``seq``."""
+    events = (await job_state(gql, job_id))["events"]["edges"]
+    return len(events) >= seq + 2
 
 
 async def test_submit_run_progress_succeed_over_the_subscription(gateway: Gateway) -> None:
@@ -100,7 +108,8 @@ async def test_reconnecting_with_after_replays_exactly_the_missed_events(gateway
     job = await submit(gql, python_job(script))
     head = await collect_events(gql, job["id"], limit=4)
     assert [event["seq"] for event in head] == [1, 2, 3, 4]
-    await asyncio.sleep(0.5)  # events keep coming while the client is away
+    # events keep coming while the client is away
+    await eventually(lambda: missed_since(gql, job["id"], head[-1]["seq"]), "events while the client is away")
     tail = await collect_events(gql, job["id"], after=head[-1]["seq"])
     seqs = [event["seq"] for event in head + tail]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
@@ -123,8 +132,7 @@ async def test_job_updates_streams_changes_to_many_jobs(gateway: Gateway) -> Non
             if len(seen) == 2:
                 return
 
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
+    watcher = await subscribed(gateway.runtime.bus, "jobs", watch())
     ids = {(await submit(gql, python_job("print(1)", name=f"dash-{n}")))["id"] for n in range(2)}
     await submit(gql, python_job("print(1)", name="other"))
     await asyncio.wait_for(watcher, 20)
