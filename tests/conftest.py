@@ -1,4 +1,4 @@
-"""Fixtures: a real gateway (uvicorn on a loopback port) on SQLite and on PostgreSQL."""
+"""Fixtures: a real gateway (uvicorn on a loopback port) on SQLite, and on PostgreSQL too for `both_databases` tests."""
 
 from __future__ import annotations
 
@@ -46,9 +46,39 @@ class DatabaseChoice:
     schema: str | None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# Which database a test runs on.
+#
+# A test that asks for ``database`` (or ``gateway``/``gateway_factory``, which use it) runs ONCE,
+# on SQLite, unless its behaviour depends on the database: then it is marked ``both_databases``
+# (a test, or a module with ``pytestmark``) and runs on SQLite and on PostgreSQL, with the ids
+# ``[sqlite]`` and ``[postgres]``. A test may also pin one database itself with
+# ``@pytest.mark.parametrize("database", ["postgres"], indirect=True)``.
+#
+# On both: the store, the job ledger, metering and billing, migrations, the placement queue,
+# tenant isolation, the data the graph reads and the fuzzer. Once: HTTP, limits, auth over
+# HTTP and WebSocket, fan-out to centers, connectors, the bus, settings and the schema.
+# Under CI=true a PostgreSQL (or Redis, or slurmrestd) that does not answer fails the run.
+DIALECTS = ("sqlite", "postgres")
+BOTH_DATABASES = "both_databases"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" not in metafunc.fixturenames or metafunc.definition.get_closest_marker(BOTH_DATABASES) is None:
+        return
+    if not any("database" in _argnames(marker) for marker in metafunc.definition.iter_markers("parametrize")):
+        metafunc.parametrize("database", DIALECTS, indirect=True)
+
+
+def _argnames(parametrize: pytest.Mark) -> list[str]:
+    names = parametrize.kwargs.get("argnames", parametrize.args[0] if parametrize.args else ())
+    return [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
+
+
+@pytest.fixture
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DatabaseChoice]:
-    if request.param == "sqlite":
+    dialect = getattr(request, "param", "sqlite")
+    assert dialect in DIALECTS, dialect
+    if dialect == "sqlite":
         yield DatabaseChoice(url=f"sqlite+aiosqlite:///{tmp_path / 'aicn.db'}", schema=None)
         return
     require_service("127.0.0.1", 5432, "PostgreSQL")

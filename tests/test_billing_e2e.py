@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from resolvers.billing.budgets import CHANNEL as BUDGET_CHANNEL
@@ -33,6 +34,8 @@ from tests.billing_helpers import (
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import CANCEL, SUBMIT, collect_events, python_job, submit, wait_for_state
 from tests.waiting import subscribed
+
+pytestmark = pytest.mark.both_databases  # metering, holds, bills and alerts are written and summed by the database
 
 ROOT = Path(__file__).resolve().parent.parent
 FOCUS_COLUMNS = (

@@ -31,9 +31,11 @@ from store.tables import JobEventRow, JobRow
 from store.types import utcnow
 from tests.billing_harness import Backend, Billing, quote_for
 from tests.billing_helpers import job_usage
-from tests.conftest import DatabaseChoice
+from tests.conftest import DIALECTS, DatabaseChoice
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.served_gateway import ServedGateway, write_config
+
+pytestmark = pytest.mark.both_databases  # what survives a crash or a race is the database's locking and transactions
 
 
 @pytest.fixture
@@ -238,7 +240,7 @@ class EndedEverywhere(Connector):
         return ""
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DIALECTS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "postgres":
         from tests.conftest import require_service
