@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +24,7 @@ from aicn.runtime import Runtime
 from aicn.security_settings import LimitSettings
 from aicn.settings import CenterConfig, DeviceConfig, Settings
 from graph.http.app import create_app
+from store.db import Database
 from tests.client import GraphQLClient
 
 POSTGRES_URL = os.environ.get("AICN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -74,11 +77,34 @@ def _argnames(parametrize: pytest.Mark) -> list[str]:
     return [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file brought to the newest migration once per session. Each test's database is a
+    copy: migrations run from scratch once, not at every gateway start (the gateway's own
+    ``migrate()`` then finds the schema at head). Migrations hold no rows, so a copy is exactly
+    what a first start would have made."""
+    path = tmp_path_factory.mktemp("migrated") / "aicn.db"
+
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await db.migrate()
+        finally:
+            await db.dispose()
+
+    asyncio.run(migrate())
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert not path.with_name(path.name + "-wal").exists(), "the migrated file must be whole without its WAL"
+    return path
+
+
 @pytest.fixture
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DatabaseChoice]:
+async def database(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path) -> AsyncIterator[DatabaseChoice]:
     dialect = getattr(request, "param", "sqlite")
     assert dialect in DIALECTS, dialect
     if dialect == "sqlite":
+        shutil.copyfile(migrated_sqlite, tmp_path / "aicn.db")
         yield DatabaseChoice(url=f"sqlite+aiosqlite:///{tmp_path / 'aicn.db'}", schema=None)
         return
     require_service("127.0.0.1", 5432, "PostgreSQL")
