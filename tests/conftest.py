@@ -110,12 +110,25 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqli
     require_service("127.0.0.1", 5432, "PostgreSQL")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield DatabaseChoice(url=POSTGRES_URL, schema=schema)
+    await drop_schema(POSTGRES_URL, schema)
+
+
+#: a test's own statements on PostgreSQL wait this long for a lock, then fail: never for ever
+TEST_LOCK_TIMEOUT = "60s"
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    """Drop a test's schema; a session still holding one of its tables fails this, after
+    TEST_LOCK_TIMEOUT, instead of hanging the run."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(POSTGRES_URL)
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    await engine.dispose()
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{TEST_LOCK_TIMEOUT}'")
+            await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await engine.dispose()
 
 
 def local_center(name: str = "local", cores: int = 2, price: str = "0.50", **overrides: Any) -> CenterConfig:

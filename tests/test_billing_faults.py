@@ -31,7 +31,7 @@ from store.tables import JobEventRow, JobRow
 from store.types import utcnow
 from tests.billing_harness import Backend, Billing, quote_for
 from tests.billing_helpers import job_usage
-from tests.conftest import DIALECTS, DatabaseChoice
+from tests.conftest import DIALECTS, TEST_LOCK_TIMEOUT, DatabaseChoice
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.served_gateway import ServedGateway, write_config
 from tests.waiting import eventually
@@ -166,7 +166,8 @@ class blocked_metering:
             self._sqlite = sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=30)
             self._sqlite.execute("BEGIN IMMEDIATE")
             return self
-        self._engine = create_async_engine(url, connect_args={"server_settings": {"search_path": self.database.schema or "public"}})
+        settings = {"search_path": self.database.schema or "public", "lock_timeout": TEST_LOCK_TIMEOUT}
+        self._engine = create_async_engine(url, connect_args={"server_settings": settings})
         self._connection = await self._engine.connect()
         await self._connection.begin()
         self.backend_pid = await self._connection.scalar(text("SELECT pg_backend_pid()"))
