@@ -58,6 +58,11 @@ class InMemoryBus:
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         self._deliver(channel, message)
 
+    def subscribers(self, channel: str) -> int:
+        """How many subscriptions of this process listen on ``channel`` now (read-only: lets a
+        caller, such as a test, wait until a subscriber is registered instead of sleeping)."""
+        return len(self._subscribers.get(channel, ()))
+
     def _deliver(self, channel: str, message: dict[str, Any]) -> None:
         for subscription in list(self._subscribers.get(channel, ())):
             subscription.deliver(message)

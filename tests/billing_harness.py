@@ -15,7 +15,6 @@ from decimal import Decimal
 from fractions import Fraction
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.catalog import DEFAULT_CATALOG
 from resolvers.billing.bills import BillBook, BillingPolicy
@@ -31,8 +30,7 @@ from store.bus import InMemoryBus
 from store.centers import sync_centers
 from store.db import Database
 from store.tables import AccountRow, JobEventRow, JobRow
-
-POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+from tests.conftest import POSTGRES_URL, drop_schema
 
 
 def exact_cost(units: Decimal, devices: int, seconds: int, price: Decimal) -> Decimal:
@@ -69,10 +67,7 @@ class Backend:
     async def close(self) -> None:
         await self.db.dispose()
         if self.schema:
-            engine = create_async_engine(self.url)
-            async with engine.begin() as connection:
-                await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
-            await engine.dispose()
+            await drop_schema(self.url, self.schema)
 
 
 class Billing:

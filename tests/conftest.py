@@ -1,12 +1,14 @@
-"""Fixtures: a real gateway (uvicorn on a loopback port) on SQLite and on PostgreSQL."""
+"""Fixtures: a real gateway (uvicorn on a loopback port) on SQLite, and on PostgreSQL too for `both_databases` tests."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +24,7 @@ from aicn.runtime import Runtime
 from aicn.security_settings import LimitSettings
 from aicn.settings import CenterConfig, DeviceConfig, Settings
 from graph.http.app import create_app
+from store.db import Database
 from tests.client import GraphQLClient
 
 POSTGRES_URL = os.environ.get("AICN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -46,20 +49,86 @@ class DatabaseChoice:
     schema: str | None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DatabaseChoice]:
-    if request.param == "sqlite":
+# Which database a test runs on.
+#
+# A test that asks for ``database`` (or ``gateway``/``gateway_factory``, which use it) runs ONCE,
+# on SQLite, unless its behaviour depends on the database: then it is marked ``both_databases``
+# (a test, or a module with ``pytestmark``) and runs on SQLite and on PostgreSQL, with the ids
+# ``[sqlite]`` and ``[postgres]``. A test may also pin one database itself with
+# ``@pytest.mark.parametrize("database", ["postgres"], indirect=True)``.
+#
+# On both: the store, the job ledger, metering and billing, migrations, the placement queue,
+# tenant isolation, the data the graph reads and the fuzzer. Once: HTTP, limits, auth over
+# HTTP and WebSocket, fan-out to centers, connectors, the bus, settings and the schema.
+# Under CI=true a PostgreSQL (or Redis, or slurmrestd) that does not answer fails the run.
+DIALECTS = ("sqlite", "postgres")
+BOTH_DATABASES = "both_databases"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" not in metafunc.fixturenames or metafunc.definition.get_closest_marker(BOTH_DATABASES) is None:
+        return
+    if not any("database" in _argnames(marker) for marker in metafunc.definition.iter_markers("parametrize")):
+        metafunc.parametrize("database", DIALECTS, indirect=True)
+
+
+def _argnames(parametrize: pytest.Mark) -> list[str]:
+    names = parametrize.kwargs.get("argnames", parametrize.args[0] if parametrize.args else ())
+    return [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file brought to the newest migration once per session. Each test's database is a
+    copy: migrations run from scratch once, not at every gateway start (the gateway's own
+    ``migrate()`` then finds the schema at head). Migrations hold no rows, so a copy is exactly
+    what a first start would have made."""
+    path = tmp_path_factory.mktemp("migrated") / "aicn.db"
+
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await db.migrate()
+        finally:
+            await db.dispose()
+
+    asyncio.run(migrate())
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert not path.with_name(path.name + "-wal").exists(), "the migrated file must be whole without its WAL"
+    return path
+
+
+@pytest.fixture
+async def database(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path) -> AsyncIterator[DatabaseChoice]:
+    dialect = getattr(request, "param", "sqlite")
+    assert dialect in DIALECTS, dialect
+    if dialect == "sqlite":
+        shutil.copyfile(migrated_sqlite, tmp_path / "aicn.db")
         yield DatabaseChoice(url=f"sqlite+aiosqlite:///{tmp_path / 'aicn.db'}", schema=None)
         return
     require_service("127.0.0.1", 5432, "PostgreSQL")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield DatabaseChoice(url=POSTGRES_URL, schema=schema)
+    await drop_schema(POSTGRES_URL, schema)
+
+
+#: a test's own statements on PostgreSQL wait this long for a lock, then fail: never for ever
+TEST_LOCK_TIMEOUT = "60s"
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    """Drop a test's schema; a session still holding one of its tables fails this, after
+    TEST_LOCK_TIMEOUT, instead of hanging the run."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(POSTGRES_URL)
-    async with engine.begin() as connection:
-        await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    await engine.dispose()
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{TEST_LOCK_TIMEOUT}'")
+            await connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await engine.dispose()
 
 
 def local_center(name: str = "local", cores: int = 2, price: str = "0.50", **overrides: Any) -> CenterConfig:

@@ -62,9 +62,23 @@ class ServedGateway:
         self.client = GraphQLClient(self.url, self.token)
         self.log = config.parent / "gateway.log"
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30, attempts: int = 3) -> None:
+        """Start ``aicn serve`` and return once it answers as this gateway (its admin token works).
+
+        Other suites on this machine start gateways too: one may take the port between our pick
+        and our bind (or between a kill and a restart), and would answer /readyz in our place.
+        A gateway that could not bind moves to another free port and starts again."""
+        for _ in range(attempts):
+            if await self._start_once(timeout):
+                return
+            await self._move_to(free_port())
+        raise AssertionError(f"the gateway found no free port in {attempts} attempts")
+
+    async def _start_once(self, timeout: float) -> bool:
+        """True once ready; False when the port was taken by another process."""
         environment = {key: value for key, value in os.environ.items() if not key.startswith("AICN_")}
         environment.update(AICN_CONFIG=str(self.config), PYTHONPATH=str(ROOT), AICN_ADMIN_TOKEN=self.token)
+        logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "aicn.cli", "serve"], cwd=self.config.parent, env=environment, stdout=log, stderr=log
@@ -73,14 +87,33 @@ class ServedGateway:
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise AssertionError(f"the gateway exited: {self.log.read_text()[-2000:]}")
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
+                    output = self.log.read_bytes()[logged:].decode(errors="replace")
+                    if "already in use" in output:
+                        return False
+                    raise AssertionError(f"the gateway exited: {output[-2000:]}")
+                if await self._answers_as_us(http):
+                    return True
                 await asyncio.sleep(0.1)
         raise AssertionError("the gateway did not become ready")
+
+    async def _answers_as_us(self, http: httpx.AsyncClient) -> bool:
+        try:
+            if (await http.get("/readyz")).status_code != 200:
+                return False
+            headers = {"authorization": f"Bearer {self.token}"}
+            answer = await http.post("/graphql", json={"query": "{ viewer { name } }"}, headers=headers)
+            ours = answer.status_code == 200 and "errors" not in answer.json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return ours and self.process is not None and self.process.poll() is None
+
+    async def _move_to(self, port: int) -> None:
+        await self.client.close()
+        text = self.config.read_text()
+        self.config.write_text(text.replace(f"port = {self.port}\n", f"port = {port}\n"))
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.client = GraphQLClient(self.url, self.token)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no commit, nothing flushed."""

@@ -17,6 +17,7 @@ from store.types import utcnow
 from tests.client import GraphQLClient
 from tests.conftest import Gateway
 from tests.jobs_helpers import SUBMIT, python_job
+from tests.waiting import eventually
 
 CREATE_ACCOUNT = """
 mutation($input: CreateAccountInput!) {
@@ -272,8 +273,9 @@ async def test_revoking_a_token_closes_its_open_subscriptions(gateway: Gateway) 
     async with websockets.connect(client.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
         await socket.send(json.dumps({"type": "connection_init", "payload": {"token": secret}}))
         assert json.loads(await socket.recv())["type"] == "connection_ack"
+        before = gateway.runtime.bus.subscribers("jobs")
         await socket.send(json.dumps({"id": "live", "type": "subscribe", "payload": {"query": "subscription { jobUpdates { id } }"}}))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: gateway.runtime.bus.subscribers("jobs") > before, "the jobUpdates subscription is registered")
         await gateway.admin.execute(REVOKE_TOKEN, {"id": token_id})
         with pytest.raises(websockets.ConnectionClosed) as closed:
             while True:  # whatever was in flight, then the close

@@ -21,6 +21,7 @@ query($first: Int, $account: ID) {
 """
 
 
+@pytest.mark.both_databases  # the audit log is a table, paged and filtered by the queries
 async def test_every_mutation_is_recorded_without_secrets(gateway: Gateway) -> None:
     job = python_job("print(1)", environment={"API_KEY": "s3cret-value"})
     submitted = await gateway.client.post(SUBMIT, {"input": job})

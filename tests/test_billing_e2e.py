@@ -14,8 +14,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
+from resolvers.billing.budgets import CHANNEL as BUDGET_CHANNEL
 from tests.billing_helpers import (
     BILLS,
     BUDGET_ALERTS,
@@ -31,6 +33,9 @@ from tests.billing_helpers import (
 )
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import CANCEL, SUBMIT, collect_events, python_job, submit, wait_for_state
+from tests.waiting import subscribed
+
+pytestmark = pytest.mark.both_databases  # metering, holds, bills and alerts are written and summed by the database
 
 ROOT = Path(__file__).resolve().parent.parent
 FOCUS_COLUMNS = (
@@ -135,6 +140,7 @@ async def test_a_job_that_never_ran_releases_its_hold_and_costs_nothing(gateway_
     assert await money(gql) == {"balance": Decimal(1000), "holds": CORE_SECOND * 60, "available": Decimal(1000) - CORE_SECOND * 60}
     events = await collect_events(gql, queued["id"])
     assert "USAGE" not in [event["kind"] for event in events]
+    await wait_for_state(gql, running["id"], {"RUNNING"})  # on a busy machine it may still be starting
     await gql.execute(CANCEL, {"id": running["id"]})
     await wait_for_state(gql, running["id"], {"CANCELLED"})
     assert (await gql.execute(BILLS))["bills"]["totalCount"] == 1  # only the job that ran is on a bill
@@ -252,8 +258,7 @@ async def test_budget_alerts_at_50_80_and_100_percent_once_a_month(gateway_facto
             if len(seen) == 3:
                 return
 
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
+    watcher = await subscribed(gateway.runtime.bus, BUDGET_CHANNEL, watch())
     for amount in ("4.936", "0.5", "2.5", "1.0", "1.0", "5.0"):  # 5.0, 5.5, 8.0, 9.0, 10.0, 15.0 (+ the job)
         assert (await adjust(gql, bill_id, amount))["userErrors"] == []
     await asyncio.wait_for(watcher, 20)
@@ -295,8 +300,7 @@ async def test_a_job_that_crosses_the_budget_alerts_from_its_metering(gateway_fa
             if len(seen) == 3:
                 return
 
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
+    watcher = await subscribed(gateway.runtime.bus, BUDGET_CHANNEL, watch())
     await run_job(gql)  # at least 2 s: 0.064 > 0.040
     await asyncio.wait_for(watcher, 20)
     assert [alert["threshold"] for alert in seen] == [50, 80, 100]

@@ -31,9 +31,12 @@ from store.tables import JobEventRow, JobRow
 from store.types import utcnow
 from tests.billing_harness import Backend, Billing, quote_for
 from tests.billing_helpers import job_usage
-from tests.conftest import DatabaseChoice
+from tests.conftest import DIALECTS, TEST_LOCK_TIMEOUT, DatabaseChoice
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.served_gateway import ServedGateway, write_config
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.both_databases  # what survives a crash or a race is the database's locking and transactions
 
 
 @pytest.fixture
@@ -128,10 +131,10 @@ async def test_a_gateway_killed_in_the_middle_of_metering_meters_once_after_rest
     go = served.config.parent / "go"
     job = await submit(served.client, python_job(waits_for(go)))
     await wait_for_state(served.client, job["id"], {"RUNNING"})
-    async with blocked_metering(database, job_key(job["id"])):
+    async with blocked_metering(database, job_key(job["id"])) as blocker:
         go.touch()
         await wait_for_center_end(served.config.parent / "data")
-        await wait_until_metering_waits(database)
+        await wait_until_metering_waits(database, blocker)
         served.kill()  # its transaction (the job's end, half its metering) never commits
     before = await metering_of(database, job_key(job["id"]))
     assert before["state"] == "RUNNING" and before["usages"] == [] and "USAGE" not in before["kinds"] and before["endings"] == []
@@ -155,21 +158,25 @@ class blocked_metering:
         self._sqlite: sqlite3.Connection | None = None
         self._engine: Any = None
         self._connection: Any = None
+        self.backend_pid: int | None = None  # PostgreSQL: the session that holds the account's row
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> blocked_metering:
         url = self.database.url or ""
         if url.startswith("sqlite"):
             self._sqlite = sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=30)
             self._sqlite.execute("BEGIN IMMEDIATE")
-            return
-        self._engine = create_async_engine(url, connect_args={"server_settings": {"search_path": self.database.schema or "public"}})
+            return self
+        settings = {"search_path": self.database.schema or "public", "lock_timeout": TEST_LOCK_TIMEOUT}
+        self._engine = create_async_engine(url, connect_args={"server_settings": settings})
         self._connection = await self._engine.connect()
         await self._connection.begin()
+        self.backend_pid = await self._connection.scalar(text("SELECT pg_backend_pid()"))
         owner = await self._connection.scalar(text("SELECT owner_id FROM jobs WHERE id = :id"), {"id": self.job_key})
         locked = await self._connection.scalar(
             text("SELECT account_id FROM billing_accounts WHERE account_id = :id FOR UPDATE"), {"id": owner}
         )
         assert locked == owner
+        return self
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._sqlite is not None:
@@ -181,22 +188,24 @@ class blocked_metering:
             await self._engine.dispose()
 
 
-async def wait_until_metering_waits(database: DatabaseChoice, timeout: float = 20) -> None:
+async def wait_until_metering_waits(database: DatabaseChoice, blocker: blocked_metering, timeout: float = 20) -> None:
     if (database.url or "").startswith("sqlite"):
-        await asyncio.sleep(1.0)  # the reconciler polls every 0.05 s; its write waits on the lock
+        # SQLite shows no one who waits on its lock: the reconciler polls every 0.05 s, and within
+        # this second its write has begun to wait on the lock the test holds
+        await asyncio.sleep(1.0)
         return
     engine = create_async_engine(database.url or "")
+
+    async def someone_waits_on_the_account() -> bool:
+        # only sessions blocked by the test's own: other suites may share this PostgreSQL
+        async with engine.connect() as connection:
+            waiting = await connection.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE :blocker = ANY(pg_blocking_pids(pid))"), {"blocker": blocker.backend_pid}
+            )
+        return bool(waiting)
+
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            async with engine.connect() as connection:
-                waiting = await connection.scalar(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%billing_accounts%'")
-                )
-            if waiting:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("the gateway's metering never waited on the account")
+        await eventually(someone_waits_on_the_account, "the gateway's metering waits on the account", timeout=timeout, interval=0.05)
     finally:
         await engine.dispose()
 
@@ -238,7 +247,7 @@ class EndedEverywhere(Connector):
         return ""
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DIALECTS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "postgres":
         from tests.conftest import require_service

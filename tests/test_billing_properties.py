@@ -30,7 +30,9 @@ from resolvers.access.viewer import Viewer
 from resolvers.billing.pricing import max_seconds
 from resolvers.common.ids import to_global_id
 from tests.billing_harness import Backend, Billing, exact_cost, later, quote_for
-from tests.conftest import require_service
+from tests.conftest import DIALECTS, require_service
+
+pytestmark = pytest.mark.both_databases  # bills must add up as each database adds them
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86_400.0
@@ -63,7 +65,7 @@ _poor = st.sampled_from([Decimal(0), Decimal("0.05")])
 openings = st.integers(0, 4).flatmap(lambda n: _poor if n == 0 else _rich)  # a fifth can barely pay
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=DIALECTS)
 def harness(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[asyncio.AbstractEventLoop, Backend, Backend]]:

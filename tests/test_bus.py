@@ -15,8 +15,11 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shared Redis, with channel names of this test's own: pub/sub ignores Redis's
+    database numbers, and other suites on this machine publish job:1 news too."""
     require_service("127.0.0.1", 6379, "Redis")
+    monkeypatch.setattr(RedisBus, "PREFIX", f"aicn-test-{uuid.uuid4().hex[:12]}:")
     return REDIS_URL
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from connectors.fault import FaultyConnector
 from tests.conftest import Gateway, local_center
+from tests.waiting import subscribed
 
 UNITS_QUERY = """
 {
@@ -76,8 +77,7 @@ async def test_the_breaker_opens_skips_fast_and_closes_when_the_center_answers(g
             if changes[-2:] == ["DOWN", "UP"]:
                 return
 
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.2)
+    watcher = await subscribed(gateway.runtime.bus, "centers", watch())
     for _ in range(3):
         await gql.post("{ computeUnits { totalCount } }")
     status = await gql.execute("{ centers { edges { node { name status { state message } } } } }")

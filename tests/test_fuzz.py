@@ -15,6 +15,7 @@ from typing import Any
 
 import graphql
 import httpx
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
@@ -22,6 +23,8 @@ from hypothesis_graphql import Mode, from_schema, nodes
 from aicn.security_settings import LimitSettings
 from tests.conftest import Gateway, local_center
 from tests.isolation_probe import fetch_schema
+
+pytestmark = pytest.mark.both_databases  # generated input reaches each database's columns and types
 
 POSITIVE = 700
 NEGATIVE = 400

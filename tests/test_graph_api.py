@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from tests.conftest import Gateway
 from tests.jobs_helpers import python_job, submit, wait_for_state
+
+pytestmark = pytest.mark.both_databases  # keyset pages, JSON columns and statement counts are the queries'
 
 REGISTER_DATASET = """
 mutation($input: RegisterDatasetInput!) {

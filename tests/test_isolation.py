@@ -20,6 +20,8 @@ from tests.isolation_probe import entry_points, fetch_schema, probe, sweep
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.test_auth import new_account
 
+pytestmark = pytest.mark.both_databases  # tenant isolation is in the queries
+
 #: the probes select deeply: the limits must not be what keeps data in
 PROBE_LIMITS = LimitSettings(
     max_depth=50,

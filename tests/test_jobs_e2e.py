@@ -6,6 +6,9 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
+from tests.client import GraphQLClient
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import (
     CANCEL,
@@ -18,12 +21,20 @@ from tests.jobs_helpers import (
     wait_for_state,
 )
 from tests.processes import group_alive
+from tests.waiting import eventually, subscribed
 
 
 def states_of(events: list[dict[str, Any]]) -> list[str]:
     return [event["state"] for event in events if event["kind"] == "STATE"]
 
 
+async def missed_since(gql: GraphQLClient, job_id: str, seq: int) -> bool:
+    """True once the job's log holds at least two events after ``seq``."""
+    events = (await job_state(gql, job_id))["events"]["edges"]
+    return len(events) >= seq + 2
+
+
+@pytest.mark.both_databases  # the ledger numbers and stores each event
 async def test_submit_run_progress_succeed_over_the_subscription(gateway: Gateway) -> None:
     gql = gateway.client
     job = await submit(gql, python_job(PROGRESS_SCRIPT, name="progress"))
@@ -78,6 +89,7 @@ async def test_the_time_limit_stops_the_job(gateway: Gateway) -> None:
     assert final["failureReason"].startswith("TIME_LIMIT")
 
 
+@pytest.mark.both_databases  # the queue is in the database
 async def test_jobs_beyond_capacity_wait_queued_then_run(gateway_factory: Any) -> None:
     gateway: Gateway = await gateway_factory([local_center(cores=1)])
     gql = gateway.client
@@ -92,6 +104,7 @@ async def test_jobs_beyond_capacity_wait_queued_then_run(gateway_factory: Any) -
     assert states_of([edge["node"] for edge in final["events"]["edges"]]) == ["PENDING", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED"]
 
 
+@pytest.mark.both_databases  # the replay reads the event log
 async def test_reconnecting_with_after_replays_exactly_the_missed_events(gateway: Gateway) -> None:
     gql = gateway.client
     script = (
@@ -100,7 +113,8 @@ async def test_reconnecting_with_after_replays_exactly_the_missed_events(gateway
     job = await submit(gql, python_job(script))
     head = await collect_events(gql, job["id"], limit=4)
     assert [event["seq"] for event in head] == [1, 2, 3, 4]
-    await asyncio.sleep(0.5)  # events keep coming while the client is away
+    # events keep coming while the client is away
+    await eventually(lambda: missed_since(gql, job["id"], head[-1]["seq"]), "events while the client is away")
     tail = await collect_events(gql, job["id"], after=head[-1]["seq"])
     seqs = [event["seq"] for event in head + tail]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
@@ -123,8 +137,7 @@ async def test_job_updates_streams_changes_to_many_jobs(gateway: Gateway) -> Non
             if len(seen) == 2:
                 return
 
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
+    watcher = await subscribed(gateway.runtime.bus, "jobs", watch())
     ids = {(await submit(gql, python_job("print(1)", name=f"dash-{n}")))["id"] for n in range(2)}
     await submit(gql, python_job("print(1)", name="other"))
     await asyncio.wait_for(watcher, 20)
@@ -132,6 +145,7 @@ async def test_job_updates_streams_changes_to_many_jobs(gateway: Gateway) -> Non
     assert all(job["state"] == "SUCCEEDED" for job in seen)
 
 
+@pytest.mark.both_databases  # a unique constraint
 async def test_the_same_idempotency_key_makes_one_job(gateway: Gateway) -> None:
     gql = gateway.client
     first = await submit(gql, python_job("print(1)", idempotencyKey="key-1"))
@@ -178,6 +192,7 @@ async def test_bad_input_is_a_user_error_and_creates_nothing(gateway: Gateway) -
     assert (await gql.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0
 
 
+@pytest.mark.both_databases  # what a restart finds is in the database
 async def test_a_gateway_restart_reattaches_running_jobs(gateway_factory: Any) -> None:
     first: Gateway = await gateway_factory()
     gql = first.client
@@ -190,6 +205,7 @@ async def test_a_gateway_restart_reattaches_running_jobs(gateway_factory: Any) -
     assert states_of([edge["node"] for edge in final["events"]["edges"]]) == ["PENDING", "STARTING", "RUNNING", "SUCCEEDED"]
 
 
+@pytest.mark.both_databases  # what a restart finds is in the database
 async def test_a_job_lost_while_the_gateway_was_down_ends_failed(gateway_factory: Any) -> None:
     first: Gateway = await gateway_factory()
     gql = first.client

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from store.db import Database
 from store.schema import Base
 from tests.conftest import DatabaseChoice
+
+pytestmark = pytest.mark.both_databases  # migrations are per dialect
 
 
 async def test_migrations_match_the_declared_tables(database: DatabaseChoice) -> None:

@@ -16,6 +16,8 @@ from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import CANCEL, SUBMIT, job_state, python_job, submit, wait_for_state
 from tests.slurm_helpers import GPU, slurm_center
 
+pytestmark = pytest.mark.both_databases  # the network queue and quotas are kept in the database
+
 OFFERS = """
 query($request: ResourceRequestInput!, $policy: PlacementPolicy) {
   offers(request: $request, policy: $policy) {

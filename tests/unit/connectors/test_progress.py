@@ -1,0 +1,105 @@
+"""Progress lines: ``AICN_PROGRESS {json}`` becomes a report; anything else a job prints,
+however malformed, is ignored and never raises."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.progress import MARKER, parse_progress_line
+
+AT = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+def parse(payload: Any, ordinal: int = 1) -> Any:
+    return parse_progress_line(f"{MARKER} {json.dumps(payload)}", ordinal, AT)
+
+
+def test_a_full_line_becomes_a_report() -> None:
+    line = 'AICN_PROGRESS {"fraction": 0.5, "step": 5, "totalSteps": 10, "message": "epoch 5", "metrics": {"loss": 0.3}}'
+    report = parse_progress_line(line, 7, AT)
+    assert report is not None
+    assert (report.ordinal, report.at, report.fraction, report.step, report.total_steps) == (7, AT, 0.5, 5, 10)
+    assert report.message == "epoch 5" and report.metrics == {"loss": 0.3}
+
+
+def test_every_key_is_optional() -> None:
+    for line in ("AICN_PROGRESS", "AICN_PROGRESS {}", "  AICN_PROGRESS   {}  \n"):
+        report = parse_progress_line(line, 1, AT)
+        assert report is not None
+        assert (report.fraction, report.step, report.total_steps, report.message, report.metrics) == (None, None, None, None, None)
+
+
+def test_total_steps_may_be_written_in_snake_case() -> None:
+    assert parse({"total_steps": 4}).total_steps == 4
+    assert parse({"totalSteps": 4, "total_steps": 9}).total_steps == 4
+
+
+def test_other_lines_are_not_progress() -> None:
+    for line in (
+        "",
+        "epoch 5 done",
+        "progress AICN_PROGRESS {}",
+        'AICN_PROGRESS {"fraction": ',
+        "AICN_PROGRESS [1, 2]",
+        "AICN_PROGRESS 0.5",
+    ):
+        assert parse_progress_line(line, 1, AT) is None, line
+
+
+def test_the_fraction_is_clamped_and_must_be_a_finite_number() -> None:
+    assert parse({"fraction": 1.5}).fraction == 1.0
+    assert parse({"fraction": -0.2}).fraction == 0.0
+    assert parse({"fraction": 1}).fraction == 1.0
+    assert parse({"fraction": float("nan")}).fraction is None  # json.dumps writes NaN, as a job's json would
+    assert parse({"fraction": float("inf")}).fraction is None
+    assert parse({"fraction": "0.5"}).fraction is None
+    assert parse({"fraction": True}).fraction is None
+
+
+def test_values_of_the_wrong_type_are_dropped_one_by_one() -> None:
+    report = parse({"step": 2.5, "totalSteps": "10", "message": 42, "metrics": [1, 2], "fraction": 0.25})
+    assert (report.step, report.total_steps, report.message, report.metrics, report.fraction) == (None, None, None, None, 0.25)
+    assert parse({"step": True}).step is None
+    assert parse({"step": 2**31}).step is None and parse({"step": 2**31 - 1}).step == 2**31 - 1
+    assert parse({"step": -(2**31)}).step == -(2**31) and parse({"step": -(2**31) - 1}).step is None
+
+
+def test_a_long_message_is_cut_to_2000_characters() -> None:
+    assert parse({"message": "x" * 5000}).message == "x" * 2000
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+payloads = st.dictionaries(
+    st.sampled_from(["fraction", "step", "totalSteps", "total_steps", "message", "metrics", "other"]), json_values, max_size=7
+)
+
+
+@given(payloads)
+def test_any_object_gives_a_report_within_bounds(payload: dict[str, Any]) -> None:
+    report = parse_progress_line(f"{MARKER} {json.dumps(payload)}", 3, AT)
+    assert report is not None and report.ordinal == 3 and report.at == AT
+    assert report.fraction is None or 0.0 <= report.fraction <= 1.0
+    for value in (report.step, report.total_steps):
+        assert value is None or (type(value) is int and -(2**31) <= value < 2**31)
+    assert report.message is None or (isinstance(report.message, str) and len(report.message) <= 2000)
+    assert report.metrics is None or isinstance(report.metrics, dict)
+    if isinstance(payload.get("metrics"), dict):
+        assert report.metrics == payload["metrics"]
+
+
+@given(st.text(max_size=200))
+def test_no_line_ever_raises(text: str) -> None:
+    for line in (text, MARKER + text, f"{MARKER} {text}"):
+        report = parse_progress_line(line, 1, AT)
+        assert report is None or report.ordinal == 1
+    if not text.strip().startswith(MARKER):
+        assert parse_progress_line(text, 1, AT) is None
