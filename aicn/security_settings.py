@@ -41,3 +41,9 @@ class LimitSettings(BaseModel):
 class HttpSettings(BaseModel):
     #: origins allowed to call the gateway from a browser (CORS and WebSocket); empty: none
     cors_origins: list[str] = Field(default_factory=list)
+
+
+class GraphSettings(BaseModel):
+    #: serve the Apollo Federation v2 subgraph schema (`_service`, `_entities`, `@key`, `@cost`)
+    #: instead of the plain one (``[graph] federation = true``, ``AICN_GRAPH__FEDERATION=true``)
+    federation: bool = False

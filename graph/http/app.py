@@ -45,7 +45,7 @@ from graph.schema import schema
 from resolvers.access.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
-    from aicn.security_settings import AuthSettings, HttpSettings, LimitSettings
+    from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
 
 
 class FaceSettings(Protocol):
@@ -57,6 +57,8 @@ class FaceSettings(Protocol):
     def auth(self) -> AuthSettings: ...
     @property
     def http(self) -> HttpSettings: ...
+    @property
+    def graph(self) -> GraphSettings: ...
 
 
 class Gateway(Protocol):
@@ -92,7 +94,7 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, gateway: Gateway) -> None:
         settings = gateway.settings
         super().__init__(
-            schema,
+            served_schema(settings.graph.federation),
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=settings.limits.max_subscriptions_per_connection,
@@ -212,6 +214,15 @@ class GraphQLApp(GraphQL[Context, None]):
         sub_response = await super().get_sub_response(request)
         sub_response.aicn_request = request  # type: ignore[attr-defined]
         return sub_response
+
+
+def served_schema(federation: bool) -> Any:
+    """The plain schema, or the federated subgraph's (built on first use)."""
+    if not federation:
+        return schema
+    from graph.federation.schema import federated_schema
+
+    return federated_schema
 
 
 def _http_error(request: Request, error: HTTPException) -> Response:
