@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     from aicn.access_cli import register as register_access_commands
 
     register_access_commands(commands)
+    from aicn.operations_cli import register as register_operation_commands
+
+    register_operation_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 
