@@ -67,8 +67,9 @@ async def served_directory() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def router(subgraphs: dict[str, str], timeout: float = 60) -> AsyncIterator[str]:
-    """Apollo Gateway composing ``subgraphs`` (name -> URL); yields its GraphQL URL."""
+async def router(subgraphs: dict[str, str], script: str = "router.mjs", timeout: float = 60) -> AsyncIterator[str]:
+    """A router (``script``: Apollo Gateway, or ``hive.mjs``: Hive Gateway) composing ``subgraphs``
+    (name -> URL); yields its GraphQL URL."""
     node = shutil.which("node")
     if node is None or not (ROUTER_DIR / "node_modules" / "@apollo" / "gateway").is_dir():
         if os.environ.get("CI") == "true":
@@ -82,7 +83,7 @@ async def router(subgraphs: dict[str, str], timeout: float = 60) -> AsyncIterato
     }
     log = ROUTER_DIR / f"router-{port}.log"
     with log.open("wb") as output:
-        process = subprocess.Popen([node, "router.mjs"], cwd=ROUTER_DIR, env=environment, stdout=output, stderr=output)
+        process = subprocess.Popen([node, script], cwd=ROUTER_DIR, env=environment, stdout=output, stderr=output)
     try:
         deadline = time.monotonic() + timeout
         while "ready" not in log.read_text():
@@ -92,5 +93,9 @@ async def router(subgraphs: dict[str, str], timeout: float = 60) -> AsyncIterato
         yield f"http://127.0.0.1:{port}/"
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:  # Hive Gateway waits for open streams: our own child, end it
+            process.kill()
+            process.wait(5)
         log.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import httpx
 from aicn.security_settings import GraphSettings
 from tests.conftest import Gateway
 from tests.federation_router import router, served_directory
+from tests.jobs_helpers import python_job, submit, wait_for_state
 
 FEDERATED = {"graph": GraphSettings(federation=True)}
 
@@ -59,3 +61,27 @@ async def test_a_router_joins_aicn_and_another_subgraph(gateway_factory: Any) ->
         async with httpx.AsyncClient(timeout=30) as http:
             body = (await http.post(url, json={"query": "{ viewer { id team } }"})).json()
             assert body["errors"], body
+
+
+async def test_a_subscription_through_hive_gateway(gateway_factory: Any) -> None:
+    """Hive Gateway subscribes to aicn over graphql-transport-ws, and streams to its client over SSE."""
+    gateway: Gateway = await gateway_factory(**FEDERATED)
+    job = await submit(gateway.client, python_job("print('through the router')"))
+    await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
+    query = "subscription($id: ID!) { jobEvents(jobId: $id) { seq kind state } }"
+    async with router({"aicn": f"{gateway.url}/graphql"}, script="hive.mjs") as url:
+        headers = {"authorization": f"Bearer {gateway.client.token}", "accept": "text/event-stream"}
+        states: list[str] = []
+        async with httpx.AsyncClient(timeout=30) as http:
+            async with http.stream(
+                "POST", f"{url}graphql", json={"query": query, "variables": {"id": job["id"]}}, headers=headers
+            ) as stream:
+                assert stream.status_code == 200, await stream.aread()
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:") and line[5:].strip():
+                        payload = json.loads(line[5:])
+                        assert "errors" not in payload, payload
+                        states.append(payload["data"]["jobEvents"]["state"])
+                    if line.startswith("event: complete") or "SUCCEEDED" in states:
+                        break
+        assert states[-1] == "SUCCEEDED", states
