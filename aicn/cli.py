@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 
 SCHEMA_FILE = Path("schema.graphql")
+FEDERATION_SCHEMA_FILE = Path("schema.federation.graphql")
 
 
-def export_schema_text() -> str:
+def export_schema_text(federation: bool = False) -> str:
+    if federation:
+        from graph.federation.schema import federated_schema
+
+        return federated_schema.sdl
     from graph.schema import schema
 
     return schema.as_str().rstrip() + "\n"
@@ -62,7 +67,7 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _export_schema(args: argparse.Namespace) -> int:
-    text = export_schema_text()
+    text = export_schema_text(args.federation)
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
     export = commands.add_parser("export-schema", help="write the schema SDL")
+    export.add_argument("--federation", action="store_true", help=f"the federation subgraph SDL (write it to {FEDERATION_SCHEMA_FILE})")
     export.add_argument("--output", "-o", default=str(SCHEMA_FILE), help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)
     quota = commands.add_parser("set-quota", help="cap the standard units an account may use at once")
@@ -123,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     from aicn.access_cli import register as register_access_commands
 
     register_access_commands(commands)
+    from aicn.operations_cli import register as register_operation_commands
+
+    register_operation_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -35,6 +35,7 @@ from resolvers.jobs.reads import JobReads
 from resolvers.jobs.reconciler import Reconciler
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
+from resolvers.operations.service import PersistedOperations
 from store import accounts as account_store
 from store import centers as center_store
 from store.bus import InMemoryBus, RedisBus
@@ -106,6 +107,7 @@ class Runtime:
             account_reads=AccountReads(self.db),
             audit=self.audit,
             throttle=self.throttle,
+            operations=PersistedOperations(self.db),
         )
 
     async def database_answers(self) -> bool:

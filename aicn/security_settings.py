@@ -41,3 +41,14 @@ class LimitSettings(BaseModel):
 class HttpSettings(BaseModel):
     #: origins allowed to call the gateway from a browser (CORS and WebSocket); empty: none
     cors_origins: list[str] = Field(default_factory=list)
+
+
+class GraphSettings(BaseModel):
+    #: serve the Apollo Federation v2 subgraph schema (`_service`, `_entities`, `@key`, `@cost`)
+    #: instead of the plain one (``[graph] federation = true``, ``AICN_GRAPH__FEDERATION=true``)
+    federation: bool = False
+    #: persisted operations: ``automatic`` (APQ: clients register texts by their SHA-256),
+    #: ``safelist`` (only texts an admin pushed with `aicn operations push` run), ``off``
+    persisted_queries: Literal["automatic", "safelist", "off"] = "automatic"
+    #: seconds a CDN or browser may keep a GET query's answer (`Cache-Control: max-age`)
+    get_max_age: int = Field(default=5, ge=0)

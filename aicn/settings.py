@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from aicn.security_settings import AuthSettings, HttpSettings, LimitSettings
+from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
 
 
 class DeviceConfig(BaseModel):
@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
     #: ``AICN_ADMIN_TOKEN``: an admin token to accept (registered on start) instead of printing a new one
     admin_token: SecretStr | None = Field(default=None, min_length=20)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -76,23 +77,35 @@ class CachedValidation(ValidationCache):
             yield
 
 
-def build_schema() -> strawberry.Schema:
+#: the object types reached only through `node` (and `_entities` in the federated schema)
+NODE_TYPES: list[type] = [Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord]
+
+
+def extensions() -> list[Any]:
+    """The gate (graph/gate/extension.py: authentication, text and shape limits, cost, rate, scopes)
+    comes before the caches, so that a refused text is neither parsed nor validated."""
+    return [
+        ShapeErrors,
+        Gate,
+        lambda: CachedParse(maxsize=1024),
+        lambda: CachedValidation(maxsize=1024),
+    ]
+
+
+def schema_arguments() -> dict[str, Any]:
+    """What the plain and the federated schema share: all but the query root."""
     audit_mutations(Mutation)
-    return Schema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        types=[Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord],
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        # The gate (graph/gate/extension.py: authentication, text and shape limits, cost, rate, scopes)
-        # comes before the caches, so that a refused text is neither parsed nor validated.
-        extensions=[
-            ShapeErrors,
-            Gate,
-            lambda: CachedParse(maxsize=1024),
-            lambda: CachedValidation(maxsize=1024),
-        ],
-    )
+    return {
+        "mutation": Mutation,
+        "subscription": Subscription,
+        "types": NODE_TYPES,
+        "config": StrawberryConfig(scalar_map=SCALAR_MAP),
+        "extensions": extensions(),
+    }
+
+
+def build_schema() -> strawberry.Schema:
+    return Schema(query=Query, **schema_arguments())
 
 
 schema = build_schema()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import store.auth_tables
-import store.billing_tables  # noqa: F401  (registers its tables on Base.metadata)
+import store.billing_tables
+import store.operations  # noqa: F401
 from store.tables import Base
 
 __all__ = ["Base"]

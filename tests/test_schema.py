@@ -7,10 +7,23 @@ from pathlib import Path
 from aicn.cli import export_schema_text
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+FEDERATION_SCHEMA_FILE = SCHEMA_FILE.with_name("schema.federation.graphql")
 
 
 def test_checked_in_schema_matches_the_code() -> None:
     assert SCHEMA_FILE.read_text() == export_schema_text(), "schema.graphql is stale: run `aicn export-schema` and commit the result"
+
+
+def test_checked_in_federation_schema_matches_the_code() -> None:
+    assert FEDERATION_SCHEMA_FILE.read_text() == export_schema_text(federation=True), (
+        "schema.federation.graphql is stale: run `aicn export-schema --federation -o schema.federation.graphql` and commit the result"
+    )
+
+
+def test_the_plain_schema_carries_no_federation_directive() -> None:
+    export_schema_text(federation=True)  # the directives are attached only while the subgraph schema prints
+    text = export_schema_text()
+    assert "@key" not in text and "@cost" not in text and "_entities" not in text
 
 
 def test_the_sketch_operations_clients_code_against_exist() -> None:

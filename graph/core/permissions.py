@@ -15,6 +15,8 @@ from graphql import OperationType
 from resolvers.access.viewer import READ, SUBMIT, Viewer
 
 REQUIRES = "aicn.requires"
+#: the federated subgraph's SDL, public like introspection (the gate refuses it when introspection is off)
+PUBLIC_FIELDS = frozenset({"_service"})
 
 _DEFAULT = {OperationType.QUERY: READ, OperationType.SUBSCRIPTION: READ, OperationType.MUTATION: SUBMIT}
 
@@ -24,7 +26,7 @@ def required_scopes(schema: object, operation: OperationType, root_fields: Itera
     root_type = {OperationType.QUERY: "Query", OperationType.MUTATION: "Mutation", OperationType.SUBSCRIPTION: "Subscription"}[operation]
     needs: dict[str, str] = {}
     for name in root_fields:
-        if name.startswith("__"):
+        if name.startswith("__") or name in PUBLIC_FIELDS:
             continue
         field = schema.get_field_for_type(field_name=name, type_name=root_type)  # type: ignore[attr-defined]
         declared = (field.metadata or {}).get(REQUIRES) if field is not None else None

@@ -17,6 +17,7 @@ from resolvers.data.service import DataService
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
+from resolvers.operations.service import PersistedOperations
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,4 @@ class Services:
     account_reads: AccountReads
     audit: AuditLog
     throttle: Throttle
+    operations: PersistedOperations

@@ -50,6 +50,10 @@ FIELD_COSTS: Mapping[str, int] = {
     "Job.computeUnit": 2,
     "Job.logs": 5,
 }
+#: a list field with one of these list arguments has one item per element (`nodes(ids:)`, federation's `_entities`)
+LIST_ARGUMENTS = ("ids", "representations")
+#: the federated subgraph's SDL field: public like introspection (and off with it)
+SCHEMA_FIELDS = frozenset({"_service"})
 COUNT_FIELD = "totalCount"
 COUNT_COST = 1
 #: arithmetic guard: `first: 10**100` must not make the numbers themselves expensive
@@ -77,8 +81,8 @@ class QueryShape:
 
     @property
     def introspection_only(self) -> bool:
-        """Only `__schema`, `__type` and `__typename` at the root (GraphiQL's schema fetch)."""
-        return all(name.startswith("__") for name in self.root_fields)
+        """Only `__schema`, `__type`, `__typename` (GraphiQL's schema fetch) or `_service` (a router's) at the root."""
+        return all(name.startswith("__") or name in SCHEMA_FIELDS for name in self.root_fields)
 
 
 class _Walker:
@@ -142,14 +146,14 @@ class _Walker:
         if name == COUNT_FIELD:
             own = max(own, COUNT_COST)
         multiplier, child_page = 1, None
-        if _is_connection(target):
+        if is_connection(target):
             child_page = self.page_size(arguments)
         elif name == "edges" and page is not None:
             multiplier = page  # the connection's objects are its nodes; the edge wrappers are free
         elif "first" in arguments:
             multiplier = self.page_size(arguments)
-        elif "ids" in arguments:
-            multiplier = max(1, self.list_length(arguments["ids"]))
+        elif listed := next((arguments[name] for name in LIST_ARGUMENTS if name in arguments), None):
+            multiplier = max(1, self.list_length(listed))
         if node.selection_set is not None and not (name == "edges" and page is not None):
             own = max(own, OBJECT_COST)
         inner = self.selection_set(node.selection_set, target, child_page)
@@ -184,7 +188,7 @@ class _Walker:
         return 1
 
 
-def _is_connection(target: GraphQLNamedType) -> bool:
+def is_connection(target: GraphQLNamedType) -> bool:
     fields = getattr(target, "fields", None)
     return is_object_type(target) and fields is not None and "edges" in fields and "pageInfo" in fields
 

@@ -22,7 +22,7 @@ from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospecti
 from strawberry.extensions import SchemaExtension
 
 from graph.core.context import Context
-from graph.core.permissions import missing_scopes, required_scopes
+from graph.core.permissions import PUBLIC_FIELDS, missing_scopes, required_scopes
 from graph.gate.cost import measure, prescan
 from graph.gate.limits import check_shape, check_text, coded_error, cost_report, text_error, throttled_error
 from resolvers.access.audit import ERROR, AuditRecord
@@ -91,6 +91,8 @@ class Gate(SchemaExtension):
         services, limits = context.services, context.limits
         shape = measure(execution.schema._schema, document, operation, execution.variables)
         viewer = context.viewer
+        if not limits.introspection and PUBLIC_FIELDS.intersection(shape.root_fields):
+            return [coded_error("introspection is off, and `_service` with it: give the router schema.federation.graphql", FORBIDDEN)]
         if not viewer.authenticated and not shape.introspection_only:
             return [unauthenticated("authentication required")]
         if context.websocket and viewer.token_id is not None and not await services.access.still_valid(viewer.token_id):

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -26,6 +27,7 @@ from graph.core.services import Services
 from graph.gate.extension import unauthenticated
 from graph.http import logs
 from graph.http.exports import export_routes
+from graph.http.persisted import PersistedRefusal, cache_headers, resolve
 from graph.http.rules import (
     BodyTooLarge,
     bearer_token,
@@ -45,7 +47,7 @@ from graph.schema import schema
 from resolvers.access.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
-    from aicn.security_settings import AuthSettings, HttpSettings, LimitSettings
+    from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
 
 
 class FaceSettings(Protocol):
@@ -57,6 +59,8 @@ class FaceSettings(Protocol):
     def auth(self) -> AuthSettings: ...
     @property
     def http(self) -> HttpSettings: ...
+    @property
+    def graph(self) -> GraphSettings: ...
 
 
 class Gateway(Protocol):
@@ -92,7 +96,7 @@ class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, gateway: Gateway) -> None:
         settings = gateway.settings
         super().__init__(
-            schema,
+            served_schema(settings.graph.federation),
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=settings.limits.max_subscriptions_per_connection,
@@ -183,10 +187,30 @@ class GraphQLApp(GraphQL[Context, None]):
                     return error_response(request, 401, message, "UNAUTHENTICATED", WWW_AUTHENTICATE)
                 request.state.viewer = viewer
             return await self.run(request)
+        except PersistedRefusal as refusal:
+            return error_response(request, refusal.status, refusal.message, refusal.code)
         except BodyTooLarge:
             return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
         except HTTPException as error:
             return _http_error(request, error)
+
+    async def execute_operation(
+        self, request: Any, request_adapter: Any, request_data: Any, context: Any, root_value: Any, sub_response: Any
+    ) -> Any:
+        if isinstance(request_data, GraphQLRequestData) and isinstance(request, Request):
+            viewer: Viewer = getattr(request.state, "viewer", ANONYMOUS)
+            await resolve(
+                request_data,
+                viewer,
+                self.gateway.settings.graph,
+                self.gateway.services.operations,
+                self.gateway.settings.limits.max_query_length,
+            )
+        return await super().execute_operation(request, request_adapter, request_data, context, root_value, sub_response)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Not for a GET that names a persisted query by its hash (no `query`, but `extensions`)."""
+        return request.query_params.get("extensions") is None and bool(super().should_render_graphql_ide(request))
 
     def decode_json(self, data: str | bytes) -> object:
         return strict_json(data)
@@ -199,6 +223,8 @@ class GraphQLApp(GraphQL[Context, None]):
         request: Request | None = getattr(sub_response, "aicn_request", None)
         if request is not None:
             response.headers["content-type"] = media_type(request)
+            clean = isinstance(response_data, Mapping) and not response_data.get("errors")
+            cache_headers(response, request.method, getattr(request.state, "viewer", ANONYMOUS), self.gateway.settings.graph, clean)
         if status is not None:
             response.status_code = status
             if status == 401:
@@ -212,6 +238,15 @@ class GraphQLApp(GraphQL[Context, None]):
         sub_response = await super().get_sub_response(request)
         sub_response.aicn_request = request  # type: ignore[attr-defined]
         return sub_response
+
+
+def served_schema(federation: bool) -> Any:
+    """The plain schema, or the federated subgraph's (built on first use)."""
+    if not federation:
+        return schema
+    from graph.federation.schema import federated_schema
+
+    return federated_schema
 
 
 def _http_error(request: Request, error: HTTPException) -> Response:

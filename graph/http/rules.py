@@ -59,9 +59,10 @@ def media_type(request: Request) -> str:
 
 
 def wants_ide(request: Request) -> bool:
-    """GraphiQL's page: a browser's GET without a query (strawberry's own test)."""
+    """GraphiQL's page: a browser's GET without a query, nor a persisted query's hash (strawberry's own test)."""
     accept = request.headers.get("accept", "")
-    return request.method == "GET" and "query" not in request.query_params and ("text/html" in accept or "*/*" in accept)
+    asks = "query" in request.query_params or "extensions" in request.query_params
+    return request.method == "GET" and not asks and ("text/html" in accept or "*/*" in accept)
 
 
 def content_type(request: Request) -> str:

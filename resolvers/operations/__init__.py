@@ -1,0 +1,1 @@
+"""Persisted operations: automatic persisted queries and the safelist."""
