@@ -15,7 +15,7 @@ from strawberry.types import Info
 from graph.access.accounts import Account
 from graph.access.tokens import AccountMember, ApiToken
 from graph.billing.loaders import BillingLoaders
-from graph.core.batching import grouped, node_lists, nodes
+from graph.core.batching import SharedLoader, grouped, node_lists, nodes
 from graph.core.context import Context
 from graph.core.relay import Connection
 from graph.core.services import Services
@@ -43,7 +43,7 @@ class Loaders:
         self.model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_ids(ids, scope), Model.from_row)
         self.trained_model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_training_jobs(ids, scope), Model.from_row)
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
-        self.capacity: DataLoader[int, list[ComputeUnitInfo]] = DataLoader(load_fn=self._load_capacity)
+        self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.billing = BillingLoaders(services, viewer)
 
     async def jobs(

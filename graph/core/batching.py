@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -15,6 +16,18 @@ N = TypeVar("N")
 Fetch = Callable[[list[K]], Awaitable[Mapping[K, V]]]
 
 
+class SharedLoader(DataLoader[K, V]):
+    """A DataLoader whose answers survive the cancellation of one of their awaiters.
+
+    Two fields of a request may await one key's future. When graphql-core cancels one of
+    them (a sibling failed under a non-null parent), awaiting the bare future would cancel
+    it for the other field too, which then dies of a CancelledError instead of an answer.
+    """
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        return asyncio.shield(super().load(key))
+
+
 def keyed(fetch: Fetch[K, V]) -> DataLoader[K, V | None]:
     """One value per key, None where the read found none."""
 
@@ -22,7 +35,7 @@ def keyed(fetch: Fetch[K, V]) -> DataLoader[K, V | None]:
         found = await fetch(keys)
         return [found.get(key) for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 def grouped(fetch: Fetch[K, V], empty: V) -> DataLoader[K, V]:
@@ -32,7 +45,7 @@ def grouped(fetch: Fetch[K, V], empty: V) -> DataLoader[K, V]:
         found = await fetch(keys)
         return [found.get(key, empty) for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 def complete(fetch: Fetch[K, V]) -> DataLoader[K, V]:
@@ -42,7 +55,7 @@ def complete(fetch: Fetch[K, V]) -> DataLoader[K, V]:
         found = await fetch(keys)
         return [found[key] for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 def nodes(fetch: Fetch[K, R], convert: Callable[[R], N]) -> DataLoader[K, N | None]:
@@ -52,7 +65,7 @@ def nodes(fetch: Fetch[K, R], convert: Callable[[R], N]) -> DataLoader[K, N | No
         found = await fetch(keys)
         return [convert(found[key]) if key in found else None for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
 
 
 def node_lists(fetch: Fetch[K, list[R]], convert: Callable[[R], N]) -> DataLoader[K, list[N]]:
@@ -62,4 +75,4 @@ def node_lists(fetch: Fetch[K, list[R]], convert: Callable[[R], N]) -> DataLoade
         found = await fetch(keys)
         return [[convert(record) for record in found.get(key, [])] for key in keys]
 
-    return DataLoader(load_fn=load)
+    return SharedLoader(load_fn=load)
