@@ -169,7 +169,7 @@ class GraphQLApp(GraphQL[Context, None]):
         limit = self.gateway.settings.limits.max_body_bytes
         request = Request(scope=scope, receive=limited_receive(receive, limit))
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
         if len(scope.get("query_string", b"")) > limit:
             return error_response(request, 414, f"the query string is longer than {limit} bytes", "REQUEST_TOO_LARGE")
