@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
+from decimal import Decimal
 from typing import Any
 
-from tests.conftest import Gateway
+from resolvers.billing.focus import NUMERIC
+from tests.billing_helpers import PRICE, adjust, bill, job_usage, make_admin
+from tests.conftest import Gateway, local_center
+from tests.jobs_helpers import python_job, submit, wait_for_state
 
 #: characters that `str.isdigit` accepts: superscripts, Arabic-Indic and full-width digits
 LOOKALIKE_DIGITS = ("²", "٣", "\uff13", "1²", "٣٣", "⁹9")
@@ -36,3 +42,22 @@ async def test_ids_and_cursors_with_lookalike_digits_answer_like_unknown_ones(ga
             {"s": digits},
         )
         assert size.status_code < 500 and "INTERNAL" not in codes(size.json()), (digits, size.text)
+
+
+async def test_a_focus_export_never_hands_a_spreadsheet_a_formula(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center(price=PRICE)])
+    gql = gateway.client
+    names = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tname", "\rname"]
+    jobs = [await submit(gql, python_job("pass", name=name)) for name in names]
+    for job in jobs:
+        await wait_for_state(gql, job["id"], {"SUCCEEDED"})
+    bill_id = (await job_usage(gql, jobs[0]["id"]))["usage"]["bill"]["id"]
+    admin = make_admin(gateway)
+    assert (await adjust(admin, bill_id, "-0.010000", "=cmd|' /C calc'!A0"))["userErrors"] == []
+    response = await admin.http.get((await bill(admin, bill_id))["csvUrl"])
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    cells = [value for row in rows for column, value in row.items() if column not in NUMERIC]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))], cells
+    assert sorted(row["ResourceName"] for row in rows if row["ChargeCategory"] == "Usage") == sorted("'" + name for name in names)
+    adjustment = next(row for row in rows if row["ChargeCategory"] == "Adjustment")
+    assert adjustment["BilledCost"] == "-0.010000" and Decimal(adjustment["BilledCost"]) < 0  # numbers stay numbers
