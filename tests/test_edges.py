@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -11,7 +12,7 @@ from typing import Any
 from resolvers.billing.focus import NUMERIC
 from tests.billing_helpers import PRICE, adjust, bill, job_usage, make_admin
 from tests.conftest import Gateway, local_center
-from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.jobs_helpers import SUBMIT, python_job, submit, wait_for_state
 
 #: characters that `str.isdigit` accepts: superscripts, Arabic-Indic and full-width digits
 LOOKALIKE_DIGITS = ("²", "٣", "\uff13", "1²", "٣٣", "⁹9")
@@ -61,3 +62,29 @@ async def test_a_focus_export_never_hands_a_spreadsheet_a_formula(gateway_factor
     assert sorted(row["ResourceName"] for row in rows if row["ChargeCategory"] == "Usage") == sorted("'" + name for name in names)
     adjustment = next(row for row in rows if row["ChargeCategory"] == "Adjustment")
     assert adjustment["BilledCost"] == "-0.010000" and Decimal(adjustment["BilledCost"]) < 0  # numbers stay numbers
+
+
+async def test_concurrent_twins_all_get_the_one_job_or_one_clear_refusal(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory()
+    gql = gateway.client
+    job = python_job("pass", name="twin", idempotencyKey="one-key")
+    answers = await asyncio.gather(*(gql.post(SUBMIT, {"input": job}) for _ in range(50)))
+    assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers if a.status_code != 200][:2]
+    bodies = [answer.json() for answer in answers]
+    assert [body for body in bodies if "errors" in body] == []
+    assert [body for body in bodies if body["data"]["submitJob"]["userErrors"]] == []
+    ids = {body["data"]["submitJob"]["job"]["id"] for body in bodies}
+    assert len(ids) == 1
+    assert (await gql.execute("{ jobs(first: 100) { totalCount } }"))["jobs"]["totalCount"] == 1
+
+    register = 'mutation { registerDataset(input: {name: "twin", uri: "s3://b/k"}) { dataset { id } userErrors { code } } }'
+    made = await asyncio.gather(*(gql.post(register) for _ in range(30)))
+    payloads = [answer.json() for answer in made]
+    assert [body for body in payloads if "errors" in body] == []
+    outcomes = sorted(str([e["code"] for e in body["data"]["registerDataset"]["userErrors"]]) for body in payloads)
+    assert outcomes == ["['ALREADY_EXISTS']"] * 29 + ["[]"]
+
+    account = 'mutation { createAccount(input: {name: "twins", members: ["a@b.example"]}) { account { id } userErrors { code } } }'
+    accounts = [answer.json() for answer in await asyncio.gather(*(gateway.admin.post(account) for _ in range(30)))]
+    assert [body for body in accounts if "errors" in body] == []
+    assert sum(body["data"]["createAccount"]["account"] is not None for body in accounts) == 1

@@ -16,6 +16,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from resolvers.access.viewer import SCOPES, Viewer
 from resolvers.common.errors import UserErrorData
 from store import tenancy
@@ -103,11 +105,15 @@ class AccessService:
             errors.append(UserErrorData(f"at most {MAX_MEMBERS} members, each 1 to 200 characters", "INVALID_MEMBERS", ("members",)))
         if errors:
             return AccountOutcome(errors=errors)
-        async with self.db.transaction() as session:
-            if await tenancy.account_by_name(session, name) is not None:
-                return AccountOutcome(errors=[UserErrorData(f"account {name} already exists", "ALREADY_EXISTS", ("name",))])
-            roles = [(member, "owner" if index == 0 else "member") for index, member in enumerate(cleaned)]
-            account = await tenancy.create_account(session, name, roles)
+        exists = AccountOutcome(errors=[UserErrorData(f"account {name} already exists", "ALREADY_EXISTS", ("name",))])
+        try:
+            async with self.db.transaction() as session:
+                if await tenancy.account_by_name(session, name) is not None:
+                    return exists
+                roles = [(member, "owner" if index == 0 else "member") for index, member in enumerate(cleaned)]
+                account = await tenancy.create_account(session, name, roles)
+        except IntegrityError:  # a concurrent twin made an account of that name first
+            return exists
         return AccountOutcome(account=account)
 
     async def account_by_name(self, name: str) -> AccountRow | None:
