@@ -5,8 +5,8 @@ fit the length, token and alias limits (graphql-core parses at about 4 µs a tok
 flood is refused unparsed). Then, in order: an anonymous caller may only introspect
 (``UNAUTHENTICATED``); over a WebSocket the token is checked again for each operation;
 the operation's measured shape must fit the limits (``QUERY_TOO_COMPLEX``); its cost is
-taken from the caller's bucket (``THROTTLED``); its root fields must be within the
-token's scopes (``FORBIDDEN``). Only then does graphql-core's own validation run
+taken from the caller's bucket (``THROTTLED``); every field it reads must be within the
+token's scopes (``FORBIDDEN``, graph/core/permissions.py). Only then does graphql-core's own validation run
 (expensive rules such as overlapping fields come after the cheap refusals), and then
 execution. ``extensions.cost`` reports what the operation cost and what is left."""
 
@@ -107,10 +107,10 @@ class Gate(SchemaExtension):
         bad_text = text_error(execution.query or "", document, execution.variables)
         if bad_text is not None:
             return [bad_text]
-        missing = missing_scopes(viewer, required_scopes(execution.schema, operation.operation, shape.root_fields))
+        missing = missing_scopes(viewer, required_scopes(execution.schema, document, operation))
         if missing:
             if operation.operation == OperationType.MUTATION:
-                for name in missing:
+                for name in dict.fromkeys(name for name in shape.root_fields if not name.startswith("__")):
                     await services.audit.record(viewer, AuditRecord(name, None, ERROR, [FORBIDDEN]), context.request_id)
             wanted = sorted(set(missing.values()))
             fields = ", ".join(sorted(missing))
