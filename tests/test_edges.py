@@ -88,3 +88,11 @@ async def test_concurrent_twins_all_get_the_one_job_or_one_clear_refusal(gateway
     accounts = [answer.json() for answer in await asyncio.gather(*(gateway.admin.post(account) for _ in range(30)))]
     assert [body for body in accounts if "errors" in body] == []
     assert sum(body["data"]["createAccount"]["account"] is not None for body in accounts) == 1
+
+
+async def test_a_subscription_over_plain_http_is_told_to_use_a_websocket(gateway: Gateway) -> None:
+    query = 'subscription { jobEvents(jobId: "Sm9iOjE") { seq } }'
+    for response in (await gateway.client.post(query), await gateway.client.http.get("/graphql", params={"query": query})):
+        body = response.json()
+        assert 400 <= response.status_code < 500, (response.status_code, body)
+        assert codes(body) == ["SUBSCRIPTION_NEEDS_WEBSOCKET"] and "WebSocket" in body["errors"][0]["message"]

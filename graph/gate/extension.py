@@ -29,6 +29,11 @@ from resolvers.access.audit import ERROR, AuditRecord
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
+SUBSCRIPTION_NEEDS_WEBSOCKET = "SUBSCRIPTION_NEEDS_WEBSOCKET"
+SUBSCRIPTION_MESSAGE = (
+    "subscriptions are served over a WebSocket (graphql-transport-ws) at /graphql, not over plain HTTP; "
+    "a query reads the current state once"
+)
 LOGIN_HINT = (
     "send `Authorization: Bearer <token>` (in GraphiQL: the Headers tab, "
     '{"Authorization": "Bearer <token>"}); the gateway prints an admin token on its first start, '
@@ -93,6 +98,8 @@ class Gate(SchemaExtension):
         viewer = context.viewer
         if not viewer.authenticated and not shape.introspection_only:
             return [unauthenticated("authentication required")]
+        if operation.operation == OperationType.SUBSCRIPTION and not context.websocket:
+            return [coded_error(SUBSCRIPTION_MESSAGE, SUBSCRIPTION_NEEDS_WEBSOCKET)]
         if context.websocket and viewer.token_id is not None and not await services.access.still_valid(viewer.token_id):
             return [unauthenticated("the token has been revoked or has expired")]
         key = context.throttle_key or "anonymous"

@@ -33,6 +33,7 @@ REJECTION_STATUS: Mapping[str, int] = {
     "GRAPHQL_VALIDATION_FAILED": 400,
     "QUERY_TOO_COMPLEX": 400,
     "BAD_REQUEST": 400,
+    "SUBSCRIPTION_NEEDS_WEBSOCKET": 400,
     "BAD_USER_INPUT": 400,  # without a path: refused before running (a NUL in a string)
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
