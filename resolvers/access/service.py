@@ -84,9 +84,15 @@ class AccessService:
 
     async def still_valid(self, token_id: int) -> bool:
         """For long-lived connections: has the token been revoked or expired since?"""
+        return await self.seconds_left(token_id) != 0
+
+    async def seconds_left(self, token_id: int) -> float | None:
+        """How long the token stays valid (0 once revoked or expired); None when it never expires."""
         async with self.db.read() as session:
             row = await token_store.token_by_id(session, token_id)
-        return row is not None and _usable(row)
+        if row is None or not _usable(row):
+            return 0.0
+        return None if row.expires_at is None else max(0.0, (row.expires_at - utcnow()).total_seconds())
 
     def revocations(self) -> AbstractAsyncContextManager[Subscription]:
         """News of revoked tokens as they are published (an open WebSocket with one closes)."""
