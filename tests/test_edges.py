@@ -6,8 +6,12 @@ import asyncio
 import base64
 import csv
 import io
+import json
 from decimal import Decimal
 from typing import Any
+
+import pytest
+import websockets
 
 from resolvers.billing.focus import NUMERIC
 from tests.billing_helpers import PRICE, adjust, bill, job_usage, make_admin
@@ -96,3 +100,30 @@ async def test_a_subscription_over_plain_http_is_told_to_use_a_websocket(gateway
         body = response.json()
         assert 400 <= response.status_code < 500, (response.status_code, body)
         assert codes(body) == ["SUBSCRIPTION_NEEDS_WEBSOCKET"] and "WebSocket" in body["errors"][0]["message"]
+
+
+async def test_deeply_nested_json_gets_a_400_over_http_and_4400_over_a_websocket(gateway: Gateway) -> None:
+    deep = "[" * 5_000 + "]" * 5_000  # past the decoder's recursion limit
+    medium = "[" * 500 + "]" * 500  # parses, but deeper than any request needs
+    headers = {"content-type": "application/json"}
+    for nested in (deep, medium):
+        bodies = [
+            await gateway.client.http.post(
+                "/graphql", content=f'{{"query": "{{ __typename }}", "variables": {{"v": {nested}}}}}', headers=headers
+            ),
+            await gateway.client.http.post("/graphql", content=nested, headers=headers),
+            await gateway.client.http.get("/graphql", params={"query": "{ __typename }", "variables": f'{{"v": {nested}}}'}),
+            await gateway.client.http.get("/graphql", params={"query": "{ __typename }", "extensions": f'{{"v": {nested}}}'}),
+        ]
+        for response in bodies:
+            assert response.status_code == 400, (response.status_code, response.text[:300])
+            assert response.json()["errors"][0]["message"], response.text[:300]
+        async with websockets.connect(gateway.client.ws_url, subprotocols=["graphql-transport-ws"], max_size=None) as socket:
+            await socket.send(json.dumps({"type": "connection_init", "payload": {"token": gateway.client.token}}))
+            assert json.loads(await socket.recv())["type"] == "connection_ack"
+            await socket.send(
+                f'{{"id": "1", "type": "subscribe", "payload": {{"query": "{{ __typename }}", "variables": {{"v": {nested}}}}}}}'
+            )
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(socket.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400 and closed.value.rcvd.reason

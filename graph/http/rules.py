@@ -45,13 +45,39 @@ class BodyTooLarge(Exception):
     pass
 
 
+#: deeper JSON than any request needs; deeper would recurse in the decoder or past it
+MAX_JSON_DEPTH = 64
+
+
 def strict_json(data: str | bytes) -> object:
-    """JSON as RFC 8259 has it: Python's `NaN` and `Infinity` extensions are refused."""
+    """JSON as RFC 8259 has it (Python's `NaN` and `Infinity` extensions are refused), nested at
+    most MAX_JSON_DEPTH levels. Every failure is a JSONDecodeError, which HTTP answers with 400
+    and the WebSocket protocol with 4400."""
 
     def refuse(constant: str) -> object:
         raise json.JSONDecodeError(f"{constant} is not JSON", constant, 0)
 
-    return json.loads(data, parse_constant=refuse)
+    try:
+        value = json.loads(data, parse_constant=refuse)
+    except RecursionError:
+        raise json.JSONDecodeError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "", 0) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise json.JSONDecodeError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "", 0)
+    return value
+
+
+def _depth(value: object) -> int:
+    """How deeply containers nest in ``value``, without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_JSON_DEPTH:
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def media_type(request: Request) -> str:
