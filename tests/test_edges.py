@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import websockets
 
+from connectors.files import MAX_LINE_CHARS
 from resolvers.billing.focus import NUMERIC
 from tests.billing_helpers import PRICE, adjust, bill, job_usage, make_admin
 from tests.conftest import Gateway, local_center
@@ -127,3 +128,20 @@ async def test_deeply_nested_json_gets_a_400_over_http_and_4400_over_a_websocket
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await asyncio.wait_for(socket.recv(), 10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400 and closed.value.rcvd.reason
+
+
+async def test_the_logs_of_a_job_that_writes_one_enormous_line_cost_what_they_return(gateway: Gateway) -> None:
+    gql = gateway.client
+    script = "import sys; sys.stdout.write('x' * (16 * 1024 * 1024) + 'END'); sys.stdout.flush()"
+    job = await submit(gql, python_job(script, name="one-line"))
+    await wait_for_state(gql, job["id"], {"SUCCEEDED"})
+    response = await gql.post("query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 5) } } }", {"id": job["id"]})
+    body = response.json()
+    assert response.status_code == 200 and "errors" not in body, body.get("errors")
+    logs = body["data"]["node"]["logs"]
+    assert logs.endswith("END") and logs.startswith("[…] ") and len(logs) <= MAX_LINE_CHARS + 10
+    many = "import sys\nfor n in range(300): print(f'line {n}')\nsys.stdout.write('y' * 100000 + '\\n')"
+    job = await submit(gql, python_job(many, name="lines"))
+    await wait_for_state(gql, job["id"], {"SUCCEEDED"})
+    tail = (await gql.execute("query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 3) } } }", {"id": job["id"]}))["node"]["logs"]
+    assert tail.splitlines()[:2] == ["line 298", "line 299"] and tail.splitlines()[2] == "[…] " + "y" * MAX_LINE_CHARS
