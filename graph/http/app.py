@@ -32,10 +32,11 @@ from graph.http.rules import (
     csrf_blocked,
     error_response,
     is_loopback,
+    legacy_client,
     limited_receive,
     media_type,
-    rejection_status,
     retry_after,
+    status_for,
     strict_json,
     wants_ide,
 )
@@ -192,11 +193,12 @@ class GraphQLApp(GraphQL[Context, None]):
         return strict_json(data)
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
-        status = rejection_status(response_data) if isinstance(response_data, Mapping) else None
+        request: Request | None = getattr(sub_response, "aicn_request", None)
+        legacy = request is not None and legacy_client(request)
+        status = status_for(legacy, response_data) if isinstance(response_data, Mapping) else None
         if status is not None:  # it never executed: no `data` key, as the GraphQL-over-HTTP spec asks
             response_data = {key: value for key, value in response_data.items() if key != "data"}
         response = super().create_response(response_data, sub_response)
-        request: Request | None = getattr(sub_response, "aicn_request", None)
         if request is not None:
             response.headers["content-type"] = media_type(request)
         if status is not None:

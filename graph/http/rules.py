@@ -158,6 +158,30 @@ def rejection_status(response_data: Mapping[str, Any]) -> int | None:
     return max(REJECTION_STATUS[code] for code in codes)  # type: ignore[index]
 
 
+#: request errors the spec has a legacy `application/json` client get with 200 (it SHOULD):
+#: the document does not parse, does not validate, or its variables do not coerce
+LEGACY_OK_CODES = frozenset({"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"})
+
+
+def legacy_client(request: Request) -> bool:
+    """A client that accepts only `application/json`, the spec's legacy media type (one that
+    sends no Accept, or `*/*`, gets the status codes of `application/graphql-response+json`)."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and GRAPHQL_RESPONSE not in accept
+
+
+def status_for(legacy: bool, response_data: Mapping[str, Any]) -> int | None:
+    """The status of an operation that never executed, per GraphQL over HTTP: 4xx, except that
+    a legacy `application/json` client gets 200 for parse, validation and variable failures
+    (the gateway's own refusals, access and limits, keep theirs). None when it executed."""
+    status = rejection_status(response_data)
+    if status == 400 and legacy:
+        codes = {(error.get("extensions") or {}).get("code") for error in response_data.get("errors") or []}
+        if codes <= LEGACY_OK_CODES:
+            return 200
+    return status
+
+
 def retry_after(response_data: Mapping[str, Any]) -> int | None:
     for error in response_data.get("errors") or []:
         seconds = (error.get("extensions") or {}).get("retryAfter")
