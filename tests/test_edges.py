@@ -145,3 +145,13 @@ async def test_the_logs_of_a_job_that_writes_one_enormous_line_cost_what_they_re
     await wait_for_state(gql, job["id"], {"SUCCEEDED"})
     tail = (await gql.execute("query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 3) } } }", {"id": job["id"]}))["node"]["logs"]
     assert tail.splitlines()[:2] == ["line 298", "line 299"] and tail.splitlines()[2] == "[…] " + "y" * MAX_LINE_CHARS
+
+
+async def test_an_anonymous_flood_of_aliased_introspection_is_refused_before_it_runs(gateway: Gateway) -> None:
+    anonymous = gateway.connect()
+    flood = "{ " + " ".join(f"s{n}: __schema {{ types {{ name fields {{ name }} }} }}" for n in range(19)) + " }"
+    refused = await anonymous.post(flood)
+    assert refused.status_code == 400 and codes(refused.json()) == ["QUERY_TOO_COMPLEX"], refused.text[:300]
+    assert refused.json()["errors"][0]["extensions"]["limit"] == "introspection" and "data" not in refused.json()
+    fetch = await anonymous.post('{ __schema { queryType { name } } __type(name: "Job") { name } }')  # GraphiQL's fetch still works
+    assert fetch.status_code == 200 and fetch.json()["data"]["__type"] == {"name": "Job"}

@@ -24,7 +24,7 @@ from strawberry.extensions import SchemaExtension
 from graph.core.context import Context
 from graph.core.permissions import missing_scopes, required_scopes
 from graph.gate.cost import measure, prescan
-from graph.gate.limits import check_shape, check_text, coded_error, cost_report, text_error, throttled_error
+from graph.gate.limits import check_introspection, check_shape, check_text, coded_error, cost_report, text_error, throttled_error
 from resolvers.access.audit import ERROR, AuditRecord
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -103,7 +103,7 @@ class Gate(SchemaExtension):
         if context.websocket and viewer.token_id is not None and not await services.access.still_valid(viewer.token_id):
             return [unauthenticated("the token has been revoked or has expired")]
         key = context.throttle_key or "anonymous"
-        too_complex = check_shape(shape, limits)
+        too_complex = check_shape(shape, limits) or check_introspection(shape, limits)
         if too_complex:
             self._report = cost_report(shape.cost, services.throttle.peek(key), limits)
             return too_complex
