@@ -27,7 +27,9 @@ from graph.gate.extension import unauthenticated
 from graph.http import logs
 from graph.http.exports import export_routes
 from graph.http.rules import (
+    BODY_SECONDS,
     BodyTooLarge,
+    BodyTooSlow,
     bearer_token,
     csrf_blocked,
     error_response,
@@ -186,6 +188,8 @@ class GraphQLApp(GraphQL[Context, None]):
             return await self.run(request)
         except BodyTooLarge:
             return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
+        except BodyTooSlow:
+            return error_response(request, 408, f"the request body did not arrive within {BODY_SECONDS:g} s", "REQUEST_TIMEOUT")
         except HTTPException as error:
             return _http_error(request, error)
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -120,14 +121,33 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-def limited_receive(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises ``BodyTooLarge`` once the body passes ``limit`` bytes."""
+#: how long a request's body may take to arrive, all of it (a half-sent body is a "slowloris")
+BODY_SECONDS = 10.0
+
+
+class BodyTooSlow(Exception):
+    pass
+
+
+def limited_receive(receive: Receive, limit: int, seconds: float = BODY_SECONDS) -> Receive:
+    """``receive`` that raises ``BodyTooLarge`` once the body passes ``limit`` bytes, and
+    ``BodyTooSlow`` when the whole body has not arrived ``seconds`` after the first read."""
     seen = 0
+    deadline: float | None = None
+    complete = False
 
     async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
+        nonlocal seen, deadline, complete
+        if complete:
+            return await receive()
+        loop = asyncio.get_running_loop()
+        deadline = deadline if deadline is not None else loop.time() + seconds
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise BodyTooSlow() from None
         if message["type"] == "http.request":
+            complete = not message.get("more_body", False)
             seen += len(message.get("body", b""))
             if seen > limit:
                 raise BodyTooLarge()
