@@ -15,7 +15,7 @@ from typing import Any
 from aicn.settings import Settings
 from resolvers.access.service import AccessService, parse_scopes
 from resolvers.common.errors import UserErrorData
-from resolvers.common.ids import int_key, to_global_id
+from resolvers.common.ids import int_key, parse_key, to_global_id
 from store import tenancy
 from store import tokens as token_store
 from store.db import Database
@@ -103,7 +103,9 @@ async def _create_token(access: AccessService, args: argparse.Namespace) -> int:
 
 
 async def _revoke_token(access: AccessService, args: argparse.Namespace) -> int:
-    key = int(args.id) if args.id.isdigit() else int_key(args.id, "ApiToken")
+    key = parse_key(args.id)
+    if key is None:
+        key = int_key(args.id, "ApiToken")
     outcome = await access.revoke_token(key)
     if outcome.token is None:
         return _fail(outcome.errors)

@@ -34,6 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aicn.runtime import Runtime
+    from aicn.serving import KEEP_ALIVE_SECONDS, DeadlineH11Protocol
     from aicn.settings import Settings
     from graph.http import logs
     from graph.http.app import create_app
@@ -46,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(Runtime(settings))
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, http=DeadlineH11Protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
     return 0
 
 

@@ -30,6 +30,8 @@ class LimitSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     introspection: bool = True
+    #: `__schema` / `__type` fields in one operation (each walks the whole schema; GraphiQL asks one)
+    max_introspection_fields: int = Field(default=2, ge=1)
 
     @model_validator(mode="after")
     def _cost_fits_the_bucket(self) -> LimitSettings:

@@ -13,7 +13,7 @@ from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.relay import Node
 from resolvers.common.errors import BadRequest
-from resolvers.common.ids import from_global_id
+from resolvers.common.ids import from_global_id, parse_key
 
 MAX_NODES = 100
 
@@ -26,20 +26,20 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
     type_name, key = decoded
     loaders = info.context.loaders
     registry = info.context.services.centers
-    if type_name == "ComputeCenter" and key.isdigit():
-        center = registry.get(int(key))
+    number = parse_key(key)
+    if type_name == "ComputeCenter" and number is not None:
+        center = registry.get(number)
         return ComputeCenter.from_center(center) if center else None
     if type_name == "ComputeUnit":
-        center_key = key.partition("/")[0]
-        if not center_key.isdigit() or registry.get(int(center_key)) is None:
+        center_key = parse_key(key.partition("/")[0])
+        if center_key is None or registry.get(center_key) is None:
             return None
-        for unit in await loaders.capacity.load(int(center_key)):
+        for unit in await loaders.capacity.load(center_key):
             if unit.key == key:
                 return ComputeUnit.from_info(unit, registry.currency)
         return None
-    if not key.isdigit() or int(key) >= 2**63:
+    if number is None:
         return None
-    number = int(key)
     by_number: dict[str, DataLoader[int, Any]] = {
         "Job": loaders.job,
         "Dataset": loaders.dataset,

@@ -69,6 +69,18 @@ async def find_by_idempotency_key(session: AsyncSession, owner_id: int, key: str
     return await session.scalar(select(JobRow).where(JobRow.owner_id == owner_id, JobRow.idempotency_key == key))
 
 
+async def claim_idempotency_key(session: AsyncSession, owner_id: int, key: str) -> JobRow | None:
+    """The job already made under ``key``, read after taking the key for the rest of the transaction.
+
+    On PostgreSQL twins submitted at once queue on an advisory lock of (owner, key), so the
+    second one finds the first one's job instead of deadlocking on or violating the unique
+    key; SQLite writes one transaction at a time anyway.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(owner_id, func.hashtext(key))))
+    return await find_by_idempotency_key(session, owner_id, key)
+
+
 async def lock_job(session: AsyncSession, job_id: int) -> JobRow | None:
     """The job, locked for the rest of the transaction (FOR UPDATE where the database has it)."""
     return await session.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update().execution_options(populate_existing=True))

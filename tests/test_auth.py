@@ -281,3 +281,21 @@ async def test_revoking_a_token_closes_its_open_subscriptions(gateway: Gateway) 
             while True:  # whatever was in flight, then the close
                 await asyncio.wait_for(socket.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_a_token_that_expires_closes_its_open_subscriptions_at_expiry(gateway: Gateway) -> None:
+    _, secret, client = await new_account(gateway, "ephemeral", expiresInDays=1)
+    async with gateway.runtime.db.transaction() as session:
+        await session.execute(
+            update(ApiTokenRow).where(ApiTokenRow.token_hash == hash_secret(secret)).values(expires_at=utcnow() + timedelta(seconds=2))
+        )
+    async with websockets.connect(client.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": {"token": secret}}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(json.dumps({"id": "live", "type": "subscribe", "payload": {"query": "subscription { jobUpdates { id } }"}}))
+        opened = utcnow()
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:  # nothing happens on the account: only the expiry can close it
+                await asyncio.wait_for(socket.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403 and "expired" in closed.value.rcvd.reason
+        assert (utcnow() - opened).total_seconds() < 8

@@ -99,3 +99,23 @@ def test_the_log_filter_removes_tokens_from_any_record(caplog: pytest.LogCapture
     assert secret not in caplog.text and "opaque-secret-value-123456" not in caplog.text
     assert caplog.text.count("[REDACTED]") >= 3
     assert all(hasattr(record, "request_id") for record in caplog.records)
+
+
+async def test_an_access_log_line_with_a_token_in_the_url_is_logged_redacted(gateway: Gateway) -> None:
+    """uvicorn's access formatter unpacks the record's five arguments: redaction must keep them."""
+    from uvicorn.logging import AccessFormatter
+
+    secret = "aicn_" + "Z9y8X7w6" * 5
+    response = await gateway.client.http.get(f"/graphql?query=%7B__typename%7D&token={secret}")
+    assert response.status_code < 500
+    record = logging.getLogger("uvicorn.access").makeRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", f"/graphql?token={secret}", "1.1", 200),
+        None,
+    )
+    line = AccessFormatter(fmt="%(client_addr)s %(request_line)s %(status_code)s", use_colors=False).format(record)
+    assert secret not in line and "[REDACTED]" in line and "GET /graphql?token=" in line and "200" in line

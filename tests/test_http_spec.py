@@ -40,10 +40,19 @@ async def test_partial_data_is_a_200(gateway: Gateway) -> None:
     assert body["errors"][0]["path"] == ["node", "logs"] and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-async def test_legacy_json_clients_keep_application_json(gateway: Gateway) -> None:
+async def test_legacy_json_clients_get_200_for_request_errors(gateway: Gateway) -> None:
+    """`application/json` SHOULD get 200 on parse, validation and variable failures (the spec)."""
     http = gateway.client.http
-    response = await http.post("/graphql", json={"query": "{ noSuchField }"}, headers={"accept": "application/json"})
-    assert response.status_code == 400 and response.headers["content-type"].startswith("application/json")
+    for body in (
+        {"query": "{ jobs( "},
+        {"query": "{ noSuchField }"},
+        {"query": "query($n: Int) { jobs(first: $n) { totalCount } }", "variables": {"n": "ten"}},
+    ):
+        response = await http.post("/graphql", json=body, headers={"accept": "application/json"})
+        assert response.status_code == 200 and response.headers["content-type"].startswith("application/json"), response.text
+        assert "data" not in response.json() and response.json()["errors"][0]["extensions"]["code"]
+    refused = await gateway.connect().post("{ viewer { name } }", headers={"accept": "application/json"})
+    assert refused.status_code == 401  # the gateway's own refusals keep their status
     ok = await http.post("/graphql", json={"query": "{ viewer { name } }"})
     assert ok.status_code == 200 and ok.headers["content-type"].startswith("application/json")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import NewType
 
 import strawberry
@@ -11,6 +12,8 @@ from strawberry.types.scalar import ScalarDefinition
 __all__ = ["JSON", "SCALAR_MAP", "BigInt"]
 
 BigInt = NewType("BigInt", int)
+#: ASCII digits only (`str.isdigit` accepts `²`, which `int()` refuses); 20 digits is past 64 bits
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
 
 
 def _parse_big_int(value: object) -> int:
@@ -18,7 +21,7 @@ def _parse_big_int(value: object) -> int:
         raise ValueError("BigInt must be an integer")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         number = int(value.strip())
     else:
         raise ValueError("BigInt must be an integer or a string of digits")

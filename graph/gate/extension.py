@@ -5,8 +5,8 @@ fit the length, token and alias limits (graphql-core parses at about 4 µs a tok
 flood is refused unparsed). Then, in order: an anonymous caller may only introspect
 (``UNAUTHENTICATED``); over a WebSocket the token is checked again for each operation;
 the operation's measured shape must fit the limits (``QUERY_TOO_COMPLEX``); its cost is
-taken from the caller's bucket (``THROTTLED``); its root fields must be within the
-token's scopes (``FORBIDDEN``). Only then does graphql-core's own validation run
+taken from the caller's bucket (``THROTTLED``); every field it reads must be within the
+token's scopes (``FORBIDDEN``, graph/core/permissions.py). Only then does graphql-core's own validation run
 (expensive rules such as overlapping fields come after the cheap refusals), and then
 execution. ``extensions.cost`` reports what the operation cost and what is left."""
 
@@ -24,11 +24,16 @@ from strawberry.extensions import SchemaExtension
 from graph.core.context import Context
 from graph.core.permissions import PUBLIC_FIELDS, missing_scopes, required_scopes
 from graph.gate.cost import measure, prescan
-from graph.gate.limits import check_shape, check_text, coded_error, cost_report, text_error, throttled_error
+from graph.gate.limits import check_introspection, check_shape, check_text, coded_error, cost_report, text_error, throttled_error
 from resolvers.access.audit import ERROR, AuditRecord
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
+SUBSCRIPTION_NEEDS_WEBSOCKET = "SUBSCRIPTION_NEEDS_WEBSOCKET"
+SUBSCRIPTION_MESSAGE = (
+    "subscriptions are served over a WebSocket (graphql-transport-ws) at /graphql, not over plain HTTP; "
+    "a query reads the current state once"
+)
 LOGIN_HINT = (
     "send `Authorization: Bearer <token>` (in GraphiQL: the Headers tab, "
     '{"Authorization": "Bearer <token>"}); the gateway prints an admin token on its first start, '
@@ -95,10 +100,12 @@ class Gate(SchemaExtension):
             return [coded_error("introspection is off, and `_service` with it: give the router schema.federation.graphql", FORBIDDEN)]
         if not viewer.authenticated and not shape.introspection_only:
             return [unauthenticated("authentication required")]
+        if operation.operation == OperationType.SUBSCRIPTION and not context.websocket:
+            return [coded_error(SUBSCRIPTION_MESSAGE, SUBSCRIPTION_NEEDS_WEBSOCKET)]
         if context.websocket and viewer.token_id is not None and not await services.access.still_valid(viewer.token_id):
             return [unauthenticated("the token has been revoked or has expired")]
         key = context.throttle_key or "anonymous"
-        too_complex = check_shape(shape, limits)
+        too_complex = check_shape(shape, limits) or check_introspection(shape, limits)
         if too_complex:
             self._report = cost_report(shape.cost, services.throttle.peek(key), limits)
             return too_complex
@@ -109,10 +116,10 @@ class Gate(SchemaExtension):
         bad_text = text_error(execution.query or "", document, execution.variables)
         if bad_text is not None:
             return [bad_text]
-        missing = missing_scopes(viewer, required_scopes(execution.schema, operation.operation, shape.root_fields))
+        missing = missing_scopes(viewer, required_scopes(execution.schema, document, operation))
         if missing:
             if operation.operation == OperationType.MUTATION:
-                for name in missing:
+                for name in dict.fromkeys(name for name in shape.root_fields if not name.startswith("__")):
                     await services.audit.record(viewer, AuditRecord(name, None, ERROR, [FORBIDDEN]), context.request_id)
             wanted = sorted(set(missing.values()))
             fields = ", ".join(sorted(missing))

@@ -58,6 +58,23 @@ def check_shape(shape: QueryShape, limits: LimitSettings) -> list[GraphQLError]:
     ]
 
 
+def check_introspection(shape: QueryShape, limits: LimitSettings) -> list[GraphQLError]:
+    """Each `__schema` or `__type` walks the whole schema, for anyone (anonymous callers too):
+    an operation may hold only a few, however little they are priced."""
+    count = sum(1 for name in shape.root_fields if name in ("__schema", "__type"))
+    if count <= limits.max_introspection_fields:
+        return []
+    return [
+        coded_error(
+            f"the operation asks for {count} introspection fields; the limit is {limits.max_introspection_fields}",
+            TOO_COMPLEX,
+            limit="introspection",
+            value=count,
+            maximum=limits.max_introspection_fields,
+        )
+    ]
+
+
 def cost_report(cost: int, available: float, limits: LimitSettings) -> dict[str, Any]:
     """``extensions.cost`` as Shopify shapes it."""
     return {

@@ -29,15 +29,18 @@ from graph.http import logs
 from graph.http.exports import export_routes
 from graph.http.persisted import PersistedRefusal, cache_headers, resolve
 from graph.http.rules import (
+    BODY_SECONDS,
     BodyTooLarge,
+    BodyTooSlow,
     bearer_token,
     csrf_blocked,
     error_response,
     is_loopback,
+    legacy_client,
     limited_receive,
     media_type,
-    rejection_status,
     retry_after,
+    status_for,
     strict_json,
     wants_ide,
 )
@@ -173,7 +176,7 @@ class GraphQLApp(GraphQL[Context, None]):
         limit = self.gateway.settings.limits.max_body_bytes
         request = Request(scope=scope, receive=limited_receive(receive, limit))
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
         if len(scope.get("query_string", b"")) > limit:
             return error_response(request, 414, f"the query string is longer than {limit} bytes", "REQUEST_TOO_LARGE")
@@ -191,6 +194,8 @@ class GraphQLApp(GraphQL[Context, None]):
             return error_response(request, refusal.status, refusal.message, refusal.code)
         except BodyTooLarge:
             return error_response(request, 413, f"the request body is larger than {limit} bytes", "REQUEST_TOO_LARGE")
+        except BodyTooSlow:
+            return error_response(request, 408, f"the request body did not arrive within {BODY_SECONDS:g} s", "REQUEST_TIMEOUT")
         except HTTPException as error:
             return _http_error(request, error)
 
@@ -216,11 +221,12 @@ class GraphQLApp(GraphQL[Context, None]):
         return strict_json(data)
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
-        status = rejection_status(response_data) if isinstance(response_data, Mapping) else None
+        request: Request | None = getattr(sub_response, "aicn_request", None)
+        legacy = request is not None and legacy_client(request)
+        status = status_for(legacy, response_data) if isinstance(response_data, Mapping) else None
         if status is not None:  # it never executed: no `data` key, as the GraphQL-over-HTTP spec asks
             response_data = {key: value for key, value in response_data.items() if key != "data"}
         response = super().create_response(response_data, sub_response)
-        request: Request | None = getattr(sub_response, "aicn_request", None)
         if request is not None:
             response.headers["content-type"] = media_type(request)
             clean = isinstance(response_data, Mapping) and not response_data.get("errors")

@@ -29,6 +29,14 @@ def redact(text: str) -> str:
     return _SECRETS.sub(lambda match: (match.group(2) or "") + REDACTED, text)
 
 
+def _redacted_args(args: Any) -> Any:
+    if isinstance(args, tuple):
+        return tuple(redact(value) if isinstance(value, str) else value for value in args)
+    if isinstance(args, dict):
+        return {key: redact(value) if isinstance(value, str) else value for key, value in args.items()}
+    return args
+
+
 def install() -> None:
     """Idempotent: wrap the current record factory once per process."""
     global _installed
@@ -45,7 +53,17 @@ def install() -> None:
             return record
         cleaned = redact(message)
         if cleaned != message:
-            record.msg, record.args = cleaned, None
+            # redact the parts, keeping the arguments' shape: formatters such as uvicorn's
+            # access formatter unpack them; collapse into one string only when that is not enough
+            if isinstance(record.msg, str):
+                record.msg = redact(record.msg)
+            record.args = _redacted_args(record.args)
+            try:
+                still = redact(record.getMessage()) != record.getMessage()
+            except Exception:
+                still = True
+            if still:
+                record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[0] is not None:
             text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
             record.exc_text = redact(text)

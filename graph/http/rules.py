@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ REJECTION_STATUS: Mapping[str, int] = {
     "GRAPHQL_VALIDATION_FAILED": 400,
     "QUERY_TOO_COMPLEX": 400,
     "BAD_REQUEST": 400,
+    "SUBSCRIPTION_NEEDS_WEBSOCKET": 400,
     "BAD_USER_INPUT": 400,  # without a path: refused before running (a NUL in a string)
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
@@ -44,13 +46,39 @@ class BodyTooLarge(Exception):
     pass
 
 
+#: deeper JSON than any request needs; deeper would recurse in the decoder or past it
+MAX_JSON_DEPTH = 64
+
+
 def strict_json(data: str | bytes) -> object:
-    """JSON as RFC 8259 has it: Python's `NaN` and `Infinity` extensions are refused."""
+    """JSON as RFC 8259 has it (Python's `NaN` and `Infinity` extensions are refused), nested at
+    most MAX_JSON_DEPTH levels. Every failure is a JSONDecodeError, which HTTP answers with 400
+    and the WebSocket protocol with 4400."""
 
     def refuse(constant: str) -> object:
         raise json.JSONDecodeError(f"{constant} is not JSON", constant, 0)
 
-    return json.loads(data, parse_constant=refuse)
+    try:
+        value = json.loads(data, parse_constant=refuse)
+    except RecursionError:
+        raise json.JSONDecodeError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "", 0) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise json.JSONDecodeError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep", "", 0)
+    return value
+
+
+def _depth(value: object) -> int:
+    """How deeply containers nest in ``value``, without recursing."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_JSON_DEPTH:
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def media_type(request: Request) -> str:
@@ -94,14 +122,33 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-def limited_receive(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises ``BodyTooLarge`` once the body passes ``limit`` bytes."""
+#: how long a request's body may take to arrive, all of it (a half-sent body is a "slowloris")
+BODY_SECONDS = 10.0
+
+
+class BodyTooSlow(Exception):
+    pass
+
+
+def limited_receive(receive: Receive, limit: int, seconds: float = BODY_SECONDS) -> Receive:
+    """``receive`` that raises ``BodyTooLarge`` once the body passes ``limit`` bytes, and
+    ``BodyTooSlow`` when the whole body has not arrived ``seconds`` after the first read."""
     seen = 0
+    deadline: float | None = None
+    complete = False
 
     async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
+        nonlocal seen, deadline, complete
+        if complete:
+            return await receive()
+        loop = asyncio.get_running_loop()
+        deadline = deadline if deadline is not None else loop.time() + seconds
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise BodyTooSlow() from None
         if message["type"] == "http.request":
+            complete = not message.get("more_body", False)
             seen += len(message.get("body", b""))
             if seen > limit:
                 raise BodyTooLarge()
@@ -130,6 +177,30 @@ def rejection_status(response_data: Mapping[str, Any]) -> int | None:
     if not errors or len(codes) != len(errors) or not all(code in REJECTION_STATUS for code in codes):
         return None
     return max(REJECTION_STATUS[code] for code in codes)  # type: ignore[index]
+
+
+#: request errors the spec has a legacy `application/json` client get with 200 (it SHOULD):
+#: the document does not parse, does not validate, or its variables do not coerce
+LEGACY_OK_CODES = frozenset({"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"})
+
+
+def legacy_client(request: Request) -> bool:
+    """A client that accepts only `application/json`, the spec's legacy media type (one that
+    sends no Accept, or `*/*`, gets the status codes of `application/graphql-response+json`)."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and GRAPHQL_RESPONSE not in accept
+
+
+def status_for(legacy: bool, response_data: Mapping[str, Any]) -> int | None:
+    """The status of an operation that never executed, per GraphQL over HTTP: 4xx, except that
+    a legacy `application/json` client gets 200 for parse, validation and variable failures
+    (the gateway's own refusals, access and limits, keep theirs). None when it executed."""
+    status = rejection_status(response_data)
+    if status == 400 and legacy:
+        codes = {(error.get("extensions") or {}).get("code") for error in response_data.get("errors") or []}
+        if codes <= LEGACY_OK_CODES:
+            return 200
+    return status
 
 
 def retry_after(response_data: Mapping[str, Any]) -> int | None:

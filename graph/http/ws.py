@@ -6,7 +6,8 @@ or in the upgrade request's ``Authorization`` header. A connection without a val
 is closed with 4403 (Forbidden), as the protocol says for a refused `connection_init`;
 a `subscribe` before an accepted `connection_init` is closed with 4401. When the token is
 revoked, its open connections are closed with 4403 at once (news of the revocation comes
-over the event bus); each new operation checks the token again anyway.
+over the event bus), and when it expires they are closed with 4403 at its expiry; each new
+operation checks the token again anyway.
 """
 
 from __future__ import annotations
@@ -61,11 +62,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     async def _close_when_revoked(self, token_id: int) -> None:
         access = self.context.services.access
         async with access.revocations() as news:
-            if not await access.still_valid(token_id):  # revoked before we listened
-                await self.websocket.close(code=4403, reason="the token has been revoked")
+            left = await access.seconds_left(token_id)
+            if left == 0:  # revoked or expired before we listened
+                await self.websocket.close(code=4403, reason="the token has been revoked or has expired")
                 return
+            expires = None if left is None else asyncio.get_running_loop().time() + left
             while True:
-                message = await news.get()
+                wait = None if expires is None else max(0.0, expires - asyncio.get_running_loop().time())
+                try:
+                    message = await asyncio.wait_for(news.get(), wait)
+                except TimeoutError:
+                    await self.websocket.close(code=4403, reason="the token has expired")
+                    return
                 if message is not None and message.get("tokenId") == token_id:
                     await self.websocket.close(code=4403, reason="the token has been revoked")
                     return

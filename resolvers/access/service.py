@@ -16,6 +16,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from resolvers.access.viewer import SCOPES, Viewer
 from resolvers.common.errors import UserErrorData
 from store import tenancy
@@ -82,9 +84,15 @@ class AccessService:
 
     async def still_valid(self, token_id: int) -> bool:
         """For long-lived connections: has the token been revoked or expired since?"""
+        return await self.seconds_left(token_id) != 0
+
+    async def seconds_left(self, token_id: int) -> float | None:
+        """How long the token stays valid (0 once revoked or expired); None when it never expires."""
         async with self.db.read() as session:
             row = await token_store.token_by_id(session, token_id)
-        return row is not None and _usable(row)
+        if row is None or not _usable(row):
+            return 0.0
+        return None if row.expires_at is None else max(0.0, (row.expires_at - utcnow()).total_seconds())
 
     def revocations(self) -> AbstractAsyncContextManager[Subscription]:
         """News of revoked tokens as they are published (an open WebSocket with one closes)."""
@@ -103,11 +111,15 @@ class AccessService:
             errors.append(UserErrorData(f"at most {MAX_MEMBERS} members, each 1 to 200 characters", "INVALID_MEMBERS", ("members",)))
         if errors:
             return AccountOutcome(errors=errors)
-        async with self.db.transaction() as session:
-            if await tenancy.account_by_name(session, name) is not None:
-                return AccountOutcome(errors=[UserErrorData(f"account {name} already exists", "ALREADY_EXISTS", ("name",))])
-            roles = [(member, "owner" if index == 0 else "member") for index, member in enumerate(cleaned)]
-            account = await tenancy.create_account(session, name, roles)
+        exists = AccountOutcome(errors=[UserErrorData(f"account {name} already exists", "ALREADY_EXISTS", ("name",))])
+        try:
+            async with self.db.transaction() as session:
+                if await tenancy.account_by_name(session, name) is not None:
+                    return exists
+                roles = [(member, "owner" if index == 0 else "member") for index, member in enumerate(cleaned)]
+                account = await tenancy.create_account(session, name, roles)
+        except IntegrityError:  # a concurrent twin made an account of that name first
+            return exists
         return AccountOutcome(account=account)
 
     async def account_by_name(self, name: str) -> AccountRow | None:

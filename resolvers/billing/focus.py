@@ -50,6 +50,17 @@ COLUMNS = (
 )
 
 
+#: columns that hold numbers (a negative adjustment starts with `-` and must stay a number)
+NUMERIC = frozenset({"BilledCost", "EffectiveCost", "ListCost", "ConsumedQuantity", "PricingQuantity", "ListUnitPrice"})
+#: what a spreadsheet reads as the start of a formula (OWASP "CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading `'`."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
 def _when(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -97,7 +108,7 @@ def focus_row(bill: BillRow, item: billing_store.ExportLine) -> list[str]:
             "ProviderName": center.display_name if center else "",
             "SkuId": f"{center.name if center else usage.center_id}/{usage.accelerator}",
         }
-    return [fields.get(column, "") for column in COLUMNS]
+    return [fields.get(column, "") if column in NUMERIC else neutralise(fields.get(column, "")) for column in COLUMNS]
 
 
 def _csv(rows: list[list[str]]) -> str:

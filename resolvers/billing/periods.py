@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-_LABEL = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_LABEL = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Calendar:
 
     def parse(self, label: str) -> BillingPeriod:
         """The period named ``YYYY-MM``; raises ValueError for anything else."""
-        match = _LABEL.match(label)
+        match = _LABEL.fullmatch(label)
         if match is None:
             raise ValueError(f"a billing period is written YYYY-MM, not {label!r}")
         return self.period(int(match.group(1)), int(match.group(2)))

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from resolvers.common.errors import BadRequest
+
+#: a 64-bit key written in ASCII digits: `str.isdigit` also accepts `²` and `٣`, which
+#: `int()` either refuses or reads as another number
+_KEY = re.compile(r"[0-9]{1,19}")
+
+
+def parse_key(text: str) -> int | None:
+    """The non-negative 64-bit integer ``text`` spells in ASCII digits; None for anything else."""
+    if _KEY.fullmatch(text) is None:
+        return None
+    key = int(text)
+    return key if key < 2**63 else None
 
 
 def to_global_id(type_name: str, key: int | str) -> str:
@@ -28,10 +41,9 @@ def from_global_id(global_id: str) -> tuple[str, str] | None:
 def int_key(global_id: str, type_name: str) -> int | None:
     """The integer key of a global id of ``type_name``; None for anything else."""
     decoded = from_global_id(global_id)
-    if decoded is None or decoded[0] != type_name or not decoded[1].isdigit():
+    if decoded is None or decoded[0] != type_name:
         return None
-    key = int(decoded[1])
-    return key if key < 2**63 else None
+    return parse_key(decoded[1])
 
 
 def encode_cursor(key: int) -> str:
@@ -46,9 +58,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         prefix, _, key = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("the cursor is not valid") from None
-    if prefix != "cursor" or not key.isdigit() or len(key) > 19 or int(key) >= 2**63:  # keys are 64-bit
+    number = parse_key(key) if prefix == "cursor" else None
+    if number is None:
         raise BadRequest("the cursor is not valid")
-    return int(key)
+    return number
 
 
 MAX_PAGE = 100

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError
+
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import CenterRegistry
 from resolvers.common.errors import UserErrorData
@@ -80,23 +82,24 @@ class DataService:
         if errors:
             return Registered(errors=errors)
         version = request.version or "1"
-        async with self.db.transaction() as session:
-            if await dataset_store.find_dataset(session, viewer.account_id, request.name, version) is not None:
-                return Registered(
-                    errors=[UserErrorData(f"dataset {request.name} version {version} already exists", "ALREADY_EXISTS", ("version",))]
+        try:
+            async with self.db.transaction() as session:
+                if await dataset_store.find_dataset(session, viewer.account_id, request.name, version) is not None:
+                    return _already_exists("dataset", request.name, version)
+                row = DatasetRow(
+                    owner_id=viewer.account_id,
+                    name=request.name,
+                    version=version,
+                    uri=request.uri,
+                    format=request.format,
+                    size_bytes=request.size_bytes,
+                    checksum=request.checksum,
                 )
-            row = DatasetRow(
-                owner_id=viewer.account_id,
-                name=request.name,
-                version=version,
-                uri=request.uri,
-                format=request.format,
-                size_bytes=request.size_bytes,
-                checksum=request.checksum,
-            )
-            session.add(row)
-            await session.flush()
-            session.add_all(DatasetReplicaRow(dataset_id=row.id, center_id=key, uri=uri) for key, uri in dict(replica_centers).items())
+                session.add(row)
+                await session.flush()
+                session.add_all(DatasetReplicaRow(dataset_id=row.id, center_id=key, uri=uri) for key, uri in dict(replica_centers).items())
+        except IntegrityError:  # a concurrent twin registered the same name and version first
+            return _already_exists("dataset", request.name, version)
         return Registered(dataset=row)
 
     async def register_model(self, viewer: Viewer, request: ModelRequest) -> Registered:
@@ -114,19 +117,24 @@ class DataService:
         if errors:
             return Registered(errors=errors)
         version = request.version or "1"
-        async with self.db.transaction() as session:
-            if await dataset_store.find_model(session, viewer.account_id, request.name, version) is not None:
-                return Registered(
-                    errors=[UserErrorData(f"model {request.name} version {version} already exists", "ALREADY_EXISTS", ("version",))]
+        try:
+            async with self.db.transaction() as session:
+                if await dataset_store.find_model(session, viewer.account_id, request.name, version) is not None:
+                    return _already_exists("model", request.name, version)
+                row = ModelRow(
+                    owner_id=viewer.account_id,
+                    name=request.name,
+                    version=version,
+                    uri=request.uri,
+                    framework=request.framework,
+                    trained_by_job_id=job_key,
                 )
-            row = ModelRow(
-                owner_id=viewer.account_id,
-                name=request.name,
-                version=version,
-                uri=request.uri,
-                framework=request.framework,
-                trained_by_job_id=job_key,
-            )
-            session.add(row)
-            await session.flush()
+                session.add(row)
+                await session.flush()
+        except IntegrityError:  # a concurrent twin registered the same name and version first
+            return _already_exists("model", request.name, version)
         return Registered(model=row)
+
+
+def _already_exists(kind: str, name: str, version: str) -> Registered:
+    return Registered(errors=[UserErrorData(f"{kind} {name} version {version} already exists", "ALREADY_EXISTS", ("version",))])

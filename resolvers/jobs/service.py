@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from connectors.errors import ConnectorError, JobNotFound
 from resolvers.access.viewer import Viewer
 from resolvers.billing.pricing import Quote, max_hold, provisional_terms, quote_terms
@@ -91,44 +93,57 @@ class JobService:
             return SubmitOutcome(errors=[refusal])
         policy = None if request.center_id else request.policy
         quotes = self._quotes(candidates, resources.max_duration_minutes)
-        async with self.db.transaction() as session:
-            if request.idempotency_key:  # a concurrent twin may have won the race
-                existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
-                if existing is not None:
-                    return SubmitOutcome(job=existing)
-            if self.billing is not None and quotes:  # the hold is the job row itself, written below
-                refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes))
-                if refusal is not None:
-                    return SubmitOutcome(errors=[refusal])
-            job = JobRow(
-                owner_id=viewer.account_id,
-                reference=f"aicn-{secrets.token_hex(6)}",
-                name=request.name,
-                kind=request.kind,
-                state=JobState.PENDING,
-                center_id=None,
-                request=resources,
-                command=list(request.command),
-                environment=request.environment,
-                output_model_name=request.output_model_name,
-                policy=policy,
-                placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
-                idempotency_key=request.idempotency_key,
-                progress_count=0,
-                last_seq=0,
-                **provisional_terms(quotes, candidates),
-            )
-            session.add(job)
-            await session.flush()
-            await job_store.set_inputs(session, job.id, dataset_ids)
-            first_event = job_store.append_event(
-                session, job, JobEventKind.STATE, state=JobState.PENDING, message="accepted by the gateway"
-            )
-            await session.flush()
-            records = [EventRecord.from_row(first_event, job.owner_id)]
+        try:
+            async with self.db.transaction() as session:
+                if request.idempotency_key:  # a concurrent twin may have won the race
+                    existing = await job_store.claim_idempotency_key(session, viewer.account_id, request.idempotency_key)
+                    if existing is not None:
+                        return SubmitOutcome(job=existing)
+                if self.billing is not None and quotes:  # the hold is the job row itself, written below
+                    refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes))
+                    if refusal is not None:
+                        return SubmitOutcome(errors=[refusal])
+                job = JobRow(
+                    owner_id=viewer.account_id,
+                    reference=f"aicn-{secrets.token_hex(6)}",
+                    name=request.name,
+                    kind=request.kind,
+                    state=JobState.PENDING,
+                    center_id=None,
+                    request=resources,
+                    command=list(request.command),
+                    environment=request.environment,
+                    output_model_name=request.output_model_name,
+                    policy=policy,
+                    placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
+                    idempotency_key=request.idempotency_key,
+                    progress_count=0,
+                    last_seq=0,
+                    **provisional_terms(quotes, candidates),
+                )
+                session.add(job)
+                await session.flush()
+                await job_store.set_inputs(session, job.id, dataset_ids)
+                first_event = job_store.append_event(
+                    session, job, JobEventKind.STATE, state=JobState.PENDING, message="accepted by the gateway"
+                )
+                await session.flush()
+                records = [EventRecord.from_row(first_event, job.owner_id)]
+        except IntegrityError:
+            # a concurrent twin with the same idempotency key committed first: its job is the answer
+            winner = await self._idempotent_twin(viewer, request.idempotency_key)
+            if winner is None:
+                raise
+            return SubmitOutcome(job=winner)
         await self.ledger.announce(records)
         placed = await self.dispatcher.place(job.id, candidates, policy)
         return SubmitOutcome(job=placed or job)
+
+    async def _idempotent_twin(self, viewer: Viewer, key: str | None) -> JobRow | None:
+        if not key:
+            return None
+        async with self.db.read() as session:
+            return await job_store.find_by_idempotency_key(session, viewer.account_id, key)
 
     def _quotes(self, candidates: Sequence[Candidate], max_minutes: float) -> dict[int, Quote]:
         """The terms each center that could run the job offers it, fixed now (later price changes do not apply)."""
