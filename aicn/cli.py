@@ -101,12 +101,12 @@ def _set_quota(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aicn", description="The aicn GraphQL gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the gateway (GraphiQL at /graphql)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to listen on (default: the `host` setting, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: the `port` setting, 8000)")
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--output", "-o", default=str(SCHEMA_FILE), help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)
     quota = commands.add_parser("set-quota", help="cap the standard units an account may use at once")
-    quota.add_argument("account")
-    quota.add_argument("units", help="a number of standard units, or none")
+    quota.add_argument("account", help="the account's name")
+    quota.add_argument("units", help="a number of standard units, or none to lift the cap")
     quota.set_defaults(run=_set_quota)
     from aicn.bills_cli import add_bills_commands
 
@@ -123,8 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     from aicn.access_cli import register as register_access_commands
 
     register_access_commands(commands)
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from aicn.config_errors import CONFIG_ERRORS, describe
+
+    try:
+        return int(args.run(args))
+    except CONFIG_ERRORS as error:
+        for line in describe(error):
+            print(line, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AuthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     #: ``required``: every operation but schema introspection needs a token.
     #: ``dev``: requests without a token from this host act as the default account
     #: (read and submit); anything from elsewhere still needs a token.
@@ -16,6 +18,8 @@ class AuthSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     max_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=0)
     #: graphql-core parses about 4 µs per token and character runs: these keep a parse under 10 ms
@@ -42,5 +46,7 @@ class LimitSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     #: origins allowed to call the gateway from a browser (CORS and WebSocket); empty: none
     cors_origins: list[str] = Field(default_factory=list)

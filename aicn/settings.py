@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,8 @@ from aicn.security_settings import AuthSettings, HttpSettings, LimitSettings
 class DeviceConfig(BaseModel):
     """Devices of one catalog model a center offers, and their price."""
 
+    model_config = ConfigDict(extra="forbid")
+
     accelerator: str = "cpu-core"
     count: int = Field(ge=0)
     partition: str | None = None
@@ -35,6 +37,8 @@ class DeviceConfig(BaseModel):
 
 class SlurmConfig(BaseModel):
     """How to reach one Slurm cluster's slurmrestd (see docs/slurm.md)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     url: str = "http://127.0.0.1:6820"
     user_name: str = "root"
@@ -65,6 +69,8 @@ class SlurmConfig(BaseModel):
 
 
 class CenterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     kind: Literal["LOCAL", "SLURM"] = "LOCAL"
     display_name: str | None = None
@@ -97,7 +103,7 @@ def _default_centers() -> list[CenterConfig]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AICN_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AICN_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Path("aicn-data")
     database_url: str | None = None
