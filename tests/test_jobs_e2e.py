@@ -53,6 +53,20 @@ async def test_a_failing_job_ends_failed_with_its_exit_code(gateway: Gateway) ->
     assert "7" in final["failureReason"]
 
 
+async def test_every_failure_reason_starts_with_its_code(gateway: Gateway) -> None:
+    gql = gateway.client
+    cases = {
+        "COMMAND_NOT_FOUND": {"name": "missing", "command": ["/no/such/program"], "request": {"maxDurationMinutes": 1, "devices": 1}},
+        "SIGNAL": python_job("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"),
+        "EXIT_CODE": python_job("import sys; sys.exit(3)"),
+    }
+    for code, job in cases.items():
+        submitted = await submit(gql, job)
+        await collect_events(gql, submitted["id"])
+        final = await job_state(gql, submitted["id"])
+        assert final["state"] == "FAILED" and final["failureReason"].startswith(code + ": "), (code, final)
+
+
 async def test_cancel_stops_the_job_and_its_process_tree(gateway: Gateway) -> None:
     gql = gateway.client
     script = "import subprocess, time; subprocess.Popen(['sleep', '300']); print('started', flush=True); time.sleep(300)"

@@ -48,7 +48,9 @@ def main(job_dir: Path) -> int:
                 process_group=0,
             )
         except OSError as error:
-            _write_result(job_dir, exit_code=127, reason=f"cannot start command: {error.strerror or error}")
+            code = "COMMAND_NOT_FOUND" if isinstance(error, FileNotFoundError) else "CANNOT_START"
+            reason = f"{code}: cannot start {spec['command'][0]!r}: {error.strerror or error}"
+            _write_result(job_dir, exit_code=127, reason=reason)
             return 0
         _write_atomically(job_dir / "child.json", {"pid": child.pid, "started_at": _now()})
 
@@ -72,7 +74,7 @@ def main(job_dir: Path) -> int:
     exit_code = returncode if returncode >= 0 else 128 - returncode
     reason = stop_reason
     if reason is None and returncode < 0:
-        reason = f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+        reason = f"SIGNAL: the job was killed by signal {-returncode} ({signal.Signals(-returncode).name})"
     _write_result(job_dir, exit_code=exit_code, reason=reason)
     return 0
 
