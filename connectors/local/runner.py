@@ -49,8 +49,8 @@ def main(job_dir: Path) -> int:
             )
         except OSError as error:
             code = "COMMAND_NOT_FOUND" if isinstance(error, FileNotFoundError) else "CANNOT_START"
-            reason = f"{code}: cannot start {spec['command'][0]!r}: {error.strerror or error}"
-            _write_result(job_dir, exit_code=127, reason=reason)
+            refusal = f"{code}: cannot start {spec['command'][0]!r}: {error.strerror or error}"
+            _write_result(job_dir, exit_code=127, reason=refusal)
             return 0
         _write_atomically(job_dir / "child.json", {"pid": child.pid, "started_at": _now()})
 
