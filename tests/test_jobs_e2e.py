@@ -170,6 +170,12 @@ BAD_INPUTS = [
     ({"centerId": "not-an-id"}, "CENTER_NOT_FOUND", ["centerId"]),
     ({"inputDatasetIds": ["RGF0YXNldDo0Mg"]}, "DATASET_NOT_FOUND", ["inputDatasetIds", "0"]),
     ({"environment": ["not", "an", "object"]}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"EPOCHS": 3}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"RATE": 0.5}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"DEBUG": True}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"NESTED": {"a": "b"}}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"request": {"maxDurationMinutes": 5, "devices": 1, "standardUnits": 1}}, "CONFLICTING_RESOURCES", ["request", "standardUnits"]),
+    ({"request": {"maxDurationMinutes": 5, "cpus": 1, "standardUnits": 1}}, "CONFLICTING_RESOURCES", ["request", "standardUnits"]),
 ]
 
 

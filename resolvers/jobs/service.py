@@ -309,15 +309,10 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
         if not isinstance(environment, Mapping):
             bad("environment must be a JSON object of names to strings", "INVALID_ENVIRONMENT", "environment")
         elif len(environment) > MAX_ENVIRONMENT or not all(
-            isinstance(key, str)
-            and key
-            and "=" not in key
-            and "\x00" not in key
-            and isinstance(value, (str, int, float))
-            and not isinstance(value, bool)
+            isinstance(key, str) and key and "=" not in key and "\x00" not in key and isinstance(value, str)
             for key, value in environment.items()
         ):
-            bad("environment must map variable names to string values", "INVALID_ENVIRONMENT", "environment")
+            bad('environment must map variable names to string values (write 1 as "1")', "INVALID_ENVIRONMENT", "environment")
     errors.extend(validate_resources(request.request, registry))
     if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
         bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
@@ -344,6 +339,14 @@ def validate_resources(resources: ResourceRequest, registry: CenterRegistry) -> 
         bad("devices must be at least 1", "INVALID_DEVICES", "request", "devices")
     if resources.standard_units is not None and not (math.isfinite(resources.standard_units) and resources.standard_units > 0):
         bad("standardUnits must be greater than zero", "INVALID_UNITS", "request", "standardUnits")
+    if resources.standard_units is not None and (resources.devices is not None or resources.cpus is not None):
+        given = "devices" if resources.devices is not None else "cpus"
+        bad(
+            f"give either standardUnits (on any fitting hardware) or {given}, not both",
+            "CONFLICTING_RESOURCES",
+            "request",
+            "standardUnits",
+        )
     if all(value is None for value in (resources.accelerator, resources.devices, resources.standard_units, resources.cpus)):
         bad("the request names no resources: give devices, standardUnits, cpus or an accelerator", "NO_RESOURCES", "request")
     if resources.cpus is not None and resources.cpus <= 0:
