@@ -153,6 +153,17 @@ async def test_the_same_idempotency_key_makes_one_job(gateway: Gateway) -> None:
     assert first["id"] == second["id"]
     listing = await gql.execute("{ jobs { totalCount } }")
     assert listing["jobs"]["totalCount"] == 1
+    for changed in (
+        python_job("print(2)", idempotencyKey="key-1"),
+        python_job("print(1)", name="other", idempotencyKey="key-1"),
+        python_job("print(1)", minutes=2, idempotencyKey="key-1"),
+        python_job("print(1)", idempotencyKey="key-1", environment={"A": "1"}),
+    ):
+        payload = (await gql.execute(SUBMIT, {"input": changed}))["submitJob"]
+        assert payload["job"] is None, changed
+        assert [(error["code"], error["field"]) for error in payload["userErrors"]] == [("IDEMPOTENCY_KEY_REUSED", ["idempotencyKey"])]
+    assert (await gql.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 1
+    assert (await submit(gql, python_job("print(1)", idempotencyKey="key-1")))["id"] == first["id"]
 
 
 BAD_INPUTS = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import secrets
 from collections.abc import Mapping, Sequence
@@ -74,11 +76,12 @@ class JobService:
     # ------------------------------------------------------------------ submit
 
     async def submit(self, viewer: Viewer, request: SubmitRequest) -> SubmitOutcome:
+        fingerprint = submission_fingerprint(request)
         if request.idempotency_key:
             async with self.db.read() as session:
                 existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
             if existing is not None:
-                return SubmitOutcome(job=existing)
+                return _replay(existing, fingerprint)
         errors = _validate(request, self.registry)
         dataset_ids = await self._dataset_ids(viewer, request.input_dataset_ids, errors)
         centers = self._centers(request, errors)
@@ -95,7 +98,7 @@ class JobService:
             if request.idempotency_key:  # a concurrent twin may have won the race
                 existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
                 if existing is not None:
-                    return SubmitOutcome(job=existing)
+                    return _replay(existing, fingerprint)
             if self.billing is not None and quotes:  # the hold is the job row itself, written below
                 refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes))
                 if refusal is not None:
@@ -114,6 +117,7 @@ class JobService:
                 policy=policy,
                 placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
                 idempotency_key=request.idempotency_key,
+                idempotency_fingerprint=fingerprint if request.idempotency_key else None,
                 progress_count=0,
                 last_seq=0,
                 **provisional_terms(quotes, candidates),
@@ -288,6 +292,31 @@ class JobService:
             return await self.registry.call(center, lambda connector: connector.logs(external_id, tail_lines))
         except JobNotFound:
             return None
+
+
+def submission_fingerprint(request: SubmitRequest) -> str:
+    """SHA-256 of everything a submission asks for but its idempotency key, in a canonical form."""
+    document = {
+        "name": request.name,
+        "command": list(request.command),
+        "request": request.request.to_document(),
+        "kind": str(request.kind),
+        "environment": request.environment,
+        "centerId": request.center_id,
+        "policy": request.policy,
+        "inputDatasetIds": list(request.input_dataset_ids),
+        "outputModelName": request.output_model_name,
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(existing: JobRow, fingerprint: str) -> SubmitOutcome:
+    """The job a key made, when the same submission comes again; a refusal when the key comes with another."""
+    if existing.idempotency_fingerprint is not None and existing.idempotency_fingerprint != fingerprint:
+        message = "this idempotencyKey was used for a different submission; use a new key for a new job"
+        return SubmitOutcome(errors=[UserErrorData(message, "IDEMPOTENCY_KEY_REUSED", ("idempotencyKey",))])
+    return SubmitOutcome(job=existing)
 
 
 def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErrorData]:
