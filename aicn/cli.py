@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -35,13 +37,23 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     host = args.host or settings.host
-    port = args.port or settings.port
+    port = settings.port if args.port is None else args.port
     logs.install()  # before any handler formats `request_id`
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    # bind before anything starts: a busy port must fail before a first start creates (and
+    # prints) an admin token that would then be lost with the failed start
+    try:
+        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        print(f"aicn: cannot listen on {host}:{port}: {reason} (set `port`, or --port)", file=sys.stderr)
+        return 2
+    port = listener.getsockname()[1]
     app = create_app(Runtime(settings))
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level))
+    server.run(sockets=[listener])
     return 0
 
 

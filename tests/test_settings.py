@@ -136,3 +136,22 @@ def test_every_subcommand_explains_its_options() -> None:
         if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction) and not action.help
     ]
     assert unexplained == []
+
+
+def test_a_start_on_a_busy_port_fails_before_it_makes_an_admin_token(tmp_path: Path) -> None:
+    import socket
+
+    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin", "AICN_CONFIG": str(tmp_path / "none.toml")}
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "aicn.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"aicn: cannot listen on 127.0.0.1:{port}: Address already in use (set `port`, or --port)"
+    assert "aicn_" not in done.stdout + done.stderr and not (tmp_path / "data").exists()  # no token made, none lost
