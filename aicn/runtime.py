@@ -46,7 +46,14 @@ log = logging.getLogger("aicn")
 def build_connector(config: CenterConfig, settings: Settings) -> Connector:
     if config.kind == "LOCAL":
         devices = {device.accelerator: device.count for device in config.devices}
-        return LocalConnector(config.name, settings.data_dir / "centers" / config.name, devices or {"cpu-core": 1})
+        local = config.local
+        return LocalConnector(
+            config.name,
+            settings.data_dir / "centers" / config.name,
+            devices or {"cpu-core": 1},
+            run_as=local.run_as if local else None,
+            work_root=local.work_dir if local else None,
+        )
     if config.kind == "SLURM":
         from connectors.slurm.connector import SlurmConnector
 
@@ -112,6 +119,9 @@ class Runtime:
         return await self.db.answers()
 
     async def start(self, *, reconcile: bool = True) -> None:
+        if any(c.kind == "LOCAL" and c.local is not None and c.local.run_as for c in self.settings.centers):
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self.settings.data_dir.chmod(0o700)  # the database and every job's folder: out of the jobs' reach
         await self.db.migrate()
         await self.bus.start()
         async with self.db.transaction() as session:

@@ -68,6 +68,18 @@ class SlurmConfig(BaseModel):
         return None
 
 
+class LocalConfig(BaseModel):
+    """``[centers.local]``: how a LOCAL center runs its jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: an unprivileged user of the jobs' own (created at start if missing; needs the gateway to run as root).
+    #: Unset: jobs run as the gateway's user and can reach everything it can (see README, "Isolation")
+    run_as: str | None = None
+    #: where each job gets a working directory only it can read (default: <tmp>/aicn-work-<center>)
+    work_dir: Path | None = None
+
+
 class CenterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,6 +94,7 @@ class CenterConfig(BaseModel):
     failure_threshold: int = Field(default=3, ge=1)
     max_duration_minutes: float | None = Field(default=None, gt=0)
     slurm: SlurmConfig | None = None
+    local: LocalConfig | None = None
 
     @model_validator(mode="after")
     def _needs_slurm_section(self) -> CenterConfig:
