@@ -32,6 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from aicn.runtime import Runtime
     from aicn.settings import Settings
+    from connectors.errors import ConnectorError
     from graph.http import logs
     from graph.http.app import create_app
 
@@ -49,7 +50,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"aicn: cannot listen on {host}:{port}: {reason} (set `port`, or --port)", file=sys.stderr)
         return 2
     port = listener.getsockname()[1]
-    app = create_app(Runtime(settings))
+    runtime = Runtime(settings)
+    try:
+        runtime.preflight()
+    except ConnectorError as error:
+        print(f"aicn: configuration: {error}", file=sys.stderr)
+        return 2
+    app = create_app(runtime)
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=settings.log_level))

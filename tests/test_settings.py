@@ -155,3 +155,16 @@ def test_a_start_on_a_busy_port_fails_before_it_makes_an_admin_token(tmp_path: P
     assert done.returncode == 2
     assert done.stderr.strip() == f"aicn: cannot listen on 127.0.0.1:{port}: Address already in use (set `port`, or --port)"
     assert "aicn_" not in done.stdout + done.stderr and not (tmp_path / "data").exists()  # no token made, none lost
+
+
+def test_a_job_user_the_gateway_cannot_use_fails_the_start_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "aicn.toml").write_text('[[centers]]\nname = "local"\nkind = "LOCAL"\n[centers.local]\nrun_as = "root"\n')
+    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "aicn.cli", "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "aicn: configuration: centers.local.run_as: 'root' is the gateway's own user; jobs need a user of their own"
+    ]
+    assert "aicn_" not in done.stdout + done.stderr  # no admin token made: the check runs before anything is created
