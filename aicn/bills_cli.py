@@ -72,5 +72,5 @@ def add_bills_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     adjust = actions.add_parser("adjust", help="add an adjustment line to the account's current OPEN bill")
     adjust.add_argument("--account", required=True, help="account name")
     adjust.add_argument("--amount", required=True, help="exact decimal; negative for a credit")
-    adjust.add_argument("--description", required=True)
+    adjust.add_argument("--description", required=True, help="what the line says on the bill (and in the FOCUS export)")
     adjust.set_defaults(run=_adjust)

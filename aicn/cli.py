@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -36,18 +38,37 @@ def _serve(args: argparse.Namespace) -> int:
     from aicn.runtime import Runtime
     from aicn.serving import KEEP_ALIVE_SECONDS, DeadlineH11Protocol
     from aicn.settings import Settings
+    from connectors.errors import ConnectorError
     from graph.http import logs
     from graph.http.app import create_app
 
     settings = Settings()
     host = args.host or settings.host
-    port = args.port or settings.port
+    port = settings.port if args.port is None else args.port
     logs.install()  # before any handler formats `request_id`
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    app = create_app(Runtime(settings))
+    # bind before anything starts: a busy port must fail before a first start creates (and
+    # prints) an admin token that would then be lost with the failed start
+    try:
+        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        print(f"aicn: cannot listen on {host}:{port}: {reason} (set `port`, or --port)", file=sys.stderr)
+        return 2
+    port = listener.getsockname()[1]
+    runtime = Runtime(settings)
+    try:
+        runtime.preflight()
+    except ConnectorError as error:
+        print(f"aicn: configuration: {error}", file=sys.stderr)
+        return 2
+    app = create_app(runtime)
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, http=DeadlineH11Protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=settings.log_level, http=DeadlineH11Protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    )
+    server.run(sockets=[listener])
     return 0
 
 
@@ -107,12 +128,12 @@ def _set_quota(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aicn", description="The aicn GraphQL gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the gateway (GraphiQL at /graphql)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to listen on (default: the `host` setting, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: the `port` setting, 8000)")
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
@@ -121,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--output", "-o", default=str(SCHEMA_FILE), help="file to write, or - for stdout")
     export.set_defaults(run=_export_schema)
     quota = commands.add_parser("set-quota", help="cap the standard units an account may use at once")
-    quota.add_argument("account")
-    quota.add_argument("units", help="a number of standard units, or none")
+    quota.add_argument("account", help="the account's name")
+    quota.add_argument("units", help="a number of standard units, or none to lift the cap")
     quota.set_defaults(run=_set_quota)
     from aicn.bills_cli import add_bills_commands
 
@@ -133,8 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     from aicn.operations_cli import register as register_operation_commands
 
     register_operation_commands(commands)
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from aicn.config_errors import CONFIG_ERRORS, describe
+
+    try:
+        return int(args.run(args))
+    except CONFIG_ERRORS as error:
+        for line in describe(error):
+            print(line, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

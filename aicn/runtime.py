@@ -12,6 +12,7 @@ from aicn.settings import CenterConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local.connector import LocalConnector
+from connectors.local.identity import ensure_job_user
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
 from resolvers.access.reads import AccountReads
@@ -47,7 +48,14 @@ log = logging.getLogger("aicn")
 def build_connector(config: CenterConfig, settings: Settings) -> Connector:
     if config.kind == "LOCAL":
         devices = {device.accelerator: device.count for device in config.devices}
-        return LocalConnector(config.name, settings.data_dir / "centers" / config.name, devices or {"cpu-core": 1})
+        local = config.local
+        return LocalConnector(
+            config.name,
+            settings.data_dir / "centers" / config.name,
+            devices or {"cpu-core": 1},
+            run_as=local.run_as if local else None,
+            work_root=local.work_dir if local else None,
+        )
     if config.kind == "SLURM":
         from connectors.slurm.connector import SlurmConnector
 
@@ -113,7 +121,18 @@ class Runtime:
     async def database_answers(self) -> bool:
         return await self.db.answers()
 
+    def preflight(self) -> None:
+        """What must hold before anything is created (an admin token above all): LOCAL jobs' users exist
+        or can be made, and this process may switch to them. Raises ConnectorError naming the setting."""
+        for config in self.settings.centers:
+            if config.kind == "LOCAL" and config.local is not None and config.local.run_as:
+                ensure_job_user(config.local.run_as)
+
     async def start(self, *, reconcile: bool = True) -> None:
+        self.preflight()
+        if any(c.kind == "LOCAL" and c.local is not None and c.local.run_as for c in self.settings.centers):
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self.settings.data_dir.chmod(0o700)  # the database and every job's folder: out of the jobs' reach
         await self.db.migrate()
         await self.bus.start()
         async with self.db.transaction() as session:

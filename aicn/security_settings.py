@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AuthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     #: ``required``: every operation but schema introspection needs a token.
     #: ``dev``: requests without a token from this host act as the default account
     #: (read and submit); anything from elsewhere still needs a token.
@@ -16,17 +18,22 @@ class AuthSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     max_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=0)
     #: graphql-core parses about 4 µs per token and character runs: these keep a parse under 10 ms
     max_tokens: int = Field(default=2_000, ge=10)
     max_query_length: int = Field(default=32_768, ge=100)
     max_root_fields: int = Field(default=20, ge=1)
-    #: the most one operation may cost (see README: connections cost by their `first`)
-    max_cost: int = Field(default=1_000, ge=1)
-    #: each token's bucket: this many points, refilled at `restore_rate` points per second
-    bucket_size: int = Field(default=1_000, ge=1)
-    restore_rate: float = Field(default=50.0, gt=0)
+    #: the most one operation may cost (graph/gate/cost.py: about a point per object it may
+    #: return, connections by their `first`): the README's largest example, a year of bills
+    #: with 100 lines each, costs 4,838
+    max_cost: int = Field(default=10_000, ge=1)
+    #: each token's bucket: this many points, refilled at `restore_rate` points per second;
+    #: a dashboard polling centers, capacity and a page of jobs every second costs ~130 a second
+    bucket_size: int = Field(default=20_000, ge=1)
+    restore_rate: float = Field(default=200.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     introspection: bool = True
@@ -41,6 +48,8 @@ class LimitSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     #: origins allowed to call the gateway from a browser (CORS and WebSocket); empty: none
     cors_origins: list[str] = Field(default_factory=list)
 

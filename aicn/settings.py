@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,8 @@ from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, Li
 class DeviceConfig(BaseModel):
     """Devices of one catalog model a center offers, and their price."""
 
+    model_config = ConfigDict(extra="forbid")
+
     accelerator: str = "cpu-core"
     count: int = Field(ge=0)
     partition: str | None = None
@@ -35,6 +37,8 @@ class DeviceConfig(BaseModel):
 
 class SlurmConfig(BaseModel):
     """How to reach one Slurm cluster's slurmrestd (see docs/slurm.md)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     url: str = "http://127.0.0.1:6820"
     user_name: str = "root"
@@ -64,7 +68,21 @@ class SlurmConfig(BaseModel):
         return None
 
 
+class LocalConfig(BaseModel):
+    """``[centers.local]``: how a LOCAL center runs its jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: an unprivileged user of the jobs' own (created at start if missing; needs the gateway to run as root).
+    #: Unset: jobs run as the gateway's user and can reach everything it can (see README, "Isolation")
+    run_as: str | None = None
+    #: where each job gets a working directory only it can read (default: <tmp>/aicn-work-<center>)
+    work_dir: Path | None = None
+
+
 class CenterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     kind: Literal["LOCAL", "SLURM"] = "LOCAL"
     display_name: str | None = None
@@ -76,6 +94,7 @@ class CenterConfig(BaseModel):
     failure_threshold: int = Field(default=3, ge=1)
     max_duration_minutes: float | None = Field(default=None, gt=0)
     slurm: SlurmConfig | None = None
+    local: LocalConfig | None = None
 
     @model_validator(mode="after")
     def _needs_slurm_section(self) -> CenterConfig:
@@ -97,7 +116,7 @@ def _default_centers() -> list[CenterConfig]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AICN_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AICN_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Path("aicn-data")
     database_url: str | None = None

@@ -64,6 +64,8 @@ class JobRow(Base):
     policy: Mapped[str | None] = mapped_column(String(20))
     placement: Mapped[dict[str, Any] | None] = mapped_column(Document)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    #: SHA-256 of the submission the key first came with (null for jobs from before migration 0005)
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     progress: Mapped[dict[str, Any] | None] = mapped_column(Document)
     progress_count: Mapped[int] = mapped_column(Integer, default=0)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)

@@ -156,6 +156,11 @@ async def test_finalize_freezes_the_bill_and_corrections_go_on_the_next(gateway_
     assert [error["code"] for error in (await adjust(gql, this_month, "1.00"))["userErrors"]] == ["FORBIDDEN"]
 
     gql = make_admin(gateway)
+    early = (await gql.execute(FINALIZE, {"id": this_month}))["finalizeBill"]
+    assert [error["code"] for error in early["userErrors"]] == ["PERIOD_NOT_ENDED"] and early["bill"]["status"] == "OPEN"
+    # the month is over (a late usage record still arrives, below): now it may be finalized
+    period_end = datetime.fromisoformat((await bill(gql, this_month))["periodEnd"])
+    gateway.runtime.billing.clock = lambda: period_end
     frozen = await bill(gql, this_month)
     finalized = (await gql.execute(FINALIZE, {"id": this_month}))["finalizeBill"]
     assert finalized["userErrors"] == [] and finalized["bill"]["status"] == "FINALIZED" and finalized["bill"]["finalizedAt"]
@@ -199,12 +204,19 @@ async def test_the_cli_finalizes_a_month(gateway_factory: Any, database: Any, tm
     if database.schema:
         environment["AICN_DATABASE_SCHEMA"] = database.schema
     command = [sys.executable, "-m", "aicn.cli", "bills", "finalize", "--account", "default", "--period", period]
-    done = await asyncio.to_thread(subprocess.run, command, env=environment, capture_output=True, text=True, timeout=60)
+    early = await asyncio.to_thread(subprocess.run, command, env=environment, capture_output=True, text=True, timeout=60)
+    assert early.returncode == 2 and f"PERIOD_NOT_ENDED: the month {period} has not ended yet" in early.stdout, early.stdout
+    assert (await bill(gql, usage["bill"]["id"]))["status"] == "OPEN"
+    year, month = map(int, period.split("-"))
+    last = f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}"
+    future = f"{year + 1}-{month:02d}"
+    refused = await asyncio.to_thread(subprocess.run, [*command[:-1], future], env=environment, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "PERIOD_NOT_ENDED" in refused.stdout
+    done = await asyncio.to_thread(subprocess.run, [*command[:-1], last], env=environment, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert f"bill {period} of default is FINALIZED: 1 line(s)" in done.stdout
-    assert (await bill(gql, usage["bill"]["id"]))["status"] == "FINALIZED"
+    assert f"bill {last} of default is FINALIZED: 0 line(s)" in done.stdout
     unknown = await asyncio.to_thread(
-        subprocess.run, [*command[:6], "nobody", "--period", period], env=environment, capture_output=True, text=True, timeout=60
+        subprocess.run, [*command[:6], "nobody", "--period", last], env=environment, capture_output=True, text=True, timeout=60
     )
     assert unknown.returncode == 2 and "no account named 'nobody'" in unknown.stdout
 

@@ -85,4 +85,4 @@ async def test_a_missing_command_fails_with_127(connector: LocalConnector) -> No
     submission = await connector.submit(ConnectorContract().spec(["/no/such/program"]))
     final = await wait_for(connector, submission.external_id, [CenterJobState.FAILED], 10)
     assert final.exit_code == 127
-    assert "cannot start command" in (final.reason or "")
+    assert (final.reason or "").startswith("COMMAND_NOT_FOUND: cannot start '/no/such/program'")

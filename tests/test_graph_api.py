@@ -39,7 +39,7 @@ async def test_centers_with_compute_units_status_and_catalog(gateway: Gateway) -
     assert (center["name"], center["kind"], center["status"]["state"]) == ("local", "LOCAL", "UP")
     unit = center["computeUnits"][0]
     assert unit["accelerator"]["model"] == "cpu-core" and unit["devicesTotal"] == 2
-    assert unit["pricePerUnitHour"] == {"amount": "0.50", "currency": "CNY"}
+    assert unit["pricePerUnitHour"] == {"amount": "0.500000", "currency": "CNY"}
     assert unit["standardUnitsTotal"] == round(2 * unit["accelerator"]["standardUnits"], 4)
     assert data["capacity"]["standardUnitsTotal"] == unit["standardUnitsTotal"]
     models = {entry["model"]: entry for entry in data["acceleratorCatalog"]}

@@ -129,3 +129,10 @@ async def test_nan_and_infinity_are_not_json(gateway: Gateway) -> None:
         response = await gateway.client.http.post("/graphql", content=body.encode(), headers={"content-type": "application/json"})
         assert response.status_code == 400 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", response.text
     assert (await gateway.client.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 0
+
+
+async def test_the_root_leads_to_graphiql(gateway: Gateway) -> None:
+    response = await gateway.client.http.get("/", headers={"accept": "text/html"})
+    assert response.status_code == 307 and response.headers["location"] == "/graphql"
+    page = await gateway.client.http.get("/", headers={"accept": "text/html"}, follow_redirects=True)
+    assert page.status_code == 200 and "graphiql" in page.text.lower()

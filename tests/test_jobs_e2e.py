@@ -64,6 +64,20 @@ async def test_a_failing_job_ends_failed_with_its_exit_code(gateway: Gateway) ->
     assert "7" in final["failureReason"]
 
 
+async def test_every_failure_reason_starts_with_its_code(gateway: Gateway) -> None:
+    gql = gateway.client
+    cases = {
+        "COMMAND_NOT_FOUND": {"name": "missing", "command": ["/no/such/program"], "request": {"maxDurationMinutes": 1, "devices": 1}},
+        "SIGNAL": python_job("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"),
+        "EXIT_CODE": python_job("import sys; sys.exit(3)"),
+    }
+    for code, job in cases.items():
+        submitted = await submit(gql, job)
+        await collect_events(gql, submitted["id"])
+        final = await job_state(gql, submitted["id"])
+        assert final["state"] == "FAILED" and final["failureReason"].startswith(code + ": "), (code, final)
+
+
 async def test_cancel_stops_the_job_and_its_process_tree(gateway: Gateway) -> None:
     gql = gateway.client
     script = "import subprocess, time; subprocess.Popen(['sleep', '300']); print('started', flush=True); time.sleep(300)"
@@ -153,6 +167,17 @@ async def test_the_same_idempotency_key_makes_one_job(gateway: Gateway) -> None:
     assert first["id"] == second["id"]
     listing = await gql.execute("{ jobs { totalCount } }")
     assert listing["jobs"]["totalCount"] == 1
+    for changed in (
+        python_job("print(2)", idempotencyKey="key-1"),
+        python_job("print(1)", name="other", idempotencyKey="key-1"),
+        python_job("print(1)", minutes=2, idempotencyKey="key-1"),
+        python_job("print(1)", idempotencyKey="key-1", environment={"A": "1"}),
+    ):
+        payload = (await gql.execute(SUBMIT, {"input": changed}))["submitJob"]
+        assert payload["job"] is None, changed
+        assert [(error["code"], error["field"]) for error in payload["userErrors"]] == [("IDEMPOTENCY_KEY_REUSED", ["idempotencyKey"])]
+    assert (await gql.execute("{ jobs { totalCount } }"))["jobs"]["totalCount"] == 1
+    assert (await submit(gql, python_job("print(1)", idempotencyKey="key-1")))["id"] == first["id"]
 
 
 BAD_INPUTS = [
@@ -170,6 +195,12 @@ BAD_INPUTS = [
     ({"centerId": "not-an-id"}, "CENTER_NOT_FOUND", ["centerId"]),
     ({"inputDatasetIds": ["RGF0YXNldDo0Mg"]}, "DATASET_NOT_FOUND", ["inputDatasetIds", "0"]),
     ({"environment": ["not", "an", "object"]}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"EPOCHS": 3}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"RATE": 0.5}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"DEBUG": True}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"environment": {"NESTED": {"a": "b"}}}, "INVALID_ENVIRONMENT", ["environment"]),
+    ({"request": {"maxDurationMinutes": 5, "devices": 1, "standardUnits": 1}}, "CONFLICTING_RESOURCES", ["request", "standardUnits"]),
+    ({"request": {"maxDurationMinutes": 5, "cpus": 1, "standardUnits": 1}}, "CONFLICTING_RESOURCES", ["request", "standardUnits"]),
 ]
 
 

@@ -18,6 +18,7 @@ from graph.core.context import Context
 from graph.gate.cost import measure
 from graph.loaders import Loaders
 from graph.schema import schema
+from resolvers.access.throttle import Throttle
 from tests.conftest import GENEROUS_LIMITS, Gateway
 
 
@@ -147,6 +148,44 @@ async def test_every_answer_reports_its_cost_and_the_budget_left(gateway_factory
     assert other.status_code == 200
     too_big = await gateway.client.post("{ jobs(first: 100) { edges { node { id owner { name } } } } }")
     assert too_big.status_code == 400 and code_of(too_big) == "QUERY_TOO_COMPLEX"
+
+
+#: what a dashboard asks every second: the README's centers query, capacity, a page of jobs
+DASHBOARD = """{
+  centers {
+    edges { node { id name kind status { state latencyMs }
+      computeUnits { accelerator { model standardUnits } devicesTotal devicesAvailable
+                     standardUnitsAvailable pricePerUnitHour { amount currency } } } }
+  }
+  capacity { standardUnitsTotal standardUnitsAvailable }
+  jobs(first: 20) { totalCount edges { node { id name state progress { fraction } center { name } } } }
+}"""
+
+
+async def test_a_dashboard_polling_every_second_for_an_hour_is_never_throttled(gateway_factory: Any) -> None:
+    defaults = LimitSettings()
+    gateway: Gateway = await gateway_factory(limits=defaults)
+    clock = [1_000.0]
+    gateway.runtime.throttle.clock = lambda: clock[0]
+    costs = set()
+    for _ in range(10):  # through HTTP: after each second the bucket is full again, so it stays so
+        response = await gateway.client.post(DASHBOARD)
+        assert response.status_code == 200, response.text
+        report = response.json()["extensions"]["cost"]
+        costs.add(report["requestedQueryCost"])
+        assert report["throttleStatus"]["currentlyAvailable"] == defaults.bucket_size - report["requestedQueryCost"]
+        clock[0] += 1.0
+    (cost,) = costs
+    throttle = Throttle(defaults.bucket_size, defaults.restore_rate, clock=lambda: clock[0])
+    for _ in range(3_600):
+        assert throttle.take("dashboard", cost).allowed
+        clock[0] += 1.0
+    # and the same dashboard at ten polls a second is throttled: the bucket still bounds a flood
+    refused = 0
+    for _ in range(600):
+        refused += not throttle.take("dashboard", cost).allowed
+        clock[0] += 0.1
+    assert refused > 0
 
 
 async def test_large_bodies_are_refused_with_413(gateway_factory: Any) -> None:

@@ -81,3 +81,90 @@ def test_the_cli_migrates_and_exports_the_schema(tmp_path: Path) -> None:
         [sys.executable, "-m", "aicn.cli", "export-schema", "-o", "-"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert exported.returncode == 0 and "type Query" in exported.stdout
+
+
+def test_unknown_settings_are_named_not_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "typo.toml"
+    config.write_text('prot = 9000\n[limits]\nmax_cots = 5\n[[centers]]\nname = "local"\ndispaly_name = "x"\n')
+    monkeypatch.setenv("AICN_CONFIG", str(config))
+    with pytest.raises(ValueError) as raised:
+        Settings()
+    named = {".".join(map(str, e["loc"])) for e in raised.value.errors() if e["type"] == "extra_forbidden"}  # type: ignore[attr-defined]
+    assert named == {"prot", "limits.max_cots", "centers.0.dispaly_name"}
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("prot = 9000\n", "prot: unknown setting"),
+        ("[limits]\nmax_cost = 5\nbucket_size = 1\n", "limits: Value error"),
+        ("port = \n", "is not valid TOML"),
+        ('[[centers]]\nname = "local"\n[[centers.devices]]\naccelerator = "cpu-core"\ncount = "two"\n', "centers.0.devices.0.count:"),
+    ],
+)
+def test_a_configuration_error_is_one_clear_line_and_no_token_is_printed(tmp_path: Path, text: str, named: str) -> None:
+    (tmp_path / "aicn.toml").write_text(text)
+    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    for command in (["serve", "--port", "0"], ["migrate"], ["tokens", "list"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "aicn.cli", *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("aicn: configuration: ") and named in lines[0], (command, done.stderr)
+        assert "Traceback" not in done.stderr and "aicn_" not in done.stdout + done.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_every_subcommand_explains_its_options() -> None:
+    import argparse
+
+    from aicn.cli import build_parser
+
+    def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        found = [parser]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    found.extend(parsers(child))
+        return found
+
+    unexplained = [
+        f"{parser.prog} {action.dest}"
+        for parser in parsers(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction) and not action.help
+    ]
+    assert unexplained == []
+
+
+def test_a_start_on_a_busy_port_fails_before_it_makes_an_admin_token(tmp_path: Path) -> None:
+    import socket
+
+    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin", "AICN_CONFIG": str(tmp_path / "none.toml")}
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "aicn.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"aicn: cannot listen on 127.0.0.1:{port}: Address already in use (set `port`, or --port)"
+    assert "aicn_" not in done.stdout + done.stderr and not (tmp_path / "data").exists()  # no token made, none lost
+
+
+def test_a_job_user_the_gateway_cannot_use_fails_the_start_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "aicn.toml").write_text('[[centers]]\nname = "local"\nkind = "LOCAL"\n[centers.local]\nrun_as = "root"\n')
+    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "aicn.cli", "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "aicn: configuration: centers.local.run_as: 'root' is the gateway's own user; jobs need a user of their own"
+    ]
+    assert "aicn_" not in done.stdout + done.stderr  # no admin token made: the check runs before anything is created

@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from connectors.base import (
 )
 from connectors.errors import JobNotFound, SubmissionRejected
 from connectors.files import tail_file
+from connectors.local.identity import JobUser, ensure_job_user
 from connectors.progress import parse_progress_line
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -71,9 +73,15 @@ class LocalConnector(Connector):
         devices: Mapping[str, int],
         *,
         poll_interval: float = 0.05,
+        run_as: str | None = None,
+        work_root: Path | None = None,
     ) -> None:
         super().__init__(name)
         self.root = Path(root)
+        #: jobs run as this user (see identity.py); None: as the gateway's own user, without isolation
+        self.run_as = run_as
+        self.work_root = Path(work_root) if work_root is not None else Path(tempfile.gettempdir()) / f"aicn-work-{name}"
+        self._job_user: JobUser | None = None
         self.devices = dict(devices)
         self.poll_interval = poll_interval
         self._jobs: dict[str, _Job] = {}
@@ -87,6 +95,11 @@ class LocalConnector(Connector):
 
     async def start(self) -> None:
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        if self.run_as is not None:
+            self._job_user = await asyncio.to_thread(ensure_job_user, self.run_as)
+            self.root.chmod(0o700)  # job folders, logs and results: the supervisor's, out of every job's reach
+            self.work_root.mkdir(parents=True, exist_ok=True)
+            self.work_root.chmod(0o711)  # each job finds its own directory, lists none
         await asyncio.to_thread(self._recover)
         self._pump_task = asyncio.create_task(self._pump_forever(), name=f"local-pump-{self.name}")
 
@@ -207,7 +220,15 @@ class LocalConnector(Connector):
         environment = {key: os.environ[key] for key in BASE_ENVIRONMENT_KEYS if key in os.environ}
         environment.update({"PYTHONUNBUFFERED": "1", "AICN_JOB_REFERENCE": spec.reference})
         environment.update(spec.environment)
-        payload: dict[str, Any] = {
+        payload: dict[str, Any] = {}
+        if self._job_user is not None:
+            work_dir = self.work_root / external_id
+            work_dir.mkdir(mode=0o700)
+            os.chown(work_dir, self._job_user.uid, self._job_user.gid)
+            environment["HOME"] = str(work_dir)
+            environment["TMPDIR"] = str(work_dir)
+            payload.update({"work_dir": str(work_dir), "uid": self._job_user.uid, "gid": self._job_user.gid})
+        payload |= {
             "reference": spec.reference,
             "name": spec.name,
             "command": list(spec.command),

@@ -19,14 +19,20 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 KILL_GRACE_SECONDS = 3.0
 
 
 def main(job_dir: Path) -> int:
     spec = json.loads((job_dir / "spec.json").read_text())
-    work_dir = job_dir / "work"
+    work_dir = Path(spec.get("work_dir") or job_dir / "work")
     work_dir.mkdir(exist_ok=True)
+    # with `run_as`, only the command drops to the job's user: this supervisor keeps the job's
+    # start, end and exit where the job cannot reach them, and metering rests on those
+    identity: dict[str, Any] = {}
+    if spec.get("uid") is not None:
+        identity = {"user": spec["uid"], "group": spec["gid"], "extra_groups": []}
     cancel_requested = False
 
     def request_cancel(_signum: int, _frame: object) -> None:
@@ -46,9 +52,12 @@ def main(job_dir: Path) -> int:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 process_group=0,
+                **identity,
             )
         except OSError as error:
-            _write_result(job_dir, exit_code=127, reason=f"cannot start command: {error.strerror or error}")
+            code = "COMMAND_NOT_FOUND" if isinstance(error, FileNotFoundError) else "CANNOT_START"
+            refusal = f"{code}: cannot start {spec['command'][0]!r}: {error.strerror or error}"
+            _write_result(job_dir, exit_code=127, reason=refusal)
             return 0
         _write_atomically(job_dir / "child.json", {"pid": child.pid, "started_at": _now()})
 
@@ -72,7 +81,7 @@ def main(job_dir: Path) -> int:
     exit_code = returncode if returncode >= 0 else 128 - returncode
     reason = stop_reason
     if reason is None and returncode < 0:
-        reason = f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+        reason = f"SIGNAL: the job was killed by signal {-returncode} ({signal.Signals(-returncode).name})"
     _write_result(job_dir, exit_code=exit_code, reason=reason)
     return 0
 

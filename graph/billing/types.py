@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
-from graph.core.money import Money
+from graph.core.money import QUANTITY_SCALE, Money
 from graph.core.relay import Connection, Node, connection_from_page
 from resolvers.billing.budgets import AlertRecord
 from resolvers.billing.records import BillLineRow, BillRow, UsageRecordRow
@@ -66,8 +66,8 @@ class UsageRecord(Node):
             seconds=row.seconds,
             accelerator=row.accelerator,
             devices=row.devices,
-            standard_units_per_device=row.units_per_device,
-            standard_unit_hours=row.standard_unit_hours,
+            standard_units_per_device=row.units_per_device.quantize(QUANTITY_SCALE),
+            standard_unit_hours=row.standard_unit_hours.quantize(QUANTITY_SCALE),
             unit_price=Money(amount=row.unit_price, currency=row.currency),
             amount=Money(amount=row.amount, currency=row.currency),
             row=row,

@@ -31,7 +31,7 @@ from strawberry.federation.types import FieldSet
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.unset import UNSET
 
-from graph.gate.cost import COUNT_COST, COUNT_FIELD, FIELD_COSTS, LIST_ARGUMENTS, OBJECT_COST, is_connection
+from graph.gate.cost import COUNT_COST, COUNT_FIELD, FIELD_COSTS, LIST_ARGUMENTS, OBJECT_COST, is_connection, object_cost
 from graph.nodes import MAX_NODES
 from resolvers.common.ids import DEFAULT_PAGE
 
@@ -39,7 +39,7 @@ NODE_INTERFACE = "Node"
 BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
 
 
-def field_cost(parent: GraphQLNamedType, name: str, field: GraphQLField) -> Cost | None:
+def field_cost(schema: GraphQLSchema, parent: GraphQLNamedType, name: str, field: GraphQLField) -> Cost | None:
     """``@cost`` where aicn weighs a field other than the spec's default (1 for objects, 0 for leaves)."""
     target = get_named_type(field.type)
     composite = not is_leaf_type(target)
@@ -48,7 +48,7 @@ def field_cost(parent: GraphQLNamedType, name: str, field: GraphQLField) -> Cost
     own = FIELD_COSTS.get(f"{parent.name}.{name}", 0)
     if name == COUNT_FIELD:
         own = max(own, COUNT_COST)
-    weight = max(own, OBJECT_COST) if composite else own
+    weight = max(own, object_cost(schema, parent, name, target)) if composite else own
     default = OBJECT_COST if composite else 0
     return Cost(weight=weight) if weight != default else None
 
@@ -83,18 +83,18 @@ def _planned(schema: GraphQLSchema) -> list[tuple[Any, Any]]:
             continue
         if is_object_type(type_) and any(interface.name == NODE_INTERFACE for interface in type_.interfaces):
             plan.append((definition, Key(fields=FieldSet("id"))))
-        plan.extend(_field_plan(type_, seen))
+        plan.extend(_field_plan(schema, type_, seen))
     return plan
 
 
-def _field_plan(type_: GraphQLNamedType, seen: set[int]) -> list[tuple[Any, Any]]:
+def _field_plan(schema: GraphQLSchema, type_: GraphQLNamedType, seen: set[int]) -> list[tuple[Any, Any]]:
     plan: list[tuple[Any, Any]] = []
     for name, field in type_.fields.items():  # type: ignore[attr-defined]
         strawberry_field = (field.extensions or {}).get(BACKREF)
         if strawberry_field is None or id(strawberry_field) in seen:
             continue
         seen.add(id(strawberry_field))
-        for directive in (field_cost(type_, name, field), field_list_size(type_, name, field)):
+        for directive in (field_cost(schema, type_, name, field), field_list_size(type_, name, field)):
             if directive is not None:
                 plan.append((strawberry_field, directive))
     return plan

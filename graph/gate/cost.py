@@ -1,11 +1,16 @@
 """What an operation asks for, measured on its syntax tree before anything runs.
 
-The cost follows Shopify's and GitHub's public APIs: an object costs 1, a scalar or
-enum nothing, a connection costs 1 plus `first` times what each of its nodes selects
-(`first` defaults to the page size, 20), a list with `first` or `ids:` that many times
-its items, a `totalCount` 1, and a mutation 10. Fields that ask the centers cost a little more. The walk visits each
-fragment once (memoized), so a fragment "bomb" costs linear time to measure while its
-cost adds up in full.
+The cost follows Shopify's and GitHub's public APIs, about one point per object the answer
+may return: an entity (a type that implements ``Node``, or a connection's node) costs 1; a
+value object that comes with its parent's row (``Money``, ``JobProgress``, a status) costs
+nothing, like a scalar or an enum; a connection costs 1 plus `first` times what each of its
+nodes selects (`first` defaults to the page size, 20), a list with `first` or `ids:` that
+many times its items, a `totalCount` 1, a root field at least 1, and a mutation 10. Fields
+that ask the centers cost a little more. The walk visits each fragment once (memoized), so
+a fragment "bomb" costs linear time to measure while its cost adds up in full.
+
+The weights are the named constants below (federation ``@cost`` directives are emitted
+from them); the README's "Limits and their codes" works an example through.
 """
 
 from __future__ import annotations
@@ -36,7 +41,14 @@ from graphql import (
 
 from resolvers.common.ids import DEFAULT_PAGE
 
+#: an entity: a ``Node`` or a connection's node
 OBJECT_COST = 1
+#: an object that is part of its parent's row (no fetch of its own)
+VALUE_OBJECT_COST = 0
+#: a root field, whatever it returns
+ROOT_FIELD_COST = 1
+#: a connection itself (its nodes are counted by `first`)
+CONNECTION_COST = 1
 MUTATION_COST = 10
 INTROSPECTION_COST = 10
 #: fields that call out to centers (or count rows) cost more than a loaded object
@@ -155,9 +167,12 @@ class _Walker:
         elif listed := next((arguments[name] for name in LIST_ARGUMENTS if name in arguments), None):
             multiplier = max(1, self.list_length(listed))
         if node.selection_set is not None and not (name == "edges" and page is not None):
-            own = max(own, OBJECT_COST)
+            own = max(own, self.object_cost(parent, name, target))
         inner = self.selection_set(node.selection_set, target, child_page)
         return _Measure(cost=multiplier * (own + inner.cost), depth=inner.depth + 1, aliases=inner.aliases + aliases)
+
+    def object_cost(self, parent: GraphQLNamedType | None, name: str, target: GraphQLNamedType) -> int:
+        return object_cost(self.schema, parent, name, target)
 
     def page_size(self, arguments: Mapping[str, ValueNode]) -> int:
         first = self.int_value(arguments.get("first"))
@@ -188,9 +203,35 @@ class _Walker:
         return 1
 
 
+def object_cost(schema: GraphQLSchema, parent: GraphQLNamedType | None, name: str, target: GraphQLNamedType) -> int:
+    """What a field that selects an object costs itself (before what it selects): an entity or a
+    connection counts, a value carried on its parent (money, progress, status) does not."""
+    if parent is schema.query_type or parent is schema.mutation_type or parent is schema.subscription_type:
+        return ROOT_FIELD_COST
+    if is_connection(target):
+        return CONNECTION_COST
+    if name == "node" and _is_edge(parent):
+        return OBJECT_COST
+    if _is_entity(target):
+        return OBJECT_COST
+    return VALUE_OBJECT_COST
+
+
 def is_connection(target: GraphQLNamedType) -> bool:
     fields = getattr(target, "fields", None)
     return is_object_type(target) and fields is not None and "edges" in fields and "pageInfo" in fields
+
+
+def _is_edge(parent: GraphQLNamedType | None) -> bool:
+    fields = getattr(parent, "fields", None)
+    return fields is not None and "node" in fields and "cursor" in fields
+
+
+def _is_entity(target: GraphQLNamedType) -> bool:
+    """A ``Node`` (fetched by id), an interface or a union: anything but a plain value object."""
+    if is_object_type(target):
+        return any(interface.name == "Node" for interface in target.interfaces)
+    return True
 
 
 def _root_names(walker: _Walker, selections: SelectionSetNode, seen: set[str] | None = None) -> list[str]:

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -263,6 +263,11 @@ def _http_error(request: Request, error: HTTPException) -> Response:
     return error_response(request, error.status_code, error.reason, code)
 
 
+async def _to_graphiql(_request: Request) -> RedirectResponse:
+    """``GET /`` leads a newcomer to GraphiQL."""
+    return RedirectResponse("/graphql", status_code=307)
+
+
 def create_app(gateway: Gateway) -> Starlette:
     logs.install()
     graphql = GraphQLApp(gateway)
@@ -300,6 +305,7 @@ def create_app(gateway: Gateway) -> Starlette:
         )
     return Starlette(
         routes=[
+            Route("/", _to_graphiql, methods=["GET", "HEAD"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),

@@ -37,7 +37,7 @@ class Throttle:
     def __init__(self, capacity: int, restore_rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = capacity
         self.restore_rate = restore_rate
-        self._clock = clock
+        self.clock = clock  #: public so that tests can drive time
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (points, at)
 
     def _level(self, key: str, now: float) -> float:
@@ -46,10 +46,10 @@ class Throttle:
 
     def peek(self, key: str) -> float:
         """The points ``key`` has now, without taking any."""
-        return self._level(key, self._clock())
+        return self._level(key, self.clock())
 
     def take(self, key: str, cost: int) -> ThrottleDecision:
-        now = self._clock()
+        now = self.clock()
         level = self._level(key, now)
         allowed = cost <= level
         if allowed:

@@ -13,7 +13,9 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
+from resolvers.billing.pricing import MONEY_PLACES, QUANTITY_PLACES
 from resolvers.common.ids import to_global_id
 from store import billing as billing_store
 from store.billing_tables import BillRow
@@ -65,10 +67,15 @@ def _when(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _fixed(value: Decimal, places: Decimal) -> str:
+    """Money at 6 places, quantities at 9, never in exponent notation (spreadsheets read ``8.89E-7`` as text or a float)."""
+    return format(value.quantize(places), "f")
+
+
 def focus_row(bill: BillRow, item: billing_store.ExportLine) -> list[str]:
     line, usage = item.line, item.usage
     account = to_global_id("Account", bill.account_id)
-    amount = str(line.amount)
+    amount = _fixed(line.amount, MONEY_PLACES)
     common = {
         "BilledCost": amount,
         "EffectiveCost": amount,
@@ -91,7 +98,7 @@ def focus_row(bill: BillRow, item: billing_store.ExportLine) -> list[str]:
         }
     else:
         center = item.center
-        hours = str(usage.standard_unit_hours)
+        hours = _fixed(usage.standard_unit_hours, QUANTITY_PLACES)
         fields = {
             **common,
             "ChargePeriodStart": _when(usage.started_at),
@@ -101,7 +108,7 @@ def focus_row(bill: BillRow, item: billing_store.ExportLine) -> list[str]:
             "ConsumedUnit": CONSUMED_UNIT,
             "PricingQuantity": hours,
             "PricingUnit": CONSUMED_UNIT,
-            "ListUnitPrice": str(usage.unit_price),
+            "ListUnitPrice": _fixed(usage.unit_price, MONEY_PLACES),
             "ResourceId": to_global_id("Job", usage.job_id),
             "ResourceName": item.job.name if item.job else "",
             "RegionId": (center.region or "") if center else "",

@@ -6,8 +6,9 @@ lines go and how money moves are ``resolvers.billing.bills``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
@@ -75,6 +76,8 @@ class BillingService:
         self.bus = bus
         self.book = book
         self.catalog = catalog
+        #: what "now" is when deciding whether a month has ended (tests move it)
+        self.clock: Callable[[], datetime] = utcnow
 
     @property
     def currency(self) -> str:
@@ -118,6 +121,10 @@ class BillingService:
 
     # ------------------------------------------------------------------ bills
 
+    def _period_ended(self, label: str) -> bool:
+        """A month may be finalized once it is over; before, its usage would land on a later bill."""
+        return self.book.policy.calendar.parse(label).end <= self.clock()
+
     async def finalize(self, viewer: Viewer, bill_id: str) -> BillOutcome:
         if not viewer.is_admin:
             return BillOutcome(errors=[_forbidden("finalize bills")])
@@ -128,6 +135,9 @@ class BillingService:
                 return BillOutcome(errors=[UserErrorData("no such bill", "BILL_NOT_FOUND", ("billId",))])
             if bill.status == "FINALIZED":
                 return BillOutcome(bill=bill, errors=[UserErrorData("the bill is already finalized", "BILL_FINALIZED", ("billId",))])
+            if not self._period_ended(bill.period):
+                message = f"the month {bill.period} has not ended yet: its usage is still arriving"
+                return BillOutcome(bill=bill, errors=[UserErrorData(message, "PERIOD_NOT_ENDED", ("billId",))])
             billing_store.finalize(bill)
         return BillOutcome(bill=bill)
 
@@ -135,6 +145,8 @@ class BillingService:
         """Finalize an account's bill for a month (creating it empty when there is none);
         for the operator's CLI. Finalizing a finalized bill changes nothing."""
         period = self.book.policy.calendar.parse(period_label)
+        if not self._period_ended(period.label):
+            raise ValueError(f"PERIOD_NOT_ENDED: the month {period.label} has not ended yet; finalize it once it has")
         async with self.db.transaction() as session:
             account_id = await _account_id(session, account_name)
             await self.book.lock(session, account_id)

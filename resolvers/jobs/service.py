@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import secrets
 from collections.abc import Mapping, Sequence
@@ -76,11 +78,12 @@ class JobService:
     # ------------------------------------------------------------------ submit
 
     async def submit(self, viewer: Viewer, request: SubmitRequest) -> SubmitOutcome:
+        fingerprint = submission_fingerprint(request)
         if request.idempotency_key:
             async with self.db.read() as session:
                 existing = await job_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
             if existing is not None:
-                return SubmitOutcome(job=existing)
+                return _replay(existing, fingerprint)
         errors = _validate(request, self.registry)
         dataset_ids = await self._dataset_ids(viewer, request.input_dataset_ids, errors)
         centers = self._centers(request, errors)
@@ -98,7 +101,7 @@ class JobService:
                 if request.idempotency_key:  # a concurrent twin may have won the race
                     existing = await job_store.claim_idempotency_key(session, viewer.account_id, request.idempotency_key)
                     if existing is not None:
-                        return SubmitOutcome(job=existing)
+                        return _replay(existing, fingerprint)
                 if self.billing is not None and quotes:  # the hold is the job row itself, written below
                     refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes))
                     if refusal is not None:
@@ -117,6 +120,7 @@ class JobService:
                     policy=policy,
                     placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
                     idempotency_key=request.idempotency_key,
+                    idempotency_fingerprint=fingerprint if request.idempotency_key else None,
                     progress_count=0,
                     last_seq=0,
                     **provisional_terms(quotes, candidates),
@@ -134,7 +138,7 @@ class JobService:
             winner = await self._idempotent_twin(viewer, request.idempotency_key)
             if winner is None:
                 raise
-            return SubmitOutcome(job=winner)
+            return _replay(winner, fingerprint)
         await self.ledger.announce(records)
         placed = await self.dispatcher.place(job.id, candidates, policy)
         return SubmitOutcome(job=placed or job)
@@ -305,6 +309,31 @@ class JobService:
             return None
 
 
+def submission_fingerprint(request: SubmitRequest) -> str:
+    """SHA-256 of everything a submission asks for but its idempotency key, in a canonical form."""
+    document = {
+        "name": request.name,
+        "command": list(request.command),
+        "request": request.request.to_document(),
+        "kind": str(request.kind),
+        "environment": request.environment,
+        "centerId": request.center_id,
+        "policy": request.policy,
+        "inputDatasetIds": list(request.input_dataset_ids),
+        "outputModelName": request.output_model_name,
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(existing: JobRow, fingerprint: str) -> SubmitOutcome:
+    """The job a key made, when the same submission comes again; a refusal when the key comes with another."""
+    if existing.idempotency_fingerprint is not None and existing.idempotency_fingerprint != fingerprint:
+        message = "this idempotencyKey was used for a different submission; use a new key for a new job"
+        return SubmitOutcome(errors=[UserErrorData(message, "IDEMPOTENCY_KEY_REUSED", ("idempotencyKey",))])
+    return SubmitOutcome(job=existing)
+
+
 def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErrorData]:
     errors: list[UserErrorData] = []
 
@@ -324,15 +353,10 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
         if not isinstance(environment, Mapping):
             bad("environment must be a JSON object of names to strings", "INVALID_ENVIRONMENT", "environment")
         elif len(environment) > MAX_ENVIRONMENT or not all(
-            isinstance(key, str)
-            and key
-            and "=" not in key
-            and "\x00" not in key
-            and isinstance(value, (str, int, float))
-            and not isinstance(value, bool)
+            isinstance(key, str) and key and "=" not in key and "\x00" not in key and isinstance(value, str)
             for key, value in environment.items()
         ):
-            bad("environment must map variable names to string values", "INVALID_ENVIRONMENT", "environment")
+            bad('environment must map variable names to string values (write 1 as "1")', "INVALID_ENVIRONMENT", "environment")
     errors.extend(validate_resources(request.request, registry))
     if request.idempotency_key is not None and not (0 < len(request.idempotency_key) <= 200):
         bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
@@ -359,6 +383,14 @@ def validate_resources(resources: ResourceRequest, registry: CenterRegistry) -> 
         bad("devices must be at least 1", "INVALID_DEVICES", "request", "devices")
     if resources.standard_units is not None and not (math.isfinite(resources.standard_units) and resources.standard_units > 0):
         bad("standardUnits must be greater than zero", "INVALID_UNITS", "request", "standardUnits")
+    if resources.standard_units is not None and (resources.devices is not None or resources.cpus is not None):
+        given = "devices" if resources.devices is not None else "cpus"
+        bad(
+            f"give either standardUnits (on any fitting hardware) or {given}, not both",
+            "CONFLICTING_RESOURCES",
+            "request",
+            "standardUnits",
+        )
     if all(value is None for value in (resources.accelerator, resources.devices, resources.standard_units, resources.cpus)):
         bad("the request names no resources: give devices, standardUnits, cpus or an accelerator", "NO_RESOURCES", "request")
     if resources.cpus is not None and resources.cpus <= 0:
