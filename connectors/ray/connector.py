@@ -200,9 +200,12 @@ class RayConnector(Connector):
     async def _nodes(self) -> list[api.NodeResources]:
         body = await self._object("GET", api.CLUSTER_STATUS)
         try:
-            return api.parse_nodes(body)
+            nodes = api.parse_nodes(body)
         except ValueError as error:
             raise CenterUnreachable(f"the Ray dashboard answered a cluster status without nodes: {error}", center=self.name) from None
+        if not nodes:  # a head just started reports its node once the autoscaler loop ran
+            raise CenterUnreachable("the Ray cluster reports no nodes yet", center=self.name)
+        return nodes
 
     # ------------------------------------------------------------------ HTTP
 

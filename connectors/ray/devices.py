@@ -79,6 +79,12 @@ class DeviceMap:
         if devices > largest:
             raise Unsatisfiable(f"the job asks for {devices} {model} devices on one node; the largest node of this center has {largest}")
         memory = math.ceil(memory_gb * 1024**3) if memory_gb else None
+        # Ray would queue a job no node can hold until RAY_JOB_START_TIMEOUT_SECONDS: refuse it now
+        offers = [(node, counted) for node, counted in offers if int(node.total(counted.counted_by)) >= devices]
+        if memory is not None and not any(node.total("memory") >= memory for node, _ in offers):
+            raise Unsatisfiable(f"the job asks for {memory_gb:g} GB of memory; no node of this center has that much")
+        if cpus and model != CPU_CORE and not any(node.total("CPU") >= cpus for node, _ in offers):
+            raise Unsatisfiable(f"the job asks for {cpus} CPUs beside its {model} devices; no node of this center has that many")
         if model == CPU_CORE:
             return Resources(num_cpus=devices, memory_bytes=memory)
         counted = max(offers, key=lambda offer: offer[0].total(offer[1].counted_by))[1]
