@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from aicn.runtime import build_connector
+from aicn.settings import CenterConfig, RayConfig, Settings
 from connectors.base import CenterJobState, JobSpec, StatusQuery, Submission
 from connectors.errors import CenterUnreachable
 from connectors.ray import api
@@ -115,3 +118,16 @@ def test_states_and_time_limits_of_job_records() -> None:
     assert api.parse_job({**base, "status": "STOPPED"}).state is CenterJobState.CANCELLED
     assert api.parse_job({**base, "status": "PENDING"}).state is CenterJobState.QUEUED
     assert api.dashboard_key("accelerator_type:A100") == "acceleratorType:A100"
+
+
+def test_a_ray_center_config_builds_a_connector_and_hides_its_token(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-0123456789abcdef0123456789\n")
+    config = CenterConfig(name="ray", kind="RAY", ray=RayConfig(token_file=str(token_file), resource_models={"NPU": NPU}))
+    assert config.ray is not None and config.ray.resolved_token() == "file-token-0123456789abcdef0123456789"
+    inline = RayConfig(token="inline-token-0123456789abcdef012345")
+    assert "inline-token" not in repr(inline) and "inline-token" not in str(inline.model_dump())
+    connector = build_connector(config, Settings(data_dir=tmp_path))
+    assert isinstance(connector, RayConnector) and connector.kind == "RAY"
+    assert "file-token" not in repr(connector)
+    assert CenterConfig(name="r2", kind="RAY").ray == RayConfig()
