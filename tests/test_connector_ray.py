@@ -13,30 +13,18 @@ import pytest
 
 from aicn.runtime import build_connector
 from aicn.settings import CenterConfig, RayConfig, Settings
-from connectors.base import CenterJobState, JobSpec, StatusQuery, Submission
+from connectors.base import CenterJobState
 from connectors.errors import CenterUnreachable
 from connectors.ray import api
 from connectors.ray.connector import RayConnector
 from connectors.ray.progress import LogCursor
 from tests.connector_contract import PYTHON, ConnectorContract, wait_for
+from tests.leftovers import RemembersSubmissions
 from tests.ray_helpers import NPU, RAY_URL, RESOURCE_MODELS, require_ray
 
 
-class _CleaningRayConnector(RayConnector):
-    """Remembers what it submitted, so a failing test leaves nothing running on the shared head."""
-
-    submitted: list[str]
-
-    async def submit(self, spec: JobSpec) -> Submission:
-        submission = await super().submit(spec)
-        self.submitted.append(submission.external_id)
-        return submission
-
-    async def cancel_leftovers(self) -> None:
-        answer = await self.status([StatusQuery(job_id) for job_id in self.submitted])
-        for job_id, status in answer.items():
-            if not status.state.terminal:
-                await self.cancel(job_id)
+class _CleaningRayConnector(RemembersSubmissions, RayConnector):
+    """Remembers what it submitted, so a failing test leaves nothing running on the shared center."""
 
 
 @pytest.fixture
