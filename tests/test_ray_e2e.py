@@ -93,10 +93,13 @@ def _gcs_port_free() -> bool:
 
 async def test_a_stopped_ray_head_costs_only_its_center_and_it_recovers(gateway_factory: Any) -> None:
     config = ray_center(deadline_seconds=2.0, probe_interval_seconds=0.3, failure_threshold=2)
-    gateway: Gateway = await gateway_factory([local_center(), config])
+    gateway: Gateway = await gateway_factory([local_center(), config], vanished_grace_seconds=1.0)
     gql = gateway.client
     ray_id = center_id(gateway, "ray")
     query = "{ computeUnits { edges { node { center { name } } } } }"
+    # a job running when the head goes: the restarted head has forgotten it, so it ends LOST
+    doomed = await submit(gql, python_job("import time; time.sleep(300)", name="doomed", minutes=10, centerId=ray_id))
+    await wait_for_state(gql, doomed["id"], {"RUNNING"}, timeout=45)
     try:
         await asyncio.to_thread(run_start_ray, "stop")
         await asyncio.to_thread(wait_until, lambda: not ray_answers() and _gcs_port_free(), 30, "the Ray head did not stop")
@@ -117,3 +120,5 @@ async def test_a_stopped_ray_head_costs_only_its_center_and_it_recovers(gateway_
     assert {edge["node"]["center"]["name"] for edge in body["data"]["computeUnits"]["edges"]} == {"local", "ray"}
     job = await submit(gql, python_job("print('back')", name="after", centerId=ray_id))
     assert (await wait_for_state(gql, job["id"], {"SUCCEEDED", "FAILED"}, timeout=45))["state"] == "SUCCEEDED"
+    lost = await wait_for_state(gql, doomed["id"], {"FAILED", "SUCCEEDED", "CANCELLED"}, timeout=30)
+    assert lost["state"] == "FAILED" and lost["failureReason"].startswith("LOST")
