@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from aicn.first_start import announce_admin_token
-from aicn.settings import CenterConfig, Settings, SlurmConfig
+from aicn.settings import CenterConfig, RayConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local.connector import LocalConnector
@@ -73,6 +73,13 @@ def build_connector(config: CenterConfig, settings: Settings) -> Connector:
             gres_models=slurm.gres_models,
             request_timeout=slurm.request_timeout,
             progress_interval=slurm.progress_interval,
+        )
+    if config.kind == "RAY":
+        from connectors.ray.connector import RayConnector
+
+        ray = config.ray or RayConfig()
+        return RayConnector(
+            config.name, ray.url, token=ray.resolved_token(), resource_models=ray.resource_models, request_timeout=ray.request_timeout
         )
     raise ValueError(f"unknown center kind {config.kind}")
 

@@ -80,11 +80,32 @@ class LocalConfig(BaseModel):
     work_dir: Path | None = None
 
 
+class RayConfig(BaseModel):
+    """How to reach one Ray cluster's Jobs REST API (the dashboard; see docs/ray.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "http://127.0.0.1:8265"
+    token: SecretStr | None = None
+    token_file: str | None = Field(default=None, description="a file holding the token (RAY_AUTH_TOKEN)")
+    resource_models: dict[str, str] = Field(
+        default_factory=dict, description='Ray resource -> catalog model: "GPU", "accelerator_type:A100" or a custom resource such as "NPU"'
+    )
+    request_timeout: float = Field(default=10.0, gt=0)
+
+    def resolved_token(self) -> str | None:
+        if self.token is not None:
+            return self.token.get_secret_value() or None
+        if self.token_file:
+            return Path(self.token_file).read_text().strip() or None
+        return None
+
+
 class CenterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    kind: Literal["LOCAL", "SLURM"] = "LOCAL"
+    kind: Literal["LOCAL", "SLURM", "RAY"] = "LOCAL"
     display_name: str | None = None
     region: str | None = None
     devices: list[DeviceConfig] = Field(default_factory=list)
@@ -95,11 +116,14 @@ class CenterConfig(BaseModel):
     max_duration_minutes: float | None = Field(default=None, gt=0)
     slurm: SlurmConfig | None = None
     local: LocalConfig | None = None
+    ray: RayConfig | None = None
 
     @model_validator(mode="after")
     def _needs_slurm_section(self) -> CenterConfig:
         if self.kind == "SLURM" and self.slurm is None:
             self.slurm = SlurmConfig()
+        if self.kind == "RAY" and self.ray is None:
+            self.ray = RayConfig()
         return self
 
 

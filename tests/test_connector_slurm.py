@@ -25,13 +25,14 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.base import CenterJobState, JobSpec, StatusQuery, Submission
+from connectors.base import CenterJobState, StatusQuery
 from connectors.errors import CenterUnreachable, SubmissionRejected
 from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, mint_token
 from connectors.slurm.connector import SlurmConnector, _listing_is_cheaper
 from connectors.slurm.script import progress_from_comment
 from tests.connector_contract import PYTHON, ConnectorContract, new_reference, wait_for
+from tests.leftovers import RemembersSubmissions
 
 DATA = Path(__file__).with_name("data") / "slurm"
 GPU_MODEL = "nvidia-a100-80gb"
@@ -94,21 +95,8 @@ def output_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-class _CleaningSlurmConnector(SlurmConnector):
-    """Remembers what it submitted, so a failing test leaves no job behind on the shared cluster."""
-
-    submitted: list[str]
-
-    async def submit(self, spec: JobSpec) -> Submission:
-        submission = await super().submit(spec)
-        self.submitted.append(submission.external_id)
-        return submission
-
-    async def cancel_leftovers(self) -> None:
-        answer = await self.status([StatusQuery(job_id) for job_id in self.submitted])
-        for job_id, status in answer.items():
-            if not status.state.terminal:
-                await self.cancel(job_id)
+class _CleaningSlurmConnector(RemembersSubmissions, SlurmConnector):
+    """Remembers what it submitted, so a failing test leaves nothing running on the shared center."""
 
 
 def _build(cluster: dict[str, str], output_dir: Path, **overrides: Any) -> _CleaningSlurmConnector:

@@ -1,0 +1,1 @@
+"""The RAY center: a Ray cluster behind its Jobs REST API."""

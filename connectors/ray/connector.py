@@ -1,0 +1,225 @@
+"""The RAY center: a Ray cluster behind its Jobs REST API (Ray 2.60).
+
+Every call goes over HTTP to the Ray dashboard through the shared client of
+``connectors.http`` (deadlines, transport errors, secret scrubbing), with an optional
+``Authorization: Bearer`` token (Ray's ``RAY_AUTH_MODE=token``). The gateway's reference is
+the Ray ``submission_id``, so a retried hand-over finds the job it made before. Ray has no
+time limit of its own: the entrypoint runs under coreutils ``timeout`` (see ``api.entrypoint``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import (
+    CenterDescription,
+    CenterJobState,
+    Connector,
+    DeviceCapacity,
+    JobSpec,
+    JobStatus,
+    StatusQuery,
+    Submission,
+)
+from connectors.errors import CenterUnreachable, JobNotFound, SubmissionRejected
+from connectors.http import HttpClient, HttpFailure, StatusRule, redact
+from connectors.ray import api
+from connectors.ray.devices import DeviceMap, Unsatisfiable
+from connectors.ray.progress import Cursors
+
+logger = logging.getLogger(__name__)
+
+
+class RayConnector(Connector):
+    kind = "RAY"
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        token: str | None = None,
+        resource_models: Mapping[str, str] | None = None,
+        request_timeout: float = 10.0,
+        max_concurrent_requests: int = 4,
+    ) -> None:
+        super().__init__(name)
+        self.base_url = base_url.rstrip("/")
+        self._token = token or None
+        self.devices = DeviceMap(resource_models or {})
+        self.request_timeout = request_timeout
+        self.max_concurrent_requests = max_concurrent_requests
+        self._http: HttpClient | None = None
+        self._cursors = Cursors()
+        self._running_since: dict[str, datetime] = {}
+
+    def __repr__(self) -> str:
+        return f"RayConnector(name={self.name!r}, base_url={self.base_url!r})"
+
+    async def start(self) -> None:
+        self._http = HttpClient(
+            self.name,
+            "the Ray Jobs API",
+            self.base_url,
+            timeout=self.request_timeout,
+            max_concurrent=self.max_concurrent_requests,
+            statuses={
+                401: StatusRule(CenterUnreachable, "the Ray dashboard asks for a token (HTTP 401)"),
+                403: StatusRule(CenterUnreachable, "the Ray dashboard refused the token (HTTP 403)"),
+            },
+            scrub=self._scrub,
+        )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # ------------------------------------------------------------------ contract
+
+    async def describe(self) -> CenterDescription:
+        body = await self._object("GET", api.VERSION)
+        return CenterDescription(kind=self.kind, name=self.name, version=api.ray_version(body), detail={"url": self.base_url})
+
+    async def capacity(self) -> list[DeviceCapacity]:
+        nodes, listed = await asyncio.gather(self._nodes(), self._request("GET", api.JOBS))
+        try:
+            held = api.held_devices(api.parse_jobs(listed))
+        except ValueError as error:
+            raise CenterUnreachable(f"the Ray Jobs API answered a job list that is not one: {error}", center=self.name) from None
+        return self.devices.capacity(nodes, held)
+
+    async def submit(self, spec: JobSpec) -> Submission:
+        request = self._job_request(spec, await self._nodes())
+        try:
+            await self._object("POST", api.JOBS, json_body=api.submit_body(request))
+        except HttpFailure as failure:
+            # Ray answers a submission_id it has already with HTTP 500 and a long traceback
+            # (its "already exists" may lie past the kept text): look the reference up instead
+            if failure.status_code >= 500 or api.is_duplicate(failure.text):
+                record = await self._job(spec.reference)
+                if record is not None and record.state is not None and record.metadata.get(api.META_REFERENCE) == spec.reference:
+                    return Submission(record.submission_id, record.state)
+            if 400 <= failure.status_code < 500:
+                raise SubmissionRejected(f"Ray refused the job: {failure.message}", center=self.name) from None
+            raise
+        logger.info("RAY center %s: submitted %s", self.name, spec.reference)
+        return Submission(spec.reference, CenterJobState.QUEUED)
+
+    async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
+        found = await asyncio.gather(*(self._status_of(query) for query in queries))
+        return {status.external_id: status for status in found if status is not None}
+
+    async def cancel(self, external_id: str) -> None:
+        try:
+            await self._object("POST", api.job_path(external_id, "/stop"))
+        except HttpFailure as failure:
+            if failure.status_code == 404:
+                raise JobNotFound(f"no job {external_id} on this center", center=self.name) from None
+            raise
+        # Ray answers {"stopped": false} for a job that has ended already; a PENDING job
+        # stays PENDING until its supervisor starts, then ends STOPPED
+
+    async def logs(self, external_id: str, tail_lines: int = 100) -> str:
+        record = await self._job(external_id)
+        if record is None:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        lines = api.job_output(await self._log(external_id), record)
+        return "\n".join(lines[-tail_lines:] if tail_lines > 0 else []) + ("\n" if lines and tail_lines > 0 else "")
+
+    # ------------------------------------------------------------------ jobs
+
+    def _job_request(self, spec: JobSpec, nodes: Sequence[api.NodeResources]) -> api.JobRequest:
+        try:
+            resources = self.devices.request(nodes, spec.accelerator, spec.devices, spec.cpus, spec.memory_gb)
+            api.entrypoint(spec.command, spec.max_duration_seconds)
+        except (Unsatisfiable, ValueError) as error:
+            raise SubmissionRejected(str(error), center=self.name) from None
+        environment = {"PYTHONUNBUFFERED": "1", "AICN_JOB_REFERENCE": spec.reference, "AICN_JOB_NAME": spec.name}
+        environment.update(spec.environment)
+        bad_names = [key for key in environment if not key or "=" in key or "\0" in key]
+        if bad_names or any("\0" in value for value in environment.values()):
+            raise SubmissionRejected(f"invalid environment variable names or values: {bad_names}", center=self.name)
+        metadata = {api.META_REFERENCE: spec.reference, api.META_NAME: spec.name, api.META_LIMIT: f"{spec.max_duration_seconds:g}"}
+        metadata.update({api.META_ACCELERATOR: spec.accelerator, api.META_DEVICES: str(spec.devices)})
+        return api.JobRequest(spec.reference, spec.command, spec.max_duration_seconds, environment, metadata, resources)
+
+    async def _status_of(self, query: StatusQuery) -> JobStatus | None:
+        record = await self._job(query.external_id)
+        state = record.state if record is not None else None
+        if record is None or state is None:
+            self._forget(query.external_id)
+            return None
+        progress: tuple[Any, ...] = ()
+        if state is not CenterJobState.QUEUED:
+            cursor = self._cursors.of(record.submission_id)
+            cursor.feed(await self._log(record.submission_id))
+            progress = cursor.after(query.progress_after)
+        if state is CenterJobState.RUNNING:
+            self._running_since.setdefault(record.submission_id, datetime.now(UTC))
+        started = self._running_since.get(record.submission_id) or (record.start_time if state is not CenterJobState.QUEUED else None)
+        if state.terminal:
+            self._forget(record.submission_id)  # a later question reads the log again
+            if started is not None and record.end_time is not None:
+                started = min(started, record.end_time)
+        exit_code = record.exit_code if record.exit_code is not None else (0 if state is CenterJobState.SUCCEEDED else None)
+        return JobStatus(
+            external_id=record.submission_id,
+            state=state,
+            exit_code=exit_code,
+            reason=api.failure_reason(record),
+            started_at=started,
+            finished_at=record.end_time if state.terminal else None,
+            progress=progress,
+        )
+
+    def _forget(self, submission_id: str) -> None:
+        self._cursors.drop(submission_id)
+        self._running_since.pop(submission_id, None)
+
+    async def _job(self, submission_id: str) -> api.JobRecord | None:
+        try:
+            return api.parse_job(await self._object("GET", api.job_path(submission_id)))
+        except HttpFailure as failure:
+            if failure.status_code == 404:
+                return None
+            raise
+
+    async def _log(self, submission_id: str) -> str:
+        try:
+            return api.logs_of(await self._object("GET", api.job_path(submission_id, "/logs")))
+        except HttpFailure as failure:
+            if failure.status_code == 404:
+                return ""
+            raise
+
+    async def _nodes(self) -> list[api.NodeResources]:
+        body = await self._object("GET", api.CLUSTER_STATUS)
+        try:
+            nodes = api.parse_nodes(body)
+        except ValueError as error:
+            raise CenterUnreachable(f"the Ray dashboard answered a cluster status without nodes: {error}", center=self.name) from None
+        if not nodes:  # a head just started reports its node once the autoscaler loop ran
+            raise CenterUnreachable("the Ray cluster reports no nodes yet", center=self.name)
+        return nodes
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _object(self, method: str, path: str, *, json_body: Any = None) -> dict[str, Any]:
+        body = await self._request(method, path, json_body=json_body)
+        if not isinstance(body, dict):
+            raise CenterUnreachable(f"the Ray Jobs API answered {method} {path} with something that is not a JSON object", center=self.name)
+        return body
+
+    async def _request(self, method: str, path: str, *, json_body: Any = None) -> Any:
+        if self._http is None:
+            raise CenterUnreachable("the RAY connector is not started", center=self.name)
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+        return await self._http.request(method, path, json_body=json_body, headers=headers)
+
+    def _scrub(self, text: str) -> str:
+        return redact(text, (self._token or "",), "<token>")
