@@ -25,7 +25,7 @@ def register(commands: Any) -> None:
     operations = commands.add_parser("operations", help="the safelist of persisted operations")
     operation_commands = operations.add_subparsers(dest="operations_command", required=True)
     push = operation_commands.add_parser("push", help="register every operation of a .graphql file (safelisted)")
-    push.add_argument("file", type=Path)
+    push.add_argument("file", type=Path, help="a .graphql file of named operations (and the fragments they use)")
     push.set_defaults(run=lambda args: asyncio.run(_push(args.file)))
     listing = operation_commands.add_parser("list", help="list the persisted operations")
     listing.set_defaults(run=lambda _args: asyncio.run(_list()))

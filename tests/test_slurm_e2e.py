@@ -74,7 +74,7 @@ async def test_gpus_of_the_slurm_center_are_compute_units(gateway_factory: Any, 
     slurm_units = {unit["accelerator"]["model"]: unit for unit in by_center["hpc"]["computeUnits"]}
     assert slurm_units[GPU]["devicesTotal"] == 2
     assert slurm_units[GPU]["standardUnitsTotal"] == round(2 * slurm_units[GPU]["accelerator"]["standardUnits"], 4)
-    assert slurm_units[GPU]["pricePerUnitHour"]["amount"] == "2.00"
+    assert slurm_units[GPU]["pricePerUnitHour"]["amount"] == "2.000000"
     assert slurm_units["cpu-core"]["devicesTotal"] >= 1
     assert by_center["local"]["kind"] == "LOCAL" and by_center["hpc"]["kind"] == "SLURM"
 

@@ -14,7 +14,9 @@ from graph.gate.cost import Prescan, QueryShape
 from graph.gate.limits import check_shape, check_text, cost_report, text_error, throttled_error
 from resolvers.access.throttle import ThrottleDecision
 
-LIMITS = LimitSettings(max_depth=4, max_aliases=3, max_tokens=50, max_query_length=200, max_root_fields=2, max_cost=100, bucket_size=500)
+LIMITS = LimitSettings(
+    max_depth=4, max_aliases=3, max_tokens=50, max_query_length=200, max_root_fields=2, max_cost=100, bucket_size=500, restore_rate=50.0
+)
 
 
 def refused(errors: list[Any]) -> dict[str, tuple[int, int]]:
