@@ -94,6 +94,9 @@ mkdir -p "$RAY_STATE_DIR"
 # 3. start the head unless a GCS already listens (another head still booting)
 if ! (exec 3<>"/dev/tcp/127.0.0.1/${RAY_GCS_PORT}") 2>/dev/null; then
   log "starting the Ray head (GCS :$RAY_GCS_PORT, dashboard $BASE_URL)"
+  # from a folder that outlives the caller's: jobs inherit the head's working directory, and a
+  # deleted one makes every job's shell complain (getcwd) into the job's own output
+  cd "$RAY_STATE_DIR"
   setsid ray start --head --block \
     --port="$RAY_GCS_PORT" \
     --node-ip-address=127.0.0.1 \
@@ -115,6 +118,15 @@ deadline=$((SECONDS + RAY_START_TIMEOUT_S))
 until jobs_api_up; do
   if [ "$SECONDS" -ge "$deadline" ]; then
     log "the Jobs API did not answer within ${RAY_START_TIMEOUT_S}s; see $RAY_STATE_DIR/head.log and /tmp/ray/session_latest/logs/dashboard*"
+    exit 1
+  fi
+  sleep 0.25
+done
+# 5. and for the head's node in the cluster status (the autoscaler's report lags the Jobs API by seconds;
+#    until it comes, the connector rightly answers that the cluster has no nodes)
+until curl -s "$BASE_URL/api/cluster_status" | grep -q '"usageByNode": {"'; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    log "the cluster reported no node within ${RAY_START_TIMEOUT_S}s; see $RAY_STATE_DIR/head.log"
     exit 1
   fi
   sleep 0.25
