@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 import websockets
 
-from aicn.security_settings import LimitSettings
 from connectors.base import Connector
 from connectors.fault import FaultyConnector
-from resolvers.jobs.logs import LineRate, LineSplitter
 from tests.client import GraphQLClient
 from tests.conftest import GENEROUS_LIMITS, Gateway, local_center
 from tests.jobs_helpers import python_job, submit, wait_for_state
@@ -142,23 +140,6 @@ async def test_revoking_the_token_closes_the_log_stream(gateway: Gateway) -> Non
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
     await gateway.client.execute("mutation($id: ID!) { cancelJob(input: {jobId: $id}) { userErrors { code } } }", {"id": job["id"]})
     assert account_id
-
-
-def test_the_splitter_keeps_the_head_of_a_long_line_and_counts_the_rest() -> None:
-    splitter = LineSplitter(limit=8)
-    lines, cut = splitter.feed(b"short\n0123456789")
-    assert lines == ["short"] and not cut
-    lines, cut = splitter.feed(b"abcdef\nnext")
-    assert cut and lines[0].startswith("01234567 […]") and "8 more bytes" in lines[0]
-    assert splitter.flush() == ("next", False)
-    assert splitter.flush() == (None, False)
-
-
-def test_the_rate_admits_a_second_of_burst() -> None:
-    rate = LineRate(10)
-    kept, dropped = rate.admit([str(i) for i in range(25)])
-    assert len(kept) == 10 and dropped == 15
-    assert LimitSettings().log_lines_per_second == 200
 
 
 class _ReadsNoLogs(FaultyConnector):
