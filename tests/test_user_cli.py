@@ -24,8 +24,6 @@ import pytest
 from tests.served_gateway import ServedGateway, write_config
 from tests.test_auth import CREATE_ACCOUNT, CREATE_TOKEN
 
-pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
 BIN = Path(sys.executable).parent
 AICN = str(BIN / "aicn")
 PROGRESS = (
@@ -88,7 +86,7 @@ def submit(served: Served, *arguments: str, who: str = "alice") -> str:
     return done.stdout.strip()
 
 
-def test_submit_then_watch_under_a_pseudo_terminal(served: Served, database: Any) -> None:
+def test_submit_then_watch_under_a_pseudo_terminal(served: Served) -> None:
     line = f"id=$(aicn job submit --name train --cpus 1 --max-minutes 2 -- {shlex.quote(sys.executable)} -c {shlex.quote(PROGRESS)}) && aicn job watch $id"
     terminal = pexpect.spawn("bash", ["-c", line], env=served.env(), encoding="utf-8", dimensions=(30, 120), timeout=60)
     terminal.expect("train")
@@ -99,7 +97,7 @@ def test_submit_then_watch_under_a_pseudo_terminal(served: Served, database: Any
     assert terminal.exitstatus == 0, terminal.before
 
 
-def test_watch_exits_with_the_jobs_own_status(served: Served, database: Any) -> None:
+def test_watch_exits_with_the_jobs_own_status(served: Served) -> None:
     job_id = submit(served, "--", sys.executable, "-c", "import sys; print('bad'); sys.exit(3)")
     watched = served.run("job", "watch", job_id)
     assert watched.returncode == 3, (watched.stdout, watched.stderr)
@@ -108,7 +106,7 @@ def test_watch_exits_with_the_jobs_own_status(served: Served, database: Any) -> 
     assert events.returncode == 3 and json.loads(events.stdout.splitlines()[-1])["state"] == "FAILED"
 
 
-def test_submit_from_a_file_list_show_logs_and_cancel(served: Served, database: Any, tmp_path: Path) -> None:
+def test_submit_from_a_file_list_show_logs_and_cancel(served: Served, tmp_path: Path) -> None:
     job_file = tmp_path / "job.toml"
     script = "import os, time\nfor i in range(3):\n    print(f'line {i} {os.environ[\"GREETING\"]}', flush=True)\n    time.sleep(0.3)\n"
     job_file.write_text(
@@ -135,7 +133,7 @@ def test_submit_from_a_file_list_show_logs_and_cancel(served: Served, database: 
     assert "CANCELLED" in watched.stderr and watched.returncode == 143  # the job's own status: killed by SIGTERM
 
 
-def test_centers_offers_and_bill(served: Served, database: Any) -> None:
+def test_centers_offers_and_bill(served: Served) -> None:
     centers = served.run("centers")
     assert centers.returncode == 0 and "local" in centers.stdout and "cpu-core" in centers.stdout and "0.500000" in centers.stdout
     assert json.loads(served.run("centers", "--json").stdout)[0]["kind"] == "LOCAL"
@@ -160,7 +158,7 @@ def one_error_line(done: subprocess.CompletedProcess[str], code: str) -> str:
     return lines[0]
 
 
-def test_bad_input_is_one_clear_line_with_its_code(served: Served, database: Any, tmp_path: Path) -> None:
+def test_bad_input_is_one_clear_line_with_its_code(served: Served, tmp_path: Path) -> None:
     bare = {key: value for key, value in served.env().items() if not key.startswith("AICN_")}
     bare["XDG_CONFIG_HOME"] = str(tmp_path / "nothing")
     line = one_error_line(served.run("job", "list", env=bare), "NOT_CONFIGURED")
@@ -189,7 +187,7 @@ def test_bad_input_is_one_clear_line_with_its_code(served: Served, database: Any
     assert "cpus" in one_error_line(served.run("job", "submit", "--file", str(bad_file)), "BAD_JOB_FILE")
 
 
-def test_every_help_explains_its_options_and_the_operator_commands_stay(served: Served, database: Any) -> None:
+def test_every_help_explains_its_options_and_the_operator_commands_stay(served: Served) -> None:
     import typer
 
     from aicn.client.app import app
