@@ -32,6 +32,7 @@ from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import JobLedger
+from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.reconciler import Reconciler
 from resolvers.jobs.service import JobService
@@ -113,6 +114,7 @@ class Runtime:
             jobs=self.jobs,
             job_reads=JobReads(self.db),
             job_streams=self.streams,
+            job_logs=JobLogStream(self.db, self.bus, self.registry, lines_per_second=settings.limits.log_lines_per_second),
             data=self.data,
             data_reads=DataReads(self.db),
             billing=self.billing,

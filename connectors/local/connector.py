@@ -31,12 +31,13 @@ from connectors.base import (
     DeviceCapacity,
     JobSpec,
     JobStatus,
+    LogChunk,
     ProgressReport,
     StatusQuery,
     Submission,
 )
 from connectors.errors import JobNotFound, SubmissionRejected
-from connectors.files import tail_file
+from connectors.files import read_file_range, tail_file
 from connectors.local.identity import JobUser, ensure_job_user
 from connectors.progress import parse_progress_line
 
@@ -210,6 +211,12 @@ class LocalConnector(Connector):
         if job is None:
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return await asyncio.to_thread(tail_file, job.directory / "output.log", tail_lines)
+
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        job = self._jobs.get(external_id)
+        if job is None:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return await asyncio.to_thread(read_file_range, job.directory / "output.log", offset, max_bytes)
 
     # ------------------------------------------------------------------ internals
 

@@ -28,12 +28,13 @@ from connectors.base import (
     DeviceCapacity,
     JobSpec,
     JobStatus,
+    LogChunk,
     StatusQuery,
     Submission,
 )
 from connectors.catalog import CPU_CORE
 from connectors.errors import CenterUnreachable, ConnectorError, JobNotFound, SubmissionRejected
-from connectors.files import tail_file
+from connectors.files import read_file_range, tail_file
 from connectors.http import HttpClient, HttpFailure, StatusRule
 from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, StaticToken, TokenSource
@@ -257,6 +258,19 @@ class SlurmConnector(Connector):
         if await self._get_job(external_id) is None:
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return ""  # known, but nothing written yet
+
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        if not _is_job_id(external_id):
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        path = self.output_dir / f"{external_id}.out"
+        chunk = await asyncio.to_thread(read_file_range, path, offset, max_bytes)
+        if chunk.data:
+            return chunk
+        if await asyncio.to_thread(path.exists):
+            return chunk
+        if await self._get_job(external_id) is None:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return chunk  # known, but nothing written yet
 
     # ------------------------------------------------------------------ jobs
 
