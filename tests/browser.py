@@ -5,6 +5,7 @@ Every request the page makes is recorded; one to anywhere but the gateway is abo
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -42,9 +43,10 @@ class Browser:
         return url.startswith((f"http://{origin}/", f"ws://{origin}/")) or url.startswith(("data:", "blob:", "about:"))
 
     async def screenshot(self, name: str) -> Path:
-        """A picture of the page for the README (docs/NAME.png)."""
-        DOCS.mkdir(exist_ok=True)
-        path = DOCS / f"{name}.png"
+        """A picture of the page: the README's docs/NAME.png with AICN_SCREENSHOTS=1, else a temporary file."""
+        folder = DOCS if os.environ.get("AICN_SCREENSHOTS") == "1" else Path(tempfile.gettempdir()) / "aicn-screenshots"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.png"
         await self.page.screenshot(path=str(path))
         return path
 

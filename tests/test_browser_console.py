@@ -27,9 +27,26 @@ WORKER = (
 )
 
 
+#: a second, dearer center: the offers and the placement have a choice to show
+SECOND_CENTER = """
+[[centers]]
+name = "local-b"
+kind = "LOCAL"
+display_name = "Local B"
+region = "test-b"
+poll_interval_seconds = 0.05
+[[centers.devices]]
+accelerator = "cpu-core"
+count = 4
+price_per_unit_hour = "48000.00"
+"""
+
+
 @pytest.fixture
 async def served(database: DatabaseChoice, tmp_path: Path) -> AsyncIterator[ServedGateway]:
-    gateway = ServedGateway(write_config(tmp_path, database.url or "", database.schema, price="3.60"))
+    config = write_config(tmp_path, database.url or "", database.schema)
+    config.write_text(config.read_text() + SECOND_CENTER)
+    gateway = ServedGateway(config)
     await gateway.start()
     try:
         yield gateway
@@ -54,7 +71,7 @@ async def submit_from_the_form(page: Page, name: str, command: str, minutes: str
     submit = page.get_by_role("button", name=re.compile("^Submit job"))
     await expect(submit).to_be_disabled()  # offers come first
     await page.get_by_role("button", name="Show offers").click()
-    await expect(page.locator("table.offers tbody tr")).to_have_count(1)
+    await expect(page.locator("table.offers tbody tr")).to_have_count(2)
     await expect(submit).to_be_enabled()
     return await submit_and_open(page, submit)
 
@@ -80,8 +97,8 @@ async def test_sign_in_submit_watch_cancel_and_usage(served: ServedGateway) -> N
         await page.get_by_label("Name").fill("train")
         await page.get_by_label("Command").fill(WORKER)
         await page.get_by_role("button", name="Show offers").click()
-        await expect(page.locator("table.offers tbody tr")).to_have_count(1)
-        await expect(page.locator("table.offers")).to_contain_text("Local")
+        await expect(page.locator("table.offers tbody tr")).to_have_count(2)
+        await expect(page.locator("table.offers tbody tr").first).to_contain_text("Local")
         await browser.screenshot("console-submit")
         await submit_and_open(page, page.get_by_role("button", name=re.compile("^Submit job")))
 
@@ -93,7 +110,8 @@ async def test_sign_in_submit_watch_cancel_and_usage(served: ServedGateway) -> N
         await expect(bar).to_have_attribute("aria-valuenow", "100", timeout=30_000)
         await expect(page.locator("h2 .badge")).to_have_text("SUCCEEDED", timeout=20_000)
         await expect(logs).to_contain_text(f"epoch {STEPS} done")
-        await expect(page.locator("table.candidates")).to_contain_text("chosen")
+        await expect(page.locator("table.candidates tr.chosen")).to_contain_text("Local")
+        await expect(page.locator("table.candidates tbody tr")).to_have_count(2)
         await expect(page.locator("table.metrics")).to_contain_text("loss")
         await browser.screenshot("console-job")
         seqs = [int(seq) for seq in await page.locator("ol.events li").evaluate_all("items => items.map(item => item.dataset.seq)")]
@@ -114,7 +132,8 @@ async def test_sign_in_submit_watch_cancel_and_usage(served: ServedGateway) -> N
         await expect(page.locator("table.jobs tbody")).to_contain_text("train")
 
         await page.get_by_role("link", name="Centers").click()
-        await expect(page.locator(".card.center")).to_contain_text("standard units free")
+        await expect(page.locator(".card.center")).to_have_count(2)
+        await expect(page.locator(".card.center").first).to_contain_text("standard units free")
         await browser.screenshot("console-centers")
 
         await page.get_by_role("link", name="Usage & bills").click()

@@ -48,16 +48,18 @@ async def test_graphiql_runs_a_query_with_a_token_and_a_subscription(served: Ser
         # the Headers tab carries the token, for HTTP and (as the connection's payload) for subscriptions
         await page.get_by_role("button", name="Headers").wait_for()
         await set_editor(page, HEADERS_EDITOR, f'{{"Authorization": "Bearer {served.token}"}}')
-        await set_editor(page, QUERY_EDITOR, "query Me { viewer { name } centers { edges { node { name status { state } } } } }", "Me")
+        await set_editor(
+            page, QUERY_EDITOR, "query Me {\n  viewer { name }\n  centers { edges { node { name status { state } } } }\n}", "Me"
+        )
         await page.get_by_role("button", name="Execute query (Ctrl-Enter)").click()
         result = page.locator(".result-window")
         await result.get_by_text('"state": "UP"').wait_for(timeout=15_000)
         assert '"name": "local"' in await result.inner_text()
-        await browser.screenshot("graphiql")
 
         # the docs explorer reads the schema the page fetched
         await page.get_by_role("button", name="Show Documentation Explorer").click()
         await page.locator(".graphiql-doc-explorer").get_by_text("Query", exact=True).first.wait_for(timeout=10_000)
+        await browser.screenshot("graphiql")
 
         submitted = await served.client.execute(SUBMIT)
         job_id = submitted["submitJob"]["job"]["id"]

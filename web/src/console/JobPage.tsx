@@ -3,10 +3,15 @@
 // applied is dropped, so no event is missed or shown twice.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { gql, subscribe } from "./api";
-import { ErrorLine, money, ProgressBar, StateBadge, when } from "./format";
+import { ErrorLine, money, ProgressBar, quantity, StateBadge, when } from "./format";
 import { LiveLogs } from "./LiveLogs";
 import { CANCEL_JOB, JOB, JOB_EVENTS } from "./queries";
 import { FINAL_STATES, type Job, type JobEvent, type Progress, type UserError } from "./types";
+
+/** The command as typed: the script of `sh -c SCRIPT` (what the submit form sends), else the argv joined. */
+function shellLine(command: string[]): string {
+  return command.length === 3 && command[0] === "sh" && command[1] === "-c" ? command[2] : command.join(" ");
+}
 
 export function JobPage({ id }: { id: string }) {
   const [job, setJob] = useState<Job | null>(null);
@@ -94,7 +99,7 @@ export function JobPage({ id }: { id: string }) {
           <dl>
             <dt>Command</dt>
             <dd>
-              <code>{job.command.join(" ")}</code>
+              <pre className="command">{shellLine(job.command)}</pre>
             </dd>
             <dt>Center</dt>
             <dd>{job.center?.displayName ?? "—"}</dd>
@@ -125,7 +130,7 @@ export function JobPage({ id }: { id: string }) {
               <>
                 <dt>Usage</dt>
                 <dd>
-                  {Number(job.usage.standardUnitHours).toFixed(4)} unit-hours · {money(job.usage.amount)}
+                  {quantity(job.usage.standardUnitHours)} unit-hours · {money(job.usage.amount)}
                 </dd>
               </>
             )}

@@ -99,7 +99,9 @@ export function Submit() {
           <input name="name" value={name} onChange={(event) => setName(event.target.value)} required />
         </label>
         <label className="wide">
-          Command (run with <code>sh -c</code>)
+          <span>
+            Command (run by <code>sh -c</code>)
+          </span>
           <textarea name="command" value={command} onChange={(event) => setCommand(event.target.value)} rows={3} required />
         </label>
         <label>

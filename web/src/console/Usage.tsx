@@ -2,7 +2,7 @@
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from "chart.js";
 import { useEffect, useRef, useState } from "react";
 import { download, gql } from "./api";
-import { ErrorLine, money } from "./format";
+import { ErrorLine, money, quantity } from "./format";
 import { BILL_LINES, BILLS } from "./queries";
 import type { Edges, Money } from "./types";
 
@@ -60,6 +60,11 @@ async function allLines(billId: string): Promise<Line[]> {
   }
 }
 
+/** Axis labels as plain decimals (never exponent notation, as the API writes amounts). */
+function tick(value: string | number): string {
+  return quantity(value);
+}
+
 function UsageChart({ days, currency }: { days: Day[]; currency: string }) {
   const canvas = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
@@ -77,8 +82,15 @@ function UsageChart({ days, currency }: { days: Day[]; currency: string }) {
         responsive: true,
         maintainAspectRatio: false,
         scales: {
-          cost: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: currency } },
-          hours: { type: "linear", position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "unit-hours" } },
+          cost: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: currency }, ticks: { callback: tick } },
+          hours: {
+            type: "linear",
+            position: "right",
+            beginAtZero: true,
+            grid: { drawOnChartArea: false },
+            title: { display: true, text: "unit-hours" },
+            ticks: { callback: tick },
+          },
           x: { title: { display: true, text: "day of the month" } },
         },
       },
@@ -120,7 +132,7 @@ export function Usage() {
       <ErrorLine error={error} />
       <div className="card">
         <h3>
-          This month ({period}){total ? `: ${total.hours.toFixed(3)} unit-hours, ${total.cost.toFixed(2)} ${currency}` : ""}
+          This month ({period}){total ? `: ${quantity(total.hours)} unit-hours, ${total.cost.toFixed(2)} ${currency}` : ""}
         </h3>
         {days ? <UsageChart days={days} currency={currency} /> : <p>Loading…</p>}
       </div>

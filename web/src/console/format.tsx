@@ -7,6 +7,11 @@ export function money(value: Money | null | undefined): string {
   return `${amount.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 4 })} ${value.currency}`;
 }
 
+/** A quantity such as unit-hours: plain decimals, small ones still visible. */
+export function quantity(value: string | number): string {
+  return Number(value).toLocaleString(undefined, { maximumFractionDigits: 6 });
+}
+
 export function when(value: string | null | undefined): string {
   return value ? new Date(value).toLocaleString() : "—";
 }

@@ -51,13 +51,6 @@ export const JOB_LOGS = /* GraphQL */ `
   }
 `;
 
-/** Where the gateway has no jobLogs subscription yet: the log's tail, polled. */
-export const JOB_LOG_TAIL = /* GraphQL */ `
-  query ConsoleJobLogTail($id: ID!, $tailLines: Int!) {
-    node(id: $id) { ... on Job { state logs(tailLines: $tailLines) } }
-  }
-`;
-
 export const CANCEL_JOB = /* GraphQL */ `
   mutation ConsoleCancelJob($jobId: ID!) {
     cancelJob(input: { jobId: $jobId }) { job { id state } userErrors { code message field } }
