@@ -30,6 +30,6 @@ const container = document.getElementById("graphiql");
 if (container) {
   container.textContent = "";
   createRoot(container).render(
-    <GraphiQL fetcher={fetcher} defaultQuery={WELCOME} defaultEditorToolsVisibility="headers" isHeadersEditorEnabled shouldPersistHeaders={false} />,
+    <GraphiQL fetcher={fetcher} defaultQuery={WELCOME} defaultEditorToolsVisibility="headers" isHeadersEditorEnabled shouldPersistHeaders />,
   );
 }
