@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import websockets
 
-from aicn.security_settings import LimitSettings
-from resolvers.jobs.logs import LineRate, LineSplitter
+from connectors.base import Connector
+from connectors.fault import FaultyConnector
 from tests.client import GraphQLClient
-from tests.conftest import GENEROUS_LIMITS, Gateway
+from tests.conftest import GENEROUS_LIMITS, Gateway, local_center
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.test_auth import new_account
 
@@ -142,18 +142,34 @@ async def test_revoking_the_token_closes_the_log_stream(gateway: Gateway) -> Non
     assert account_id
 
 
-def test_the_splitter_keeps_the_head_of_a_long_line_and_counts_the_rest() -> None:
-    splitter = LineSplitter(limit=8)
-    lines, cut = splitter.feed(b"short\n0123456789")
-    assert lines == ["short"] and not cut
-    lines, cut = splitter.feed(b"abcdef\nnext")
-    assert cut and lines[0].startswith("01234567 […]") and "8 more bytes" in lines[0]
-    assert splitter.flush() == ("next", False)
-    assert splitter.flush() == (None, False)
+class _ReadsNoLogs(FaultyConnector):
+    """A connector kind written before read_log: the base class's answer."""
+
+    read_log = Connector.read_log
 
 
-def test_the_rate_admits_a_second_of_burst() -> None:
-    rate = LineRate(10)
-    kept, dropped = rate.admit([str(i) for i in range(25)])
-    assert len(kept) == 10 and dropped == 15
-    assert LimitSettings().log_lines_per_second == 200
+async def _open_stream(gateway: Gateway, job_id: str) -> Any:
+    return gateway.client.subscribe(LOGS, {"id": job_id, "tail": 5}, timeout=20).__aiter__()
+
+
+async def test_a_center_that_stops_answering_is_named_once_then_its_return(gateway_factory: Any) -> None:
+    faulty = FaultyConnector("flaky")
+    gateway: Gateway = await gateway_factory([local_center("flaky", deadline_seconds=0.4, probe_interval_seconds=0.2)], {"flaky": faulty})
+    job = await submit(gateway.client, _ticking(1, 0))
+    faulty.set("refuse")
+    stream = await _open_stream(gateway, job["id"])
+    first = (await anext(stream))["jobLogs"]
+    assert first["truncated"] and first["lines"][0].startswith("[aicn: center flaky is unavailable") and "still trying" in first["lines"][0]
+    faulty.set("ok")
+    following = (await anext(stream))["jobLogs"]  # the tail, once the center answers again
+    assert following["lines"] == []
+    back = (await anext(stream))["jobLogs"]
+    assert back["lines"] == ["[aicn: center flaky answers again]"]
+    await stream.aclose()
+
+
+async def test_a_center_kind_without_incremental_reads_says_so_and_completes(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("old")], {"old": _ReadsNoLogs("old")})
+    job = await submit(gateway.client, _ticking(1, 0))
+    messages = await collect(gateway.client, job["id"])
+    assert lines_of(messages) == ["[aicn: LOCAL centers cannot read a job's output incrementally]"] and messages[0]["truncated"]

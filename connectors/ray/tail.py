@@ -94,11 +94,13 @@ class LogFollower:
     def read(self, offset: int, max_bytes: int) -> LogChunk:
         """Bytes from ``offset`` (negative: the last ``-offset``) out of the kept window."""
         kept_from = self.received - len(self._kept)
+        if offset > self.received:  # a reader ahead of a follower that started again: nothing new yet
+            return LogChunk(b"", offset, offset)
         if offset < 0:
             start = max(kept_from, self.received + offset)
             max_bytes = min(max_bytes, -offset)
         else:
-            start = max(kept_from, min(offset, self.received))
+            start = max(kept_from, offset)
         data = bytes(self._kept[start - kept_from : start - kept_from + max(0, max_bytes)])
         return LogChunk(data, start, start + len(data))
 

@@ -83,7 +83,9 @@ class Placement:
 class JobEvent:
     seq: int
     at: datetime
-    kind: JobEventKind
+    kind: JobEventKind = strawberry.field(
+        description="STATE, PROGRESS, PLACEMENT or USAGE. LOG is never sent: a job's output streams through `jobLogs`, not its event log."
+    )
     state: JobState | None
     progress: JobProgress | None
     message: str | None

@@ -21,12 +21,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from connectors.base import LogChunk
-from connectors.errors import JobNotFound
+from connectors.errors import ConnectorError, JobNotFound
 from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.common.errors import CenterFault
 from resolvers.jobs.states import TERMINAL_STATES
 from store import jobs as job_store
-from store.bus import InMemoryBus
+from store.bus import InMemoryBus, Subscription
 from store.db import Database
 from store.tables import JobRow
 
@@ -124,6 +124,14 @@ class JobLogStream:
         async with self.db.read() as session:
             return (await job_store.jobs_by_ids(session, [job.id])).get(job.id) or job
 
+    async def _wait(self, job: JobRow, live: Subscription, timeout: float, checked: float) -> tuple[JobRow, float]:
+        """Wait at most ``timeout`` for news of the job: the job as it is now after news, or when a look is due anyway."""
+        message = await live.get(timeout=timeout)
+        if message is not None or live.overflowed or time.monotonic() - checked >= RECHECK_SECONDS:
+            live.overflowed = False
+            return await self._current(job), time.monotonic()
+        return job, checked
+
     async def _read(self, center: Center, external_id: str, offset: int, max_bytes: int) -> LogChunk:
         return await self.registry.call(center, lambda connector: connector.read_log(external_id, offset, max_bytes))
 
@@ -134,34 +142,43 @@ class JobLogStream:
                 if job.state in TERMINAL_STATES:
                     yield LogBatch([])
                     return
-                message = await live.get(timeout=RECHECK_SECONDS)
-                if message is not None or live.overflowed or time.monotonic() - checked >= RECHECK_SECONDS:
-                    live.overflowed = False
-                    job, checked = await self._current(job), time.monotonic()
+                job, checked = await self._wait(job, live, RECHECK_SECONDS, checked)
             center = self.registry.get(job.center_id)
             if center is None:
                 yield LogBatch([marker("the job's center is no longer configured")], truncated=True)
                 return
-            external_id = job.external_id
-            follower = _Follower(self, center, external_id)
             try:
-                yield await follower.tail(tail_lines)
+                async for batch in self._stream(job, center, job.external_id, tail_lines, live):
+                    yield batch
             except JobNotFound:
                 yield LogBatch([marker("the center no longer holds this job's output")], truncated=True)
+            except ConnectorError as error:  # a center kind that cannot read its jobs' output incrementally
+                yield LogBatch([marker(error.message)], truncated=True)
+
+    async def _stream(self, job: JobRow, center: Center, external_id: str, tail_lines: int, live: Subscription) -> AsyncIterator[LogBatch]:
+        """The tail, then each poll's lines, until the job has ended and its output is read to the end."""
+        follower = _Follower(self, center, external_id)
+        checked = time.monotonic()
+        while True:
+            try:
+                tail = await follower.tail(tail_lines)
+                break
+            except CenterFault as fault:
+                notice = follower.trouble(fault)
+                if notice is not None:
+                    yield notice
+                job, checked = await self._wait(job, live, follower.pause, checked)
+        yield tail
+        while True:
+            ended = job.state in TERMINAL_STATES
+            batch, exhausted = await follower.poll(final=ended)
+            if batch is not None:
+                yield batch
+            if ended and exhausted and follower.center_answers:
                 return
-            while True:
-                ended = job.state in TERMINAL_STATES
-                batch, exhausted = await follower.poll(final=ended)
-                if batch is not None:
-                    yield batch
-                if ended and exhausted and follower.center_answers:
-                    return
-                if not exhausted:
-                    continue  # more is waiting: read on at once (the budget and the rate cap bound it)
-                message = await live.get(timeout=follower.pause)
-                if message is not None or live.overflowed or time.monotonic() - checked >= RECHECK_SECONDS:
-                    live.overflowed = False
-                    job, checked = await self._current(job), time.monotonic()
+            if not exhausted:
+                continue  # more is waiting: read on at once (the budget and the rate cap bound it)
+            job, checked = await self._wait(job, live, follower.pause, checked)
 
 
 class _Follower:
@@ -180,6 +197,14 @@ class _Follower:
     @property
     def center_answers(self) -> bool:
         return self._center_trouble is None
+
+    def trouble(self, fault: CenterFault) -> LogBatch | None:
+        """The center did not answer: ask again, less often; the reader hears of it once."""
+        self.pause = min(5.0, self.pause * 2)
+        if self._center_trouble is not None:
+            return None
+        self._center_trouble = fault.message
+        return LogBatch([marker(f"{fault.message}; still trying")], truncated=True)
 
     async def tail(self, lines: int) -> LogBatch:
         """The last ``lines`` lines, read backwards in blocks up to MAX_TAIL_BYTES; the offset is left at the end."""
@@ -212,8 +237,10 @@ class _Follower:
         try:
             while len(data) < READ_BUDGET:
                 chunk = await self.stream._read(self.center, self.external_id, self.offset, min(BLOCK, READ_BUDGET - len(data)))
-                if chunk.start != self.offset:
-                    notes.append(marker(f"{abs(chunk.start - self.offset)} bytes of output skipped: the center no longer holds them"))
+                if chunk.start > self.offset:
+                    notes.append(marker(f"{chunk.start - self.offset} bytes of output skipped: the center no longer holds them"))
+                elif chunk.start < self.offset:
+                    notes.append(marker(f"the output was replaced: read again from byte {chunk.start}"))
                 self.offset = chunk.next_offset
                 data += chunk.data
                 if len(chunk.data) == 0:
@@ -232,13 +259,7 @@ class _Follower:
                 self._center_trouble = None
             self.pause = self.stream.poll_seconds
         except CenterFault as fault:
-            self.pause = min(5.0, self.pause * 2)
-            if self._center_trouble is None:
-                self._center_trouble = fault.message
-                return LogBatch([marker(f"{fault.message}; still trying")], truncated=True), True
-            return None, True
-        except JobNotFound:
-            return LogBatch([marker("the center no longer holds this job's output")], truncated=True), True
+            return self.trouble(fault), True
         lines, cut = self.splitter.feed(bytes(data))
         if final and exhausted:
             last, last_cut = self.splitter.flush()
