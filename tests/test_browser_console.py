@@ -23,7 +23,7 @@ WORKER = (
     f"for i in range(1, {STEPS + 1}):\n"
     '    print("epoch %d done" % i, flush=True)\n'
     f'    print("AICN_PROGRESS " + json.dumps({{"fraction": i / {STEPS}, "step": i, "totalSteps": {STEPS}, "metrics": {{"loss": 1 / i}}}}), flush=True)\n'
-    "    time.sleep(0.7)'"
+    "    time.sleep(1)'"
 )
 
 
@@ -161,10 +161,11 @@ async def test_a_dropped_socket_resumes_after_the_last_event(served: ServedGatew
         page = await sign_in(browser, served.token)
         await submit_from_the_form(page, "resumed", WORKER)
         await expect(page.get_by_label("job logs")).to_contain_text("epoch 2 done", timeout=20_000)
+        before = len(sockets)
         await sockets[-1].close(code=1012, reason="dropped by the test")  # as a restarting server would
         await expect(page.get_by_role("progressbar", name="job progress")).to_have_attribute("aria-valuenow", "100", timeout=30_000)
         await expect(page.locator("h2 .badge")).to_have_text("SUCCEEDED", timeout=20_000)
-        assert len(sockets) >= 2, "the console did not reconnect"
+        assert len(sockets) > before, "the console did not reconnect"
         seqs = [int(seq) for seq in await page.locator("ol.events li").evaluate_all("items => items.map(item => item.dataset.seq)")]
         assert seqs == list(range(1, len(seqs) + 1)), f"an event was missed or shown twice: {seqs}"
         progress = await page.locator("ol.events li").filter(has_text="PROGRESS").count()
