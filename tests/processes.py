@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -15,3 +16,27 @@ def group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+def runnable_by_anyone(program: Path) -> bool:
+    """True when a user with no rights of its own (the LOCAL jobs' user) can run ``program``."""
+    target = program.resolve()
+    if not target.is_file() or not target.stat().st_mode & 0o001:
+        return False
+    return all(folder.stat().st_mode & 0o001 for folder in target.parents)
+
+
+def job_interpreter() -> str:
+    """The Python that test jobs run: the tests' own when any user can run it, else the system's.
+
+    LOCAL jobs run as an unprivileged user of their own (as root, by default), and that user cannot
+    reach an interpreter under a private home (a pyenv under /root); giving it rights there would
+    weaken the very isolation under test. The jobs' scripts need only the standard library."""
+    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if runnable_by_anyone(Path(candidate)):
+            return candidate
+    raise AssertionError(f"no Python that any user can run (tried {sys.executable}, /usr/bin/python3, /usr/local/bin/python3)")
+
+
+#: the interpreter every test job's command starts with, on every kind of center
+JOB_PYTHON = job_interpreter()

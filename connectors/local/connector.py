@@ -37,7 +37,7 @@ from connectors.base import (
 )
 from connectors.errors import JobNotFound, SubmissionRejected
 from connectors.files import tail_file
-from connectors.local.identity import JobUser, ensure_job_user
+from connectors.local.identity import AUTO, JobUser, resolve_job_user
 from connectors.progress import parse_progress_line
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -73,12 +73,12 @@ class LocalConnector(Connector):
         devices: Mapping[str, int],
         *,
         poll_interval: float = 0.05,
-        run_as: str | None = None,
+        run_as: str = AUTO,
         work_root: Path | None = None,
     ) -> None:
         super().__init__(name)
         self.root = Path(root)
-        #: jobs run as this user (see identity.py); None: as the gateway's own user, without isolation
+        #: who jobs run as (see identity.py): "auto", "none" or a user name
         self.run_as = run_as
         self.work_root = Path(work_root) if work_root is not None else Path(tempfile.gettempdir()) / f"aicn-work-{name}"
         self._job_user: JobUser | None = None
@@ -95,8 +95,8 @@ class LocalConnector(Connector):
 
     async def start(self) -> None:
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
-        if self.run_as is not None:
-            self._job_user = await asyncio.to_thread(ensure_job_user, self.run_as)
+        self._job_user = await asyncio.to_thread(resolve_job_user, self.run_as)
+        if self._job_user is not None:
             self.root.chmod(0o700)  # job folders, logs and results: the supervisor's, out of every job's reach
             self.work_root.mkdir(parents=True, exist_ok=True)
             self.work_root.chmod(0o711)  # each job finds its own directory, lists none
