@@ -30,7 +30,8 @@ class _CleaningRayConnector(RemembersSubmissions, RayConnector):
 @pytest.fixture
 async def connector() -> AsyncIterator[RayConnector]:
     require_ray()
-    ray = _CleaningRayConnector("ray-test", RAY_URL, resource_models=RESOURCE_MODELS)
+    # alone, without a gateway's reconciler to stop jobs at their limits: the node-side guard does, at once
+    ray = _CleaningRayConnector("ray-test", RAY_URL, resource_models=RESOURCE_MODELS, backstop_seconds=0)
     ray.submitted = []
     await ray.start()
     try:
