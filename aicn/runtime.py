@@ -11,7 +11,7 @@ from aicn.first_start import announce_admin_token
 from aicn.settings import CenterConfig, LocalConfig, RayConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
-from connectors.local.connector import LocalConnector
+from connectors.local.connector import LocalConnector, default_work_root, prepare_work_root
 from connectors.local.identity import falls_back_to_the_gateway_user, resolve_job_user
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
@@ -137,6 +137,9 @@ class Runtime:
         in one line, once."""
         local = [(config.name, config.local or LocalConfig()) for config in self.settings.centers if config.kind == "LOCAL"]
         isolated = [name for name, options in local if resolve_job_user(options.run_as) is not None]
+        for name, options in local:
+            if name in isolated:
+                prepare_work_root(options.work_dir or default_work_root(name))
         unisolated = [name for name, options in local if falls_back_to_the_gateway_user(options.run_as)]
         if unisolated and not self._warned_unisolated:
             self._warned_unisolated = True

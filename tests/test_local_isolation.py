@@ -113,3 +113,19 @@ async def test_auto_without_the_right_to_switch_warns_once_and_runs_jobs_as_the_
     warnings = [line for line in gateway.log.read_text().splitlines() if "jobs run as the gateway's own user" in line]
     assert len(warnings) == 1, warnings
     assert "WARNING" in warnings[0] and "LOCAL center(s) local" in warnings[0] and 'run_as = "none"' in warnings[0]
+
+
+def test_a_work_dir_someone_else_made_first_fails_the_start_in_one_line(tmp_path: Path) -> None:
+    taken = tmp_path / "work"
+    taken.mkdir()
+    os.chown(taken, pwd.getpwnam("nobody").pw_uid, -1)  # as a local user could in the shared /tmp
+    config = f'[[centers]]\nname = "local"\nkind = "LOCAL"\n[centers.local]\nwork_dir = "{taken}"\n'
+    (tmp_path / "aicn.toml").write_text(config)
+    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "aicn.cli", "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"aicn: configuration: centers.local.work_dir: {taken} is not a directory of the gateway's own user (set work_dir)"
+    ]
