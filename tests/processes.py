@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -40,3 +44,15 @@ def job_interpreter() -> str:
 
 #: the interpreter every test job's command starts with, on every kind of center
 JOB_PYTHON = job_interpreter()
+
+
+@contextmanager
+def folder_jobs_can_read() -> Iterator[Path]:
+    """A fresh folder any user may look into (0755), outside pytest's private temporary tree (0700),
+    for a test to signal its LOCAL jobs, which run as a user of their own; removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="aicn-test-signal-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
