@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aicn.runtime import Runtime
-    from aicn.serving import KEEP_ALIVE_SECONDS, DeadlineH11Protocol
+    from aicn.serving import server_config
     from aicn.settings import Settings
     from connectors.errors import ConnectorError
     from graph.http import logs
@@ -66,9 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(runtime)
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level=settings.log_level, http=DeadlineH11Protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
-    )
+    server = uvicorn.Server(server_config(app, log_level=settings.log_level))
     server.run(sockets=[listener])
     return 0
 

@@ -147,6 +147,9 @@ class Connector(abc.ABC):
     """One compute center behind one small async interface."""
 
     kind: str = "ABSTRACT"
+    #: True when the center has no time limit of its own that ends a job promptly: the gateway's
+    #: reconciler then stops a job that runs past its limit (through ``cancel``) and ends it TIME_LIMIT
+    time_limits_by_gateway: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -7,7 +7,6 @@ A test module subclasses ``ConnectorContract`` and provides a ``connector`` fixt
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -16,8 +15,9 @@ import pytest
 
 from connectors.base import CenterJobState, Connector, JobSpec, JobStatus, StatusQuery
 from connectors.errors import JobNotFound, SubmissionRejected
+from tests.processes import JOB_PYTHON
 
-PYTHON = sys.executable
+PYTHON = JOB_PYTHON
 
 PROGRESS_SCRIPT = """
 import json, time
@@ -120,6 +120,13 @@ class ConnectorContract:
         assert final.state is CenterJobState.FAILED
         assert final.exit_code == 3
         assert final.reason
+
+    async def test_a_program_that_does_not_exist_fails_with_command_not_found(self, connector: Connector) -> None:
+        submission = await connector.submit(self.spec(["/no/such/program", "--flag"]))
+        final = await wait_for(connector, submission.external_id, [CenterJobState.SUCCEEDED, CenterJobState.FAILED], self.settle_seconds)
+        assert final.state is CenterJobState.FAILED
+        assert final.exit_code == 127
+        assert (final.reason or "").startswith("COMMAND_NOT_FOUND: cannot start '/no/such/program'"), final.reason
 
     async def test_cancel_stops_a_running_job(self, connector: Connector) -> None:
         submission = await connector.submit(self.spec([PYTHON, "-c", "import time; time.sleep(120)"]))

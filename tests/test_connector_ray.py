@@ -30,7 +30,8 @@ class _CleaningRayConnector(RemembersSubmissions, RayConnector):
 @pytest.fixture
 async def connector() -> AsyncIterator[RayConnector]:
     require_ray()
-    ray = _CleaningRayConnector("ray-test", RAY_URL, resource_models=RESOURCE_MODELS)
+    # alone, without a gateway's reconciler to stop jobs at their limits: the node-side guard does, at once
+    ray = _CleaningRayConnector("ray-test", RAY_URL, resource_models=RESOURCE_MODELS, backstop_seconds=0)
     ray.submitted = []
     await ray.start()
     try:
@@ -89,6 +90,9 @@ async def test_an_unreachable_head_is_center_unavailable() -> None:
 def test_the_entrypoint_quotes_each_word_and_runs_under_timeout() -> None:
     line = api.entrypoint(["python", "-c", "print('x y')", "$(rm -rf /)"], 90.5)
     assert shlex.split(line) == ["timeout", "--kill-after=10", "90.5s", "python", "-c", "print('x y')", "$(rm -rf /)"]
+    # the gateway stops a job at its limit; the node-side guard is the backstop, a minute later
+    request = api.JobRequest("ref", ["python"], 90.5, {}, {}, api.Resources())
+    assert shlex.split(api.submit_body(request)["entrypoint"])[:3] == ["timeout", "--kill-after=10", "150.5s"]
 
 
 def test_the_log_cursor_parses_each_line_once_as_it_streams_in() -> None:

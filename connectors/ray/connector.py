@@ -4,9 +4,11 @@ Every call goes over HTTP to the Ray dashboard through the shared client of
 ``connectors.http`` (deadlines, transport errors, secret scrubbing), with an optional
 ``Authorization: Bearer`` token (Ray's ``RAY_AUTH_MODE=token``). The gateway's reference is
 the Ray ``submission_id``, so a retried hand-over finds the job it made before. Ray has no
-time limit of its own: the entrypoint runs under coreutils ``timeout`` (see ``api.entrypoint``).
-A started job's log is followed through Ray's WebSocket tail (``tail.py``), read once: its progress
-reports and ``read_log`` come from there, never from the whole log fetched again.
+time limit of its own: the gateway's reconciler stops a job at its limit
+(``time_limits_by_gateway``), and the entrypoint runs under coreutils ``timeout`` as a backstop
+a little later (see ``api.entrypoint``). A started job's log is followed through Ray's WebSocket
+tail (``tail.py``), read once: its progress reports and ``read_log`` come from there, never from
+the whole log fetched again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ LOG_DRAIN_SECONDS = 10.0
 
 class RayConnector(Connector):
     kind = "RAY"
+    time_limits_by_gateway = True
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class RayConnector(Connector):
         resource_models: Mapping[str, str] | None = None,
         request_timeout: float = 10.0,
         max_concurrent_requests: int = 4,
+        backstop_seconds: float = api.BACKSTOP_SECONDS,
     ) -> None:
         super().__init__(name)
         self.base_url = base_url.rstrip("/")
@@ -64,6 +68,8 @@ class RayConnector(Connector):
         self.devices = DeviceMap(resource_models or {})
         self.request_timeout = request_timeout
         self.max_concurrent_requests = max_concurrent_requests
+        #: how long past its limit a job's node-side ``timeout`` ends it, should the gateway not have
+        self.backstop_seconds = backstop_seconds
         self._http: HttpClient | None = None
         self._followers = Followers(self._new_follower)
         self._running_since: dict[str, datetime] = {}
@@ -109,7 +115,7 @@ class RayConnector(Connector):
     async def submit(self, spec: JobSpec) -> Submission:
         request = self._job_request(spec, await self._nodes())
         try:
-            await self._object("POST", api.JOBS, json_body=api.submit_body(request))
+            await self._object("POST", api.JOBS, json_body=api.submit_body(request, self.backstop_seconds))
         except HttpFailure as failure:
             # Ray answers a submission_id it has already with HTTP 500 and a long traceback
             # (its "already exists" may lie past the kept text): look the reference up instead

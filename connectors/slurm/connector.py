@@ -38,7 +38,7 @@ from connectors.files import read_file_range, tail_file
 from connectors.http import HttpClient, HttpFailure, StatusRule
 from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, StaticToken, TokenSource
-from connectors.slurm.script import batch_script, progress_from_comment
+from connectors.slurm.script import batch_script, failure_from_comment, progress_from_comment
 
 logger = logging.getLogger(__name__)
 
@@ -427,11 +427,14 @@ def _listing_is_cheaper(wanted: int, cluster_jobs: int | None) -> bool:
 
 def _job_status(record: api.JobRecord, progress_after: int) -> JobStatus:
     outcome = api.job_outcome(record)
+    reason = outcome.reason
+    if outcome.state is CenterJobState.FAILED and outcome.exit_code == 127:
+        reason = failure_from_comment(record.comment) or reason
     return JobStatus(
         external_id=record.job_id,
         state=outcome.state,
         exit_code=outcome.exit_code,
-        reason=outcome.reason,
+        reason=reason,
         started_at=outcome.started_at,
         finished_at=outcome.finished_at,
         progress=progress_from_comment(record.comment, progress_after),
