@@ -1,8 +1,9 @@
 """What every operation reports: Prometheus counts and latency, and an OpenTelemetry span.
 
 The span is strawberry's ``OpenTelemetryExtension`` (the ``aicn[otel]`` extra), without the
-resolvers' arguments (an input may hold what should not leave the gateway). Without the extra
-the factory returns a no-op extension, so the schema is the same either way.
+resolvers' arguments (an input may hold what should not leave the gateway). Without the extra,
+or before a tracer provider is set, the factory returns a no-op extension: the schema is the
+same either way, and an untraced gateway pays nothing per field.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from strawberry.extensions import SchemaExtension
 
 from resolvers.common import metrics
-from resolvers.common.tracing import AVAILABLE
+from resolvers.common.tracing import active
 
 
 class OperationMetrics(SchemaExtension):
@@ -42,7 +43,7 @@ def _no_arguments(_arguments: dict[str, Any], _info: Any) -> dict[str, Any]:
 
 def operation_tracing() -> SchemaExtension:
     """A span per operation (and per custom resolver inside it), to the process's tracer provider."""
-    if not AVAILABLE:
+    if not active():
         return _NoTracing()
     from strawberry.extensions.tracing import OpenTelemetryExtension
 
