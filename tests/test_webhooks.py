@@ -11,6 +11,7 @@ import pytest
 
 from aicn.watch_settings import WebhookSettings
 from resolvers.webhooks.destinations import DestinationPolicy
+from resolvers.webhooks.events import EventKind
 from tests.conftest import Gateway
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.waiting import eventually
@@ -214,3 +215,14 @@ async def test_another_account_neither_sees_nor_deletes_an_endpoint(hooked: Gate
     )
     assert [error["code"] for error in foreign["userErrors"]] == ["ACCOUNT_NOT_FOUND"]
     assert (await hooked.admin.execute(ENDPOINTS))["webhookEndpoints"]["totalCount"] == 1
+
+
+async def test_another_domain_publishes_a_service_state_with_one_call(hooked: Gateway, receiver: WebhookReceiver) -> None:
+    """What the inference services will call: ``services.webhooks.publish`` (or ``enqueue_event`` in a transaction)."""
+    await registered(hooked, receiver, "/ok", ["SERVICE_STATE"])
+    assert hooked.runtime.default_viewer is not None
+    account = hooked.runtime.default_viewer.account_id
+    await hooked.runtime.webhooks.publish(account, EventKind.SERVICE_STATE, {"serviceId": "U2VydmljZTox", "state": "READY"})
+    await hooked.runtime.webhooks.publish(account, EventKind.JOB_ENDED, {"jobId": "not listened to"})
+    [arrival] = await eventually(receiver.received, "the service state arrived")
+    assert arrival["valid"] and arrival["type"] == "SERVICE_STATE" and arrival["data"] == {"serviceId": "U2VydmljZTox", "state": "READY"}
