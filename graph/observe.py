@@ -15,7 +15,7 @@ from typing import Any
 from strawberry.extensions import SchemaExtension
 
 from resolvers.common import metrics
-from resolvers.common.tracing import active
+from resolvers.common.tracing import active, provider
 
 
 class OperationMetrics(SchemaExtension):
@@ -47,4 +47,4 @@ def operation_tracing() -> SchemaExtension:
         return _NoTracing()
     from strawberry.extensions.tracing import OpenTelemetryExtension
 
-    return OpenTelemetryExtension(arg_filter=_no_arguments)
+    return OpenTelemetryExtension(arg_filter=_no_arguments, tracer_provider=provider())

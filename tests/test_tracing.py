@@ -6,32 +6,33 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from aicn.telemetry import configure_tracing
 from aicn.watch_settings import TelemetrySettings
+from resolvers.common.tracing import active, use_provider
 from tests.conftest import Gateway
 from tests.jobs_helpers import python_job, submit, wait_for_state
 
-EXPORTER = InMemorySpanExporter()
 
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """The process's tracer provider can be set once: this module's, with an in-memory exporter."""
+    """Spans go to an in-memory exporter during the test (the process's provider is left alone:
+    it can be set only once, and other tests run untraced)."""
+    exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-    trace.set_tracer_provider(provider)
-    assert trace.get_tracer_provider() is provider, "another test set the tracer provider first"
-    yield EXPORTER
-    EXPORTER.shutdown()  # later tests' spans are dropped, not kept in memory
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    use_provider(provider)
+    try:
+        yield exporter
+    finally:
+        use_provider(None)
+        provider.shutdown()
 
 
 async def test_each_operation_and_connector_call_has_a_span(spans: InMemorySpanExporter, gateway: Gateway) -> None:
-    spans.clear()
     await gateway.client.execute("query Centers { centers { edges { node { name } } } }")
     job = await submit(gateway.client, python_job("pass"))
     await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
@@ -47,5 +48,6 @@ async def test_each_operation_and_connector_call_has_a_span(spans: InMemorySpanE
     assert not any("graphql.param" in key for span in finished for key in (span.attributes or {}))  # no resolver arguments leave
 
 
-def test_no_endpoint_exports_nothing() -> None:
+def test_no_endpoint_exports_nothing_and_no_span_is_made() -> None:
     assert configure_tracing(TelemetrySettings()) is False
+    assert not active()

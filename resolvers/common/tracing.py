@@ -1,7 +1,8 @@
 """OpenTelemetry spans, when the optional ``aicn[otel]`` extra is installed; nothing otherwise.
 
 Spans go to the tracer provider of the process, which the operator's OTLP endpoint sets
-(aicn.telemetry), or a test; with none set, no span is made at all.
+(aicn.telemetry), or to one a test installs for a while (``use_provider``); with neither,
+no span is made at all.
 """
 
 from __future__ import annotations
@@ -9,9 +10,26 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 AVAILABLE = importlib.util.find_spec("opentelemetry") is not None and importlib.util.find_spec("opentelemetry.trace") is not None
 TRACER = "aicn"
+_override: Any = None
+
+
+def use_provider(provider: Any) -> None:
+    """Send spans to ``provider`` instead of the process's (None: back to the process's)."""
+    global _override
+    _override = provider
+
+
+def provider() -> Any:
+    """The tracer provider spans go to (``opentelemetry.trace.TracerProvider``)."""
+    if _override is not None:
+        return _override
+    from opentelemetry import trace
+
+    return trace.get_tracer_provider()
 
 
 def active() -> bool:
@@ -21,7 +39,7 @@ def active() -> bool:
         return False
     from opentelemetry import trace
 
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _override is not None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 @contextlib.contextmanager
@@ -32,5 +50,5 @@ def span(name: str, attributes: Mapping[str, str | int | float | bool] | None = 
         return
     from opentelemetry import trace
 
-    with trace.get_tracer(TRACER).start_as_current_span(name, attributes=dict(attributes or {})):
+    with trace.get_tracer(TRACER, tracer_provider=provider()).start_as_current_span(name, attributes=dict(attributes or {})):
         yield
