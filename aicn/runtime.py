@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from decimal import Decimal
 
 from aicn.first_start import announce_admin_token
 from aicn.settings import CenterConfig, RayConfig, Settings, SlurmConfig
+from aicn.telemetry import flush_tracing
 from aicn.watch_settings import WebhookSettings
 from connectors.base import Connector
 from connectors.catalog import Catalog
@@ -225,3 +227,4 @@ class Runtime:
             await center.connector.close()
         await self.bus.close()
         await self.db.dispose()
+        await asyncio.to_thread(flush_tracing)

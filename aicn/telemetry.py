@@ -7,6 +7,7 @@ connector calls, webhook deliveries); without an endpoint they go nowhere.
 from __future__ import annotations
 
 from aicn.watch_settings import TelemetrySettings
+from resolvers.common.tracing import AVAILABLE
 
 
 class TracingUnavailable(Exception):
@@ -29,3 +30,16 @@ def configure_tracing(settings: TelemetrySettings) -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
     trace.set_tracer_provider(provider)
     return True
+
+
+def flush_tracing(timeout_seconds: float = 5.0) -> None:
+    """Export the spans still batched: at shutdown, before uvicorn re-raises the signal that
+    stopped it (which ends the process without running atexit handlers)."""
+    if not AVAILABLE:
+        return
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    flush = getattr(provider, "force_flush", None)
+    if flush is not None:
+        flush(int(timeout_seconds * 1000))
