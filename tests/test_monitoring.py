@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aicn.watch_settings import MetricsSettings
 from tests.conftest import DatabaseChoice, Gateway
 from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.processes import folder_jobs_can_read
 from tests.served_gateway import ServedGateway, write_config
 from tests.waiting import eventually
 from tests.webhook_helpers import LOOPBACK_WEBHOOKS, WebhookReceiver, create_endpoint
@@ -49,24 +50,25 @@ async def receiver(tmp_path: Path) -> AsyncIterator[WebhookReceiver]:
         process.stop()
 
 
-async def test_the_counters_move_as_jobs_run(gateway_factory: Callable[..., Any], receiver: WebhookReceiver, tmp_path: Path) -> None:
+async def test_the_counters_move_as_jobs_run(gateway_factory: Callable[..., Any], receiver: WebhookReceiver) -> None:
     gateway: Gateway = await gateway_factory(webhooks=LOOPBACK_WEBHOOKS)
     endpoint = await create_endpoint(gateway.client, receiver.url("/ok"), ["JOB_ENDED"])
     receiver.trust("/ok", endpoint["secret"])
     before = await scrape(gateway.url)
 
     await gateway.client.execute("query Dashboard { centers { edges { node { name } } } }")
-    go = tmp_path / "go"
-    job = await submit(gateway.client, python_job(f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.05)"))
-    await wait_for_state(gateway.client, job["id"], {"RUNNING"})
-    watch = asyncio.create_task(collect(gateway, job["id"]))
-    running = await eventually(
-        lambda: scrape_if(gateway.url, lambda s: value(s, "aicn_subscriptions_open") >= 1), "the subscription is counted as open"
-    )
-    assert value(running, "aicn_jobs", state="RUNNING") == 1
-    go.touch()
-    await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
-    events = await asyncio.wait_for(watch, 20)
+    with folder_jobs_can_read() as folder:  # LOCAL jobs run as a user of their own
+        go = folder / "go"
+        job = await submit(gateway.client, python_job(f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.05)"))
+        await wait_for_state(gateway.client, job["id"], {"RUNNING"})
+        watch = asyncio.create_task(collect(gateway, job["id"]))
+        running = await eventually(
+            lambda: scrape_if(gateway.url, lambda s: value(s, "aicn_subscriptions_open") >= 1), "the subscription is counted as open"
+        )
+        assert value(running, "aicn_jobs", state="RUNNING") == 1
+        go.touch()
+        await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
+        events = await asyncio.wait_for(watch, 20)
     await eventually(receiver.received, "the webhook arrived")
 
     after = await eventually(

@@ -4,7 +4,7 @@ the same delivery id, so the receiver (a real process) sees each job's end exact
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import DatabaseChoice
 from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.processes import folder_jobs_can_read
 from tests.served_gateway import ServedGateway, write_config
 from tests.waiting import eventually
 from tests.webhook_helpers import WebhookReceiver, create_endpoint, deliveries
@@ -56,7 +57,16 @@ def waits_for(go: Path) -> str:
     return f"import os, time\nwhile not os.path.exists({str(go)!r}):\n    time.sleep(0.05)"
 
 
-async def test_each_job_end_reaches_the_receiver_exactly_once_across_a_sigkill(served: ServedGateway, receiver: WebhookReceiver) -> None:
+@pytest.fixture
+def go() -> Iterator[Path]:
+    """The file that lets a waiting job end, where the job's own user can see it."""
+    with folder_jobs_can_read() as folder:
+        yield folder / "go"
+
+
+async def test_each_job_end_reaches_the_receiver_exactly_once_across_a_sigkill(
+    served: ServedGateway, receiver: WebhookReceiver, go: Path
+) -> None:
     await served.start()
     created = await create_endpoint(served.client, receiver.url("/hang-first"), ["JOB_ENDED"])
     assert created["userErrors"] == [], created
@@ -64,7 +74,6 @@ async def test_each_job_end_reaches_the_receiver_exactly_once_across_a_sigkill(s
 
     first = await submit(served.client, python_job("pass", name="before-the-kill"))
     await eventually(receiver.received, "the first delivery reached the receiver (which does not answer it)", timeout=20)
-    go = served.config.parent / "go"
     second = await submit(served.client, python_job(waits_for(go), name="ends-while-dead"))
     await wait_for_state(served.client, second["id"], {"RUNNING"})
 
