@@ -31,6 +31,7 @@ from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
 from resolvers.data.outputs import OutputCatcher
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
+from resolvers.data.transfers import TransferService
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import JobLedger
 from resolvers.jobs.reads import JobReads
@@ -101,7 +102,9 @@ class Runtime:
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(self.db, self.registry)
+        self.data = DataService(self.db, self.registry, settings.data_import_roots)
+        self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
+        self.dispatcher.transfers = self.transfers
         self.streams = JobStreams(self.db, self.bus)
         self.access = AccessService(self.db, self.bus)
         self.audit = AuditLog(self.db)
@@ -124,6 +127,7 @@ class Runtime:
             audit=self.audit,
             throttle=self.throttle,
             operations=PersistedOperations(self.db),
+            transfers=self.transfers,
         )
 
     async def database_answers(self) -> bool:
@@ -180,6 +184,7 @@ class Runtime:
         self.registry.replace(centers)
         self.monitor.start()
         if reconcile:
+            await self.transfers.start()
             self.dispatcher.start()
             for center in centers:
                 grace = timedelta(seconds=self.settings.vanished_grace_seconds)
@@ -195,6 +200,7 @@ class Runtime:
             await reconciler.stop()
         self.reconcilers.clear()
         await self.dispatcher.stop()
+        await self.transfers.stop()
         await self.monitor.stop()
         for center in self.registry.all():
             await center.connector.close()

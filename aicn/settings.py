@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     default_account_balance: Decimal = Decimal("1000.00")  # an account's prepaid balance when first billed
     billing_timezone: str = "UTC"  # bills are calendar months in this zone
     account_name: str = "default"
+    #: a cap on the bandwidth of each copy of a dataset (staging, replicas); None: as fast as the disks go
+    transfer_bytes_per_second: int | None = Field(default=None, gt=0)
+    #: folders whose files may be registered as datasets by a file:// uri (besides every center's data root)
+    data_import_roots: list[Path] = Field(default_factory=list)
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
     log_level: str = "info"

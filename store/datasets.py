@@ -12,7 +12,7 @@ from store.paging import Page, count_rows, keyset_page
 from store.tables import DatasetReplicaRow, DatasetRow, ModelReplicaRow, ModelRow
 
 #: the replica states ``replicas`` lists: verified copies and copies being made
-LISTED_REPLICA_STATES = ("VERIFIED", "COPYING", "AVAILABLE")
+LISTED_REPLICA_STATES = ("VERIFIED", "COPYING")
 _Replica = TypeVar("_Replica", DatasetReplicaRow, ModelReplicaRow)
 
 

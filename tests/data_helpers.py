@@ -35,3 +35,49 @@ def local_path(uri: str) -> Path:
 
 async def outputs_of(gql: GraphQLClient, job_id: str) -> dict[str, Any]:
     return (await gql.execute(OUTPUTS, {"id": job_id}))["node"]
+
+
+REGISTER = """mutation($input: RegisterDatasetInput!) {
+  registerDataset(input: $input) { dataset { id name sizeBytes checksum replicas { state center { name } } } userErrors { code field message } }
+}"""
+REPLICATE = """mutation($input: ReplicateDatasetInput!) {
+  replicateDataset(input: $input) { transfer { id state bytesTotal } userErrors { code field message } }
+}"""
+TRANSFER = """query($id: ID!) { node(id: $id) { ... on Transfer {
+  state bytesDone bytesTotal checksum attempts failureCode failureReason destinationUri center { name } dataset { name }
+} } }"""
+STAGING_EVENTS = """query($id: ID!) { node(id: $id) { ... on Job {
+  state failureReason
+  events(first: 100) { edges { node { kind state message staging { datasetName state bytesDone bytesTotal } } } }
+} } }"""
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for relative, data in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(data)
+    return root
+
+
+async def register(gql: GraphQLClient, **fields: Any) -> dict[str, Any]:
+    payload = (await gql.execute(REGISTER, {"input": fields}))["registerDataset"]
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload["dataset"]
+
+
+async def replicate(gql: GraphQLClient, dataset_id: str, center_id: str) -> dict[str, Any]:
+    return (await gql.execute(REPLICATE, {"input": {"datasetId": dataset_id, "centerId": center_id}}))["replicateDataset"]
+
+
+async def transfer_of(gql: GraphQLClient, transfer_id: str) -> dict[str, Any]:
+    return (await gql.execute(TRANSFER, {"id": transfer_id}))["node"]
+
+
+def file_at(gateway: Any, center_name: str, name: str, content: bytes = b"data") -> str:
+    """A file written into a center's data root (a place the gateway may read), as a file:// uri."""
+    center = next(center for center in gateway.runtime.registry.all() if center.name == center_name)
+    assert center.data_root is not None
+    path = center.data_root / "imports" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return str(path.as_uri())

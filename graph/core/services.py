@@ -14,6 +14,7 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import CenterRegistry
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
+from resolvers.data.transfers import TransferService
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
@@ -36,3 +37,4 @@ class Services:
     audit: AuditLog
     throttle: Throttle
     operations: PersistedOperations
+    transfers: TransferService | None = None

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from resolvers.common.reading import Listing, Reader
 from store import datasets as dataset_store
-from store.tables import DatasetReplicaRow, DatasetRow, ModelReplicaRow, ModelRow
+from store import transfers as transfer_store
+from store.tables import DatasetReplicaRow, DatasetRow, ModelReplicaRow, ModelRow, TransferRow
 
 
 class DataReads(Reader):
@@ -33,6 +34,15 @@ class DataReads(Reader):
             lambda session: dataset_store.datasets_page(session, scope, first=first, after=after),
             lambda session: dataset_store.count_datasets(session, scope),
         )
+
+    async def transfers(self, scope: int | None, *, first: int, after: int | None) -> Listing[TransferRow]:
+        return await self.listing(
+            lambda session: transfer_store.transfers_page(session, scope, first=first, after=after),
+            lambda session: transfer_store.count_transfers(session, scope),
+        )
+
+    async def transfers_by_ids(self, ids: Sequence[int], scope: int | None) -> dict[int, TransferRow]:
+        return await self.read(lambda session: transfer_store.transfers_by_ids(session, ids, scope))
 
     async def models(self, scope: int | None, *, first: int, after: int | None) -> Listing[ModelRow]:
         return await self.listing(

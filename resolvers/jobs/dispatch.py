@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
 from resolvers.data.areas import JobArea
+from resolvers.data.transfers import TransferService
 from resolvers.jobs.ledger import Change, JobLedger
 from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer
 from resolvers.jobs.ranking import Candidate, placement_document, rank
@@ -33,7 +34,7 @@ from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventK
 from store import accounts as account_store
 from store import jobs as job_store
 from store.db import Database
-from store.tables import JobRow
+from store.tables import DatasetRow, JobRow, TransferRow
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class Dispatcher:
         self.billing = billing
         #: told the center's id after each hand-over (its reconciler looks at once)
         self.on_hand_over: Callable[[int], None] | None = None
+        #: stages jobs' inputs before they are submitted (None: inputs are not staged)
+        self.transfers: TransferService | None = None
+        self._staging: dict[int, asyncio.Task[None]] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
 
@@ -157,10 +161,19 @@ class Dispatcher:
         return job if records else None
 
     async def hand_over(self, job: JobRow, center: Center) -> tuple[JobRow | None, str | None]:
-        """Submit to the job's center: (the updated job, None), or (None, why the center failed)."""
+        """Submit to the job's center: (the updated job, None), or (None, why the center failed).
+
+        A job with inputs first has them staged into its AICN_INPUT_DIR; that runs in the
+        background (the job waits QUEUED at its center, with STAGING events) and the
+        submission follows it, so a large copy never holds up the caller."""
         area = job_area(center, job)
         if area is not None:
             await asyncio.to_thread(area.prepare)
+            if self.transfers is not None and await self._has_inputs(job.id):
+                return await self._begin_staging(job, center, area), None
+        return await self._submit(job, center, area)
+
+    async def _submit(self, job: JobRow, center: Center, area: JobArea | None) -> tuple[JobRow | None, str | None]:
         spec = spec_for(job, area.environment() if area is not None else {})
         try:
             submission = await self.registry.call(center, lambda connector: connector.submit(spec))
@@ -182,6 +195,75 @@ class Dispatcher:
         if self.on_hand_over is not None:
             self.on_hand_over(center.id)
         return updated, None
+
+    # ------------------------------------------------------------------ staging inputs
+
+    async def _has_inputs(self, job_id: int) -> bool:
+        async with self.db.read() as session:
+            return bool((await job_store.inputs_by_jobs(session, [job_id]))[job_id])
+
+    async def _begin_staging(self, job: JobRow, center: Center, area: JobArea) -> JobRow | None:
+        def wait_for_inputs(current: JobRow) -> Change:
+            change = Change()
+            if current.state == JobState.PENDING:
+                change.state(JobState.QUEUED, f"staging inputs on {center.name}")
+            return change
+
+        updated, _ = await self.ledger.apply(job.id, wait_for_inputs)
+        if job.id not in self._staging:
+            task = asyncio.create_task(self._stage_then_submit(job, center, area), name=f"staging-{job.reference}")
+            self._staging[job.id] = task
+            task.add_done_callback(lambda _: self._staging.pop(job.id, None))
+        return updated
+
+    async def _stage_then_submit(self, job: JobRow, center: Center, area: JobArea) -> None:
+        assert self.transfers is not None
+        try:
+            failure = await self.transfers.stage_inputs(job, center, area, self._staging_reporter(job.id))
+            current = await self._current(job.id)
+            if current is None or current.state in TERMINAL_STATES or current.state == JobState.CANCELLING:
+                return  # cancelled while staging
+            if failure is not None:
+                await self._fail(job.id, f"{failure.code}: {failure.message}")
+                return
+            _, refused = await self._submit(current, center, area)
+            if refused is not None:  # the center refused after all: back to the network queue, staged again elsewhere
+                await self._release(job.id, center, refused, "waiting for another center")
+                self.wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("staging job %s failed", job.reference)
+            await self._fail(job.id, "STAGING_FAILED: the gateway could not stage the job's inputs")
+
+    def _staging_reporter(self, job_id: int) -> Callable[[TransferRow, DatasetRow], Awaitable[None]]:
+        async def report(transfer: TransferRow, dataset: DatasetRow) -> None:
+            document = staging_document(transfer, dataset)
+
+            def note(current: JobRow) -> Change:
+                change = Change()
+                if current.state not in TERMINAL_STATES:
+                    change.events.append({"kind": JobEventKind.STAGING, "progress": document, "message": document["message"]})
+                return change
+
+            await self.ledger.apply(job_id, note)
+
+        return report
+
+    async def _current(self, job_id: int) -> JobRow | None:
+        async with self.db.read() as session:
+            return (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
+
+    async def _fail(self, job_id: int, reason: str) -> None:
+        def fail(current: JobRow) -> Change:
+            change = Change()
+            if current.state in TERMINAL_STATES:
+                return change
+            change.columns.update(failure_reason=reason, finished_at=utcnow())
+            change.state(JobState.FAILED, reason)
+            return change
+
+        await self.ledger.apply(job_id, fail)
 
     async def _release(self, job_id: int, center: Center, reason: str, next_step: str) -> None:
         def release(job: JobRow) -> Change:
@@ -225,6 +307,8 @@ class Dispatcher:
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
+        for task in list(self._staging.values()):
+            await stop_task(task)
 
     def wake(self) -> None:
         self._alarm.ring()
@@ -322,6 +406,22 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
             )
         )
     return busy
+
+
+def staging_document(transfer: TransferRow, dataset: DatasetRow) -> dict[str, Any]:
+    """A STAGING event's progress: one input's copy, bytes done of total."""
+    total = transfer.bytes_total
+    verb = {"VERIFIED": "staged and verified", "FAILED": "staging failed for"}.get(transfer.state, "staging")
+    return {
+        "datasetId": dataset.id,
+        "datasetName": dataset.name,
+        "transferId": transfer.id,
+        "state": transfer.state,
+        "bytesDone": transfer.bytes_done,
+        "bytesTotal": total,
+        "message": f"{verb} {dataset.name}: {transfer.bytes_done} of {total if total is not None else '?'} bytes",
+        "at": utcnow().isoformat(),
+    }
 
 
 def job_area(center: Center, job: JobRow) -> JobArea | None:
