@@ -28,6 +28,7 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.health import CircuitBreaker
 from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
+from resolvers.data.downloads import Downloads
 from resolvers.data.outputs import OutputCatcher
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
@@ -128,6 +129,7 @@ class Runtime:
             throttle=self.throttle,
             operations=PersistedOperations(self.db),
             transfers=self.transfers,
+            downloads=Downloads(self.db),
         )
 
     async def database_answers(self) -> bool:

@@ -12,6 +12,7 @@ from resolvers.billing.budgets import BudgetAlertStream
 from resolvers.billing.reads import BillingReads
 from resolvers.billing.service import BillingService
 from resolvers.centers.registry import CenterRegistry
+from resolvers.data.downloads import Downloads
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.data.transfers import TransferService
@@ -38,3 +39,4 @@ class Services:
     throttle: Throttle
     operations: PersistedOperations
     transfers: TransferService | None = None
+    downloads: Downloads | None = None

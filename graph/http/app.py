@@ -26,6 +26,7 @@ from graph.core.context import Context
 from graph.core.services import Services
 from graph.gate.extension import unauthenticated
 from graph.http import logs
+from graph.http.downloads import download_routes
 from graph.http.exports import export_routes
 from graph.http.persisted import PersistedRefusal, cache_headers, resolve
 from graph.http.rules import (
@@ -311,6 +312,7 @@ def create_app(gateway: Gateway) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
+            *(download_routes(gateway.services.downloads, graphql.authenticate) if gateway.services.downloads else []),
         ],
         middleware=middleware,
         lifespan=lifespan,
