@@ -99,6 +99,7 @@ class Runtime:
         policy = BillingPolicy(settings.currency, settings.default_account_balance, Calendar(settings.billing_timezone))
         book = BillBook(policy)
         self.billing = BillingService(self.db, self.bus, book, self.catalog)
+        self.billing.storage_price_per_gb_month = settings.storage_price_per_gb_month
         self.budget_alerts = BudgetAlertStream(self.db, self.bus)
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)

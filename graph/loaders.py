@@ -48,6 +48,7 @@ class Loaders:
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
         self.model_replicas: DataLoader[int, list[ModelReplicaRow]] = grouped(data.model_replicas, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
+        self.stored_bytes: DataLoader[int, int] = grouped(services.data.stored_bytes, 0)
         self.billing = BillingLoaders(services, viewer)
 
     async def jobs(

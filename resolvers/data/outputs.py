@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers.centers.registry import CenterRegistry
 from resolvers.data.areas import JobArea, file_uri
 from resolvers.data.digest import Measured, measure
+from resolvers.data.quota import storage_refusal
 from store import datasets as dataset_store
 from store.tables import DatasetReplicaRow, DatasetRow, JobRow, ModelReplicaRow, ModelRow
 from store.types import utcnow
@@ -60,15 +61,20 @@ class OutputCatcher:
             return None
         return await measure(area.output_dir)
 
-    async def register(self, session: AsyncSession, job: JobRow) -> None:
-        """Register what the job asked to keep; once (a second call finds its versions)."""
+    async def register(self, session: AsyncSession, job: JobRow) -> str | None:
+        """Register what the job asked to keep; once (a second call finds its versions). Returns why
+        nothing was kept, when the account's storage quota has no room for it."""
         if not wants_outputs(job):
-            return
+            return None
         area = self.area_of(job)
         measured = self._measured.pop(job.id, None) or await self._measure(job)
         if area is None or measured is None:
             log.warning("job %s succeeded but its center keeps no output folder; nothing registered", job.reference)
-            return
+            return None
+        copies = bool(job.output_model_name) + bool(job.output_dataset_name)
+        refusal = await storage_refusal(session, job.owner_id, measured.size_bytes * copies)
+        if refusal is not None:
+            return f"outputs not kept: {refusal.code}: {refusal.message}"
         uri = file_uri(area.output_dir)
         now = utcnow()
         version = output_version(job)
@@ -81,6 +87,7 @@ class OutputCatcher:
             dataset = DatasetRow(owner_id=job.owner_id, name=job.output_dataset_name, produced_by_job_id=job.id)
             await _keep(session, dataset, version, uri, measured)
             session.add(DatasetReplicaRow(dataset_id=dataset.id, center_id=job.center_id, uri=uri, state=VERIFIED, verified_at=now))
+        return None
 
 
 async def _keep(session: AsyncSession, row: ModelRow | DatasetRow, version: str, uri: str, measured: Measured) -> None:

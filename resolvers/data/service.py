@@ -15,10 +15,12 @@ from resolvers.common.errors import UserErrorData
 from resolvers.common.ids import int_key
 from resolvers.data.areas import path_of
 from resolvers.data.digest import CHECKSUM_PATTERN, Measured, algorithm_of, measure
+from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store
+from store import transfers as transfer_store
 from store.db import Database
-from store.tables import DatasetReplicaRow, DatasetRow, ModelRow
+from store.tables import AccountRow, DatasetReplicaRow, DatasetRow, ModelRow
 from store.types import utcnow
 
 _CHECKSUM = CHECKSUM_PATTERN
@@ -144,6 +146,24 @@ class DataService:
             return _already_exists("dataset", request.name, version)
         return Registered(dataset=row)
 
+    async def set_storage_quota(self, account_id: str, max_bytes: int | None) -> tuple[AccountRow | None, list[UserErrorData]]:
+        """Limit the bytes of verified copies an account keeps (None: no limit); copies already kept stay."""
+        errors = _check_storage_quota(max_bytes)
+        key = int_key(account_id, "Account")
+        async with self.db.transaction() as session:
+            account = (await account_store.accounts_by_ids(session, [key])).get(key) if key is not None else None
+            if account is None:
+                errors.append(UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",)))
+            if errors:
+                return None, errors
+            assert account is not None
+            account.max_storage_bytes = max_bytes
+        return account, []
+
+    async def stored_bytes(self, account_ids: Sequence[int]) -> dict[int, int]:
+        async with self.db.read() as session:
+            return await transfer_store.stored_bytes(session, account_ids)
+
     async def register_model(self, viewer: Viewer, request: ModelRequest) -> Registered:
         errors: list[UserErrorData] = []
         _check_common(request.name, request.uri, request.version, errors)
@@ -187,6 +207,15 @@ async def _measure_local(uri: str, checksum: str | None) -> Measured | UserError
     if checksum is not None and measured.checksum != checksum:
         return UserErrorData(f"the checksum is {checksum}; the gateway computed {measured.checksum}", "CHECKSUM_MISMATCH", ("checksum",))
     return measured
+
+
+MAX_STORAGE_BYTES = 2**63 - 1
+
+
+def _check_storage_quota(max_bytes: int | None) -> list[UserErrorData]:
+    if max_bytes is not None and not (0 <= max_bytes <= MAX_STORAGE_BYTES):
+        return [UserErrorData("maxBytes must be between 0 and 2^63-1, or null for no limit", "INVALID_QUOTA", ("maxBytes",))]
+    return []
 
 
 def _already_exists(kind: str, name: str, version: str) -> Registered:

@@ -36,7 +36,7 @@ from resolvers.common.ids import int_key
 from resolvers.data.areas import JobArea, file_uri, path_of, replica_path, safe_name
 from resolvers.data.copier import TransferFailed, TransferStopped, copy_verified, readable_scheme
 from resolvers.data.digest import Measured
-from store import accounts as account_store
+from resolvers.data.quota import storage_refusal
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store import transfers as transfer_store
@@ -309,18 +309,6 @@ class TransferService:
     async def by_ids(self, ids: Sequence[int], scope: int | None) -> dict[int, TransferRow]:
         async with self.db.read() as session:
             return await transfer_store.transfers_by_ids(session, ids, scope)
-
-
-async def storage_refusal(session: AsyncSession, owner_id: int, more_bytes: int) -> UserErrorData | None:
-    """STORAGE_QUOTA_EXCEEDED when keeping ``more_bytes`` more would take the account over its storage quota."""
-    account = (await account_store.accounts_by_ids(session, [owner_id]))[owner_id]
-    if account.max_storage_bytes is None:
-        return None
-    stored = (await transfer_store.stored_bytes(session, [owner_id]))[owner_id]
-    if stored + more_bytes > account.max_storage_bytes:
-        message = f"the account keeps {stored} bytes of {account.max_storage_bytes} allowed; this needs {more_bytes} more"
-        return UserErrorData(message, "STORAGE_QUOTA_EXCEEDED", ("datasetId",))
-    return None
 
 
 def _new_transfer(dataset: DatasetRow, center: Center, source: str, destination: Path, job_id: int | None = None) -> TransferRow:

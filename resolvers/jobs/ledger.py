@@ -223,7 +223,9 @@ class JobLedger:
                     rows.append(job_store.append_event(session, job, JobEventKind.USAGE, message=settlement.usage_message))
                 notices.extend(settlement.notices)
             if self.outputs is not None and event["kind"] == JobEventKind.STATE and event["state"] == JobState.SUCCEEDED:
-                await self.outputs.register(session, job)
+                refused = await self.outputs.register(session, job)
+                if refused is not None:
+                    rows.append(job_store.append_event(session, job, JobEventKind.LOG, message=refused))
             rows.append(job_store.append_event(session, job, **event))
         return rows
 
