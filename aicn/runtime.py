@@ -107,6 +107,7 @@ class Runtime:
         self.data = DataService(self.db, self.registry, settings.data_import_roots)
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
         self.dispatcher.transfers = self.transfers
+        self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
         self.access = AccessService(self.db, self.bus)
         self.audit = AuditLog(self.db)

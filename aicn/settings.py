@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     account_name: str = "default"
     #: a cap on the bandwidth of each copy of a dataset (staging, replicas); None: as fast as the disks go
     transfer_bytes_per_second: int | None = Field(default=None, gt=0)
+    #: what moving 10^9 bytes of a job's inputs to a center costs; set, DATA_LOCAL weighs it against the price
+    #: difference (the cheapest total of price x duration + moving wins); unset, DATA_LOCAL goes where the data is
+    transfer_price_per_gb: Decimal | None = Field(default=None, ge=0, decimal_places=6)
     #: what keeping 10^9 bytes of verified dataset and model copies costs per month (0: storage is free)
     storage_price_per_gb_month: Decimal = Field(default=Decimal(0), ge=0, decimal_places=6)
     #: folders whose files may be registered as datasets by a file:// uri (besides every center's data root)

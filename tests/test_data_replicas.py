@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import DatabaseChoice, Gateway, local_center
+from tests.data_helpers import file_at as file_at_root
 from tests.data_helpers import local_path, make_tree, register, replicate, transfer_of, tree_checksum
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.served_gateway import ServedGateway, write_config
@@ -127,3 +128,20 @@ async def test_a_transfer_killed_mid_way_is_copied_again_and_never_left_half_ver
     assert [path.name for path in folder.parent.iterdir()] == [folder.name]  # no partial copy left beside it
     replicas = (await gql.execute(REPLICAS, {"id": dataset["id"]}))["node"]["replicas"]
     assert replicas == [{"state": "VERIFIED", "center": {"name": "local"}}]
+
+
+async def test_data_local_weighs_moving_the_data_against_the_price_when_moving_is_priced(gateway_factory: Any, tmp_path: Path) -> None:
+    """A 1 MB input held only at the dear center: moving it costs 0.000001 GB x price; cheap wins when that is less
+    than the price difference, dear wins when moving costs more."""
+    imports = tmp_path / "imports"
+    centers = [local_center("cheap", price="0.50"), local_center("dear", price="0.80")]
+    for price, expected in (("0.01", "cheap"), ("1000000", "dear")):
+        gateway: Gateway = await gateway_factory(centers, data_import_roots=[imports], transfer_price_per_gb=price)
+        gql = gateway.client
+        uri = file_at_root(gateway, "dear", f"held-{expected}.bin", b"m" * 1_000_000)
+        dear = center_id(gateway, "dear")
+        dataset = await register(gql, name=f"held-{expected}", uri=uri, replicas=[{"centerId": dear, "uri": uri}])
+        job = await submit(gql, python_job("pass", policy="DATA_LOCAL", inputDatasetIds=[dataset["id"]]))
+        assert job["center"]["name"] == expected, (price, job)
+        await wait_for_state(gql, job["id"], {"SUCCEEDED"}, timeout=30)
+        await gateway.stop()

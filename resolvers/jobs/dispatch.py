@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import CenterJobState, JobSpec
@@ -39,6 +40,7 @@ from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
+GB = Decimal(10**9)
 QUEUE_BATCH = 500
 QUEUE_INTERVAL_SECONDS = 1.0
 #: hand-overs in flight at once in one round of the network queue
@@ -77,6 +79,8 @@ class Dispatcher:
         self.on_hand_over: Callable[[int], None] | None = None
         #: stages jobs' inputs before they are submitted (None: inputs are not staged)
         self.transfers: TransferService | None = None
+        #: what moving 10^9 bytes of input to a center costs; set, DATA_LOCAL weighs it against price
+        self.transfer_price_per_gb: Decimal | None = None
         self._staging: dict[int, asyncio.Task[None]] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
@@ -362,7 +366,9 @@ class Dispatcher:
             if job.owner_id not in quotas:
                 quotas[job.owner_id] = await self.quota_left(job.owner_id)
             offers = self.offers(need, snapshot, quotas[job.owner_id])
-            candidates = rank(offers, job.policy or "CHEAPEST", snapshot.taken_at, await self._local_inputs(job))
+            candidates = rank(
+                offers, job.policy or "CHEAPEST", snapshot.taken_at, await self._local_inputs(job), await self._move_costs(job)
+            )
             first = next((candidate for candidate in candidates if candidate.offer.feasible), None)
             if first is None:
                 blocked.update(models or {None})
@@ -381,6 +387,25 @@ class Dispatcher:
 
         outcomes = await asyncio.gather(*(hand(job, candidates) for job, candidates in startable))
         return sum(outcomes)
+
+    async def move_costs(self, dataset_ids: Sequence[int]) -> dict[int, Decimal] | None:
+        """What moving the inputs a center lacks there would cost, per center (None: moving data is not priced)."""
+        if self.transfer_price_per_gb is None or not dataset_ids:
+            return None
+        async with self.db.read() as session:
+            total, held = await job_store.input_bytes_by_center(session, dataset_ids)
+        price = self.transfer_price_per_gb
+        return {
+            center.id: (Decimal(total - held.get(center.id, 0)) / GB * price).quantize(Decimal("0.000001"))
+            for center in self.registry.all()
+        }
+
+    async def _move_costs(self, job: JobRow) -> dict[int, Decimal] | None:
+        if job.policy != "DATA_LOCAL" or self.transfer_price_per_gb is None:
+            return None
+        async with self.db.read() as session:
+            inputs = (await job_store.inputs_by_jobs(session, [job.id]))[job.id]
+        return await self.move_costs([dataset.id for dataset in inputs])
 
     async def _local_inputs(self, job: JobRow) -> dict[int, int]:
         if job.policy != "DATA_LOCAL":

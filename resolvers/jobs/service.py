@@ -185,10 +185,12 @@ class JobService:
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
         offers = self.dispatcher.offers(need, snapshot, quota_left, centers)
         local: dict[int, int] = {}
+        move_costs = None
         if policy == "DATA_LOCAL" and dataset_ids:
             async with self.db.read() as session:
                 local = await job_store.replicas_by_center(session, dataset_ids)
-        return rank(offers, policy, snapshot.taken_at, local)
+            move_costs = await self.dispatcher.move_costs(dataset_ids)
+        return rank(offers, policy, snapshot.taken_at, local, move_costs)
 
     def _refusal(self, candidates: Sequence[Candidate]) -> UserErrorData | None:
         """Why nothing should be created: no center could ever run it, or the quota says no."""
