@@ -145,3 +145,38 @@ async def test_data_local_weighs_moving_the_data_against_the_price_when_moving_i
         assert job["center"]["name"] == expected, (price, job)
         await wait_for_state(gql, job["id"], {"SUCCEEDED"}, timeout=30)
         await gateway.stop()
+
+
+async def test_a_destination_going_down_mid_copy_fails_the_transfer_and_leaves_no_replica(gateway_factory: Any, tmp_path: Path) -> None:
+    from connectors.fault import FaultyConnector
+
+    imports = tmp_path / "imports"
+    flaky = FaultyConnector("flaky")
+    gateway: Gateway = await gateway_factory(
+        [local_center("src"), local_center("flaky", failure_threshold=1, probe_interval_seconds=0.1)],
+        {"flaky": flaky},
+        data_import_roots=[imports],
+        transfer_bytes_per_second=1_000_000,
+    )
+    gql = gateway.client
+    make_tree(imports / "slow", {"x.bin": os.urandom(5_000_000)})
+    dataset = await register(gql, name="slow", uri=(imports / "slow").as_uri())
+    started = await replicate(gql, dataset["id"], center_id(gateway, "flaky"))
+    transfer_id = started["transfer"]["id"]
+
+    async def copying() -> bool:
+        return int((await transfer_of(gql, transfer_id))["bytesDone"]) > 0
+
+    await eventually(copying, "the copy is under way", timeout=10, interval=0.05)
+    assert (await gql.execute(REPLICAS, {"id": dataset["id"]}))["node"]["replicas"] == [{"state": "COPYING", "center": {"name": "flaky"}}]
+    flaky.set("refuse")
+
+    async def failed() -> dict[str, Any] | None:
+        found = await transfer_of(gql, transfer_id)
+        return found if found["state"] == "FAILED" else None
+
+    found = await eventually(failed, "the transfer failed", timeout=15, interval=0.1)
+    assert found["failureCode"] == "CENTER_UNAVAILABLE"
+    assert (await gql.execute(REPLICAS, {"id": dataset["id"]}))["node"]["replicas"] == []
+    folder = local_path(found["destinationUri"]).parent
+    assert list(folder.iterdir()) == []  # neither the copy nor its partial

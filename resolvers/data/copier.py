@@ -13,7 +13,9 @@ and may raise ``TransferStopped`` to abandon the copy (cancelled, or the gateway
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,6 +26,8 @@ from resolvers.data.areas import path_of
 from resolvers.data.digest import CHUNK_BYTES, Measured, TreeDigest, algorithm_of, regular_files
 
 HTTP_TIMEOUT_SECONDS = 30.0
+#: chunks read ahead of the hashing thread (memory: this many x CHUNK_BYTES at most)
+PIPELINE_DEPTH = 4
 
 
 class TransferFailed(Exception):
@@ -110,19 +114,29 @@ def _copy_local(uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int
 
 
 def _copy_file(source: Path, target: Path, relative: str, digest: TreeDigest, on_bytes: Callable[[int], None]) -> None:
+    """Read, write and hash one file; the hashing runs in a second thread, overlapping the I/O
+    (hashlib and file writes both release the GIL), so the checksum costs no second pass."""
     digest.begin_file(relative)
-    buffer = bytearray(CHUNK_BYTES)
-    view = memoryview(buffer)
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+    hasher = threading.Thread(target=_hash_all, args=(chunks, digest), name="copier-hash")
+    hasher.start()
     try:
         with source.open("rb", buffering=0) as reader, target.open("wb", buffering=0) as writer:
-            while count := reader.readinto(buffer):
-                chunk = view[:count]
+            while chunk := reader.read(CHUNK_BYTES):
                 writer.write(chunk)
-                digest.update(chunk)
-                on_bytes(count)
+                chunks.put(chunk)
+                on_bytes(len(chunk))
     except OSError as error:
         raise TransferFailed("COPY_FAILED", f"copying {relative or source.name} failed: {error.strerror or error}") from error
+    finally:
+        chunks.put(None)
+        hasher.join()
     digest.end_file()
+
+
+def _hash_all(chunks: queue.Queue[bytes | None], digest: TreeDigest) -> None:
+    while (chunk := chunks.get()) is not None:
+        digest.update(chunk)
 
 
 def _download(uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int], None]) -> Measured:
