@@ -93,3 +93,37 @@ async def test_an_unreadable_scheme_fails_staging_with_its_code(gateway_factory:
     job = await submit(gql, python_job("pass", inputDatasetIds=[dataset["id"]]))
     failed = await wait_for_state(gql, job["id"], {"FAILED"}, timeout=30)
     assert failed["failureReason"].startswith("UNSUPPORTED_URI: remote:"), failed["failureReason"]
+
+
+@pytest.fixture
+def http_source(tmp_path: Path) -> Any:
+    """A plain HTTP server on loopback serving ``tmp_path / "served"``."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_an_http_input_is_downloaded_verified_and_needs_a_checksum(gateway: Gateway, http_source: Any) -> None:
+    folder, base = http_source
+    content = b"over http\n" * 1000
+    (folder / "notes.txt").write_bytes(content)
+    gql = gateway.client
+    checksum = "sha256:" + hashlib.sha256(content).hexdigest()
+    dataset = await register(gql, name="notes", uri=f"{base}/notes.txt", checksum=checksum)
+    script = f"import os, sys; sys.exit(0 if open(os.environ['AICN_INPUT_DIR'] + '/notes', 'rb').read() == {content!r} else 7)"
+    job = await submit(gql, python_job(script, inputDatasetIds=[dataset["id"]]))
+    await wait_for_state(gql, job["id"], {"SUCCEEDED"}, timeout=30)
+    unverifiable = await register(gql, name="unverifiable", uri=f"{base}/notes.txt")
+    refused = await submit(gql, python_job("pass", inputDatasetIds=[unverifiable["id"]]))
+    failed = await wait_for_state(gql, refused["id"], {"FAILED"}, timeout=30)
+    assert failed["failureReason"].startswith("CHECKSUM_REQUIRED: unverifiable:"), failed["failureReason"]
