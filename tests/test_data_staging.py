@@ -127,3 +127,39 @@ async def test_an_http_input_is_downloaded_verified_and_needs_a_checksum(gateway
     refused = await submit(gql, python_job("pass", inputDatasetIds=[unverifiable["id"]]))
     failed = await wait_for_state(gql, refused["id"], {"FAILED"}, timeout=30)
     assert failed["failureReason"].startswith("CHECKSUM_REQUIRED: unverifiable:"), failed["failureReason"]
+
+
+async def test_cancelling_a_job_while_it_stages_stops_the_copy_and_leaves_nothing(gateway_factory: Any, imports: Path) -> None:
+    import os
+
+    from tests.jobs_helpers import CANCEL
+    from tests.waiting import eventually
+
+    gateway: Gateway = await gateway_factory(data_import_roots=[imports], transfer_bytes_per_second=1_000_000)
+    gql = gateway.client
+    dataset = await register(gql, name="slow", uri=make_tree(imports / "slow", {"x.bin": os.urandom(6_000_000)}).as_uri())
+    job = await submit(gql, python_job("pass", inputDatasetIds=[dataset["id"]]))
+
+    async def staging() -> bool:
+        events = (await gql.execute(STAGING_EVENTS, {"id": job["id"]}))["node"]["events"]["edges"]
+        return any(e["node"]["kind"] == "STAGING" and int(e["node"]["staging"]["bytesDone"]) > 0 for e in events)
+
+    await eventually(staging, "the input is being copied", timeout=10, interval=0.05)
+    await gql.execute(CANCEL, {"id": job["id"]})
+    assert (await wait_for_state(gql, job["id"], {"CANCELLED"}))["state"] == "CANCELLED"
+    root = gateway.runtime.registry.all()[0].data_root
+    assert root is not None
+
+    def nothing_left() -> bool:
+        return not any(path.name for path in (root / "jobs").glob("*/input/*")) and not list((root / "jobs").glob("*/input/.*"))
+
+    await eventually(nothing_left, "the partial copy is removed", timeout=5, interval=0.05)
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_ray_job_reads_its_staged_input(gateway_factory: Any, imports: Path, tmp_path: Path) -> None:
+    from tests.ray_helpers import ray_center
+
+    gateway: Gateway = await gateway_factory([ray_center(data_root=tmp_path / "ray")], data_import_roots=[imports])
+    await _staged_job_reads_its_input(gateway, make_tree(imports / "corpus", FILES))

@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 #: how often a running copy writes its progress (and a staging job gets a STAGING event)
 PROGRESS_INTERVAL_SECONDS = 0.25
 
-Report = Callable[[TransferRow, DatasetRow], Awaitable[None]]
+#: told of a copy's progress; answers False when the copy is no longer wanted (its job was cancelled)
+Report = Callable[[TransferRow, DatasetRow], Awaitable[bool]]
 
 
 @dataclass
@@ -220,7 +221,8 @@ class TransferService:
         try:
             while not copying.done():
                 await asyncio.wait({copying}, timeout=PROGRESS_INTERVAL_SECONDS)
-                await self._record_progress(transfer, dataset, progress.done, report)
+                if not await self._record_progress(transfer, dataset, progress.done, report):
+                    progress.abandon = TransferFailed("CANCELLED", "the job was cancelled during staging")
                 if center is not None and center.health.state == "DOWN":
                     progress.abandon = TransferFailed("CENTER_UNAVAILABLE", f"{center.name} went down during the copy")
             measured = copying.result()
@@ -236,14 +238,13 @@ class TransferService:
             return await self._finish(transfer, TransferFailed("COPY_FAILED", str(error)))
         return await self._finish(transfer, measured, report=report, dataset=dataset)
 
-    async def _record_progress(self, transfer: TransferRow, dataset: DatasetRow, done: int, report: Report | None) -> None:
+    async def _record_progress(self, transfer: TransferRow, dataset: DatasetRow, done: int, report: Report | None) -> bool:
         if done == transfer.bytes_done:
-            return
+            return True
         transfer.bytes_done = done
         async with self.db.transaction() as session:
             await transfer_store.set_progress(session, transfer.id, bytes_done=done)
-        if report is not None:
-            await report(transfer, dataset)
+        return await report(transfer, dataset) if report is not None else True
 
     async def _finish(
         self, transfer: TransferRow, outcome: Measured | TransferFailed, *, report: Report | None = None, dataset: DatasetRow | None = None

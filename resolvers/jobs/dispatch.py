@@ -240,8 +240,9 @@ class Dispatcher:
             log.exception("staging job %s failed", job.reference)
             await self._fail(job.id, "STAGING_FAILED: the gateway could not stage the job's inputs")
 
-    def _staging_reporter(self, job_id: int) -> Callable[[TransferRow, DatasetRow], Awaitable[None]]:
-        async def report(transfer: TransferRow, dataset: DatasetRow) -> None:
+    def _staging_reporter(self, job_id: int) -> Callable[[TransferRow, DatasetRow], Awaitable[bool]]:
+        async def report(transfer: TransferRow, dataset: DatasetRow) -> bool:
+            """A STAGING event; False (stop copying) once the job was cancelled."""
             document = staging_document(transfer, dataset)
 
             def note(current: JobRow) -> Change:
@@ -250,7 +251,8 @@ class Dispatcher:
                     change.events.append({"kind": JobEventKind.STAGING, "progress": document, "message": document["message"]})
                 return change
 
-            await self.ledger.apply(job_id, note)
+            job, _ = await self.ledger.apply(job_id, note)
+            return job is not None and job.state not in TERMINAL_STATES
 
         return report
 
