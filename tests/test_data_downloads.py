@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -69,3 +71,37 @@ async def test_another_accounts_dataset_downloads_like_a_missing_one(gateway: Ga
     assert theirs.status_code == missing.status_code == 404 and theirs.json() == missing.json()
     anonymous = await fetch(gateway, f"/datasets/{dataset['id']}/download", None)
     assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_transfer_source_is_served_only_to_the_token_granted_for_that_transfer(gateway_factory: Any, tmp_path: Path) -> None:
+    from tests.conftest import local_center
+    from tests.data_helpers import make_tree, replicate
+
+    imports = tmp_path / "imports"
+    gateway: Gateway = await gateway_factory(
+        [local_center("a"), local_center("b")], data_import_roots=[imports], transfer_bytes_per_second=500_000
+    )
+    content = os.urandom(3_000_000)
+    make_tree(imports, {"big.bin": content})
+    dataset = await register(gateway.client, name="big", uri=(imports / "big.bin").as_uri())
+    center_b = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "b")
+    transfer_id = (await replicate(gateway.client, dataset["id"], center_b))["transfer"]["id"]
+    key = int(base64.b64decode(transfer_id + "==").decode().split(":")[1])
+    transfers = gateway.runtime.transfers
+    secret = await transfers.grant(key)
+    assert secret is not None
+    path = f"/transfers/{transfer_id}/source"
+    served = await fetch(gateway, path, secret, range="bytes=0-999")
+    assert served.status_code == 206 and served.content == content[:1000]
+    for wrong in (token_of(gateway), "aicn_xfer_not-the-token", None):  # an API token is no transfer token
+        assert (await fetch(gateway, path, wrong)).status_code == 404
+    other = await fetch(gateway, "/transfers/VHJhbnNmZXI6OTk5/source", secret)
+    assert other.status_code == 404
+    from tests.data_helpers import transfer_of
+    from tests.waiting import eventually
+
+    async def verified() -> bool:
+        return (await transfer_of(gateway.client, transfer_id))["state"] == "VERIFIED"
+
+    await eventually(verified, "the copy is verified", timeout=30, interval=0.2)
+    assert (await fetch(gateway, path, secret)).status_code == 404  # the grant ended with its transfer

@@ -312,7 +312,11 @@ def create_app(gateway: Gateway) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
-            *(download_routes(gateway.services.downloads, graphql.authenticate) if gateway.services.downloads else []),
+            *(
+                download_routes(gateway.services.downloads, graphql.authenticate, gateway.services.transfers)
+                if gateway.services.downloads
+                else []
+            ),
         ],
         middleware=middleware,
         lifespan=lifespan,

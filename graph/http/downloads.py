@@ -13,16 +13,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from graph.http.rules import bearer_token
 from resolvers.access.viewer import READ, Viewer
 from resolvers.common.ids import int_key
-from resolvers.data.downloads import Downloads, RangeNotSatisfiable, byte_range
+from resolvers.data.downloads import Download, Downloads, RangeNotSatisfiable, byte_range, plan
+from resolvers.data.transfers import TransferService
 
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status, headers=headers)
 
 
-def download_routes(downloads: Downloads, viewer_of: Callable[[Request], Awaitable[Viewer | None]]) -> list[Route]:
+def download_routes(
+    downloads: Downloads, viewer_of: Callable[[Request], Awaitable[Viewer | None]], transfers: TransferService | None = None
+) -> list[Route]:
     def serve(kind: str) -> Callable[[Request], Awaitable[Response]]:
         async def download(request: Request) -> Response:
             viewer = await viewer_of(request)
@@ -32,24 +36,36 @@ def download_routes(downloads: Downloads, viewer_of: Callable[[Request], Awaitab
             found = await downloads.locate(kind, key, viewer.scope) if key is not None else None
             if found is None:
                 return _error(404, f"no such {kind.lower()} with a copy the gateway can read", "NOT_FOUND")
-            length = found.length
-            try:
-                wanted = byte_range(request.headers.get("range"), length)
-            except RangeNotSatisfiable:
-                return _error(
-                    416, f"the range is outside the {length} bytes", "RANGE_NOT_SATISFIABLE", {"content-range": f"bytes */{length}"}
-                )
-            headers = {"accept-ranges": "bytes", "content-disposition": f'attachment; filename="{found.filename}"'}
-            if wanted is None:
-                headers["content-length"] = str(length)
-                return StreamingResponse(found.chunks(), media_type=found.media_type, headers=headers)
-            first, last = wanted
-            headers.update({"content-length": str(last - first + 1), "content-range": f"bytes {first}-{last}/{length}"})
-            return StreamingResponse(found.chunks(first, last), status_code=206, media_type=found.media_type, headers=headers)
+            return _stream(request, found)
 
         return download
+
+    async def transfer_source(request: Request) -> Response:
+        """A transfer's source, for the center or peer holding the token granted for that one transfer."""
+        secret = bearer_token(request.headers.get("authorization") or "")
+        key = int_key(request.path_params["node_id"], "Transfer")
+        path = await transfers.granted_source(key, secret) if transfers is not None and key is not None and secret else None
+        if path is None:
+            return _error(404, "no such transfer open to this token", "NOT_FOUND")
+        return _stream(request, plan(path, path.name))
 
     return [
         Route("/datasets/{node_id}/download", serve("Dataset"), methods=["GET"]),
         Route("/models/{node_id}/download", serve("Model"), methods=["GET"]),
+        Route("/transfers/{node_id}/source", transfer_source, methods=["GET"]),
     ]
+
+
+def _stream(request: Request, found: Download) -> Response:
+    length = found.length
+    try:
+        wanted = byte_range(request.headers.get("range"), length)
+    except RangeNotSatisfiable:
+        return _error(416, f"the range is outside the {length} bytes", "RANGE_NOT_SATISFIABLE", {"content-range": f"bytes */{length}"})
+    headers = {"accept-ranges": "bytes", "content-disposition": f'attachment; filename="{found.filename}"'}
+    if wanted is None:
+        headers["content-length"] = str(length)
+        return StreamingResponse(found.chunks(), media_type=found.media_type, headers=headers)
+    first, last = wanted
+    headers.update({"content-length": str(last - first + 1), "content-range": f"bytes {first}-{last}/{length}"})
+    return StreamingResponse(found.chunks(first, last), status_code=206, media_type=found.media_type, headers=headers)

@@ -19,7 +19,10 @@ instead: the job's hand-over, finished on restart, stages it again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -303,6 +306,31 @@ class TransferService:
         async with self.db.read() as session:
             replica = await transfer_store.replica_of(session, dataset.id, center.id)
         path = path_of(replica.uri) if replica is not None and replica.state == "VERIFIED" else None
+        return path if path is not None and path.exists() else None
+
+    # ------------------------------------------------------------------ serving a transfer's source
+
+    async def grant(self, transfer_id: int) -> str | None:
+        """A bearer token that may fetch this one open transfer's source (``GET /transfers/{id}/source``),
+        for a center or peer that pulls the copy itself; None when the transfer is not open. A new grant
+        replaces the previous one; the token stops working when the transfer ends."""
+        secret = "aicn_xfer_" + secrets.token_urlsafe(24)
+        async with self.db.transaction() as session:
+            row = (await transfer_store.transfers_by_ids(session, [transfer_id])).get(transfer_id)
+            if row is None or row.state not in transfer_store.OPEN_STATES:
+                return None
+            row.token_hash = hashlib.sha256(secret.encode()).hexdigest()
+        return secret
+
+    async def granted_source(self, transfer_id: int, secret: str) -> Path | None:
+        """The local source of an open transfer, when ``secret`` is its grant; None otherwise (answered as missing)."""
+        async with self.db.read() as session:
+            row = (await transfer_store.transfers_by_ids(session, [transfer_id])).get(transfer_id)
+        if row is None or row.token_hash is None or row.state not in transfer_store.OPEN_STATES:
+            return None
+        if not hmac.compare_digest(row.token_hash, hashlib.sha256(secret.encode()).hexdigest()):
+            return None
+        path = path_of(row.source_uri)
         return path if path is not None and path.exists() else None
 
     # ------------------------------------------------------------------ reads
