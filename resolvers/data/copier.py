@@ -12,8 +12,8 @@ and may raise ``TransferStopped`` to abandon the copy (cancelled, or the gateway
 
 from __future__ import annotations
 
+import errno
 import os
-import queue
 import shutil
 import threading
 from collections.abc import Callable
@@ -26,8 +26,8 @@ from resolvers.data.areas import path_of
 from resolvers.data.digest import CHUNK_BYTES, Measured, TreeDigest, algorithm_of, regular_files
 
 HTTP_TIMEOUT_SECONDS = 30.0
-#: chunks read ahead of the hashing thread (memory: this many x CHUNK_BYTES at most)
-PIPELINE_DEPTH = 4
+#: how much the kernel copies per call (progress, and the stop switch, are checked between calls)
+COPY_CHUNK_BYTES = 1024 * 1024
 
 
 class TransferFailed(Exception):
@@ -114,29 +114,59 @@ def _copy_local(uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int
 
 
 def _copy_file(source: Path, target: Path, relative: str, digest: TreeDigest, on_bytes: Callable[[int], None]) -> None:
-    """Read, write and hash one file; the hashing runs in a second thread, overlapping the I/O
-    (hashlib and file writes both release the GIL), so the checksum costs no second pass."""
+    """Copy one file and hash it at the same time: the kernel copies (``copy_file_range``, no trip
+    through Python) while a second thread reads the same bytes, hot in the page cache, into the
+    digest; neither waits for the other, and no pass over the data is left for afterwards."""
     digest.begin_file(relative)
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
-    hasher = threading.Thread(target=_hash_all, args=(chunks, digest), name="copier-hash")
+    size = source.stat().st_size
+    failure: list[BaseException] = []
+    hasher = threading.Thread(target=_hash_file, args=(source, size, digest, failure), name="copier-hash")
     hasher.start()
     try:
         with source.open("rb", buffering=0) as reader, target.open("wb", buffering=0) as writer:
-            while chunk := reader.read(CHUNK_BYTES):
-                writer.write(chunk)
-                chunks.put(chunk)
-                on_bytes(len(chunk))
+            _kernel_copy(reader.fileno(), writer.fileno(), size, on_bytes)
     except OSError as error:
         raise TransferFailed("COPY_FAILED", f"copying {relative or source.name} failed: {error.strerror or error}") from error
     finally:
-        chunks.put(None)
         hasher.join()
+    if failure:
+        raise TransferFailed("COPY_FAILED", f"reading {relative or source.name} failed: {failure[0]}")
     digest.end_file()
 
 
-def _hash_all(chunks: queue.Queue[bytes | None], digest: TreeDigest) -> None:
-    while (chunk := chunks.get()) is not None:
-        digest.update(chunk)
+def _kernel_copy(reader: int, writer: int, size: int, on_bytes: Callable[[int], None]) -> None:
+    copied = 0
+    while copied < size:
+        try:
+            count = os.copy_file_range(reader, writer, min(COPY_CHUNK_BYTES, size - copied))
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            count = _plain_copy(reader, writer, min(COPY_CHUNK_BYTES, size - copied))
+        if count == 0:
+            raise OSError(errno.EIO, "the source ended early")
+        copied += count
+        on_bytes(count)
+
+
+def _plain_copy(reader: int, writer: int, count: int) -> int:
+    """Where the filesystems cannot copy in the kernel (another device, an old kernel)."""
+    chunk = os.read(reader, count)
+    view, written = memoryview(chunk), 0
+    while written < len(chunk):
+        written += os.write(writer, view[written:])
+    return len(chunk)
+
+
+def _hash_file(source: Path, size: int, digest: TreeDigest, failure: list[BaseException]) -> None:
+    try:
+        with source.open("rb", buffering=0) as reader:
+            left = size
+            while left > 0 and (chunk := reader.read(min(CHUNK_BYTES, left))):
+                digest.update(chunk)
+                left -= len(chunk)
+    except OSError as error:
+        failure.append(error)
 
 
 def _download(uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int], None]) -> Measured:
