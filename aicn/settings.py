@@ -73,9 +73,10 @@ class LocalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: an unprivileged user of the jobs' own (created at start if missing; needs the gateway to run as root).
-    #: Unset: jobs run as the gateway's user and can reach everything it can (see README, "Isolation")
-    run_as: str | None = None
+    #: who jobs run as (see README, "Isolation"): "auto" (the user aicn-job, created at start when missing,
+    #: when the gateway runs as root; else the gateway's own user, with a warning at start), "none" (the
+    #: gateway's own user: jobs can reach everything it can) or an unprivileged user of the jobs' own
+    run_as: str = Field(default="auto", min_length=1)
     #: where each job gets a working directory only it can read (default: <tmp>/aicn-work-<center>)
     work_dir: Path | None = None
 
@@ -132,15 +133,18 @@ class CenterConfig(BaseModel):
         return self
 
 
-def data_root_of(config: CenterConfig, data_dir: Path) -> Path:
-    """``data_root``, or ``<data_dir>/storage/<center>``; an isolated LOCAL center's jobs cannot reach
-    the data dir (it is private to the gateway), so theirs defaults to ``<tmp>/aicn-storage-<center>``."""
+def data_root_of(config: CenterConfig, data_dir: Path, isolated: bool = False) -> Path:
+    """``data_root``, or ``<data_dir>/storage/<center>``. The jobs of an isolated LOCAL center run as a
+    user of their own and cannot reach the data dir (it is private to the gateway), so theirs defaults
+    to ``<tmp>/aicn-storage-<digest of the data dir>/<center>``: one per gateway, reachable by its jobs."""
     if config.data_root is not None:
         return config.data_root.absolute()
-    if config.kind == "LOCAL" and config.local is not None and config.local.run_as:
+    if isolated:
+        import hashlib
         import tempfile
 
-        return Path(tempfile.gettempdir()) / f"aicn-storage-{config.name}"
+        gateway = hashlib.sha256(str(data_dir.absolute()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"aicn-storage-{gateway}" / config.name
     return (data_dir / "storage" / config.name).absolute()
 
 

@@ -40,8 +40,11 @@ async def _check_outputs(gateway: Gateway, center: str) -> None:
 
 async def test_a_local_job_output_becomes_a_model_and_a_dataset(gateway: Gateway) -> None:
     await _check_outputs(gateway, "local")
-    root = gateway.runtime.registry.all()[0].data_root
-    assert root is not None and str(root).startswith(str(gateway.runtime.settings.data_dir.absolute()))
+    from aicn.settings import data_root_of
+
+    center, settings = gateway.runtime.registry.all()[0], gateway.runtime.settings
+    isolated = center.name in gateway.runtime._isolated_local_centers
+    assert center.data_root == data_root_of(settings.centers[0], settings.data_dir, isolated)
 
 
 async def test_a_failed_job_registers_nothing(gateway: Gateway) -> None:

@@ -16,6 +16,7 @@ from resolvers.data.downloads import Downloads
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.data.transfers import TransferService
+from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
@@ -28,6 +29,7 @@ class Services:
     jobs: JobService
     job_reads: JobReads
     job_streams: JobStreams
+    job_logs: JobLogStream
     data: DataService
     data_reads: DataReads
     billing: BillingService
