@@ -24,6 +24,7 @@ from graph.data.types import Dataset, Model
 from graph.jobs.inputs import JobFilter
 from graph.jobs.lists import list_jobs
 from graph.jobs.types import Job
+from graph.webhooks.loaders import WebhookLoaders
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
@@ -50,6 +51,7 @@ class Loaders:
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.stored_bytes: DataLoader[int, int] = grouped(services.data.stored_bytes, 0)
         self.billing = BillingLoaders(services, viewer)
+        self.webhooks = WebhookLoaders(services, viewer)
 
     async def jobs(
         self, info: Info[Context, None], *, first: int | None, after: str | None, filter: JobFilter | None, center_key: int

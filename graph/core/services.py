@@ -20,7 +20,9 @@ from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
+from resolvers.monitoring.snapshot import Monitoring
 from resolvers.operations.service import PersistedOperations
+from resolvers.webhooks.service import WebhookService
 
 
 @dataclass(frozen=True)
@@ -40,5 +42,7 @@ class Services:
     audit: AuditLog
     throttle: Throttle
     operations: PersistedOperations
+    webhooks: WebhookService
+    monitoring: Monitoring
     transfers: TransferService | None = None
     downloads: Downloads | None = None
