@@ -8,9 +8,10 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from aicn.first_start import announce_admin_token
-from aicn.settings import CenterConfig, LocalConfig, RayConfig, Settings, SlurmConfig
+from aicn.settings import CenterConfig, LocalConfig, RayConfig, Settings, SlurmConfig, data_root_of
 from aicn.telemetry import flush_tracing
 from aicn.watch_settings import WebhookSettings
 from connectors.base import Connector
@@ -32,8 +33,11 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.health import CircuitBreaker
 from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
+from resolvers.data.downloads import Downloads
+from resolvers.data.outputs import OutputCatcher
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
+from resolvers.data.transfers import TransferService
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import JobLedger
 from resolvers.jobs.logs import JobLogStream
@@ -120,11 +124,15 @@ class Runtime:
         policy = BillingPolicy(settings.currency, settings.default_account_balance, Calendar(settings.billing_timezone))
         book = BillBook(policy)
         self.billing = BillingService(self.db, self.bus, book, self.catalog)
+        self.billing.storage_price_per_gb_month = settings.storage_price_per_gb_month
         self.budget_alerts = BudgetAlertStream(self.db, self.bus)
-        self.ledger = JobLedger(self.db, self.bus, meter=Meter(book))
+        self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(self.db, self.registry)
+        self.data = DataService(self.db, self.registry, settings.data_import_roots)
+        self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
+        self.dispatcher.transfers = self.transfers
+        self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
         self.access = AccessService(self.db, self.bus)
         self.audit = AuditLog(self.db)
@@ -153,6 +161,8 @@ class Runtime:
             audit=self.audit,
             throttle=self.throttle,
             operations=PersistedOperations(self.db),
+            transfers=self.transfers,
+            downloads=Downloads(self.db),
             webhooks=self.webhooks,
             monitoring=Monitoring(self.db, self.registry),
         )
@@ -179,6 +189,15 @@ class Runtime:
                 ", ".join(unisolated),
             )
         self._isolated_local_centers = isolated
+
+    def _data_root(self, config: CenterConfig) -> Path:
+        isolated = config.name in self._isolated_local_centers
+        root = data_root_of(config, self.settings.data_dir, isolated)
+        if isolated and config.data_root is None:  # the default outside the private data dir: its jobs traverse it
+            root.mkdir(parents=True, exist_ok=True)
+            root.parent.chmod(0o755)
+            root.chmod(0o755)
+        return root
 
     async def start(self, *, reconcile: bool = True) -> None:
         self.preflight()
@@ -217,11 +236,14 @@ class Runtime:
                     probe_interval_seconds=config.probe_interval_seconds,
                     max_duration_minutes=config.max_duration_minutes,
                     breaker=CircuitBreaker(config.failure_threshold),
+                    data_root=self._data_root(config),
+                    storage_bytes=config.storage_bytes,
                 )
             )
         self.registry.replace(centers)
         self.monitor.start()
         if reconcile:
+            await self.transfers.start()
             self.deliverer.start()
             self.dispatcher.start()
             for center in centers:
@@ -239,6 +261,7 @@ class Runtime:
         self.reconcilers.clear()
         await self.deliverer.stop()
         await self.dispatcher.stop()
+        await self.transfers.stop()
         await self.monitor.stop()
         for center in self.registry.all():
             await center.connector.close()

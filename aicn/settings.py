@@ -116,6 +116,11 @@ class CenterConfig(BaseModel):
     probe_interval_seconds: float = Field(default=2.0, gt=0)
     failure_threshold: int = Field(default=3, ge=1)
     max_duration_minutes: float | None = Field(default=None, gt=0)
+    #: the center's data root, on a filesystem its jobs and the gateway both reach: every job's
+    #: AICN_INPUT_DIR and AICN_OUTPUT_DIR, and the center's dataset replicas (default: see data_root_of)
+    data_root: Path | None = None
+    #: bytes the center's data root may hold (None: the free space of its filesystem)
+    storage_bytes: int | None = Field(default=None, ge=0)
     slurm: SlurmConfig | None = None
     local: LocalConfig | None = None
     ray: RayConfig | None = None
@@ -127,6 +132,21 @@ class CenterConfig(BaseModel):
         if self.kind == "RAY" and self.ray is None:
             self.ray = RayConfig()
         return self
+
+
+def data_root_of(config: CenterConfig, data_dir: Path, isolated: bool = False) -> Path:
+    """``data_root``, or ``<data_dir>/storage/<center>``. The jobs of an isolated LOCAL center run as a
+    user of their own and cannot reach the data dir (it is private to the gateway), so theirs defaults
+    to ``<tmp>/aicn-storage-<digest of the data dir>/<center>``: one per gateway, reachable by its jobs."""
+    if config.data_root is not None:
+        return config.data_root.absolute()
+    if isolated:
+        import hashlib
+        import tempfile
+
+        gateway = hashlib.sha256(str(data_dir.absolute()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"aicn-storage-{gateway}" / config.name
+    return (data_dir / "storage" / config.name).absolute()
 
 
 def _default_centers() -> list[CenterConfig]:
@@ -156,6 +176,15 @@ class Settings(BaseSettings):
     default_account_balance: Decimal = Decimal("1000.00")  # an account's prepaid balance when first billed
     billing_timezone: str = "UTC"  # bills are calendar months in this zone
     account_name: str = "default"
+    #: a cap on the bandwidth of each copy of a dataset (staging, replicas); None: as fast as the disks go
+    transfer_bytes_per_second: int | None = Field(default=None, gt=0)
+    #: what moving 10^9 bytes of a job's inputs to a center costs; set, DATA_LOCAL weighs it against the price
+    #: difference (the cheapest total of price x duration + moving wins); unset, DATA_LOCAL goes where the data is
+    transfer_price_per_gb: Decimal | None = Field(default=None, ge=0, decimal_places=6)
+    #: what keeping 10^9 bytes of verified dataset and model copies costs per month (0: storage is free)
+    storage_price_per_gb_month: Decimal = Field(default=Decimal(0), ge=0, decimal_places=6)
+    #: folders whose files may be registered as datasets by a file:// uri (besides every center's data root)
+    data_import_roots: list[Path] = Field(default_factory=list)
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
     log_level: str = "info"

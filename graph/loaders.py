@@ -19,6 +19,7 @@ from graph.core.batching import SharedLoader, grouped, node_lists, nodes
 from graph.core.context import Context
 from graph.core.relay import Connection
 from graph.core.services import Services
+from graph.data.transfers import Transfer
 from graph.data.types import Dataset, Model
 from graph.jobs.inputs import JobFilter
 from graph.jobs.lists import list_jobs
@@ -27,7 +28,7 @@ from graph.webhooks.loaders import WebhookLoaders
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
-from resolvers.data.records import DatasetReplicaRow
+from resolvers.data.records import DatasetReplicaRow, ModelReplicaRow
 
 
 class Loaders:
@@ -43,8 +44,12 @@ class Loaders:
         self.dataset: DataLoader[int, Dataset | None] = nodes(lambda ids: data.datasets_by_ids(ids, scope), Dataset.from_row)
         self.model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_ids(ids, scope), Model.from_row)
         self.trained_model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_training_jobs(ids, scope), Model.from_row)
+        self.produced_dataset: DataLoader[int, Dataset | None] = nodes(lambda ids: data.datasets_by_producers(ids, scope), Dataset.from_row)
+        self.transfer: DataLoader[int, Transfer | None] = nodes(lambda ids: data.transfers_by_ids(ids, scope), Transfer.from_row)
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
+        self.model_replicas: DataLoader[int, list[ModelReplicaRow]] = grouped(data.model_replicas, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
+        self.stored_bytes: DataLoader[int, int] = grouped(services.data.stored_bytes, 0)
         self.billing = BillingLoaders(services, viewer)
         self.webhooks = WebhookLoaders(services, viewer)
 

@@ -44,6 +44,7 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
         "Job": loaders.job,
         "Dataset": loaders.dataset,
         "Model": loaders.model,
+        "Transfer": loaders.transfer,
         "Account": loaders.account,
         "Bill": loaders.billing.bill,
         "UsageRecord": loaders.billing.usage,

@@ -101,7 +101,7 @@ class BillLineRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))
-    kind: Mapped[str] = mapped_column(String(20))  # USAGE ADJUSTMENT
+    kind: Mapped[str] = mapped_column(String(20))  # USAGE ADJUSTMENT STORAGE
     usage_id: Mapped[int | None] = mapped_column(ForeignKey("usage_records.id"))
     corrects_bill_id: Mapped[int | None] = mapped_column(ForeignKey("bills.id"))
     description: Mapped[str] = mapped_column(Text)

@@ -165,23 +165,37 @@ async def units_in_use(session: AsyncSession, owner_id: int, units_per_device: M
 
 
 async def input_replicas_by_center(session: AsyncSession, job_id: int) -> dict[int, int]:
-    """How many of the job's input datasets each center holds a replica of."""
+    """How many of the job's input datasets each center holds a verified replica of."""
     rows = await session.execute(
         select(DatasetReplicaRow.center_id, func.count(func.distinct(DatasetReplicaRow.dataset_id)))
         .join(JobInputRow, JobInputRow.dataset_id == DatasetReplicaRow.dataset_id)
-        .where(JobInputRow.job_id == job_id)
+        .where(JobInputRow.job_id == job_id, DatasetReplicaRow.state == "VERIFIED")
         .group_by(DatasetReplicaRow.center_id)
     )
     return {center_id: int(count) for center_id, count in rows}
 
 
+async def input_bytes_by_center(session: AsyncSession, dataset_ids: Sequence[int]) -> tuple[int, dict[int, int]]:
+    """(bytes of all these datasets, bytes of them each center holds a verified replica of)."""
+    if not dataset_ids:
+        return 0, {}
+    total = await session.scalar(select(func.coalesce(func.sum(DatasetRow.size_bytes), 0)).where(DatasetRow.id.in_(dataset_ids)))
+    rows = await session.execute(
+        select(DatasetReplicaRow.center_id, func.coalesce(func.sum(DatasetRow.size_bytes), 0))
+        .join(DatasetRow, DatasetRow.id == DatasetReplicaRow.dataset_id)
+        .where(DatasetReplicaRow.dataset_id.in_(dataset_ids), DatasetReplicaRow.state == "VERIFIED")
+        .group_by(DatasetReplicaRow.center_id)
+    )
+    return int(total or 0), {center_id: int(held or 0) for center_id, held in rows}
+
+
 async def replicas_by_center(session: AsyncSession, dataset_ids: Sequence[int]) -> dict[int, int]:
-    """How many of these datasets each center holds a replica of."""
+    """How many of these datasets each center holds a verified replica of (a claimed copy does not count)."""
     if not dataset_ids:
         return {}
     rows = await session.execute(
         select(DatasetReplicaRow.center_id, func.count(func.distinct(DatasetReplicaRow.dataset_id)))
-        .where(DatasetReplicaRow.dataset_id.in_(dataset_ids))
+        .where(DatasetReplicaRow.dataset_id.in_(dataset_ids), DatasetReplicaRow.state == "VERIFIED")
         .group_by(DatasetReplicaRow.center_id)
     )
     return {center_id: int(count) for center_id, count in rows}

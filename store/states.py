@@ -32,6 +32,8 @@ class JobEventKind(enum.StrEnum):
     LOG = "LOG"
     PLACEMENT = "PLACEMENT"
     USAGE = "USAGE"
+    #: an input being copied into the job's AICN_INPUT_DIR before it starts (bytes done of total)
+    STAGING = "STAGING"
 
 
 class JobKind(enum.StrEnum):

@@ -51,6 +51,11 @@ async def two_tenants(gateway: Gateway) -> Tenants:
     marker = f"victim{uuid.uuid4().hex[:10]}"
     account_id, _, victim = await new_account(gateway, marker)
     _, _, attacker = await new_account(gateway, f"attacker{uuid.uuid4().hex[:6]}")
+    center = gateway.runtime.registry.all()[0]
+    assert center.data_root is not None
+    source = center.data_root / f"{marker}.txt"  # a file the gateway may read: it stages it into the victim's job
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(marker)
     # nothing listens on loopback port 9: the job's end is attempted there, and only there
     endpoint = (
         await victim.execute(
@@ -60,8 +65,8 @@ async def two_tenants(gateway: Gateway) -> Tenants:
     )["createWebhookEndpoint"]["endpoint"]
     dataset = (
         await victim.execute(
-            'mutation($n: String!) { registerDataset(input: {name: $n, uri: "s3://victim/data"}) { dataset { id } } }',
-            {"n": f"{marker}-data"},
+            "mutation($n: String!, $u: String!) { registerDataset(input: {name: $n, uri: $u}) { dataset { id } } }",
+            {"n": f"{marker}-data", "u": source.as_uri()},
         )
     )["registerDataset"]["dataset"]
     job = await submit(victim, python_job("print('victim')", name=f"{marker}-job", inputDatasetIds=[dataset["id"]], idempotencyKey=marker))
@@ -73,6 +78,13 @@ async def two_tenants(gateway: Gateway) -> Tenants:
         )
     )["registerModel"]["model"]
     token_id = (await victim.execute("{ viewer { tokens { id } } }"))["viewer"]["tokens"][0]["id"]
+    transfer = (
+        await victim.execute(
+            "mutation($d: ID!, $c: ID!) { replicateDataset(input: {datasetId: $d, centerId: $c}) { transfer { id } userErrors { code } } }",
+            {"d": dataset["id"], "c": center.global_id},
+        )
+    )["replicateDataset"]
+    assert transfer["transfer"], transfer
     ids = {
         "Job": job["id"],
         "Dataset": dataset["id"],
@@ -80,13 +92,15 @@ async def two_tenants(gateway: Gateway) -> Tenants:
         "Account": account_id,
         "ApiToken": token_id,
         "WebhookEndpoint": endpoint["id"],
+        "Transfer": transfer["transfer"]["id"],
     }
     return Tenants(victim=victim, attacker=attacker, victim_ids=ids, marker=marker)
 
 
 def missing_ids() -> dict[str, str]:
     return {
-        type_name: to_global_id(type_name, MISSING) for type_name in ("Job", "Dataset", "Model", "Account", "ApiToken", "WebhookEndpoint")
+        type_name: to_global_id(type_name, MISSING)
+        for type_name in ("Job", "Dataset", "Model", "Account", "ApiToken", "WebhookEndpoint", "Transfer")
     }
 
 
@@ -103,6 +117,7 @@ async def test_no_entry_point_answers_another_accounts_ids_differently(gateway_f
         "mutation cancelJob(input.jobId)",
         "mutation submitJob(input.inputDatasetIds)",
         "mutation registerModel(input.trainedByJobId)",
+        "mutation replicateDataset(input.datasetId)",
         "subscription jobEvents(jobId)",
         "query jobs(filter.centerIds)",
         "mutation deleteWebhookEndpoint(input.endpointId)",

@@ -83,6 +83,7 @@ async def test_by_default_a_job_cannot_reach_the_gateway_and_is_metered_by_its_s
     assert seen["uid"] == pwd.getpwnam(DEFAULT_JOB_USER).pw_uid and seen["cwd_mode"] == "0o700"
     assert "AICN_ADMIN_TOKEN" not in seen["env"] and set(seen["env"]) <= {
         "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONUNBUFFERED", "AICN_JOB_REFERENCE", "AICN_OWN_DIR",
+        "AICN_INPUT_DIR", "AICN_OUTPUT_DIR",
     }  # fmt: skip
     assert final["usage"]["seconds"] >= 2  # the supervisor's times: the job slept 2 s after its probes
 

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from connectors.fault import FaultyConnector
 from store.tables import AccountRow
 from tests.conftest import Gateway, local_center
+from tests.data_helpers import file_at
 from tests.jobs_helpers import CANCEL, SUBMIT, job_state, python_job, submit, wait_for_state
 from tests.slurm_helpers import GPU, slurm_center
 
@@ -84,10 +85,10 @@ async def test_data_local_prefers_the_center_holding_the_inputs(gateway_factory:
     near = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "near")
     registered = await gql.execute(
         "mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id replicas { center { name } uri } } userErrors { code } } }",
-        {"input": {"name": "corpus", "uri": "s3://corpus", "replicas": [{"centerId": near, "uri": "file:///data/corpus"}]}},
+        {"input": {"name": "corpus", "uri": (uri := file_at(gateway, "near", "corpus")), "replicas": [{"centerId": near, "uri": uri}]}},
     )
     dataset = registered["registerDataset"]["dataset"]
-    assert dataset["replicas"] == [{"center": {"name": "near"}, "uri": "file:///data/corpus"}]
+    assert dataset["replicas"] == [{"center": {"name": "near"}, "uri": uri}]  # verified: the gateway read it there
     local = await submit(gql, python_job("print(1)", name="local", policy="DATA_LOCAL", inputDatasetIds=[dataset["id"]]))
     cheap = await submit(gql, python_job("print(1)", name="cheap", inputDatasetIds=[dataset["id"]]))
     assert (local["center"]["name"], cheap["center"]["name"]) == ("near", "far")
@@ -293,7 +294,13 @@ async def test_slurm_refusing_a_job_fails_over_to_local_and_data_local_prefers_s
     dataset = (
         await gql.execute(
             "mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { dataset { id } } }",
-            {"input": {"name": "shards", "uri": "s3://shards", "replicas": [{"centerId": local_id, "uri": "file:///data/shards"}]}},
+            {
+                "input": {
+                    "name": "shards",
+                    "uri": (uri := file_at(gateway, "local", "shards")),
+                    "replicas": [{"centerId": local_id, "uri": uri}],
+                }
+            },
         )
     )["registerDataset"]["dataset"]
     near = await submit(gql, python_job("print(1)", name="near-data", policy="DATA_LOCAL", inputDatasetIds=[dataset["id"]]))

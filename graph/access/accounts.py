@@ -14,6 +14,7 @@ from graph.billing.types import Bill, Budget
 from graph.core.context import Context
 from graph.core.money import Money
 from graph.core.relay import Connection, Node
+from graph.core.scalars import BigInt
 from graph.jobs.inputs import JobFilter
 from graph.jobs.lists import list_jobs
 from graph.jobs.types import Job
@@ -28,10 +29,17 @@ class Account(Node):
     name: str
     created_at: datetime
     key: strawberry.Private[int]
+    max_storage: strawberry.Private[int | None] = None
 
     @classmethod
     def from_row(cls, row: AccountRow) -> Account:
-        return cls(id=strawberry.ID(to_global_id("Account", row.id)), name=row.name, created_at=row.created_at, key=row.id)
+        return cls(
+            id=strawberry.ID(to_global_id("Account", row.id)),
+            name=row.name,
+            created_at=row.created_at,
+            key=row.id,
+            max_storage=row.max_storage_bytes,
+        )
 
     @strawberry.field(description="The account's jobs, newest first.")
     async def jobs(
@@ -58,6 +66,14 @@ class Account(Node):
     @strawberry.field(description="The account's monthly budget, if it set one.")
     async def budget(self, info: Info[Context, None]) -> Budget | None:
         return await budget_of(info, self.key)
+
+    @strawberry.field(description="Bytes of the verified (and in-flight) copies of the account's datasets and models.")
+    async def stored_bytes(self, info: Info[Context, None]) -> BigInt:
+        return BigInt(await info.context.loaders.stored_bytes.load(self.key))
+
+    @strawberry.field(description="The storage quota: at most this many stored bytes (null: no limit).")
+    def max_storage_bytes(self) -> BigInt | None:
+        return BigInt(self.max_storage) if self.max_storage is not None else None
 
     @strawberry.field(description="The account's bills, newest first.")
     async def bills(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Bill]:

@@ -11,6 +11,7 @@ from graph.access.tokens import ApiScope, ApiToken
 from graph.core.context import Context
 from graph.core.payloads import UserError, user_errors
 from graph.core.permissions import REQUIRES
+from graph.core.scalars import BigInt
 from resolvers.access.viewer import ADMIN
 from resolvers.common.ids import int_key
 
@@ -59,8 +60,33 @@ class RevokeApiTokenPayload:
     client_mutation_id: str | None
 
 
+@strawberry.input
+class SetStorageQuotaInput:
+    account_id: strawberry.ID
+    max_bytes: BigInt | None = strawberry.field(description="null: no limit")
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class SetStorageQuotaPayload:
+    account: Account | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None
+
+
 @strawberry.type
 class AccessMutation:
+    @strawberry.mutation(
+        description="Limit the bytes of dataset and model copies an account keeps (replicas beyond it are refused). Admins only.",
+        metadata={REQUIRES: ADMIN},
+    )
+    async def set_storage_quota(self, info: Info[Context, None], input: SetStorageQuotaInput) -> SetStorageQuotaPayload:
+        require_admin(info)
+        row, errors = await info.context.services.data.set_storage_quota(input.account_id, input.max_bytes)
+        return SetStorageQuotaPayload(
+            account=Account.from_row(row) if row else None, user_errors=user_errors(errors), client_mutation_id=input.client_mutation_id
+        )
+
     @strawberry.mutation(description="Create an account (tenant). Admins only.", metadata={REQUIRES: ADMIN})
     async def create_account(self, info: Info[Context, None], input: CreateAccountInput) -> CreateAccountPayload:
         require_admin(info)

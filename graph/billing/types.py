@@ -37,6 +37,7 @@ class BillStatus(enum.Enum):
 class BillLineKind(enum.Enum):
     USAGE = "USAGE"
     ADJUSTMENT = "ADJUSTMENT"
+    STORAGE = "STORAGE"
 
 
 async def _bill(info: Info[Context, None], key: int | None) -> Bill | None:

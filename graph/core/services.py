@@ -12,8 +12,10 @@ from resolvers.billing.budgets import BudgetAlertStream
 from resolvers.billing.reads import BillingReads
 from resolvers.billing.service import BillingService
 from resolvers.centers.registry import CenterRegistry
+from resolvers.data.downloads import Downloads
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
+from resolvers.data.transfers import TransferService
 from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
@@ -42,3 +44,5 @@ class Services:
     operations: PersistedOperations
     webhooks: WebhookService
     monitoring: Monitoring
+    transfers: TransferService | None = None
+    downloads: Downloads | None = None

@@ -8,6 +8,7 @@ from strawberry.types import Info
 from graph.core.context import Context
 from graph.core.payloads import UserError, user_errors
 from graph.core.scalars import BigInt
+from graph.data.transfers import Transfer
 from graph.data.types import Dataset, Model
 from resolvers.data.service import DatasetRequest, ModelRequest
 
@@ -54,8 +55,35 @@ class RegisterModelPayload:
     client_mutation_id: str | None
 
 
+@strawberry.input
+class ReplicateDatasetInput:
+    dataset_id: strawberry.ID
+    center_id: strawberry.ID
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class ReplicateDatasetPayload:
+    transfer: Transfer | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None
+
+
 @strawberry.type
 class DataMutation:
+    @strawberry.mutation(
+        description="Copy a dataset to a center as a tracked transfer; the replica is listed VERIFIED once its checksum matched."
+    )
+    async def replicate_dataset(self, info: Info[Context, None], input: ReplicateDatasetInput) -> ReplicateDatasetPayload:
+        transfers = info.context.services.transfers
+        assert transfers is not None
+        outcome = await transfers.replicate(info.context.viewer, input.dataset_id, input.center_id)
+        return ReplicateDatasetPayload(
+            transfer=Transfer.from_row(outcome.transfer) if outcome.transfer else None,
+            user_errors=user_errors(outcome.errors),
+            client_mutation_id=input.client_mutation_id,
+        )
+
     @strawberry.mutation
     async def register_dataset(self, info: Info[Context, None], input: RegisterDatasetInput) -> RegisterDatasetPayload:
         outcome = await info.context.services.data.register_dataset(

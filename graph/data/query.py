@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from graph.core.context import Context
 from graph.core.relay import Connection, connection_from_page
+from graph.data.transfers import Transfer
 from graph.data.types import Dataset, Model
 from resolvers.common.ids import decode_cursor, page_size
 
@@ -18,6 +19,12 @@ class DataQuery:
         reads, scope = info.context.services.data_reads, info.context.viewer.scope
         listing = await reads.datasets(scope, first=page_size(first), after=decode_cursor(after))
         return connection_from_page(listing.page, Dataset.from_row, lambda row: row.id, listing.count)
+
+    @strawberry.field(description="The caller's replica transfers (replicateDataset), newest first.")
+    async def transfers(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Transfer]:
+        reads, scope = info.context.services.data_reads, info.context.viewer.scope
+        listing = await reads.transfers(scope, first=page_size(first), after=decode_cursor(after))
+        return connection_from_page(listing.page, Transfer.from_row, lambda row: row.id, listing.count)
 
     @strawberry.field(description="The caller's models, newest first.")
     async def models(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Model]:

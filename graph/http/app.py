@@ -25,6 +25,7 @@ from graph.core.context import Context
 from graph.core.services import Services
 from graph.gate.extension import unauthenticated
 from graph.http import logs
+from graph.http.downloads import download_routes
 from graph.http.exports import export_routes
 from graph.http.metrics import metrics_route
 from graph.http.persisted import PersistedRefusal, cache_headers, resolve
@@ -319,6 +320,11 @@ def create_app(gateway: Gateway) -> Starlette:
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
             *([metrics_route(gateway.services.monitoring, gateway.settings.metrics)] if gateway.settings.metrics.enabled else []),
             *web_routes(),
+            *(
+                download_routes(gateway.services.downloads, graphql.authenticate, gateway.services.transfers)
+                if gateway.services.downloads
+                else []
+            ),
         ],
         middleware=middleware,
         lifespan=lifespan,

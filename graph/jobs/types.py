@@ -11,7 +11,7 @@ from strawberry.types import Info
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.relay import Connection, Node, connection_from_page
-from graph.core.scalars import JSON
+from graph.core.scalars import JSON, BigInt
 from graph.jobs.enums import JobEventKind, JobKind, JobState, PlacementPolicy
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import page_size, to_global_id
@@ -46,6 +46,28 @@ class JobProgress:
             message=document.get("message"),
             metrics=document.get("metrics"),
             at=datetime.fromisoformat(document["at"]),
+        )
+
+
+@strawberry.type(description="A STAGING event: one input being copied into the job's AICN_INPUT_DIR, checksum verified while copying.")
+class StagingProgress:
+    dataset_name: str
+    state: str = strawberry.field(description="COPYING, VERIFIED or FAILED")
+    bytes_done: BigInt
+    bytes_total: BigInt | None
+    transfer_key: strawberry.Private[int]
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any] | None) -> StagingProgress | None:
+        if not document:
+            return None
+        total = document.get("bytesTotal")
+        return cls(
+            dataset_name=str(document.get("datasetName")),
+            state=str(document.get("state")),
+            bytes_done=BigInt(int(document.get("bytesDone") or 0)),
+            bytes_total=BigInt(int(total)) if total is not None else None,
+            transfer_key=int(document.get("transferId") or 0),
         )
 
 
@@ -88,6 +110,7 @@ class JobEvent:
     )
     state: JobState | None
     progress: JobProgress | None
+    staging: StagingProgress | None
     message: str | None
     job_key: strawberry.Private[int]
 
@@ -106,6 +129,7 @@ class JobEvent:
             kind=record.kind,
             state=record.state,
             progress=JobProgress.from_document(record.progress) if record.kind == JobEventKind.PROGRESS else None,
+            staging=StagingProgress.from_document(record.progress) if record.kind == JobEventKind.STAGING else None,
             message=record.message,
             job_key=record.job_id,
         )
@@ -198,6 +222,10 @@ class Job(Node):
     @strawberry.field(description="The model this job trained, once registered.")
     async def output_model(self, info: Info[Context, None]) -> Annotated[Model, strawberry.lazy("graph.data.types")] | None:
         return await info.context.loaders.trained_model.load(self.row.id)
+
+    @strawberry.field(description="The dataset this job made from its AICN_OUTPUT_DIR (outputDatasetName), once it succeeded.")
+    async def output_dataset(self, info: Info[Context, None]) -> Annotated[Dataset, strawberry.lazy("graph.data.types")] | None:
+        return await info.context.loaders.produced_dataset.load(self.row.id)
 
     @strawberry.field(description="The job's events in order; page with `after: <seq>`.")
     async def events(self, info: Info[Context, None], after: int | None = None, first: int | None = None) -> Connection[JobEvent]:

@@ -18,6 +18,7 @@ from connectors.catalog import Catalog
 from resolvers.access.viewer import Viewer
 from resolvers.billing.bills import BillBook, Notice
 from resolvers.billing.pricing import Quote, make_quote
+from resolvers.billing.storage import gb_months, storage_charge
 from resolvers.centers.registry import Center
 from resolvers.common.errors import UserErrorData
 from resolvers.common.ids import int_key
@@ -78,6 +79,8 @@ class BillingService:
         self.catalog = catalog
         #: what "now" is when deciding whether a month has ended (tests move it)
         self.clock: Callable[[], datetime] = utcnow
+        #: the price of keeping 10^9 bytes for a month (a STORAGE line on each finalized bill)
+        self.storage_price_per_gb_month = Decimal(0)
 
     @property
     def currency(self) -> str:
@@ -138,7 +141,9 @@ class BillingService:
             if not self._period_ended(bill.period):
                 message = f"the month {bill.period} has not ended yet: its usage is still arriving"
                 return BillOutcome(bill=bill, errors=[UserErrorData(message, "PERIOD_NOT_ENDED", ("billId",))])
+            notices = await self._meter_storage(session, bill)
             billing_store.finalize(bill)
+        await self._publish(notices)
         return BillOutcome(bill=bill)
 
     async def finalize_period(self, account_name: str, period_label: str) -> BillRow:
@@ -147,6 +152,7 @@ class BillingService:
         period = self.book.policy.calendar.parse(period_label)
         if not self._period_ended(period.label):
             raise ValueError(f"PERIOD_NOT_ENDED: the month {period.label} has not ended yet; finalize it once it has")
+        notices: list[Notice] = []
         async with self.db.transaction() as session:
             account_id = await _account_id(session, account_name)
             await self.book.lock(session, account_id)
@@ -154,8 +160,11 @@ class BillingService:
             if bill is None:
                 bill = billing_store.new_bill(session, account_id, period.label, period.start, period.end, self.currency)
             if bill.status == "OPEN":
+                await session.flush()
+                notices = await self._meter_storage(session, bill)
                 billing_store.finalize(bill)
             await session.flush()
+        await self._publish(notices)
         return bill
 
     async def adjust(self, viewer: Viewer, bill_id: str, amount: Decimal | str, description: str) -> BillOutcome:
@@ -201,6 +210,19 @@ class BillingService:
             line, notices = await self.book.post(session, account, bill, kind="ADJUSTMENT", amount=exact, description=description.strip())
         await self._publish(notices)
         return BillOutcome(bill=bill, line=line)
+
+    async def _meter_storage(self, session: AsyncSession, bill: BillRow) -> list[Notice]:
+        """Post the month's STORAGE line (GB-months kept x the price) before the bill is closed."""
+        if self.storage_price_per_gb_month <= 0:
+            return []
+        kept = await gb_months(session, bill.account_id, bill.period_start, bill.period_end)
+        amount = storage_charge(kept, self.storage_price_per_gb_month)
+        if amount == 0:
+            return []
+        account = await self.book.lock(session, bill.account_id)
+        description = f"storage: {kept.normalize():f} GB-months at {self.storage_price_per_gb_month} per GB-month"
+        _, notices = await self.book.post(session, account, bill, kind="STORAGE", amount=amount, description=description)
+        return notices
 
     async def _locked_bill(self, session: AsyncSession, key: int | None) -> tuple[BillRow | None, BillingAccountRow | None]:
         """The bill and its account, re-read under the account's lock (so the status is current)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
@@ -12,12 +13,17 @@ from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import CenterRegistry
 from resolvers.common.errors import UserErrorData
 from resolvers.common.ids import int_key
+from resolvers.data.areas import path_of
+from resolvers.data.digest import CHECKSUM_PATTERN, Measured, algorithm_of, measure
+from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store
+from store import transfers as transfer_store
 from store.db import Database
-from store.tables import DatasetReplicaRow, DatasetRow, ModelRow
+from store.tables import AccountRow, DatasetReplicaRow, DatasetRow, ModelRow
+from store.types import utcnow
 
-_CHECKSUM = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|md5:[0-9a-f]{32})$")
+_CHECKSUM = CHECKSUM_PATTERN
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
 MAX_TEXT = 200
 
@@ -59,9 +65,22 @@ def _check_common(name: str, uri: str, version: str | None, errors: list[UserErr
 
 
 class DataService:
-    def __init__(self, db: Database, registry: CenterRegistry) -> None:
+    def __init__(self, db: Database, registry: CenterRegistry, import_roots: Sequence[Path] = ()) -> None:
         self.db = db
         self.registry = registry
+        #: folders besides the centers' data roots whose files may be registered by a file:// uri
+        self.import_roots = [Path(root).absolute() for root in import_roots]
+
+    def _outside_roots(self, uri: str, field_path: tuple[str, ...]) -> UserErrorData | None:
+        """A file:// uri must name a path under a center's data root or an import root (never /etc/shadow)."""
+        path = path_of(uri)
+        if path is None:
+            return None
+        roots = [center.data_root for center in self.registry.all() if center.data_root is not None] + self.import_roots
+        resolved = path.resolve()
+        if any(resolved.is_relative_to(root.resolve()) for root in roots):
+            return None
+        return UserErrorData("a file:// uri must lie under a center's data root or one of data_import_roots", "URI_NOT_ALLOWED", field_path)
 
     async def register_dataset(self, viewer: Viewer, request: DatasetRequest) -> Registered:
         errors: list[UserErrorData] = []
@@ -79,8 +98,31 @@ class DataService:
                 errors.append(UserErrorData("the replica uri must be an absolute URI", "INVALID_URI", ("replicas", str(index), "uri")))
             else:
                 replica_centers.append((key, uri))
+        errors.extend(
+            refusal
+            for refusal in [self._outside_roots(request.uri, ("uri",))]
+            + [self._outside_roots(uri, ("replicas", str(index), "uri")) for index, (_, uri) in enumerate(replica_centers)]
+            if refusal is not None
+        )
         if errors:
             return Registered(errors=errors)
+        size_bytes, checksum = request.size_bytes, request.checksum
+        measured = await _measure_local(request.uri, checksum)
+        if isinstance(measured, UserErrorData):
+            return Registered(errors=[measured])
+        if measured is not None:  # the gateway can read it: what it found is what is recorded
+            if size_bytes is not None and size_bytes != measured.size_bytes:
+                message = f"sizeBytes says {size_bytes}; the gateway found {measured.size_bytes} bytes at the uri"
+                return Registered(errors=[UserErrorData(message, "SIZE_MISMATCH", ("sizeBytes",))])
+            size_bytes, checksum = measured.size_bytes, measured.checksum
+        replicas: list[DatasetReplicaRow] = []
+        for index, (key, uri) in enumerate(dict(replica_centers).items()):
+            copy = await _measure_local(uri, checksum) if checksum is not None else None
+            if isinstance(copy, UserErrorData):
+                return Registered(errors=[replace(copy, field=("replicas", str(index), "uri"))])
+            # a copy the gateway checked is VERIFIED; one it cannot read is only claimed (not listed, not counted)
+            state, verified_at = ("VERIFIED", utcnow()) if copy is not None else ("DECLARED", None)
+            replicas.append(DatasetReplicaRow(center_id=key, uri=uri, state=state, verified_at=verified_at))
         version = request.version or "1"
         try:
             async with self.db.transaction() as session:
@@ -92,15 +134,35 @@ class DataService:
                     version=version,
                     uri=request.uri,
                     format=request.format,
-                    size_bytes=request.size_bytes,
-                    checksum=request.checksum,
+                    size_bytes=size_bytes,
+                    checksum=checksum,
                 )
                 session.add(row)
                 await session.flush()
-                session.add_all(DatasetReplicaRow(dataset_id=row.id, center_id=key, uri=uri) for key, uri in dict(replica_centers).items())
+                for replica in replicas:
+                    replica.dataset_id = row.id
+                session.add_all(replicas)
         except IntegrityError:  # a concurrent twin registered the same name and version first
             return _already_exists("dataset", request.name, version)
         return Registered(dataset=row)
+
+    async def set_storage_quota(self, account_id: str, max_bytes: int | None) -> tuple[AccountRow | None, list[UserErrorData]]:
+        """Limit the bytes of verified copies an account keeps (None: no limit); copies already kept stay."""
+        errors = _check_storage_quota(max_bytes)
+        key = int_key(account_id, "Account")
+        async with self.db.transaction() as session:
+            account = (await account_store.accounts_by_ids(session, [key])).get(key) if key is not None else None
+            if account is None:
+                errors.append(UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",)))
+            if errors:
+                return None, errors
+            assert account is not None
+            account.max_storage_bytes = max_bytes
+        return account, []
+
+    async def stored_bytes(self, account_ids: Sequence[int]) -> dict[int, int]:
+        async with self.db.read() as session:
+            return await transfer_store.stored_bytes(session, account_ids)
 
     async def register_model(self, viewer: Viewer, request: ModelRequest) -> Registered:
         errors: list[UserErrorData] = []
@@ -134,6 +196,26 @@ class DataService:
         except IntegrityError:  # a concurrent twin registered the same name and version first
             return _already_exists("model", request.name, version)
         return Registered(model=row)
+
+
+async def _measure_local(uri: str, checksum: str | None) -> Measured | UserErrorData | None:
+    """What the gateway finds at a ``file://`` uri it can read, checked against ``checksum``; None when it cannot read it."""
+    path = path_of(uri)
+    if path is None or not path.exists():
+        return None
+    measured = await measure(path, algorithm_of(checksum))
+    if checksum is not None and measured.checksum != checksum:
+        return UserErrorData(f"the checksum is {checksum}; the gateway computed {measured.checksum}", "CHECKSUM_MISMATCH", ("checksum",))
+    return measured
+
+
+MAX_STORAGE_BYTES = 2**63 - 1
+
+
+def _check_storage_quota(max_bytes: int | None) -> list[UserErrorData]:
+    if max_bytes is not None and not (0 <= max_bytes <= MAX_STORAGE_BYTES):
+        return [UserErrorData("maxBytes must be between 0 and 2^63-1, or null for no limit", "INVALID_QUOTA", ("maxBytes",))]
+    return []
 
 
 def _already_exists(kind: str, name: str, version: str) -> Registered:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import CenterJobState, JobSpec
@@ -24,6 +25,8 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
+from resolvers.data.areas import JobArea
+from resolvers.data.transfers import TransferService
 from resolvers.jobs.ledger import Change, JobLedger
 from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer
 from resolvers.jobs.ranking import Candidate, placement_document, rank
@@ -32,11 +35,12 @@ from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventK
 from store import accounts as account_store
 from store import jobs as job_store
 from store.db import Database
-from store.tables import JobRow
+from store.tables import DatasetRow, JobRow, TransferRow
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
+GB = Decimal(10**9)
 QUEUE_BATCH = 500
 QUEUE_INTERVAL_SECONDS = 1.0
 #: hand-overs in flight at once in one round of the network queue
@@ -73,6 +77,11 @@ class Dispatcher:
         self.billing = billing
         #: told the center's id after each hand-over (its reconciler looks at once)
         self.on_hand_over: Callable[[int], None] | None = None
+        #: stages jobs' inputs before they are submitted (None: inputs are not staged)
+        self.transfers: TransferService | None = None
+        #: what moving 10^9 bytes of input to a center costs; set, DATA_LOCAL weighs it against price
+        self.transfer_price_per_gb: Decimal | None = None
+        self._staging: dict[int, asyncio.Task[None]] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
 
@@ -156,8 +165,20 @@ class Dispatcher:
         return job if records else None
 
     async def hand_over(self, job: JobRow, center: Center) -> tuple[JobRow | None, str | None]:
-        """Submit to the job's center: (the updated job, None), or (None, why the center failed)."""
-        spec = spec_for(job)
+        """Submit to the job's center: (the updated job, None), or (None, why the center failed).
+
+        A job with inputs first has them staged into its AICN_INPUT_DIR; that runs in the
+        background (the job waits QUEUED at its center, with STAGING events) and the
+        submission follows it, so a large copy never holds up the caller."""
+        area = job_area(center, job)
+        if area is not None:
+            await asyncio.to_thread(area.prepare)
+            if self.transfers is not None and await self._has_inputs(job.id):
+                return await self._begin_staging(job, center, area), None
+        return await self._submit(job, center, area)
+
+    async def _submit(self, job: JobRow, center: Center, area: JobArea | None) -> tuple[JobRow | None, str | None]:
+        spec = spec_for(job, area.environment() if area is not None else {})
         try:
             submission = await self.registry.call(center, lambda connector: connector.submit(spec))
         except CenterFault as fault:
@@ -178,6 +199,77 @@ class Dispatcher:
         if self.on_hand_over is not None:
             self.on_hand_over(center.id)
         return updated, None
+
+    # ------------------------------------------------------------------ staging inputs
+
+    async def _has_inputs(self, job_id: int) -> bool:
+        async with self.db.read() as session:
+            return bool((await job_store.inputs_by_jobs(session, [job_id]))[job_id])
+
+    async def _begin_staging(self, job: JobRow, center: Center, area: JobArea) -> JobRow | None:
+        def wait_for_inputs(current: JobRow) -> Change:
+            change = Change()
+            if current.state == JobState.PENDING:
+                change.state(JobState.QUEUED, f"staging inputs on {center.name}")
+            return change
+
+        updated, _ = await self.ledger.apply(job.id, wait_for_inputs)
+        if job.id not in self._staging:
+            task = asyncio.create_task(self._stage_then_submit(job, center, area), name=f"staging-{job.reference}")
+            self._staging[job.id] = task
+            task.add_done_callback(lambda _: self._staging.pop(job.id, None))
+        return updated
+
+    async def _stage_then_submit(self, job: JobRow, center: Center, area: JobArea) -> None:
+        assert self.transfers is not None
+        try:
+            failure = await self.transfers.stage_inputs(job, center, area, self._staging_reporter(job.id))
+            current = await self._current(job.id)
+            if current is None or current.state in TERMINAL_STATES or current.state == JobState.CANCELLING:
+                return  # cancelled while staging
+            if failure is not None:
+                await self._fail(job.id, f"{failure.code}: {failure.message}")
+                return
+            _, refused = await self._submit(current, center, area)
+            if refused is not None:  # the center refused after all: back to the network queue, staged again elsewhere
+                await self._release(job.id, center, refused, "waiting for another center")
+                self.wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("staging job %s failed", job.reference)
+            await self._fail(job.id, "STAGING_FAILED: the gateway could not stage the job's inputs")
+
+    def _staging_reporter(self, job_id: int) -> Callable[[TransferRow, DatasetRow], Awaitable[bool]]:
+        async def report(transfer: TransferRow, dataset: DatasetRow) -> bool:
+            """A STAGING event; False (stop copying) once the job was cancelled."""
+            document = staging_document(transfer, dataset)
+
+            def note(current: JobRow) -> Change:
+                change = Change()
+                if current.state not in TERMINAL_STATES:
+                    change.events.append({"kind": JobEventKind.STAGING, "progress": document, "message": document["message"]})
+                return change
+
+            job, _ = await self.ledger.apply(job_id, note)
+            return job is not None and job.state not in TERMINAL_STATES
+
+        return report
+
+    async def _current(self, job_id: int) -> JobRow | None:
+        async with self.db.read() as session:
+            return (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
+
+    async def _fail(self, job_id: int, reason: str) -> None:
+        def fail(current: JobRow) -> Change:
+            change = Change()
+            if current.state in TERMINAL_STATES:
+                return change
+            change.columns.update(failure_reason=reason, finished_at=utcnow())
+            change.state(JobState.FAILED, reason)
+            return change
+
+        await self.ledger.apply(job_id, fail)
 
     async def _release(self, job_id: int, center: Center, reason: str, next_step: str) -> None:
         def release(job: JobRow) -> Change:
@@ -221,6 +313,8 @@ class Dispatcher:
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
+        for task in list(self._staging.values()):
+            await stop_task(task)
 
     def wake(self) -> None:
         self._alarm.ring()
@@ -274,7 +368,9 @@ class Dispatcher:
             if job.owner_id not in quotas:
                 quotas[job.owner_id] = await self.quota_left(job.owner_id)
             offers = self.offers(need, snapshot, quotas[job.owner_id])
-            candidates = rank(offers, job.policy or "CHEAPEST", snapshot.taken_at, await self._local_inputs(job))
+            candidates = rank(
+                offers, job.policy or "CHEAPEST", snapshot.taken_at, await self._local_inputs(job), await self._move_costs(job)
+            )
             first = next((candidate for candidate in candidates if candidate.offer.feasible), None)
             if first is None:
                 blocked.update(models or {None})
@@ -293,6 +389,25 @@ class Dispatcher:
 
         outcomes = await asyncio.gather(*(hand(job, candidates) for job, candidates in startable))
         return sum(outcomes)
+
+    async def move_costs(self, dataset_ids: Sequence[int]) -> dict[int, Decimal] | None:
+        """What moving the inputs a center lacks there would cost, per center (None: moving data is not priced)."""
+        if self.transfer_price_per_gb is None or not dataset_ids:
+            return None
+        async with self.db.read() as session:
+            total, held = await job_store.input_bytes_by_center(session, dataset_ids)
+        price = self.transfer_price_per_gb
+        return {
+            center.id: (Decimal(total - held.get(center.id, 0)) / GB * price).quantize(Decimal("0.000001"))
+            for center in self.registry.all()
+        }
+
+    async def _move_costs(self, job: JobRow) -> dict[int, Decimal] | None:
+        if job.policy != "DATA_LOCAL" or self.transfer_price_per_gb is None:
+            return None
+        async with self.db.read() as session:
+            inputs = (await job_store.inputs_by_jobs(session, [job.id]))[job.id]
+        return await self.move_costs([dataset.id for dataset in inputs])
 
     async def _local_inputs(self, job: JobRow) -> dict[int, int]:
         if job.policy != "DATA_LOCAL":
@@ -320,10 +435,31 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
     return busy
 
 
-def spec_for(job: JobRow) -> JobSpec:
+def staging_document(transfer: TransferRow, dataset: DatasetRow) -> dict[str, Any]:
+    """A STAGING event's progress: one input's copy, bytes done of total."""
+    total = transfer.bytes_total
+    verb = {"VERIFIED": "staged and verified", "FAILED": "staging failed for"}.get(transfer.state, "staging")
+    return {
+        "datasetId": dataset.id,
+        "datasetName": dataset.name,
+        "transferId": transfer.id,
+        "state": transfer.state,
+        "bytesDone": transfer.bytes_done,
+        "bytesTotal": total,
+        "message": f"{verb} {dataset.name}: {transfer.bytes_done} of {total if total is not None else '?'} bytes",
+        "at": utcnow().isoformat(),
+    }
+
+
+def job_area(center: Center, job: JobRow) -> JobArea | None:
+    return JobArea(center.data_root, job.reference) if center.data_root is not None else None
+
+
+def spec_for(job: JobRow, data_environment: Mapping[str, str] | None = None) -> JobSpec:
     request = job.request
     accelerator, devices = request.allocation()
     environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
+    environment.update(data_environment or {})
     return JobSpec(
         reference=job.reference,
         name=job.name,

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import CenterJobState, JobStatus, ProgressReport
 from resolvers.billing.metering import Settlement
 from resolvers.common.ids import to_global_id
-from resolvers.data.lineage import register_output_model
+from resolvers.data.outputs import OutputCatcher
 from resolvers.jobs.states import TERMINAL_STATES, JobEventKind, JobState
 from resolvers.webhooks.events import EventKind
 from resolvers.webhooks.outbox import enqueue_event
@@ -188,10 +188,12 @@ class Meter(Protocol):
 
 
 class JobLedger:
-    def __init__(self, db: Database, bus: InMemoryBus, meter: Meter | None = None) -> None:
+    def __init__(self, db: Database, bus: InMemoryBus, meter: Meter | None = None, outputs: OutputCatcher | None = None) -> None:
         self.db = db
         self.bus = bus
         self.meter = meter
+        #: registers what a successful job asked to keep from its AICN_OUTPUT_DIR
+        self.outputs = outputs
 
     async def apply(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
         """Lock the job, let ``planner(job) -> Change`` decide, write it, then announce it.
@@ -238,8 +240,10 @@ class JobLedger:
                 if settlement.usage_message is not None:
                     rows.append(job_store.append_event(session, job, JobEventKind.USAGE, message=settlement.usage_message))
                 notices.extend(settlement.notices)
-            if event["kind"] == JobEventKind.STATE and event["state"] == JobState.SUCCEEDED:
-                await register_output_model(session, job)
+            if self.outputs is not None and event["kind"] == JobEventKind.STATE and event["state"] == JobState.SUCCEEDED:
+                refused = await self.outputs.register(session, job)
+                if refused is not None:
+                    rows.append(job_store.append_event(session, job, JobEventKind.LOG, message=refused))
             rows.append(job_store.append_event(session, job, **event))
             if event["kind"] == JobEventKind.STATE and event["state"] in TERMINAL_STATES:
                 notices.extend(await enqueue_event(session, job.owner_id, EventKind.JOB_ENDED, job_ended(job)))

@@ -111,6 +111,8 @@ class Reconciler:
         return True
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
+        if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None:
+            await self.ledger.outputs.prime(job)
         updated, _ = await self.ledger.apply(job.id, lambda current: plan_changes(current, status))
         if updated is not None and updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)

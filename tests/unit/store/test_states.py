@@ -15,7 +15,7 @@ from store.types import EnumString
 #: what the database holds today; a change here is a data migration
 STORED = {
     JobState: ["PENDING", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED"],
-    JobEventKind: ["STATE", "PROGRESS", "LOG", "PLACEMENT", "USAGE"],
+    JobEventKind: ["STATE", "PROGRESS", "LOG", "PLACEMENT", "USAGE", "STAGING"],
     JobKind: ["TRAINING", "INFERENCE", "BATCH"],
 }
 
