@@ -15,6 +15,7 @@ from connectors.local.connector import LocalConnector
 from connectors.local.identity import ensure_job_user
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
+from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
 from resolvers.access.throttle import Throttle
@@ -103,6 +104,7 @@ class Runtime:
         self.data = DataService(self.db, self.registry)
         self.streams = JobStreams(self.db, self.bus)
         self.access = AccessService(self.db, self.bus)
+        self.quotas = QuotaService(self.db, settings.quota_mode)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
@@ -119,6 +121,7 @@ class Runtime:
             billing_reads=BillingReads(self.db, self.billing),
             budget_alerts=self.budget_alerts,
             access=self.access,
+            quotas=self.quotas,
             account_reads=AccountReads(self.db),
             audit=self.audit,
             throttle=self.throttle,

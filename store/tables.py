@@ -24,6 +24,8 @@ class AccountRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     max_standard_units: Mapped[float | None] = mapped_column(Float)
+    #: QUEUE or REFUSE a job over the quota; null: the gateway's ``quota_mode`` setting
+    quota_mode: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -68,6 +70,8 @@ class JobRow(Base):
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     progress: Mapped[dict[str, Any] | None] = mapped_column(Document)
     progress_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: orders the network queue: higher first (see resolvers.jobs.queue for aging)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -7,10 +7,11 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
+from graph.access.quotas import Quota
 from graph.access.tokens import AccountMember, ApiToken
-from graph.billing.balances import balance_of, budget_of
-from graph.billing.lists import list_bills
-from graph.billing.types import Bill, Budget
+from graph.billing.balances import balance_of, budget_of, low_balance_threshold_of
+from graph.billing.lists import list_balance_entries, list_bills
+from graph.billing.types import BalanceEntry, Bill, Budget
 from graph.core.context import Context
 from graph.core.money import Money
 from graph.core.relay import Connection, Node
@@ -28,10 +29,11 @@ class Account(Node):
     name: str
     created_at: datetime
     key: strawberry.Private[int]
+    row: strawberry.Private[AccountRow]
 
     @classmethod
     def from_row(cls, row: AccountRow) -> Account:
-        return cls(id=strawberry.ID(to_global_id("Account", row.id)), name=row.name, created_at=row.created_at, key=row.id)
+        return cls(id=strawberry.ID(to_global_id("Account", row.id)), name=row.name, created_at=row.created_at, key=row.id, row=row)
 
     @strawberry.field(description="The account's jobs, newest first.")
     async def jobs(
@@ -58,6 +60,20 @@ class Account(Node):
     @strawberry.field(description="The account's monthly budget, if it set one.")
     async def budget(self, info: Info[Context, None]) -> Budget | None:
         return await budget_of(info, self.key)
+
+    @strawberry.field(description="Below this, new submissions are refused (INSUFFICIENT_BALANCE) and a LOW_BALANCE alert is told.")
+    async def low_balance_threshold(self, info: Info[Context, None]) -> Money | None:
+        return await low_balance_threshold_of(info, self.key)
+
+    @strawberry.field(description="How the balance moved: top-ups, usage charges, adjustments; newest first.")
+    async def balance_history(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> Connection[BalanceEntry]:
+        return await list_balance_entries(info, account_key=self.key, first=first, after=after)
+
+    @strawberry.field(description="The cap on the standard units the account's jobs hold at once; null when it has none.")
+    def quota(self, info: Info[Context, None]) -> Quota | None:
+        return Quota.of(self.row, info.context.services.quotas)
 
     @strawberry.field(description="The account's bills, newest first.")
     async def bills(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Bill]:
