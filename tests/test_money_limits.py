@@ -3,7 +3,12 @@ thresholds, hard budgets, quotas set by administrators, price caps and center se
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +20,7 @@ from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import SUBMIT, python_job, submit, wait_for_state
 from tests.waiting import eventually, subscribed
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.both_databases  # balances, entries, alerts and quotas are written under the database's locks
 
 TOP_UP = """
@@ -223,3 +229,26 @@ async def test_a_waiting_job_keeps_its_center_set_when_the_queue_places_it(gatew
     await wait_for_state(member, waiter["id"], {"SUCCEEDED"}, timeout=30)
     placed = await member.execute("query($id: ID!) { node(id: $id) { ... on Job { center { name } } } }", {"id": waiter["id"]})
     assert placed["node"]["center"]["name"] == "one"
+
+
+async def test_the_cli_sets_the_same_quota_as_the_graph(gateway_factory: Any, database: Any, tmp_path: Path) -> None:
+    gateway: Gateway = await gateway_factory()
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "AICN_DATA_DIR": str(tmp_path / "cli"), "AICN_DATABASE_URL": database.url}
+    if database.schema:
+        environment["AICN_DATABASE_SCHEMA"] = database.schema
+
+    def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "aicn.cli", "set-quota", *arguments]
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+
+    done = await asyncio.to_thread(cli, "default", "2.5", "--mode", "refuse")
+    assert done.returncode == 0 and "mode refuse" in done.stdout, done.stderr
+    quota = (await gateway.client.execute("{ viewer { quota { maxStandardUnits mode } } }"))["viewer"]["quota"]
+    assert quota == {"maxStandardUnits": 2.5, "mode": "REFUSE"}
+    bad = await asyncio.to_thread(cli, "default", "-1")
+    assert bad.returncode == 2 and "INVALID_QUOTA" in bad.stderr
+    nobody = await asyncio.to_thread(cli, "nobody", "1")
+    assert nobody.returncode == 1 and "ACCOUNT_NOT_FOUND" in nobody.stderr
+    lifted = await asyncio.to_thread(cli, "default", "none")
+    assert lifted.returncode == 0
+    assert (await gateway.client.execute("{ viewer { quota { mode } } }"))["viewer"]["quota"] is None
