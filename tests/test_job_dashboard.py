@@ -5,6 +5,7 @@ jobUpdates with a snapshot, a resume and throttled progress."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -217,3 +218,12 @@ async def test_job_updates_start_with_a_snapshot_resume_after_a_reconnect_and_th
             break
     assert [update["name"] for update in resumed][-1] == "steps" and resumed[-1]["state"] == "SUCCEEDED"
     assert all(datetime.fromisoformat(update["updatedAt"]) >= datetime.fromisoformat(resume_from) for update in resumed)
+
+
+async def test_a_forged_cost_cursor_is_a_coded_error(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory()
+    for forged in ("cost:1.0000001:5", "cost:1e400:5", "cost:NaN:5", "cost:1:x", "other:1:5"):
+        cursor = base64.urlsafe_b64encode(forged.encode()).decode().rstrip("=")
+        body = (await gateway.client.post(LIST, {"first": 1, "order": "COST", "after": cursor})).json()
+        assert body["errors"][0]["message"] == "the cursor is not valid for orderBy: COST", (forged, body)
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body

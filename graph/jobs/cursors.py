@@ -7,11 +7,13 @@ import base64
 import binascii
 from decimal import Decimal, InvalidOperation
 
+from resolvers.billing.pricing import MONEY_PLACES
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import decode_cursor, encode_cursor, parse_key
 from resolvers.jobs.records import JobCursor, JobOrder
 
 _COST = "cost"
+MAX_COST = Decimal("1e14")
 
 
 def encode_job_cursor(order: JobOrder, job_id: int, cost: Decimal) -> str:
@@ -32,6 +34,7 @@ def decode_job_cursor(cursor: str | None, order: JobOrder) -> JobCursor | None:
     except (binascii.Error, UnicodeDecodeError, ValueError, InvalidOperation):
         raise BadRequest("the cursor is not valid for orderBy: COST") from None
     job_id = parse_key(key)
-    if prefix != _COST or job_id is None or not cost.is_finite():
+    # a cursor is opaque but not trusted: a cost the gateway could not have written is refused here
+    if prefix != _COST or job_id is None or not cost.is_finite() or abs(cost) >= MAX_COST or cost != cost.quantize(MONEY_PLACES):
         raise BadRequest("the cursor is not valid for orderBy: COST")
     return JobCursor(id=job_id, cost=cost)
