@@ -19,16 +19,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from billing import DEFAULT_URL, JOBS, REPEAT, SEED, USAGE, timed  # bench/billing.py, beside this file
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.billing import DEFAULT_URL, JOBS, REPEAT, SEED, USAGE, timed
 from resolvers.billing.periods import Calendar
 from store import jobs as job_store
 from store.db import Database
 from store.jobs import JobCursor, JobOrder, JobQuery
 
 PAGE = 50
+#: what metering writes on each job with its usage record
+COSTS = "UPDATE jobs SET cost = u.amount FROM usage_records AS u WHERE u.job_id = jobs.id"
 QUERY = JobQuery(owner_id=1)
 
 
@@ -40,7 +42,7 @@ async def run(url: str, rows: int) -> None:
     try:
         await db.migrate()
         async with db.engine.begin() as connection:
-            for statement in (*SEED.strip().split(";\n"), JOBS, USAGE):
+            for statement in (*SEED.strip().split(";\n"), JOBS, USAGE, COSTS):
                 await connection.execute(text(statement), params)
         async with db.engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.billing_tables import UsageRecordRow
 from store.paging import Page, count_rows, keyset_page
 from store.resources import ResourceRequest
 from store.states import HOLDING_STATES, TERMINAL_STATES, JobEventKind, JobKind, JobState
@@ -80,14 +79,17 @@ async def sorted_jobs_page(
     """One keyset page of the jobs in ``order``, each with what it cost (0 until metered).
 
     NEWEST and OLDEST are keyed on the id; COST on (cost, id), both descending, so a page
-    starts exactly after the last row of the one before whatever was added meanwhile."""
-    cost = func.coalesce(UsageRecordRow.amount, 0).label("cost")
-    statement = _select_jobs(query).add_columns(cost).outerjoin(UsageRecordRow, UsageRecordRow.job_id == JobRow.id)
+    starts exactly after the last row of the one before whatever was added meanwhile
+    (``jobs.cost`` is written with the usage record; ix_jobs_owner_id_cost_id serves the order)."""
+    statement = _select_jobs(query)
     if order == JobOrder.COST:
         if after is not None:
             at = after.cost if after.cost is not None else Decimal(0)
-            statement = statement.where(or_(cost < at, and_(cost == at, JobRow.id < after.id)))
-        statement = statement.order_by(cost.desc(), JobRow.id.desc())
+            # a row comparison: both databases read it as one range of ix_jobs_owner_id_cost_id
+            # (the cost bound with the column's type: millionths on SQLite)
+            bound = tuple_(literal(at, type_=JobRow.cost.type), literal(after.id, type_=JobRow.id.type))
+            statement = statement.where(tuple_(JobRow.cost, JobRow.id) < bound)
+        statement = statement.order_by(JobRow.cost.desc(), JobRow.id.desc())
     elif order == JobOrder.OLDEST:
         if after is not None:
             statement = statement.where(JobRow.id > after.id)
@@ -96,7 +98,7 @@ async def sorted_jobs_page(
         if after is not None:
             statement = statement.where(JobRow.id < after.id)
         statement = statement.order_by(JobRow.id.desc())
-    rows = [(row, Decimal(amount)) for row, amount in (await session.execute(statement.limit(first + 1))).all()]
+    rows = [(row, row.cost) for row in (await session.scalars(statement.limit(first + 1))).all()]
     return Page(rows=rows[:first], has_next=len(rows) > first, has_previous=after is not None)
 
 

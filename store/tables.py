@@ -47,6 +47,7 @@ class JobRow(Base):
         Index("ix_jobs_owner_id_id", "owner_id", "id"),
         Index("ix_jobs_center_id_state", "center_id", "state"),
         Index("ix_jobs_owner_id_state", "owner_id", "state"),
+        Index("ix_jobs_owner_id_cost_id", "owner_id", "cost", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -82,6 +83,8 @@ class JobRow(Base):
     currency: Mapped[str | None] = mapped_column(String(10))
     units_per_device: Mapped[Decimal | None] = mapped_column(Fixed(20, 9))
     hold_amount: Mapped[Decimal | None] = mapped_column(Fixed(20, 6))
+    #: what its usage charged (0 until metered): written with the usage record, so `orderBy: COST` pages by an index
+    cost: Mapped[Decimal] = mapped_column(Fixed(20, 6), default=Decimal(0), server_default="0")
 
 
 class JobEventRow(Base):

@@ -1,5 +1,5 @@
 """money in, limits out: top-ups and a balance history, low-balance thresholds, hard budgets,
-quota modes per account, job priorities, alert kinds
+quota modes per account, job priorities and costs, alert kinds
 
 Revision ID: 0007
 Revises: 0006
@@ -26,6 +26,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("quota_mode", sa.String(length=10), nullable=True))
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("cost", MONEY, nullable=False, server_default="0"))
+    # both columns hold the same representation (millionths on SQLite, NUMERIC on PostgreSQL)
+    op.execute(
+        "UPDATE jobs SET cost = (SELECT u.amount FROM usage_records u WHERE u.job_id = jobs.id) "
+        "WHERE EXISTS (SELECT 1 FROM usage_records u WHERE u.job_id = jobs.id)"
+    )
+    op.create_index("ix_jobs_owner_id_cost_id", "jobs", ["owner_id", "cost", "id"])
     with op.batch_alter_table("budget_alerts") as batch:
         batch.add_column(sa.Column("kind", sa.String(length=20), nullable=False, server_default="BUDGET"))
     op.create_table(
@@ -48,7 +55,9 @@ def downgrade() -> None:
     op.drop_table("balance_entries")
     with op.batch_alter_table("budget_alerts") as batch:
         batch.drop_column("kind")
+    op.drop_index("ix_jobs_owner_id_cost_id", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("cost")
         batch.drop_column("priority")
     with op.batch_alter_table("accounts") as batch:
         batch.drop_column("quota_mode")
