@@ -23,6 +23,7 @@ from graph.data.types import Dataset, Model
 from graph.jobs.inputs import JobFilter
 from graph.jobs.lists import list_jobs
 from graph.jobs.types import Job
+from graph.webhooks.loaders import WebhookLoaders
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
@@ -46,6 +47,7 @@ class Loaders:
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.billing = BillingLoaders(services, viewer)
         self.queue_length: DataLoader[int, int] = complete(jobs.queue_lengths)
+        self.webhooks = WebhookLoaders(services, viewer)
         self._queue_positions: asyncio.Task[dict[int, int]] | None = None
 
     async def queue_positions(self) -> dict[int, int]:

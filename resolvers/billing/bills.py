@@ -16,9 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.billing.budgets import CHANNEL, LOW_BALANCE_THRESHOLD, AlertRecord, thresholds_crossed
 from resolvers.billing.periods import BillingPeriod, Calendar
+from resolvers.common.ids import to_global_id
+from resolvers.webhooks.events import EventKind
+from resolvers.webhooks.outbox import enqueue_event
 from store import billing as billing_store
 from store import budgets as budget_store
-from store.billing_tables import BillingAccountRow, BillLineRow, BillRow
+from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, BudgetAlertRow
 from store.types import utcnow
 
 #: how many months ahead a line may be pushed past finalized bills before this is an error
@@ -95,7 +98,7 @@ class BillBook:
             session, account.account_id, period, LOW_BALANCE_THRESHOLD, threshold, available, account.currency, kind="LOW_BALANCE"
         )
         await session.flush()
-        return [(CHANNEL, AlertRecord.from_row(row).to_message())]
+        return await _announce(session, row)
 
     async def check_budget(self, session: AsyncSession, account: BillingAccountRow, bill: BillRow | None) -> list[Notice]:
         """Record the thresholds the month of ``bill`` has newly crossed; their news to publish."""
@@ -109,4 +112,27 @@ class BillBook:
         if not rows:
             return []
         await session.flush()
-        return [(CHANNEL, AlertRecord.from_row(row).to_message()) for row in rows]
+        notices: list[Notice] = []
+        for row in rows:
+            notices.extend(await _announce(session, row))
+        return notices
+
+
+async def _announce(session: AsyncSession, row: BudgetAlertRow) -> list[Notice]:
+    """An alert's news for budgetAlerts subscribers, and its webhook deliveries (in the caller's transaction)."""
+    record = AlertRecord.from_row(row)
+    return [(CHANNEL, record.to_message()), *await enqueue_event(session, row.account_id, EventKind.BUDGET_ALERT, budget_alert(record))]
+
+
+def budget_alert(record: AlertRecord) -> dict[str, Any]:
+    """The data of a BUDGET_ALERT webhook event."""
+    return {
+        "accountId": to_global_id("Account", record.account_id),
+        "kind": record.kind,  # BUDGET, or LOW_BALANCE (budget: the threshold; spent: what was available)
+        "period": record.period,
+        "threshold": record.threshold,
+        "budget": str(record.budget),
+        "spent": str(record.spent),
+        "currency": record.currency,
+        "at": record.at.isoformat(),
+    }
