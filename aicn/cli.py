@@ -110,32 +110,32 @@ def _export_schema(args: argparse.Namespace) -> int:
 
 
 def _set_quota(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from aicn.settings import Settings
+    from resolvers.access.quotas import QuotaService
     from store.db import Database
-    from store.tables import AccountRow
 
     settings = Settings()
-    limit = None if args.units.lower() == "none" else float(args.units)
-    if limit is not None and limit <= 0:
-        print("aicn: the quota must be a positive number of standard units, or none", file=sys.stderr)
-        return 2
+    try:
+        limit = None if args.units.lower() == "none" else float(args.units)
+    except ValueError:
+        limit = float("nan")
 
-    async def run() -> bool:
+    async def run() -> list[str]:
         db = Database(settings.resolved_database_url, schema=settings.database_schema)
-        await db.migrate()
-        async with db.transaction() as session:
-            account = await session.scalar(select(AccountRow).where(AccountRow.name == args.account))
-            if account is not None:
-                account.max_standard_units = limit
-        await db.dispose()
-        return account is not None
+        try:
+            await db.migrate()
+            outcome = await QuotaService(db, settings.quota_mode).set_quota_by_name(args.account, limit, args.mode)
+        finally:
+            await db.dispose()
+        return [f"{error.code}: {error.message}" for error in outcome.errors]
 
-    if not asyncio.run(run()):
-        print(f"aicn: no account named {args.account}", file=sys.stderr)
-        return 1
-    print(f"aicn: {args.account} may use {'any number of' if limit is None else limit} standard units at once")
+    errors = asyncio.run(run())
+    if errors:
+        for line in errors:
+            print(f"aicn: {line}", file=sys.stderr)
+        return 1 if any(line.startswith("ACCOUNT_NOT_FOUND") for line in errors) else 2
+    mode = args.mode or f"the default ({settings.quota_mode})"
+    print(f"aicn: {args.account} may use {'any number of' if limit is None else limit} standard units at once; mode {mode}")
     return 0
 
 
@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     quota = commands.add_parser("set-quota", help="cap the standard units an account may use at once")
     quota.add_argument("account", help="the account's name")
     quota.add_argument("units", help="a number of standard units, or none to lift the cap")
+    quota.add_argument(
+        "--mode", choices=["queue", "refuse"], default=None, help="a job over the quota waits or is refused (default: quota_mode)"
+    )
     quota.set_defaults(run=_set_quota)
     from aicn.bills_cli import add_bills_commands
 

@@ -20,6 +20,7 @@ from connectors.local.connector import LocalConnector, default_work_root, prepar
 from connectors.local.identity import falls_back_to_the_gateway_user, resolve_job_user
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
+from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
 from resolvers.access.throttle import Throttle
@@ -135,6 +136,7 @@ class Runtime:
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
         self.access = AccessService(self.db, self.bus)
+        self.quotas = QuotaService(self.db, settings.quota_mode)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
@@ -157,6 +159,7 @@ class Runtime:
             billing_reads=BillingReads(self.db, self.billing),
             budget_alerts=self.budget_alerts,
             access=self.access,
+            quotas=self.quotas,
             account_reads=AccountReads(self.db),
             audit=self.audit,
             throttle=self.throttle,

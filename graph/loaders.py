@@ -15,7 +15,7 @@ from strawberry.types import Info
 from graph.access.accounts import Account
 from graph.access.tokens import AccountMember, ApiToken
 from graph.billing.loaders import BillingLoaders
-from graph.core.batching import SharedLoader, grouped, node_lists, nodes
+from graph.core.batching import SharedLoader, complete, grouped, node_lists, nodes
 from graph.core.context import Context
 from graph.core.relay import Connection
 from graph.core.services import Services
@@ -51,7 +51,15 @@ class Loaders:
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.stored_bytes: DataLoader[int, int] = grouped(services.data.stored_bytes, 0)
         self.billing = BillingLoaders(services, viewer)
+        self.queue_length: DataLoader[int, int] = complete(jobs.queue_lengths)
         self.webhooks = WebhookLoaders(services, viewer)
+        self._queue_positions: asyncio.Task[dict[int, int]] | None = None
+
+    async def queue_positions(self) -> dict[int, int]:
+        """The network queue's order, read once per request however many jobs ask."""
+        if self._queue_positions is None:
+            self._queue_positions = asyncio.ensure_future(self.services.job_reads.queue_positions())
+        return await asyncio.shield(self._queue_positions)
 
     async def jobs(
         self, info: Info[Context, None], *, first: int | None, after: str | None, filter: JobFilter | None, center_key: int

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
+from store.billing_tables import BalanceEntryRow, BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
 from store.paging import Page, count_rows, keyset_page
 from store.states import TERMINAL_STATES
 from store.tables import CenterRow, JobRow
@@ -88,6 +88,42 @@ async def active_holds(session: AsyncSession, account_ids: Sequence[int]) -> dic
 def charge(account: BillingAccountRow, amount: Decimal) -> None:
     """Take ``amount`` from the balance (a negative amount gives it back); caller holds the lock."""
     account.balance = account.balance - amount
+
+
+# ---------------------------------------------------------------------- the balance history
+
+
+def add_balance_entry(
+    session: AsyncSession, account: BillingAccountRow, *, kind: str, amount: Decimal, description: str, reference: str | None = None
+) -> BalanceEntryRow:
+    """Record that the balance moved by ``amount`` (already applied to ``account``); caller holds the lock."""
+    entry = BalanceEntryRow(
+        account_id=account.account_id,
+        kind=kind,
+        amount=amount,
+        balance_after=account.balance,
+        reference=reference,
+        description=description,
+        created_at=utcnow(),
+    )
+    session.add(entry)
+    return entry
+
+
+async def entry_by_reference(session: AsyncSession, account_id: int, reference: str) -> BalanceEntryRow | None:
+    return await session.scalar(
+        select(BalanceEntryRow).where(BalanceEntryRow.account_id == account_id, BalanceEntryRow.reference == reference)
+    )
+
+
+async def balance_entries_page(session: AsyncSession, account_id: int, *, first: int, after: int | None) -> Page[BalanceEntryRow]:
+    """Newest first, by keyset on (account_id, id)."""
+    statement = select(BalanceEntryRow).where(BalanceEntryRow.account_id == account_id)
+    return await keyset_page(session, statement, BalanceEntryRow.id, first=first, after=after)
+
+
+async def count_balance_entries(session: AsyncSession, account_id: int) -> int:
+    return await count_rows(session, select(BalanceEntryRow).where(BalanceEntryRow.account_id == account_id))
 
 
 # ---------------------------------------------------------------------- bills and lines

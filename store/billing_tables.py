@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.tables import Base
@@ -33,6 +33,10 @@ class BillingAccountRow(Base):
     opening_balance: Mapped[Decimal] = mapped_column(MONEY)
     balance: Mapped[Decimal] = mapped_column(MONEY)
     monthly_budget: Mapped[Decimal | None] = mapped_column(MONEY)
+    #: a hard budget refuses submissions whose hold would cross it; a soft one only alerts
+    budget_hard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: new submissions are refused while what is available (after their hold) is below this
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(MONEY)
     lock_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -120,9 +124,36 @@ class BudgetAlertRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    #: BUDGET (``threshold`` percent of ``budget``) or LOW_BALANCE (``budget`` is the threshold,
+    #: ``spent`` what was available; ``threshold`` is 0, so it is told once a month)
+    kind: Mapped[str] = mapped_column(String(20), default="BUDGET", server_default="BUDGET")
     period: Mapped[str] = mapped_column(String(7))
     threshold: Mapped[int] = mapped_column(Integer)  # percent of the budget
     budget: Mapped[Decimal] = mapped_column(MONEY)
     spent: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class BalanceEntryRow(Base):
+    """One movement of an account's balance: a TOP_UP, a USAGE charge or an ADJUSTMENT.
+
+    ``amount`` is signed as the balance moved (a charge is negative); ``balance_after`` is the
+    balance once it moved. A top-up's ``reference`` is unique per account: the same reference
+    twice credits once.
+    """
+
+    __tablename__ = "balance_entries"
+    __table_args__ = (
+        UniqueConstraint("account_id", "reference", name="uq_balance_entries_account_reference"),
+        Index("ix_balance_entries_account_id_id", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # TOP_UP USAGE ADJUSTMENT
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    balance_after: Mapped[Decimal] = mapped_column(MONEY)
+    reference: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

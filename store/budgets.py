@@ -19,9 +19,18 @@ async def thresholds_reached(session: AsyncSession, account_id: int, period: str
 
 
 def add_alert(
-    session: AsyncSession, account_id: int, period: str, threshold: int, budget: Decimal, spent: Decimal, currency: str
+    session: AsyncSession,
+    account_id: int,
+    period: str,
+    threshold: int,
+    budget: Decimal,
+    spent: Decimal,
+    currency: str,
+    kind: str = "BUDGET",
 ) -> BudgetAlertRow:
-    alert = BudgetAlertRow(account_id=account_id, period=period, threshold=threshold, budget=budget, spent=spent, currency=currency)
+    alert = BudgetAlertRow(
+        account_id=account_id, kind=kind, period=period, threshold=threshold, budget=budget, spent=spent, currency=currency
+    )
     session.add(alert)
     return alert
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
@@ -30,6 +32,23 @@ class JobQuery:
     kinds: tuple[JobKind, ...] = ()
     name_contains: str | None = None
     input_dataset_id: int | None = None
+    #: submitted at or after / strictly before
+    submitted_after: datetime | None = None
+    submitted_before: datetime | None = None
+
+
+class JobOrder(enum.StrEnum):
+    NEWEST = "NEWEST"
+    OLDEST = "OLDEST"
+    COST = "COST"  # what the usage charged, dearest first; jobs not metered (yet) count as 0
+
+
+@dataclass(frozen=True)
+class JobCursor:
+    """Where a page of a sorted list starts: after this job (and, sorted by cost, this cost)."""
+
+    id: int
+    cost: Decimal | None = None
 
 
 def _select_jobs(query: JobQuery) -> Select[Any]:
@@ -47,11 +66,50 @@ def _select_jobs(query: JobQuery) -> Select[Any]:
         statement = statement.where(JobRow.name.ilike(pattern, escape="\\"))
     if query.input_dataset_id is not None:
         statement = statement.join(JobInputRow, JobInputRow.job_id == JobRow.id).where(JobInputRow.dataset_id == query.input_dataset_id)
+    if query.submitted_after is not None:
+        statement = statement.where(JobRow.submitted_at >= query.submitted_after)
+    if query.submitted_before is not None:
+        statement = statement.where(JobRow.submitted_at < query.submitted_before)
     return statement
+
+
+async def sorted_jobs_page(
+    session: AsyncSession, query: JobQuery, order: JobOrder, *, first: int, after: JobCursor | None
+) -> Page[tuple[JobRow, Decimal]]:
+    """One keyset page of the jobs in ``order``, each with what it cost (0 until metered).
+
+    NEWEST and OLDEST are keyed on the id; COST on (cost, id), both descending, so a page
+    starts exactly after the last row of the one before whatever was added meanwhile
+    (``jobs.cost`` is written with the usage record; ix_jobs_owner_id_cost_id serves the order)."""
+    statement = _select_jobs(query)
+    if order == JobOrder.COST:
+        if after is not None:
+            at = after.cost if after.cost is not None else Decimal(0)
+            # a row comparison: both databases read it as one range of ix_jobs_owner_id_cost_id
+            # (the cost bound with the column's type: millionths on SQLite)
+            bound = tuple_(literal(at, type_=JobRow.cost.type), literal(after.id, type_=JobRow.id.type))
+            statement = statement.where(tuple_(JobRow.cost, JobRow.id) < bound)
+        statement = statement.order_by(JobRow.cost.desc(), JobRow.id.desc())
+    elif order == JobOrder.OLDEST:
+        if after is not None:
+            statement = statement.where(JobRow.id > after.id)
+        statement = statement.order_by(JobRow.id.asc())
+    else:
+        if after is not None:
+            statement = statement.where(JobRow.id < after.id)
+        statement = statement.order_by(JobRow.id.desc())
+    rows = [(row, row.cost) for row in (await session.scalars(statement.limit(first + 1))).all()]
+    return Page(rows=rows[:first], has_next=len(rows) > first, has_previous=after is not None)
 
 
 async def jobs_page(session: AsyncSession, query: JobQuery, *, first: int, after: int | None) -> Page[JobRow]:
     return await keyset_page(session, _select_jobs(query), JobRow.id, first=first, after=after)
+
+
+async def jobs_changed_since(session: AsyncSession, query: JobQuery, since: datetime, limit: int) -> list[JobRow]:
+    """The matching jobs changed at or after ``since``, oldest change first."""
+    statement = _select_jobs(query).where(JobRow.updated_at >= since).order_by(JobRow.updated_at, JobRow.id).limit(limit)
+    return list(await session.scalars(statement))
 
 
 async def count_jobs(session: AsyncSession, query: JobQuery) -> int:
@@ -136,16 +194,54 @@ async def inputs_by_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[
     return grouped
 
 
-async def waiting_jobs(session: AsyncSession, limit: int) -> list[JobRow]:
-    """Jobs waiting at the network level for a center, oldest first."""
+def _waiting() -> Any:
     orphaned = and_(JobRow.state == JobState.PENDING, JobRow.updated_at < utcnow() - ORPHAN_AFTER)
-    rows = await session.scalars(
-        select(JobRow)
-        .where(JobRow.center_id.is_(None), JobRow.external_id.is_(None), or_(JobRow.state == JobState.QUEUED, orphaned))
-        .order_by(JobRow.id)
-        .limit(limit)
+    return and_(JobRow.center_id.is_(None), JobRow.external_id.is_(None), or_(JobRow.state == JobState.QUEUED, orphaned))
+
+
+async def waiting_jobs(session: AsyncSession, limit: int) -> list[JobRow]:
+    """Jobs waiting at the network level for a center: the ``limit`` of highest priority and
+    the ``limit`` oldest (which aging may have raised above them), in submission order."""
+    by_priority = await session.scalars(select(JobRow).where(_waiting()).order_by(JobRow.priority.desc(), JobRow.id).limit(limit))
+    found = {row.id: row for row in by_priority}
+    for row in await session.scalars(select(JobRow).where(_waiting()).order_by(JobRow.id).limit(limit)):
+        found.setdefault(row.id, row)
+    return [found[key] for key in sorted(found)]
+
+
+@dataclass(frozen=True)
+class WaitingKey:
+    id: int
+    priority: int
+    submitted_at: datetime
+
+
+async def waiting_keys(session: AsyncSession, limit: int) -> list[WaitingKey]:
+    """What orders the network queue, of every waiting job (up to ``limit``, oldest first)."""
+    rows = await session.execute(select(JobRow.id, JobRow.priority, JobRow.submitted_at).where(_waiting()).order_by(JobRow.id).limit(limit))
+    return [WaitingKey(key, priority, submitted_at) for key, priority, submitted_at in rows]
+
+
+async def count_by_state(session: AsyncSession, query: JobQuery) -> dict[JobState, int]:
+    """How many of the jobs ``query`` matches are in each state, counted by the database."""
+    matching = _select_jobs(query).order_by(None).subquery()
+    rows = await session.execute(select(matching.c.state, func.count()).group_by(matching.c.state))
+    return {JobState(state): int(count) for state, count in rows}
+
+
+#: the states of a job a center holds that has not started running yet
+CENTER_QUEUED_STATES = (JobState.PENDING, JobState.QUEUED, JobState.STARTING)
+
+
+async def queue_lengths(session: AsyncSession, center_ids: Sequence[int]) -> dict[int, int]:
+    """How many jobs placed at each center wait there to start."""
+    rows = await session.execute(
+        select(JobRow.center_id, func.count())
+        .where(JobRow.center_id.in_(center_ids), JobRow.state.in_(CENTER_QUEUED_STATES))
+        .group_by(JobRow.center_id)
     )
-    return list(rows)
+    found = {center_id: int(count) for center_id, count in rows}
+    return {center_id: found.get(center_id, 0) for center_id in center_ids}
 
 
 async def active_allocations(session: AsyncSession) -> list[tuple[int | None, ResourceRequest, datetime | None]]:

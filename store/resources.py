@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 
@@ -36,6 +37,18 @@ class ResourceRequest:
     cpus: int | None = None
     memory_gb: float | None = None
     asked: AskedDevices | None = None
+    #: what the request accepts: a price cap per hour and the centers it may or may not run at
+    max_price_per_hour: Decimal | None = None
+    center_ids: tuple[int, ...] | None = None
+    exclude_center_ids: tuple[int, ...] = ()
+
+    def admits_center(self, center_id: int) -> str | None:
+        """Why the request leaves this center out (a reason with its code), or None."""
+        if self.center_ids is not None and center_id not in self.center_ids:
+            return "CENTER_NOT_SELECTED: the request's centerIds do not include this center"
+        if center_id in self.exclude_center_ids:
+            return "CENTER_EXCLUDED: the request's excludeCenterIds name this center"
+        return None
 
     def as_asked(self) -> ResourceRequest:
         """The request as the user gave it: what placement weighs centers against."""
@@ -66,6 +79,13 @@ class ResourceRequest:
         if self.asked is not None:
             document["askedAccelerator"] = self.asked.accelerator
             document["askedDevices"] = self.asked.devices
+        # written only when given, so the documents of requests without them stay as they were
+        if self.max_price_per_hour is not None:
+            document["maxPricePerHour"] = str(self.max_price_per_hour)
+        if self.center_ids is not None:
+            document["centerIds"] = list(self.center_ids)
+        if self.exclude_center_ids:
+            document["excludeCenterIds"] = list(self.exclude_center_ids)
         return document
 
     @classmethod
@@ -84,4 +104,7 @@ class ResourceRequest:
             cpus=document.get("cpus"),
             memory_gb=document.get("memoryGb"),
             asked=asked,
+            max_price_per_hour=Decimal(document["maxPricePerHour"]) if document.get("maxPricePerHour") is not None else None,
+            center_ids=tuple(document["centerIds"]) if document.get("centerIds") is not None else None,
+            exclude_center_ids=tuple(document.get("excludeCenterIds") or ()),
         )

@@ -26,6 +26,8 @@ class AccountRow(Base):
     max_standard_units: Mapped[float | None] = mapped_column(Float)
     #: bytes of verified dataset and model copies the account may keep (None: no limit)
     max_storage_bytes: Mapped[int | None] = mapped_column(BigId)
+    #: QUEUE or REFUSE a job over the quota; null: the gateway's ``quota_mode`` setting
+    quota_mode: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -47,6 +49,7 @@ class JobRow(Base):
         Index("ix_jobs_owner_id_id", "owner_id", "id"),
         Index("ix_jobs_center_id_state", "center_id", "state"),
         Index("ix_jobs_owner_id_state", "owner_id", "state"),
+        Index("ix_jobs_owner_id_cost_id", "owner_id", "cost", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -71,6 +74,8 @@ class JobRow(Base):
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     progress: Mapped[dict[str, Any] | None] = mapped_column(Document)
     progress_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: orders the network queue: higher first (see resolvers.jobs.queue for aging)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -81,6 +86,8 @@ class JobRow(Base):
     currency: Mapped[str | None] = mapped_column(String(10))
     units_per_device: Mapped[Decimal | None] = mapped_column(Fixed(20, 9))
     hold_amount: Mapped[Decimal | None] = mapped_column(Fixed(20, 6))
+    #: what its usage charged (0 until metered): written with the usage record, so `orderBy: COST` pages by an index
+    cost: Mapped[Decimal] = mapped_column(Fixed(20, 6), default=Decimal(0), server_default="0")
 
 
 class JobEventRow(Base):

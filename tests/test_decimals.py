@@ -20,13 +20,15 @@ QUANTITY = re.compile(r"^\d+\.\d{9}$")
 
 #: one query that reaches every Money and Decimal field; the test checks it misses none
 SWEEP = """
-query($job: ID!) {
-  viewer { balance { amount } holds { amount } available { amount }
+query($job: ID!, $running: ID!) {
+  viewer { balance { amount } holds { amount } available { amount } lowBalanceThreshold { amount }
+    balanceHistory(first: 10) { edges { node { amount { amount } balanceAfter { amount } } } }
     budget { amount { amount } spent { amount } alerts { budget { amount } spent { amount } } }
     bills(first: 5) { edges { node { id total { amount } lines(first: 10) { edges { node { amount { amount } } } } } } } }
   centers { edges { node { computeUnits { pricePerUnitHour { amount } } } } }
   offers(request: { devices: 1, maxDurationMinutes: 7 }) { pricePerHour { amount } maxCost { amount } }
-  node(id: $job) { ... on Job { usage { unitPrice { amount } amount { amount } standardUnitsPerDevice standardUnitHours } } }
+  node(id: $job) { ... on Job { costSoFar { amount } usage { unitPrice { amount } amount { amount } standardUnitsPerDevice standardUnitHours } } }
+  running: node(id: $running) { ... on Job { costSoFar { amount } hold { amount } } }
 }
 """
 COVERED = {
@@ -34,7 +36,8 @@ COVERED = {
     ("BudgetAlert", "budget"), ("BudgetAlert", "spent"), ("Bill", "total"), ("BillLine", "amount"),
     ("ComputeUnit", "pricePerUnitHour"), ("Offer", "pricePerHour"), ("Offer", "maxCost"), ("UsageRecord", "unitPrice"),
     ("UsageRecord", "amount"), ("UsageRecord", "standardUnitsPerDevice"), ("UsageRecord", "standardUnitHours"),
-    ("Money", "amount"),
+    ("Money", "amount"), ("Account", "lowBalanceThreshold"), ("BalanceEntry", "amount"), ("BalanceEntry", "balanceAfter"),
+    ("Job", "costSoFar"), ("Job", "hold"),
 }  # fmt: skip
 
 
@@ -67,17 +70,35 @@ async def test_every_decimal_is_fixed_point_at_its_scale(gateway_factory: Any) -
     )
     job_id = submitted["submitJob"]["job"]["id"]
     await wait_for_state(gateway.admin, job_id, {"SUCCEEDED"})
-    data = await gateway.admin.execute(SWEEP, {"job": job_id})
+    viewer = (await gateway.admin.execute("{ viewer { id } }"))["viewer"]["id"]
+    money_in = await gateway.admin.execute(
+        """mutation($a: ID!) { topUp(input: {accountId: $a, amount: "1.5", reference: "sweep"}) { userErrors { code } }
+             setLowBalanceThreshold(input: {accountId: $a, amount: "0.25"}) { userErrors { code } } }""",
+        {"a": viewer},
+    )
+    assert money_in == {"topUp": {"userErrors": []}, "setLowBalanceThreshold": {"userErrors": []}}, money_in
+    running = await gateway.admin.execute(
+        'mutation { submitJob(input: {name: "r", command: ["sleep", "30"], request: {devices: 1, maxDurationMinutes: 1}}) { job { id } } }'
+    )
+    running_id = running["submitJob"]["job"]["id"]
+    await wait_for_state(gateway.admin, running_id, {"RUNNING"})
+    variables = {"job": job_id, "running": running_id}
+    data = await gateway.admin.execute(SWEEP, variables)
     bill_id = data["viewer"]["bills"]["edges"][0]["node"]["id"]
     adjusted = await gateway.admin.execute(
         'mutation($b: ID!) { addBillAdjustment(input: {billId: $b, amount: "-2.5", description: "x"}) { userErrors { code } } }',
         {"b": bill_id},
     )
     assert adjusted["addBillAdjustment"]["userErrors"] == []
-    data = await gateway.admin.execute(SWEEP, {"job": job_id})
+    data = await gateway.admin.execute(SWEEP, variables)
+    cancelled = await gateway.admin.execute(
+        "mutation($j: ID!) { cancelJob(input: {jobId: $j}) { userErrors { code } } }", {"j": running_id}
+    )
+    assert cancelled["cancelJob"]["userErrors"] == []
     amounts = strings_under(data, "amount")
     usage = data["node"]["usage"]
-    assert len(amounts) >= 14 and data["viewer"]["budget"]["alerts"], data
+    assert len(amounts) >= 20 and data["viewer"]["budget"]["alerts"], data
+    assert data["running"]["hold"] is not None and data["viewer"]["balanceHistory"]["edges"], data
     assert all(MONEY.match(amount) for amount in amounts), amounts
     assert QUANTITY.match(usage["standardUnitHours"]) and QUANTITY.match(usage["standardUnitsPerDevice"]), usage
     assert "-2.500000" in amounts and "36000.000000" in amounts

@@ -37,7 +37,17 @@ def test_the_sketch_operations_clients_code_against_exist() -> None:
         "registerDataset(input: RegisterDatasetInput!): RegisterDatasetPayload!",
         "registerModel(input: RegisterModelInput!): RegisterModelPayload!",
         "jobEvents(jobId: ID!, after: Int = null): JobEvent!",
-        "jobUpdates(filter: JobFilter = null): Job!",
+        "jobUpdates(filter: JobFilter = null, snapshot: Boolean! = false, since: DateTime = null): Job!",
+        # schema-sketch-2: money in, limits out
+        "topUp(input: TopUpInput!): TopUpPayload!",
+        "setQuota(input: SetQuotaInput!): SetQuotaPayload!",
+        "enum QuotaMode {",
+        "maxPricePerHour: Decimal",
+        "centerIds: [ID!]",
+        "excludeCenterIds: [ID!]",
+        "costSoFar: Money",
+        "hold: Money",
+        "queuePosition: Int",
         "acceleratorCatalog: [AcceleratorType!]!",
     ):
         assert operation in text, operation

@@ -18,7 +18,7 @@ from tests.conftest import Gateway
 from tests.isolation_probe import fetch_schema
 from tests.test_auth import new_account
 
-ADMIN_MUTATIONS = {"createAccount", "createApiToken", "revokeApiToken", "setStorageQuota"}
+ADMIN_MUTATIONS = {"createAccount", "createApiToken", "revokeApiToken", "setStorageQuota", "topUp", "setLowBalanceThreshold", "setQuota"}
 
 
 def codes(body: dict[str, Any]) -> list[str]:

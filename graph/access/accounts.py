@@ -7,10 +7,11 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
+from graph.access.quotas import Quota
 from graph.access.tokens import AccountMember, ApiToken
-from graph.billing.balances import balance_of, budget_of
-from graph.billing.lists import list_bills
-from graph.billing.types import Bill, Budget
+from graph.billing.balances import balance_of, budget_of, low_balance_threshold_of
+from graph.billing.lists import list_balance_entries, list_bills
+from graph.billing.types import BalanceEntry, Bill, Budget
 from graph.core.context import Context
 from graph.core.money import Money
 from graph.core.relay import Connection, Node
@@ -29,6 +30,7 @@ class Account(Node):
     name: str
     created_at: datetime
     key: strawberry.Private[int]
+    row: strawberry.Private[AccountRow]
     max_storage: strawberry.Private[int | None] = None
 
     @classmethod
@@ -39,6 +41,7 @@ class Account(Node):
             created_at=row.created_at,
             key=row.id,
             max_storage=row.max_storage_bytes,
+            row=row,
         )
 
     @strawberry.field(description="The account's jobs, newest first.")
@@ -74,6 +77,20 @@ class Account(Node):
     @strawberry.field(description="The storage quota: at most this many stored bytes (null: no limit).")
     def max_storage_bytes(self) -> BigInt | None:
         return BigInt(self.max_storage) if self.max_storage is not None else None
+
+    @strawberry.field(description="Below this, new submissions are refused (INSUFFICIENT_BALANCE) and a LOW_BALANCE alert is told.")
+    async def low_balance_threshold(self, info: Info[Context, None]) -> Money | None:
+        return await low_balance_threshold_of(info, self.key)
+
+    @strawberry.field(description="How the balance moved: top-ups, usage charges, adjustments; newest first.")
+    async def balance_history(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> Connection[BalanceEntry]:
+        return await list_balance_entries(info, account_key=self.key, first=first, after=after)
+
+    @strawberry.field(description="The cap on the standard units the account's jobs hold at once; null when it has none.")
+    def quota(self, info: Info[Context, None]) -> Quota | None:
+        return Quota.of(self.row, info.context.services.quotas)
 
     @strawberry.field(description="The account's bills, newest first.")
     async def bills(self, info: Info[Context, None], first: int | None = None, after: str | None = None) -> Connection[Bill]:

@@ -7,6 +7,7 @@ from strawberry.types import Info
 
 from graph.access.accounts import Account
 from graph.access.admins import require_admin
+from graph.access.quotas import QuotaMode
 from graph.access.tokens import ApiScope, ApiToken
 from graph.core.context import Context
 from graph.core.payloads import UserError, user_errors
@@ -74,6 +75,23 @@ class SetStorageQuotaPayload:
     client_mutation_id: str | None
 
 
+@strawberry.input
+class SetQuotaInput:
+    account_id: strawberry.ID
+    max_standard_units: float | None = strawberry.field(
+        description="Standard units the account's jobs may hold at once; null lifts the cap."
+    )
+    mode: QuotaMode | None = strawberry.field(default=None, description="Absent: the gateway's `quota_mode` setting.")
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class SetQuotaPayload:
+    account: Account | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None
+
+
 @strawberry.type
 class AccessMutation:
     @strawberry.mutation(
@@ -85,6 +103,21 @@ class AccessMutation:
         row, errors = await info.context.services.data.set_storage_quota(input.account_id, input.max_bytes)
         return SetStorageQuotaPayload(
             account=Account.from_row(row) if row else None, user_errors=user_errors(errors), client_mutation_id=input.client_mutation_id
+        )
+
+    @strawberry.mutation(
+        description="Cap the standard units an account may use at once, and choose its mode. Admins only.", metadata={REQUIRES: ADMIN}
+    )
+    async def set_quota(self, info: Info[Context, None], input: SetQuotaInput) -> SetQuotaPayload:
+        require_admin(info)
+        mode = input.mode.name.lower() if input.mode is not None else None
+        outcome = await info.context.services.quotas.set_quota(
+            info.context.viewer, int_key(input.account_id, "Account"), input.max_standard_units, mode
+        )
+        return SetQuotaPayload(
+            account=Account.from_row(outcome.account) if outcome.account else None,
+            user_errors=user_errors(outcome.errors),
+            client_mutation_id=input.client_mutation_id,
         )
 
     @strawberry.mutation(description="Create an account (tenant). Admins only.", metadata={REQUIRES: ADMIN})

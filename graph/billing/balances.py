@@ -28,7 +28,15 @@ async def budget_of(info: Info[Context, None], account_key: int) -> Budget | Non
     spent = bill.total if bill is not None else Decimal("0.000000")
     return Budget(
         amount=Money(amount=balance.monthly_budget, currency=balance.currency),
+        hard=balance.budget_hard,
         period=info.context.services.billing_reads.this_month(),
         spent=Money(amount=spent, currency=balance.currency),
         alerts=[BudgetAlert.from_record(record) for record in alerts],
     )
+
+
+async def low_balance_threshold_of(info: Info[Context, None], account_key: int) -> Money | None:
+    balance = await info.context.loaders.billing.balance.load(account_key)
+    if balance.low_balance_threshold is None:
+        return None
+    return Money(amount=balance.low_balance_threshold, currency=balance.currency)

@@ -11,6 +11,9 @@ from strawberry.types import Info
 from graph.billing.types import Bill, BillLine
 from graph.core.context import Context
 from graph.core.payloads import UserError, user_errors
+from graph.core.permissions import REQUIRES
+from resolvers.access.viewer import ADMIN
+from resolvers.billing.service import BudgetOutcome
 
 if TYPE_CHECKING:
     from graph.access.accounts import Account
@@ -51,11 +54,41 @@ class SetBudgetInput:
     account_id: strawberry.ID | None = strawberry.field(
         default=None, description="Absent: the caller's account; others need an administrator."
     )
+    hard: bool = strawberry.field(default=False, description="Refuse submissions whose hold would cross the budget (BUDGET_EXCEEDED).")
     client_mutation_id: str | None = None
 
 
 @strawberry.type
 class SetBudgetPayload:
+    account: Annotated[Account, strawberry.lazy("graph.access.accounts")] | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None
+
+
+@strawberry.input
+class TopUpInput:
+    account_id: strawberry.ID
+    amount: Decimal = strawberry.field(description="Positive, at most 6 decimal places.")
+    reference: str = strawberry.field(description="Your reference of the payment: the same reference twice credits once.")
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class TopUpPayload:
+    account: Annotated[Account, strawberry.lazy("graph.access.accounts")] | None
+    user_errors: list[UserError]
+    client_mutation_id: str | None
+
+
+@strawberry.input
+class SetLowBalanceThresholdInput:
+    account_id: strawberry.ID
+    amount: Decimal | None = strawberry.field(description="At least 0; null removes the threshold.")
+    client_mutation_id: str | None = None
+
+
+@strawberry.type
+class SetLowBalanceThresholdPayload:
     account: Annotated[Account, strawberry.lazy("graph.access.accounts")] | None
     user_errors: list[UserError]
     client_mutation_id: str | None
@@ -85,6 +118,34 @@ class BillingMutation:
 
     @strawberry.mutation(description="Set or remove an account's monthly budget; `budgetAlerts` tells when 50, 80 and 100 % are crossed.")
     async def set_budget(self, info: Info[Context, None], input: SetBudgetInput) -> SetBudgetPayload:
-        outcome = await info.context.services.billing.set_budget(info.context.viewer, input.amount, input.account_id)
-        account = await info.context.loaders.account.load(outcome.account_id) if outcome.account_id is not None else None
+        outcome = await info.context.services.billing.set_budget(info.context.viewer, input.amount, input.account_id, hard=input.hard)
+        account = await _account(info, outcome)
         return SetBudgetPayload(account=account, user_errors=user_errors(outcome.errors), client_mutation_id=input.client_mutation_id)
+
+    @strawberry.mutation(
+        description="Credit an account's balance (administrators); the same reference twice credits once.", metadata={REQUIRES: ADMIN}
+    )
+    async def top_up(self, info: Info[Context, None], input: TopUpInput) -> TopUpPayload:
+        outcome = await info.context.services.billing.top_up(info.context.viewer, input.account_id, input.amount, input.reference)
+        account = await _account(info, outcome)
+        return TopUpPayload(account=account, user_errors=user_errors(outcome.errors), client_mutation_id=input.client_mutation_id)
+
+    @strawberry.mutation(
+        description="Refuse an account's new submissions while they would leave less than this available (administrators).",
+        metadata={REQUIRES: ADMIN},
+    )
+    async def set_low_balance_threshold(
+        self, info: Info[Context, None], input: SetLowBalanceThresholdInput
+    ) -> SetLowBalanceThresholdPayload:
+        outcome = await info.context.services.billing.set_low_balance_threshold(info.context.viewer, input.account_id, input.amount)
+        account = await _account(info, outcome)
+        return SetLowBalanceThresholdPayload(
+            account=account, user_errors=user_errors(outcome.errors), client_mutation_id=input.client_mutation_id
+        )
+
+
+async def _account(info: Info[Context, None], outcome: BudgetOutcome) -> Account | None:
+    if outcome.account_id is None:
+        return None
+    info.context.loaders.billing.balance.clear_all()  # the mutation changed it (several may run in one document)
+    return await info.context.loaders.account.load(outcome.account_id)

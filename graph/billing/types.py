@@ -15,7 +15,7 @@ from graph.core.context import Context
 from graph.core.money import QUANTITY_SCALE, Money
 from graph.core.relay import Connection, Node, connection_from_page
 from resolvers.billing.budgets import AlertRecord
-from resolvers.billing.records import BillLineRow, BillRow, UsageRecordRow
+from resolvers.billing.records import BalanceEntryRow, BillLineRow, BillRow, UsageRecordRow
 from resolvers.common.ids import decode_cursor, page_size, to_global_id
 
 if TYPE_CHECKING:
@@ -38,6 +38,42 @@ class BillLineKind(enum.Enum):
     USAGE = "USAGE"
     ADJUSTMENT = "ADJUSTMENT"
     STORAGE = "STORAGE"
+
+
+@strawberry.enum(description="What moved an account's balance.")
+class BalanceEntryKind(enum.Enum):
+    TOP_UP = "TOP_UP"
+    USAGE = "USAGE"
+    ADJUSTMENT = "ADJUSTMENT"
+
+
+@strawberry.enum
+class BudgetAlertKind(enum.Enum):
+    BUDGET = strawberry.enum_value("BUDGET", description="The month's spending crossed `threshold` percent of the budget.")
+    LOW_BALANCE = strawberry.enum_value(
+        "LOW_BALANCE", description="What is available fell below the low-balance threshold (`budget`); `spent` is what was available."
+    )
+
+
+@strawberry.type(description="One movement of an account's balance, in the order they happened.")
+class BalanceEntry:
+    kind: BalanceEntryKind
+    amount: Money = strawberry.field(description="How the balance moved: positive for a top-up or credit, negative for a charge.")
+    balance_after: Money
+    reference: str | None = strawberry.field(description="A top-up's reference.")
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: BalanceEntryRow, currency: str) -> BalanceEntry:
+        return cls(
+            kind=BalanceEntryKind[row.kind],
+            amount=Money(amount=row.amount, currency=currency),
+            balance_after=Money(amount=row.balance_after, currency=currency),
+            reference=row.reference,
+            description=row.description,
+            created_at=row.created_at,
+        )
 
 
 async def _bill(info: Info[Context, None], key: int | None) -> Bill | None:
@@ -180,6 +216,7 @@ class Bill(Node):
 @strawberry.type(description="A monthly budget crossed a threshold (50, 80 or 100 percent); each is told once a month.")
 class BudgetAlert:
     seq: int = strawberry.field(description="Increasing; pass the last one seen as `after` to replay what was missed.")
+    kind: BudgetAlertKind
     period: str
     threshold: int = strawberry.field(description="Percent of the budget.")
     budget: Money
@@ -191,6 +228,7 @@ class BudgetAlert:
     def from_record(cls, record: AlertRecord) -> BudgetAlert:
         return cls(
             seq=record.id,
+            kind=BudgetAlertKind[record.kind],
             period=record.period,
             threshold=record.threshold,
             budget=Money(amount=record.budget, currency=record.currency),
@@ -207,6 +245,7 @@ class BudgetAlert:
 @strawberry.type(description="An account's monthly budget and this month's spending against it.")
 class Budget:
     amount: Money
+    hard: bool = strawberry.field(description="A hard budget refuses submissions whose hold would cross it (BUDGET_EXCEEDED).")
     period: str
     spent: Money = strawberry.field(description="This month's bill total so far.")
     alerts: list[BudgetAlert] = strawberry.field(description="This month's alerts.")

@@ -165,6 +165,10 @@ class ComputeCenter(Node):
         units = await self.compute_units(info)
         return Capacity.from_units(units or [])
 
+    @strawberry.field(description="How many jobs the network placed here wait for the center to start them (PENDING, QUEUED, STARTING).")
+    async def queue_length(self, info: Info[Context, None]) -> int:
+        return await info.context.loaders.queue_length.load(self.key)
+
     @strawberry.field(description="Jobs placed on this center, newest first.")
     async def jobs(
         self,

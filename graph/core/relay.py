@@ -49,8 +49,11 @@ def connection_from_page(
     convert: Callable[[RowT], NodeT],
     key: Callable[[RowT], int],
     count: Callable[[], Awaitable[int]],
+    cursor: Callable[[RowT], str] | None = None,
 ) -> Connection[NodeT]:
-    edges = [Edge(cursor=encode_cursor(key(row)), node=convert(row)) for row in page.rows]
+    """``cursor`` makes an edge's cursor when a row's key is more than its id (a sorted list)."""
+    make_cursor = cursor or (lambda row: encode_cursor(key(row)))
+    edges = [Edge(cursor=make_cursor(row), node=convert(row)) for row in page.rows]
     return Connection(
         edges=edges,
         page_info=PageInfo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from resolvers.access.audit import AuditLog
+from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
 from resolvers.access.throttle import Throttle
@@ -38,6 +39,7 @@ class Services:
     billing_reads: BillingReads
     budget_alerts: BudgetAlertStream
     access: AccessService
+    quotas: QuotaService
     account_reads: AccountReads
     audit: AuditLog
     throttle: Throttle

@@ -61,6 +61,8 @@ FIELD_COSTS: Mapping[str, int] = {
     "ComputeCenter.capacity": 2,
     "Job.computeUnit": 2,
     "Job.logs": 5,
+    "Query.jobStats": 2,  # one GROUP BY over the caller's jobs
+    "ComputeCenter.queueLength": 1,  # one COUNT per batch of centers
     "Subscription.jobLogs": 5,
 }
 #: a list field with one of these list arguments has one item per element (`nodes(ids:)`, federation's `_entities`)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from strawberry.types import Info
 
 from graph.core.context import Context
 from graph.core.relay import Connection, connection_from_page
-from graph.jobs.inputs import JobFilter
+from graph.jobs.cursors import decode_job_cursor, encode_job_cursor
+from graph.jobs.inputs import JobFilter, JobOrder
 from graph.jobs.types import Job
-from resolvers.common.ids import decode_cursor, page_size
+from resolvers.common.ids import page_size
 from resolvers.jobs.records import JobQuery, JobRow
 
 
@@ -21,6 +24,7 @@ async def list_jobs(
     center_key: int | None = None,
     owner_key: int | None = None,
     dataset_key: int | None = None,
+    order: JobOrder = JobOrder.NEWEST,
 ) -> Connection[Job]:
     viewer = info.context.viewer
     base = (filter or JobFilter()).to_query(viewer.scope)
@@ -34,13 +38,18 @@ async def list_jobs(
         kinds=base.kinds,
         name_contains=base.name_contains,
         input_dataset_id=dataset_key,
+        submitted_after=base.submitted_after,
+        submitted_before=base.submitted_before,
     )
-    listing = await info.context.services.job_reads.jobs(query, first=page_size(first), after=decode_cursor(after))
+    key = order.key()
+    listing = await info.context.services.job_reads.sorted_jobs(query, key, first=page_size(first), after=decode_job_cursor(after, key))
     loader = info.context.loaders.job
 
-    def node(row: JobRow) -> Job:
-        job = Job.from_row(row)
-        loader.prime(row.id, job)  # linked fields of these jobs need no lookup
+    def node(entry: tuple[JobRow, Decimal]) -> Job:
+        job = Job.from_row(entry[0])
+        loader.prime(entry[0].id, job)  # linked fields of these jobs need no lookup
         return job
 
-    return connection_from_page(listing.page, node, lambda row: row.id, listing.count)
+    return connection_from_page(
+        listing.page, node, lambda entry: entry[0].id, listing.count, cursor=lambda entry: encode_job_cursor(key, entry[0].id, entry[1])
+    )

@@ -42,6 +42,7 @@ class JobMutation:
             output_model_name=input.output_model_name,
             output_dataset_name=input.output_dataset_name,
             idempotency_key=input.idempotency_key,
+            priority=input.priority,
         )
         outcome = await info.context.services.jobs.submit(info.context.viewer, request)
         return SubmitJobPayload(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import datetime
 
 import strawberry
 from strawberry.types import Info
@@ -49,9 +50,25 @@ class JobSubscription:
         async for batch in info.context.services.job_logs.follow(job.row, tail_lines):
             yield LogLines(lines=batch.lines, truncated=batch.truncated, dropped=batch.dropped)
 
-    @strawberry.subscription(description="Every change to the caller's jobs that match the filter (a dashboard's view).")
-    async def job_updates(self, info: Info[Context, None], filter: JobFilter | None = None) -> AsyncGenerator[Job, None]:
-        accept = (filter or JobFilter()).accepts
-        async for row in info.context.services.job_streams.job_updates(info.context.viewer, accept):
+    @strawberry.subscription(
+        description=(
+            "Every change to the caller's jobs that match the filter (a dashboard's view): states at once, progress at most once "
+            "a second per job. `snapshot: true` first sends the matching jobs as they are (newest first, at most 500); `since` "
+            "(the last `updatedAt` seen, after a reconnect) first sends the jobs changed at or after it."
+        )
+    )
+    async def job_updates(
+        self,
+        info: Info[Context, None],
+        filter: JobFilter | None = None,
+        snapshot: bool = False,
+        since: datetime | None = None,
+    ) -> AsyncGenerator[Job, None]:
+        chosen = filter or JobFilter()
+        viewer = info.context.viewer
+        stream = info.context.services.job_streams.job_updates(
+            viewer, chosen.accepts, query=chosen.to_query(viewer.scope), snapshot=snapshot, since=since
+        )
+        async for row in stream:
             info.context.refresh_loaders()
             yield Job.from_row(row)

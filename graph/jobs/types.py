@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
@@ -10,13 +11,16 @@ from strawberry.types import Info
 
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
+from graph.core.money import Money
 from graph.core.relay import Connection, Node, connection_from_page
 from graph.core.scalars import JSON, BigInt
 from graph.jobs.enums import JobEventKind, JobKind, JobState, PlacementPolicy
+from resolvers.billing.pricing import cost_so_far
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import page_size, to_global_id
 from resolvers.jobs.ledger import EventRecord
 from resolvers.jobs.records import JobRow
+from resolvers.jobs.states import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from graph.access.accounts import Account
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from graph.data.types import Dataset, Model
 
 MAX_TAIL_LINES = 10_000
+ZERO = Decimal("0.000000")
 
 
 @strawberry.type(description="A progress report the job made (see the README for how a job reports progress).")
@@ -151,6 +156,8 @@ class Job(Node):
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    updated_at: datetime = strawberry.field(description="When the job last changed; `jobUpdates(since:)` resumes from it.")
+    priority: int = strawberry.field(description="Its place in the network queue's order (higher first; see queuePosition).")
     row: strawberry.Private[JobRow]
 
     @classmethod
@@ -188,6 +195,8 @@ class Job(Node):
             submitted_at=row.submitted_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
+            updated_at=row.updated_at,
+            priority=row.priority,
             row=row,
         )
 
@@ -240,6 +249,38 @@ class Job(Node):
     @strawberry.field(description="What the job used and cost; null until a job that ran has ended.")
     async def usage(self, info: Info[Context, None]) -> Annotated[UsageRecord, strawberry.lazy("graph.billing.types")] | None:
         return await info.context.loaders.billing.usage_by_job.load(self.row.id)
+
+    @strawberry.field(
+        description="What the job has cost: while it runs, its seconds so far at its quote; once ended, its usage; 0 before it starts."
+    )
+    async def cost_so_far(self, info: Info[Context, None]) -> Money | None:
+        row = self.row
+        if row.unit_price is None or row.units_per_device is None:
+            return None  # submitted without billing terms
+        currency = row.currency or info.context.services.billing.currency
+        if row.state in TERMINAL_STATES:
+            usage = await info.context.loaders.billing.usage_by_job.load(row.id)
+            return Money(amount=usage.amount.amount if usage is not None else ZERO, currency=currency)
+        if row.started_at is None or row.request.devices is None:
+            return Money(amount=ZERO, currency=currency)
+        amount = cost_so_far(
+            row.unit_price, row.units_per_device, row.request.devices, row.started_at, datetime.now(UTC), row.request.max_duration_minutes
+        )
+        return Money(amount=amount, currency=currency)
+
+    @strawberry.field(description="What the job holds of the account's balance until it ends (its most possible cost); null once ended.")
+    def hold(self, info: Info[Context, None]) -> Money | None:
+        row = self.row
+        if row.hold_amount is None or row.state in TERMINAL_STATES:
+            return None
+        return Money(amount=row.hold_amount, currency=row.currency or info.context.services.billing.currency)
+
+    @strawberry.field(description="Place in the network queue (1 = next), null when not waiting there.")
+    async def queue_position(self, info: Info[Context, None]) -> int | None:
+        if self.row.center_id is not None or self.row.external_id is not None or self.row.state in TERMINAL_STATES:
+            return None
+        positions = await info.context.loaders.queue_positions()
+        return positions.get(self.row.id)
 
     @strawberry.field(description="The last lines of the job's output (at most 10000).")
     async def logs(self, info: Info[Context, None], tail_lines: int = 100) -> str | None:

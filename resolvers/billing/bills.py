@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers.billing.budgets import CHANNEL, AlertRecord, thresholds_crossed
+from resolvers.billing.budgets import CHANNEL, LOW_BALANCE_THRESHOLD, AlertRecord, thresholds_crossed
 from resolvers.billing.periods import BillingPeriod, Calendar
 from resolvers.common.ids import to_global_id
 from resolvers.webhooks.events import EventKind
 from resolvers.webhooks.outbox import enqueue_event
 from store import billing as billing_store
 from store import budgets as budget_store
-from store.billing_tables import BillingAccountRow, BillLineRow, BillRow
+from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, BudgetAlertRow
 from store.types import utcnow
 
 #: how many months ahead a line may be pushed past finalized bills before this is an error
@@ -77,7 +77,28 @@ class BillBook:
             session, bill, kind=kind, amount=amount, description=description, usage_id=usage_id, corrects_bill_id=corrects_bill_id
         )
         billing_store.charge(account, amount)
-        return line, await self.check_budget(session, account, bill)
+        billing_store.add_balance_entry(session, account, kind=kind, amount=-amount, description=description)
+        notices = await self.check_budget(session, account, bill)
+        return line, notices + await self.check_low_balance(session, account)
+
+    async def check_low_balance(self, session: AsyncSession, account: BillingAccountRow, hold: Decimal = Decimal(0)) -> list[Notice]:
+        """Record a LOW_BALANCE alert when what is available (less ``hold``) is below the
+        account's threshold and none was told this month; its news to publish."""
+        threshold = account.low_balance_threshold
+        if threshold is None:
+            return []
+        held = (await billing_store.active_holds(session, [account.account_id]))[account.account_id]
+        available = account.balance - held - hold
+        if available >= threshold:
+            return []
+        period = self.policy.calendar.period_of(utcnow()).label
+        if LOW_BALANCE_THRESHOLD in await budget_store.thresholds_reached(session, account.account_id, period):
+            return []
+        row = budget_store.add_alert(
+            session, account.account_id, period, LOW_BALANCE_THRESHOLD, threshold, available, account.currency, kind="LOW_BALANCE"
+        )
+        await session.flush()
+        return await _announce(session, row)
 
     async def check_budget(self, session: AsyncSession, account: BillingAccountRow, bill: BillRow | None) -> list[Notice]:
         """Record the thresholds the month of ``bill`` has newly crossed; their news to publish."""
@@ -93,16 +114,21 @@ class BillBook:
         await session.flush()
         notices: list[Notice] = []
         for row in rows:
-            record = AlertRecord.from_row(row)
-            notices.append((CHANNEL, record.to_message()))
-            notices.extend(await enqueue_event(session, row.account_id, EventKind.BUDGET_ALERT, budget_alert(record)))
+            notices.extend(await _announce(session, row))
         return notices
+
+
+async def _announce(session: AsyncSession, row: BudgetAlertRow) -> list[Notice]:
+    """An alert's news for budgetAlerts subscribers, and its webhook deliveries (in the caller's transaction)."""
+    record = AlertRecord.from_row(row)
+    return [(CHANNEL, record.to_message()), *await enqueue_event(session, row.account_id, EventKind.BUDGET_ALERT, budget_alert(record))]
 
 
 def budget_alert(record: AlertRecord) -> dict[str, Any]:
     """The data of a BUDGET_ALERT webhook event."""
     return {
         "accountId": to_global_id("Account", record.account_id),
+        "kind": record.kind,  # BUDGET, or LOW_BALANCE (budget: the threshold; spent: what was available)
         "period": record.period,
         "threshold": record.threshold,
         "budget": str(record.budget),

@@ -20,6 +20,8 @@ from store.bus import InMemoryBus
 from store.db import Database
 
 THRESHOLDS = (50, 80, 100)
+#: the threshold a LOW_BALANCE alert is recorded under: told once a month, like each budget threshold
+LOW_BALANCE_THRESHOLD = 0
 CHANNEL = "budget-alerts"
 REPLAY_BATCH = 500
 
@@ -42,10 +44,11 @@ class AlertRecord:
     spent: Decimal
     currency: str
     at: datetime
+    kind: str = "BUDGET"
 
     @classmethod
     def from_row(cls, row: BudgetAlertRow) -> AlertRecord:
-        return cls(row.id, row.account_id, row.period, row.threshold, row.budget, row.spent, row.currency, row.created_at)
+        return cls(row.id, row.account_id, row.period, row.threshold, row.budget, row.spent, row.currency, row.created_at, row.kind)
 
     def to_message(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,7 @@ class AlertRecord:
             "spent": str(self.spent),
             "currency": self.currency,
             "at": self.at.isoformat(),
+            "kind": self.kind,
         }
 
     @classmethod
@@ -70,6 +74,7 @@ class AlertRecord:
             spent=Decimal(message["spent"]),
             currency=str(message["currency"]),
             at=datetime.fromisoformat(message["at"]),
+            kind=str(message.get("kind", "BUDGET")),
         )
 
 

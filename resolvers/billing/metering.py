@@ -62,6 +62,7 @@ class Meter:
             currency=currency,
             amount=amount,
         )
+        job.cost = amount
         await session.flush()  # a second record for this job fails here (IntegrityError)
         description = f"{job.name}: {hours} standard unit-hours of {devices} x {accelerator} for {seconds} s"
         _, notices = await self.book.post(session, account, bill, kind="USAGE", amount=amount, description=description, usage_id=usage.id)

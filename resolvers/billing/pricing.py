@@ -128,3 +128,11 @@ def chosen_terms(terms: Mapping[str, Any] | None) -> dict[str, Any]:
         "units_per_device": Decimal(terms["unitsPerDevice"]),
         "hold_amount": Decimal(terms["hold"]),
     }
+
+
+def cost_so_far(
+    unit_price: Decimal, units_per_device: Decimal, devices: int, started_at: datetime, now: datetime, max_minutes: float
+) -> Decimal:
+    """What a running job has cost by ``now`` at its quoted terms: the amount it would be
+    charged if it ended now (each started second, at most the requested duration)."""
+    return cost(units_per_device, devices, billed_seconds(started_at, now, max_seconds(max_minutes)), unit_price)

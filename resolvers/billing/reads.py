@@ -11,7 +11,7 @@ from resolvers.billing.service import Balance, BillingService
 from resolvers.common.reading import Listing, Page, Reader
 from store import billing as billing_store
 from store import budgets as budget_store
-from store.billing_tables import BillLineRow, BillRow, UsageRecordRow
+from store.billing_tables import BalanceEntryRow, BillLineRow, BillRow, UsageRecordRow
 from store.db import Database
 from store.types import utcnow
 
@@ -63,6 +63,13 @@ class BillingReads(Reader):
     async def lines(self, bill: BillRow, *, first: int, after: int | None) -> Page[BillLineRow]:
         """A bill's lines, oldest first (keyset paging: every page costs the same)."""
         return await self.read(lambda session: billing_store.lines_page(session, bill.id, first=first, after=after))
+
+    async def balance_entries(self, account_id: int, *, first: int, after: int | None) -> Listing[BalanceEntryRow]:
+        """How an account's balance moved (top-ups, charges, adjustments), newest first."""
+        return await self.listing(
+            lambda session: billing_store.balance_entries_page(session, account_id, first=first, after=after),
+            lambda session: billing_store.count_balance_entries(session, account_id),
+        )
 
     def focus_csv(self, bill: BillRow) -> AsyncIterator[str]:
         """The bill as a FinOps FOCUS CSV, streamed a page of lines at a time."""

@@ -1,5 +1,5 @@
 """The records of billing that services hand to the face."""
 
-from store.billing_tables import BillLineRow, BillRow, UsageRecordRow
+from store.billing_tables import BalanceEntryRow, BillLineRow, BillRow, UsageRecordRow
 
-__all__ = ["BillLineRow", "BillRow", "UsageRecordRow"]
+__all__ = ["BalanceEntryRow", "BillLineRow", "BillRow", "UsageRecordRow"]

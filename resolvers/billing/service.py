@@ -31,6 +31,7 @@ from store.types import utcnow
 
 MAX_AMOUNT = Decimal("1e13")
 MAX_DESCRIPTION = 500
+MAX_REFERENCE = 200
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Balance:
     holds: Decimal
     currency: str
     monthly_budget: Decimal | None
+    budget_hard: bool = False
+    low_balance_threshold: Decimal | None = None
 
     @property
     def available(self) -> Decimal:
@@ -93,19 +96,45 @@ class BillingService:
         units = model.standard_units if model is not None else 0.0
         return make_quote(center.price_for(accelerator), self.currency, units, devices, max_minutes)
 
-    async def reserve(self, session: AsyncSession, account_id: int, hold: Decimal) -> UserErrorData | None:
-        """Whether ``hold`` fits in what the account has available, checked under its lock;
-        when it does, the caller writes the job carrying the hold in the same transaction."""
+    async def reserve(
+        self, session: AsyncSession, account_id: int, hold: Decimal, notices: list[Notice] | None = None
+    ) -> UserErrorData | None:
+        """Whether ``hold`` fits, checked under the account's lock: in what is available (above
+        the account's low-balance threshold, if it has one) and under a hard budget. When it
+        does, the caller writes the job carrying the hold in the same transaction. A refusal
+        by the threshold records a LOW_BALANCE alert, whose news goes into ``notices``."""
         account = await self.book.lock(session, account_id)
         held = (await billing_store.active_holds(session, [account_id]))[account_id]
         available = account.balance - held
-        if hold <= available:
-            return None
-        return UserErrorData(
-            f"the job may cost up to {hold} {account.currency}; the account has {available} {account.currency} available",
-            "INSUFFICIENT_BALANCE",
-            ("request",),
-        )
+        currency = account.currency
+        if hold > available:
+            return UserErrorData(
+                f"the job may cost up to {hold} {currency}; the account has {available} {currency} available",
+                "INSUFFICIENT_BALANCE",
+                ("request",),
+            )
+        threshold = account.low_balance_threshold
+        if threshold is not None and available - hold < threshold:
+            found = await self.book.check_low_balance(session, account, hold)
+            if notices is not None:
+                notices.extend(found)
+            return UserErrorData(
+                f"the job may cost up to {hold} {currency}; the account has {available} {currency} available "
+                f"and new jobs must leave at least {threshold} {currency} (its low-balance threshold)",
+                "INSUFFICIENT_BALANCE",
+                ("request",),
+            )
+        if account.budget_hard and account.monthly_budget is not None:
+            bill = await billing_store.find_bill(session, account_id, self.book.policy.calendar.period_of(utcnow()).label)
+            spent = bill.total if bill is not None else billing_store.ZERO
+            if spent + held + hold > account.monthly_budget:
+                return UserErrorData(
+                    f"the job may cost up to {hold} {currency}; this month has spent {spent} and holds {held} {currency} "
+                    f"of a hard budget of {account.monthly_budget} {currency}",
+                    "BUDGET_EXCEEDED",
+                    ("request",),
+                )
+        return None
 
     # ------------------------------------------------------------------ reads
 
@@ -119,7 +148,9 @@ class BillingService:
             if row is None:  # never billed yet: the opening balance it will get
                 answer[account_id] = Balance(policy.opening_balance, holds[account_id], policy.currency, None)
             else:
-                answer[account_id] = Balance(row.balance, holds[account_id], row.currency, row.monthly_budget)
+                answer[account_id] = Balance(
+                    row.balance, holds[account_id], row.currency, row.monthly_budget, row.budget_hard, row.low_balance_threshold
+                )
         return answer
 
     # ------------------------------------------------------------------ bills
@@ -143,7 +174,7 @@ class BillingService:
                 return BillOutcome(bill=bill, errors=[UserErrorData(message, "PERIOD_NOT_ENDED", ("billId",))])
             notices = await self._meter_storage(session, bill)
             billing_store.finalize(bill)
-        await self._publish(notices)
+        await self.publish(notices)
         return BillOutcome(bill=bill)
 
     async def finalize_period(self, account_name: str, period_label: str) -> BillRow:
@@ -164,7 +195,7 @@ class BillingService:
                 notices = await self._meter_storage(session, bill)
                 billing_store.finalize(bill)
             await session.flush()
-        await self._publish(notices)
+        await self.publish(notices)
         return bill
 
     async def adjust(self, viewer: Viewer, bill_id: str, amount: Decimal | str, description: str) -> BillOutcome:
@@ -195,7 +226,7 @@ class BillingService:
             line, notices = await self.book.post(
                 session, account, target, kind="ADJUSTMENT", amount=exact, description=text, corrects_bill_id=bill.id
             )
-        await self._publish(notices)
+        await self.publish(notices)
         return BillOutcome(bill=target, line=line)
 
     async def adjust_account(self, account_name: str, amount: Decimal | str, description: str) -> BillOutcome:
@@ -208,7 +239,7 @@ class BillingService:
             account = await self.book.lock(session, account_id)
             bill = await self.book.open_bill(session, account_id, self.book.policy.calendar.period_of(utcnow()))
             line, notices = await self.book.post(session, account, bill, kind="ADJUSTMENT", amount=exact, description=description.strip())
-        await self._publish(notices)
+        await self.publish(notices)
         return BillOutcome(bill=bill, line=line)
 
     async def _meter_storage(self, session: AsyncSession, bill: BillRow) -> list[Notice]:
@@ -235,15 +266,14 @@ class BillingService:
 
     # ------------------------------------------------------------------ budgets
 
-    async def set_budget(self, viewer: Viewer, amount: Decimal | str | None, account_id: str | None = None) -> BudgetOutcome:
+    async def set_budget(
+        self, viewer: Viewer, amount: Decimal | str | None, account_id: str | None = None, *, hard: bool = False
+    ) -> BudgetOutcome:
         """Set (or, with None, remove) an account's monthly budget; thresholds already
-        crossed this month are announced at once."""
-        target = viewer.account_id
-        if account_id is not None:
-            key = int_key(account_id, "Account")
-            if key is None or (key != viewer.account_id and not viewer.is_admin):
-                return BudgetOutcome(errors=[UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",))])
-            target = key
+        crossed this month are announced at once. A ``hard`` budget also refuses submissions."""
+        target = _target_account(viewer, account_id)
+        if target is None:
+            return BudgetOutcome(errors=[_no_account()])
         exact: Decimal | None = None
         if amount is not None:
             exact = parse_amount(amount, allow_negative=False)
@@ -253,19 +283,91 @@ class BillingService:
                 )
         async with self.db.transaction() as session:
             if await session.get(AccountRow, target) is None:
-                return BudgetOutcome(errors=[UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",))])
+                return BudgetOutcome(errors=[_no_account()])
             account = await self.book.lock(session, target)
             account.monthly_budget = exact
+            account.budget_hard = hard and exact is not None
             await session.flush()
             current = self.book.policy.calendar.period_of(utcnow())
             bill = await billing_store.find_bill(session, target, current.label)
             notices = await self.book.check_budget(session, account, bill)
-        await self._publish(notices)
+        await self.publish(notices)
         return BudgetOutcome(account_id=target)
 
-    async def _publish(self, notices: list[Notice]) -> None:
+    async def publish(self, notices: list[Notice]) -> None:
+        """Announce what a committed transaction recorded (alerts)."""
         for channel, message in notices:
             await self.bus.publish(channel, message)
+
+        # ------------------------------------------------------------------ money in
+
+    async def top_up(self, viewer: Viewer, account_id: str, amount: Decimal | str, reference: str) -> BudgetOutcome:
+        """Credit an account (administrators). ``reference`` makes it idempotent: the same
+        reference with the same amount credits once; with another amount it is refused."""
+        if not viewer.is_admin:
+            return BudgetOutcome(errors=[_forbidden("top up accounts")])
+        errors: list[UserErrorData] = []
+        exact = parse_amount(amount, allow_negative=False)
+        if exact is None:
+            errors.append(
+                UserErrorData("a top-up must be a positive decimal with at most 6 places, below 10^13", "INVALID_AMOUNT", ("amount",))
+            )
+        text = reference.strip()
+        if not 0 < len(text) <= MAX_REFERENCE:
+            errors.append(UserErrorData(f"reference must be 1 to {MAX_REFERENCE} characters", "INVALID_REFERENCE", ("reference",)))
+        key = int_key(account_id, "Account")
+        if errors or exact is None or key is None:
+            return BudgetOutcome(errors=errors or [_no_account()])
+        async with self.db.transaction() as session:
+            if await session.get(AccountRow, key) is None:
+                return BudgetOutcome(errors=[_no_account()])
+            account = await self.book.lock(session, key)
+            earlier = await billing_store.entry_by_reference(session, key, text)
+            if earlier is not None:
+                if earlier.kind == "TOP_UP" and earlier.amount == exact:
+                    return BudgetOutcome(account_id=key)  # told twice: credited once
+                message = f"the reference {text!r} was used for a top-up of {earlier.amount}; use a new reference for a new top-up"
+                return BudgetOutcome(errors=[UserErrorData(message, "REFERENCE_REUSED", ("reference",))])
+            account.balance = account.balance + exact
+            billing_store.add_balance_entry(session, account, kind="TOP_UP", amount=exact, reference=text, description=f"top-up {text}")
+            await session.flush()
+        return BudgetOutcome(account_id=key)
+
+    async def set_low_balance_threshold(self, viewer: Viewer, account_id: str, amount: Decimal | str | None) -> BudgetOutcome:
+        """Set (or, with None, remove) the amount below which new submissions are refused (administrators)."""
+        if not viewer.is_admin:
+            return BudgetOutcome(errors=[_forbidden("set low-balance thresholds")])
+        exact: Decimal | None = None
+        if amount is not None:
+            exact = parse_amount(amount, allow_zero=True, allow_negative=False)
+            if exact is None:
+                message = "the threshold must be a decimal of at least 0 with at most 6 places"
+                return BudgetOutcome(errors=[UserErrorData(message, "INVALID_AMOUNT", ("amount",))])
+        key = int_key(account_id, "Account")
+        notices: list[Notice] = []
+        async with self.db.transaction() as session:
+            if key is None or await session.get(AccountRow, key) is None:
+                return BudgetOutcome(errors=[_no_account()])
+            account = await self.book.lock(session, key)
+            account.low_balance_threshold = exact
+            await session.flush()
+            notices = await self.book.check_low_balance(session, account)
+        await self.publish(notices)
+        return BudgetOutcome(account_id=key)
+
+
+def _target_account(viewer: Viewer, account_id: str | None) -> int | None:
+    """The account a caller names (its own when absent); None when it may not act on it."""
+    if account_id is None:
+        return viewer.account_id
+    key = int_key(account_id, "Account")
+    if key is None or (key != viewer.account_id and not viewer.is_admin):
+        return None
+    return key
+
+
+def _no_account() -> UserErrorData:
+    return UserErrorData("no such account", "ACCOUNT_NOT_FOUND", ("accountId",))
 
 
 def _forbidden(what: str) -> UserErrorData:

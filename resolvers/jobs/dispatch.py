@@ -29,6 +29,7 @@ from resolvers.data.areas import JobArea
 from resolvers.data.transfers import TransferService
 from resolvers.jobs.ledger import Change, JobLedger
 from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer
+from resolvers.jobs.queue import queue_order
 from resolvers.jobs.ranking import Candidate, placement_document, rank
 from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobState
@@ -345,7 +346,7 @@ class Dispatcher:
                 log.exception("dispatching the network queue failed")
 
     async def dispatch_queue(self) -> int:
-        """One round: waiting jobs in submission order; returns how many were handed over.
+        """One round: waiting jobs in queue order (``resolvers.jobs.queue``); returns how many were handed over.
 
         Decisions are made one job at a time, in order, against one capacity snapshot that
         each decision draws down; the hand-overs then run concurrently (a center's submit
@@ -356,6 +357,7 @@ class Dispatcher:
             waiting = await job_store.waiting_jobs(session, QUEUE_BATCH)
         if not waiting:
             return 0
+        waiting = queue_order(waiting, utcnow())
         snapshot = await self.snapshot()
         blocked: set[str | None] = set()
         quotas: dict[int, float | None] = {}

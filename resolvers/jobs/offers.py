@@ -87,6 +87,9 @@ def make_offer(
     now: datetime,
     quota_left: float | None = None,
 ) -> OfferData:
+    left_out = need.admits_center(center.id)
+    if left_out is not None:
+        return OfferData(center, None, False, left_out)
     if isinstance(units, CenterFault):
         return OfferData(center, None, False, f"CENTER_DOWN: {units.message}")
     if center.max_duration_minutes is not None and need.max_duration_minutes > center.max_duration_minutes:
@@ -127,6 +130,10 @@ def _offer_on(
     if devices > unit.devices_total:
         reason = f"NOT_ENOUGH_DEVICES: needs {devices} {model}; the center has {unit.devices_total}"
         return OfferData(center, None, False, reason, devices=devices, standard_units=units)
+    cap = need.max_price_per_hour
+    if cap is not None and price > cap:
+        reason = f"OVER_PRICE_CAP: {price} per hour for {devices} x {model} is above the request's maxPricePerHour {cap}"
+        return OfferData(center, None, False, reason, devices=devices, standard_units=units, price_per_hour=price, max_cost=max_cost)
     if quota_left is not None and units > quota_left + 1e-9:
         reason = f"OVER_QUOTA: needs {units:g} standard units; the account may use {max(quota_left, 0):g} more"
         return replace(priced, feasible=False, reason=reason, estimated_start=None)

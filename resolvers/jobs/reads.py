@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from resolvers.common.reading import Listing, Page, Reader
 from resolvers.jobs.ledger import EventRecord
+from resolvers.jobs.queue import queue_positions
+from resolvers.jobs.states import JobState
 from store import jobs as job_store
-from store.jobs import JobQuery
+from store.jobs import JobCursor, JobOrder, JobQuery
 from store.tables import DatasetRow, JobRow
+from store.types import utcnow
+
+#: queuePosition counts at most this many waiting jobs (a job further back reads null)
+MAX_QUEUE_POSITIONS = 10_000
 
 
 class JobReads(Reader):
@@ -20,6 +27,27 @@ class JobReads(Reader):
             lambda session: job_store.jobs_page(session, query, first=first, after=after),
             lambda session: job_store.count_jobs(session, query),
         )
+
+    async def sorted_jobs(
+        self, query: JobQuery, order: JobOrder, *, first: int, after: JobCursor | None
+    ) -> Listing[tuple[JobRow, Decimal]]:
+        return await self.listing(
+            lambda session: job_store.sorted_jobs_page(session, query, order, first=first, after=after),
+            lambda session: job_store.count_jobs(session, query),
+        )
+
+    async def stats(self, query: JobQuery) -> dict[JobState, int]:
+        """How many matching jobs are in each state (every state, 0 included), by one GROUP BY."""
+        found = await self.read(lambda session: job_store.count_by_state(session, query))
+        return {state: found.get(state, 0) for state in JobState}
+
+    async def queue_lengths(self, center_ids: Sequence[int]) -> dict[int, int]:
+        return await self.read(lambda session: job_store.queue_lengths(session, center_ids))
+
+    async def queue_positions(self) -> dict[int, int]:
+        """Every waiting job's place in the network queue (1 = next), in the dispatcher's order."""
+        keys = await self.read(lambda session: job_store.waiting_keys(session, MAX_QUEUE_POSITIONS))
+        return queue_positions(keys, utcnow())
 
     async def events(self, job: JobRow, *, after: int, first: int) -> Page[EventRecord]:
         """A job's events after ``seq`` ``after``, in order."""

@@ -1,6 +1,6 @@
-"""The records of jobs that services hand to the face (rows, read-only outside the ledger)."""
+"""The records of jobs that services hand to the face."""
 
-from store.jobs import JobQuery
+from store.jobs import JobCursor, JobOrder, JobQuery
 from store.tables import JobRow
 
-__all__ = ["JobQuery", "JobRow"]
+__all__ = ["JobCursor", "JobOrder", "JobQuery", "JobRow"]

@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from connectors.errors import ConnectorError, JobNotFound
 from resolvers.access.viewer import Viewer
+from resolvers.billing.bills import Notice
+from resolvers.billing.pricing import MONEY_PLACES as PRICE_PLACES
 from resolvers.billing.pricing import Quote, max_hold, provisional_terms, quote_terms
 from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
@@ -24,6 +26,7 @@ from resolvers.jobs.ledger import Change, EventRecord, JobLedger
 from resolvers.jobs.ranking import Candidate, placement_document, rank
 from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobKind, JobState
+from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store.db import Database
@@ -35,6 +38,7 @@ MAX_ARGV = 1000
 MAX_ARG_LENGTH = 100_000
 MAX_ENVIRONMENT = 200
 MAX_DURATION_MINUTES = 60 * 24 * 30
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class SubmitRequest:
     output_model_name: str | None = None
     output_dataset_name: str | None = None
     idempotency_key: str | None = None
+    priority: int = 0
 
 
 @dataclass
@@ -92,11 +97,12 @@ class JobService:
             return SubmitOutcome(errors=errors)
         resources = request.request
         candidates = await self.rank(viewer, resources, request.policy, centers, dataset_ids)
-        refusal = self._refusal(candidates)
+        refusal = self._refusal(candidates, await self._quota_mode(viewer.account_id))
         if refusal is not None:
             return SubmitOutcome(errors=[refusal])
         policy = None if request.center_id else request.policy
         quotes = self._quotes(candidates, resources.max_duration_minutes)
+        notices: list[Notice] = []
         try:
             async with self.db.transaction() as session:
                 if request.idempotency_key:  # a concurrent twin may have won the race
@@ -104,7 +110,7 @@ class JobService:
                     if existing is not None:
                         return _replay(existing, fingerprint)
                 if self.billing is not None and quotes:  # the hold is the job row itself, written below
-                    refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes))
+                    refusal = await self.billing.reserve(session, viewer.account_id, max_hold(quotes), notices)
                     if refusal is not None:
                         return SubmitOutcome(errors=[refusal])
                 job = JobRow(
@@ -124,6 +130,7 @@ class JobService:
                     idempotency_key=request.idempotency_key,
                     idempotency_fingerprint=fingerprint if request.idempotency_key else None,
                     progress_count=0,
+                    priority=request.priority,
                     last_seq=0,
                     **provisional_terms(quotes, candidates),
                 )
@@ -141,6 +148,9 @@ class JobService:
             if winner is None:
                 raise
             return _replay(winner, fingerprint)
+        finally:
+            if notices and self.billing is not None:  # a refusal by the low-balance threshold raised an alert
+                await self.billing.publish(notices)
         await self.ledger.announce(records)
         placed = await self.dispatcher.place(job.id, candidates, policy)
         return SubmitOutcome(job=placed or job)
@@ -192,13 +202,19 @@ class JobService:
             move_costs = await self.dispatcher.move_costs(dataset_ids)
         return rank(offers, policy, snapshot.taken_at, local, move_costs)
 
-    def _refusal(self, candidates: Sequence[Candidate]) -> UserErrorData | None:
-        """Why nothing should be created: no center could ever run it, or the quota says no."""
+    async def _quota_mode(self, account_id: int) -> str:
+        async with self.db.read() as session:
+            account = (await account_store.accounts_by_ids(session, [account_id])).get(account_id)
+        return (account.quota_mode if account is not None else None) or self.quota_mode
+
+    def _refusal(self, candidates: Sequence[Candidate], quota_mode: str) -> UserErrorData | None:
+        """Why nothing should be created: no center could ever run it, or the quota says no.
+        The message names every center's reason."""
         if any(candidate.offer.could_run for candidate in candidates):
             return None
         codes = {candidate.offer.reason_code for candidate in candidates}
-        reasons = "; ".join(f"{c.offer.center.name}: {c.reason}" for c in candidates[:5])
-        if "OVER_QUOTA" in codes and self.quota_mode == "refuse":
+        reasons = "; ".join(f"{c.offer.center.name}: {c.reason}" for c in candidates)
+        if "OVER_QUOTA" in codes and quota_mode == "refuse":
             return UserErrorData(f"the job would exceed the account's quota ({reasons})", "QUOTA_EXCEEDED", ("request",))
         if codes & {"CENTER_DOWN", "OVER_QUOTA"}:
             return None  # it may run later: it waits in the network queue
@@ -328,6 +344,8 @@ def submission_fingerprint(request: SubmitRequest) -> str:
     }
     if request.output_dataset_name is not None:  # absent from older fingerprints: keys made before stay valid
         document["outputDatasetName"] = request.output_dataset_name
+    if request.priority:  # absent when 0, so keys made before priorities keep their fingerprint
+        document["priority"] = request.priority
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -370,6 +388,8 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
         bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
     if request.output_dataset_name is not None and not (0 < len(request.output_dataset_name.strip()) <= MAX_NAME):
         bad("outputDatasetName must be 1 to 200 characters", "INVALID_NAME", "outputDatasetName")
+    if not MIN_PRIORITY <= request.priority <= MAX_PRIORITY:
+        bad(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}", "INVALID_PRIORITY", "priority")
     return errors
 
 
@@ -405,4 +425,13 @@ def validate_resources(resources: ResourceRequest, registry: CenterRegistry) -> 
         bad("cpus must be at least 1", "INVALID_CPUS", "request", "cpus")
     if resources.memory_gb is not None and not (math.isfinite(resources.memory_gb) and resources.memory_gb > 0):
         bad("memoryGb must be greater than zero", "INVALID_MEMORY", "request", "memoryGb")
+    cap = resources.max_price_per_hour
+    if cap is not None and (not cap.is_finite() or cap <= 0 or cap != cap.quantize(PRICE_PLACES)):
+        bad("maxPricePerHour must be a positive decimal with at most 6 places", "INVALID_PRICE_CAP", "request", "maxPricePerHour")
+    for field_name, keys in (("centerIds", resources.center_ids or ()), ("excludeCenterIds", resources.exclude_center_ids)):
+        for index, key in enumerate(keys):
+            if registry.get(key) is None:
+                bad(f"no center with the id given at {field_name}[{index}]", "CENTER_NOT_FOUND", "request", field_name, str(index))
+    if resources.center_ids is not None and not resources.center_ids:
+        bad("centerIds, when given, must name at least one center", "CENTER_NOT_FOUND", "request", "centerIds")
     return errors

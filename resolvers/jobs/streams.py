@@ -7,17 +7,24 @@ order, filling any gap from the log, and ends after the job's terminal state.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 from resolvers.access.viewer import Viewer
 from resolvers.jobs.ledger import EventRecord
-from resolvers.jobs.states import TERMINAL_STATES
+from resolvers.jobs.states import TERMINAL_STATES, JobEventKind
 from store import jobs as job_store
 from store.bus import InMemoryBus
 from store.db import Database
+from store.jobs import JobQuery
 from store.tables import JobRow
 
 REPLAY_BATCH = 500
+#: jobUpdates: how many jobs a snapshot (or a resume) sends first at most
+SNAPSHOT_LIMIT = 500
+#: jobUpdates: a job's progress is sent at most once per this many seconds
+PROGRESS_INTERVAL_SECONDS = 1.0
 #: how long a quiet stream waits before checking the log itself (covers lost bus news)
 IDLE_RECHECK_SECONDS = 5.0
 
@@ -68,20 +75,63 @@ class JobStreams:
                     if record.terminal:
                         return
 
-    async def job_updates(self, viewer: Viewer, accept: Callable[[JobRow], bool]) -> AsyncIterator[JobRow]:
-        """The caller's jobs, each time one of them changes and passes ``accept``."""
+    async def job_updates(
+        self,
+        viewer: Viewer,
+        accept: Callable[[JobRow], bool],
+        *,
+        query: JobQuery | None = None,
+        snapshot: bool = False,
+        since: datetime | None = None,
+        progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+    ) -> AsyncIterator[JobRow]:
+        """The caller's jobs, each time one of them changes and passes ``accept``.
+
+        With ``snapshot``, first the matching jobs as they are (newest first, at most
+        ``SNAPSHOT_LIMIT``); with ``since`` (a reconnecting client's last ``updatedAt``), first
+        every matching job changed at or after it, oldest change first. The bus is subscribed
+        before either is read, so nothing that changes meanwhile is lost; a job already sent
+        at its latest event is not sent again. A change of state is sent at once; progress
+        reports of a job at most once per ``progress_interval`` (the latest one, never dropped).
+        """
+        scope_query = query or JobQuery(owner_id=viewer.scope)
+        sent: dict[int, int] = {}  # job id -> the last seq sent
         async with self.bus.subscribe("jobs") as live:
-            while True:
-                message = await live.get()
-                if message is None:
-                    continue
-                record = EventRecord.from_message(message)
-                if viewer.scope is not None and record.owner_id != viewer.scope:
-                    continue
-                async with self.db.read() as session:
-                    job = (await job_store.jobs_by_ids(session, [record.job_id], viewer.scope)).get(record.job_id)
-                if job is not None and job.last_seq == record.seq and accept(job):
+            for job in await self._opening(scope_query, snapshot, since):
+                if accept(job):
+                    sent[job.id] = job.last_seq
                     yield job
+            throttle = ProgressThrottle(progress_interval)
+            while True:
+                message = await live.get(timeout=throttle.wait())
+                due = throttle.due()
+                if message is not None:
+                    record = EventRecord.from_message(message)
+                    if viewer.scope is None or record.owner_id == viewer.scope:
+                        if record.kind == JobEventKind.PROGRESS and not throttle.may_send(record.job_id):
+                            throttle.defer(record.job_id)
+                        else:
+                            due.add(record.job_id)
+                for job in await self._current(due, viewer.scope):
+                    if job.last_seq > sent.get(job.id, 0) and accept(job):
+                        sent[job.id] = job.last_seq
+                        throttle.sent(job.id)
+                        yield job
+
+    async def _opening(self, query: JobQuery, snapshot: bool, since: datetime | None) -> list[JobRow]:
+        if not snapshot and since is None:
+            return []
+        async with self.db.read() as session:
+            if since is not None:
+                return await job_store.jobs_changed_since(session, query, since, SNAPSHOT_LIMIT)
+            return list((await job_store.jobs_page(session, query, first=SNAPSHOT_LIMIT, after=None)).rows)
+
+    async def _current(self, job_ids: set[int], scope: int | None) -> list[JobRow]:
+        if not job_ids:
+            return []
+        async with self.db.read() as session:
+            found = await job_store.jobs_by_ids(session, job_ids, scope)
+        return [found[key] for key in sorted(found)]
 
     async def center_changes(self) -> AsyncIterator[int]:
         """The id of each center whose health state changes, as it changes."""
@@ -90,3 +140,40 @@ class JobStreams:
                 message = await live.get()
                 if message is not None:
                     yield int(message["center_id"])
+
+
+class ProgressThrottle:
+    """At most one progress update per job per interval; a report that comes sooner waits
+    for the end of the interval (then the job's latest state is sent)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[int, float] = {}
+        self._deferred: dict[int, float] = {}  # job id -> when it may be sent
+
+    def may_send(self, job_id: int) -> bool:
+        return time.monotonic() - self._last.get(job_id, float("-inf")) >= self.interval
+
+    def defer(self, job_id: int) -> None:
+        self._deferred.setdefault(job_id, self._last.get(job_id, time.monotonic()) + self.interval)
+
+    def sent(self, job_id: int) -> None:
+        self._last[job_id] = time.monotonic()
+        self._deferred.pop(job_id, None)
+        if len(self._last) > 10_000:  # forget the oldest; a forgotten job may simply be sent once more
+            for key in list(self._last)[:5_000]:
+                del self._last[key]
+
+    def due(self) -> set[int]:
+        """The deferred jobs whose interval has passed (taken off the list)."""
+        now = time.monotonic()
+        ready = {job_id for job_id, at in self._deferred.items() if at <= now}
+        for job_id in ready:
+            del self._deferred[job_id]
+        return ready
+
+    def wait(self) -> float | None:
+        """How long until the next deferred job is due (None: nothing deferred)."""
+        if not self._deferred:
+            return None
+        return max(0.0, min(self._deferred.values()) - time.monotonic())
