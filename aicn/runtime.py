@@ -37,6 +37,13 @@ from resolvers.jobs.reconciler import Reconciler
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
 from resolvers.operations.service import PersistedOperations
+from resolvers.services.controller import ServiceController
+from resolvers.services.ledger import ServiceLedger
+from resolvers.services.policy import ServingPolicy
+from resolvers.services.proxy import Proxy
+from resolvers.services.reads import ServiceReads
+from resolvers.services.service import ServiceService
+from resolvers.services.streams import ServiceStreams
 from store import accounts as account_store
 from store import centers as center_store
 from store.bus import InMemoryBus, RedisBus
@@ -108,6 +115,23 @@ class Runtime:
         self.reconcilers: list[Reconciler] = []
         self.monitor = HealthMonitor(self.registry, self.bus)
         self.default_viewer: Viewer | None = None
+        serving = settings.services
+        serving_policy = ServingPolicy(
+            tick_seconds=serving.tick_seconds,
+            scale_up_after_seconds=serving.scale_up_after_seconds,
+            cool_down_seconds=serving.cool_down_seconds,
+            cold_start_seconds=serving.cold_start_seconds,
+            health_interval_seconds=serving.health_interval_seconds,
+            health_failures=serving.health_failures,
+            startup_seconds=serving.startup_seconds,
+            max_payload_bytes=serving.max_payload_bytes,
+        )
+        service_ledger = ServiceLedger(self.db, self.bus)
+        self.service_controller = ServiceController(self.db, self.registry, self.jobs, service_ledger, serving_policy)
+        self.proxy = Proxy()
+        self.inference = ServiceService(
+            self.db, self.registry, self.jobs, service_ledger, self.service_controller, self.proxy, serving_policy
+        )
         self.services = Services(
             centers=self.registry,
             jobs=self.jobs,
@@ -123,6 +147,9 @@ class Runtime:
             audit=self.audit,
             throttle=self.throttle,
             operations=PersistedOperations(self.db),
+            services=self.inference,
+            service_reads=ServiceReads(self.db),
+            service_streams=ServiceStreams(self.db, self.bus),
         )
 
     async def database_answers(self) -> bool:
@@ -185,9 +212,12 @@ class Runtime:
                 self.reconcilers.append(reconciler)
             by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
             self.dispatcher.on_hand_over = lambda center_id: by_center[center_id].wake() if center_id in by_center else None
+            self.service_controller.start()
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)
 
     async def stop(self) -> None:
+        await self.service_controller.stop()
+        await self.proxy.close()
         for reconciler in self.reconcilers:
             await reconciler.stop()
         self.reconcilers.clear()

@@ -23,6 +23,8 @@ from graph.data.types import Dataset, Model
 from graph.jobs.inputs import JobFilter
 from graph.jobs.lists import list_jobs
 from graph.jobs.types import Job
+from graph.services.lists import list_services
+from graph.services.types import InferenceService
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
@@ -45,6 +47,15 @@ class Loaders:
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.billing = BillingLoaders(services, viewer)
+        self.service: DataLoader[int, InferenceService | None] = nodes(
+            lambda ids: services.service_reads.by_ids(ids, scope), InferenceService.from_row
+        )
+
+    async def model_services(
+        self, info: Info[Context, None], *, first: int | None, after: str | None, model_key: int
+    ) -> Connection[InferenceService]:
+        """A model's services (the data domain lies below the services')."""
+        return await list_services(info, first=first, after=after, filter=None, model_key=model_key)
 
     async def jobs(
         self, info: Info[Context, None], *, first: int | None, after: str | None, filter: JobFilter | None, center_key: int

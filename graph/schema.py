@@ -35,14 +35,30 @@ from graph.jobs.query import JobQuery
 from graph.jobs.subscription import JobSubscription
 from graph.jobs.types import Job
 from graph.nodes import NodeQuery
+from graph.services.mutations import ServiceMutation
+from graph.services.query import ServiceQuery
+from graph.services.subscription import ServiceSubscription
+from graph.services.types import InferenceService
 
 # The roots, merged from each domain's part in the order clients see them.
 Query = merge_types(
     "Query",
-    (NodeQuery, ViewerQuery, CenterQuery, OfferQuery, CatalogQuery, JobQuery, DataQuery, BillingQuery, AccountQuery, AuditQuery),
+    (
+        NodeQuery,
+        ViewerQuery,
+        CenterQuery,
+        OfferQuery,
+        CatalogQuery,
+        JobQuery,
+        ServiceQuery,
+        DataQuery,
+        BillingQuery,
+        AccountQuery,
+        AuditQuery,
+    ),
 )
-Mutation = merge_types("Mutation", (JobMutation, DataMutation, BillingMutation, AccessMutation))
-Subscription = merge_types("Subscription", (JobSubscription, CenterSubscription, BillingSubscription))
+Mutation = merge_types("Mutation", (JobMutation, ServiceMutation, DataMutation, BillingMutation, AccessMutation))
+Subscription = merge_types("Subscription", (JobSubscription, ServiceSubscription, CenterSubscription, BillingSubscription))
 
 
 class Schema(strawberry.Schema):
@@ -78,7 +94,7 @@ class CachedValidation(ValidationCache):
 
 
 #: the object types reached only through `node` (and `_entities` in the federated schema)
-NODE_TYPES: list[type] = [Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord]
+NODE_TYPES: list[type] = [Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord, InferenceService]
 
 
 def extensions() -> list[Any]:

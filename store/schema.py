@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import store.auth_tables
 import store.billing_tables
-import store.operations  # noqa: F401
+import store.operations
+import store.service_tables  # noqa: F401
 from store.tables import Base
 
 __all__ = ["Base"]

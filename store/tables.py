@@ -78,6 +78,8 @@ class JobRow(Base):
     currency: Mapped[str | None] = mapped_column(String(10))
     units_per_device: Mapped[Decimal | None] = mapped_column(Fixed(20, 9))
     hold_amount: Mapped[Decimal | None] = mapped_column(Fixed(20, 6))
+    #: a replica of this inference service (migration 0010); None for every other job
+    service_id: Mapped[int | None] = mapped_column(BigId, index=True)
 
 
 class JobEventRow(Base):
@@ -138,4 +140,6 @@ class ModelRow(Base):
     uri: Mapped[str] = mapped_column(Text)
     framework: Mapped[str | None] = mapped_column(String(100))
     trained_by_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    #: how to serve it: an argv with {port} and {model_dir} (migration 0010)
+    serving_command: Mapped[list[str] | None] = mapped_column(Document)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -26,6 +26,7 @@ query($job: ID!) {
     bills(first: 5) { edges { node { id total { amount } lines(first: 10) { edges { node { amount { amount } } } } } } } }
   centers { edges { node { computeUnits { pricePerUnitHour { amount } } } } }
   offers(request: { devices: 1, maxDurationMinutes: 7 }) { pricePerHour { amount } maxCost { amount } }
+  services { edges { node { pricePerUnitHour { amount } usage { edges { node { amount { amount } } } } } } }
   node(id: $job) { ... on Job { usage { unitPrice { amount } amount { amount } standardUnitsPerDevice standardUnitHours } } }
 }
 """
@@ -34,7 +35,7 @@ COVERED = {
     ("BudgetAlert", "budget"), ("BudgetAlert", "spent"), ("Bill", "total"), ("BillLine", "amount"),
     ("ComputeUnit", "pricePerUnitHour"), ("Offer", "pricePerHour"), ("Offer", "maxCost"), ("UsageRecord", "unitPrice"),
     ("UsageRecord", "amount"), ("UsageRecord", "standardUnitsPerDevice"), ("UsageRecord", "standardUnitHours"),
-    ("Money", "amount"),
+    ("Money", "amount"), ("InferenceService", "pricePerUnitHour"),
 }  # fmt: skip
 
 

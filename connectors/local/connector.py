@@ -211,6 +211,11 @@ class LocalConnector(Connector):
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return await asyncio.to_thread(tail_file, job.directory / "output.log", tail_lines)
 
+    async def server_host(self, external_id: str) -> str:
+        if external_id not in self._jobs:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return "127.0.0.1"  # a LOCAL job's server binds loopback on the gateway's own host
+
     # ------------------------------------------------------------------ internals
 
     def _write_job_directory(self, external_id: str, spec: JobSpec) -> _Job:

@@ -18,6 +18,9 @@ from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
 from resolvers.operations.service import PersistedOperations
+from resolvers.services.reads import ServiceReads
+from resolvers.services.service import ServiceService
+from resolvers.services.streams import ServiceStreams
 
 
 @dataclass(frozen=True)
@@ -36,3 +39,6 @@ class Services:
     audit: AuditLog
     throttle: Throttle
     operations: PersistedOperations
+    services: ServiceService
+    service_reads: ServiceReads
+    service_streams: ServiceStreams

@@ -27,6 +27,7 @@ from graph.core.services import Services
 from graph.gate.extension import unauthenticated
 from graph.http import logs
 from graph.http.exports import export_routes
+from graph.http.invoke import invoke_routes
 from graph.http.persisted import PersistedRefusal, cache_headers, resolve
 from graph.http.rules import (
     BODY_SECONDS,
@@ -311,6 +312,7 @@ def create_app(gateway: Gateway) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
+            *invoke_routes(gateway.services.services, graphql.authenticate),
         ],
         middleware=middleware,
         lifespan=lifespan,

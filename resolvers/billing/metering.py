@@ -61,6 +61,7 @@ class Meter:
             unit_price=job.unit_price,
             currency=currency,
             amount=amount,
+            service_id=job.service_id,
         )
         await session.flush()  # a second record for this job fails here (IntegrityError)
         description = f"{job.name}: {hours} standard unit-hours of {devices} x {accelerator} for {seconds} s"

@@ -40,6 +40,7 @@ class ModelRequest:
     version: str | None = None
     framework: str | None = None
     trained_by_job_id: str | None = None
+    serving_command: Sequence[str] | None = None
 
 
 @dataclass
@@ -128,6 +129,7 @@ class DataService:
                     uri=request.uri,
                     framework=request.framework,
                     trained_by_job_id=job_key,
+                    serving_command=list(request.serving_command) if request.serving_command else None,
                 )
                 session.add(row)
                 await session.flush()

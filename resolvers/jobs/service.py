@@ -49,6 +49,8 @@ class SubmitRequest:
     input_dataset_ids: Sequence[str] = ()
     output_model_name: str | None = None
     idempotency_key: str | None = None
+    #: the inference service this job is a replica of
+    service_id: int | None = None
 
 
 @dataclass
@@ -123,6 +125,7 @@ class JobService:
                     idempotency_fingerprint=fingerprint if request.idempotency_key else None,
                     progress_count=0,
                     last_seq=0,
+                    service_id=request.service_id,
                     **provisional_terms(quotes, candidates),
                 )
                 session.add(job)

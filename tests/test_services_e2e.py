@@ -1,0 +1,200 @@
+"""Inference services end to end on a LOCAL center, through HTTP and WebSocket: train a
+scikit-learn model, export it to ONNX, register it, serve it with the built-in runner,
+invoke it through GraphQL and POST /services/{id}/invoke, stop it, read its usage; a custom
+serving command; every fault with its code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aicn.settings import ServicesConfig
+from tests.conftest import Gateway, local_center
+from tests.jobs_helpers import PYTHON, python_job, submit, wait_for_state
+from tests.processes import group_alive
+from tests.service_helpers import (
+    SERVER_SCRIPT,
+    STOP,
+    TRAIN_SCRIPT,
+    collect_service_events,
+    deploy,
+    deploy_errors,
+    invoke,
+    register_model,
+    wait_for_service,
+)
+from tests.test_auth import new_account
+from tests.waiting import eventually
+
+FAST = ServicesConfig(
+    tick_seconds=0.1, health_interval_seconds=0.5, cool_down_seconds=1.0, scale_up_after_seconds=0.3, max_payload_bytes=10_000
+)
+USAGE = """query($id: ID!) { node(id: $id) { ... on InferenceService { requestsTotal
+  usage { edges { node { amount { amount } standardUnitHours job { name kind state } } } }
+  replicaJobs { id } model { services { edges { node { id } } } } } } }"""
+REPLICAS = "query($id: ID!) { node(id: $id) { ... on InferenceService { replicaJobs { id state } } } }"
+
+
+@pytest.fixture
+async def served(gateway_factory: Any) -> Gateway:
+    gateway: Gateway = await gateway_factory([local_center(cores=8, price="36.00")], services=FAST)
+    return gateway
+
+
+async def trained_model(gateway: Gateway, directory: Path) -> str:
+    job_args = {**python_job(TRAIN_SCRIPT), "name": "train", "command": [PYTHON, "-c", TRAIN_SCRIPT, str(directory)], "kind": "TRAINING"}
+    job = await submit(gateway.client, job_args)
+    await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"}, timeout=60)
+    assert (directory / "model.onnx").exists()
+    return await register_model(gateway.client, name="classifier", uri=directory.as_uri(), framework="onnx", trainedByJobId=job["id"])
+
+
+def server_command(tmp_path: Path, mode: str) -> list[str]:
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_SCRIPT)
+    return [PYTHON, str(script), mode, "{port}"]
+
+
+async def replica_groups(gateway: Gateway, service_id: str) -> list[int]:
+    """The process group of each replica's command (the LOCAL supervisor records it)."""
+    data = await gateway.client.execute(REPLICAS, {"id": service_id})
+    root = gateway.runtime.settings.data_dir / "centers" / "local" / "jobs"
+    groups: list[int] = []
+    for job in data["node"]["replicaJobs"]:
+        row = (await gateway.runtime.services.job_reads.by_ids([_key(job["id"])], None))[_key(job["id"])]
+        child = root / str(row.external_id) / "child.json"
+        await eventually(child.exists, "the replica's command started")
+        groups.append(int(json.loads(child.read_text())["pid"]))
+    return groups
+
+
+def _key(global_id: str) -> int:
+    from resolvers.common.ids import from_global_id
+
+    decoded = from_global_id(global_id)
+    assert decoded is not None
+    return int(decoded[1])
+
+
+async def test_train_register_deploy_invoke_stop_and_bill(served: Gateway, tmp_path: Path) -> None:
+    gql = served.client
+    model_id = await trained_model(served, tmp_path / "model")
+    service = await deploy(gql, modelId=model_id, name="iris")
+    assert service["state"] == "DEPLOYING" and service["center"]["name"] == "local"
+    assert service["endpoint"] == f"/services/{service['id']}/invoke" and "127.0.0.1" not in json.dumps(service)
+    ready = await wait_for_service(gql, service["id"], {"READY"}, ready=1)
+    assert ready["replicas"] == {"min": 1, "max": 1, "ready": 1, "desired": 1}
+    answer = await invoke(gql, service["id"], {"inputs": [[2.0, 2.0], [-2.0, -2.0]]})
+    assert answer["userErrors"] == [] and answer["output"]["outputs"]["label"] == [1, 0], answer
+    assert answer["latencyMs"] > 0
+    response = await gql.http.post(service["endpoint"], json={"inputs": [[3.0, 1.0]]})
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"]["label"] == [1]
+    groups = await replica_groups(served, service["id"])
+    assert groups and all(group_alive(group) for group in groups)
+
+    stopped = (await gql.execute(STOP, {"id": service["id"]}))["stopService"]
+    assert stopped["userErrors"] == [] and stopped["service"]["state"] == "STOPPING"
+    events = await collect_service_events(gql, service["id"])
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    states = [event["state"] for event in events if event["kind"] == "STATE"]
+    assert states == ["DEPLOYING", "READY", "STOPPING", "STOPPED"], events
+    assert not any(group_alive(group) for group in groups)
+    replay = await collect_service_events(gql, service["id"], after=2)
+    assert replay == events[2:]
+
+    async def metered() -> dict[str, Any] | None:
+        node = (await gql.execute(USAGE, {"id": service["id"]}))["node"]
+        return node if node["usage"]["edges"] and node["requestsTotal"] == "2" else None
+
+    node = await eventually(metered, "the replica's usage and the request count", timeout=10)
+    [record] = [edge["node"] for edge in node["usage"]["edges"]]
+    assert record["job"]["name"] == "iris replica 1" and record["job"]["kind"] == "INFERENCE"
+    assert float(record["amount"]["amount"]) > 0
+    assert len(node["replicaJobs"]) == 0
+    assert node["model"]["services"]["edges"] == [{"node": {"id": service["id"]}}]
+    listed = await gql.execute("{ services(filter: {states: [STOPPED]}) { totalCount edges { node { id } } } }")
+    assert listed["services"]["totalCount"] == 1
+
+
+async def test_a_custom_serving_command_and_its_faults(served: Gateway, tmp_path: Path) -> None:
+    gql = served.client
+    model_dir = tmp_path / "weights"
+    model_dir.mkdir()
+    model_id = await register_model(gql, name="custom", uri=model_dir.as_uri())
+    ok = await deploy(gql, modelId=model_id, name="echo", command=server_command(tmp_path, "ok"))
+    failing = await deploy(gql, modelId=model_id, name="fails", command=server_command(tmp_path, "error"))
+    hanging = await deploy(gql, modelId=model_id, name="hangs", command=server_command(tmp_path, "hang"), deadlineSeconds=1)
+    broken = await deploy(gql, modelId=model_id, name="broken", command=server_command(tmp_path, "exit"))
+    for service in (ok, failing, hanging):
+        await wait_for_service(gql, service["id"], {"READY"}, ready=1)
+
+    echoed = await invoke(gql, ok["id"], {"x": 1})
+    assert echoed["output"]["echo"] == {"x": 1} and echoed["userErrors"] == []
+
+    backend = await invoke(gql, failing["id"], {"x": 1})
+    assert [error["code"] for error in backend["userErrors"]] == ["BACKEND_ERROR"] and backend["output"] is None
+    assert "500" in backend["userErrors"][0]["message"] and "Traceback" not in json.dumps(backend)
+    response = await gql.http.post(failing["endpoint"], json={"x": 1})
+    assert response.status_code == 502 and response.json()["errors"][0]["extensions"]["code"] == "BACKEND_ERROR"
+    assert "Traceback" not in response.text
+
+    started = asyncio.get_running_loop().time()
+    timed_out = await invoke(gql, hanging["id"], {"x": 1})
+    assert [error["code"] for error in timed_out["userErrors"]] == ["SERVICE_TIMEOUT"]
+    assert asyncio.get_running_loop().time() - started < 5
+
+    failed = await wait_for_service(gql, broken["id"], {"FAILED"})
+    assert failed["failureReason"].startswith("REPLICA_FAILED") and "cannot load the model: it is broken" in failed["failureReason"]
+
+    too_large = await invoke(gql, ok["id"], {"blob": "x" * 20_000})
+    assert [error["code"] for error in too_large["userErrors"]] == ["PAYLOAD_TOO_LARGE"]
+    response = await gql.http.post(ok["endpoint"], content=json.dumps({"blob": "x" * 20_000}), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+    # tenants: another account's service answers exactly like one that does not exist
+    _, _, stranger = await new_account(served, "stranger")
+    foreign = await invoke(stranger, ok["id"], {"x": 1})
+    missing = await invoke(stranger, "SW5mZXJlbmNlU2VydmljZTo5OTk5", {"x": 1})
+    assert foreign == {**missing, "latencyMs": foreign["latencyMs"]}
+    assert [error["code"] for error in foreign["userErrors"]] == ["SERVICE_NOT_FOUND"]
+    theirs = await stranger.http.post(ok["endpoint"], json={"x": 1})
+    nobody = await stranger.http.post("/services/SW5mZXJlbmNlU2VydmljZTo5OTk5/invoke", json={"x": 1})
+    assert theirs.status_code == nobody.status_code == 404 and theirs.json() == nobody.json()
+    assert (await stranger.execute(STOP, {"id": ok["id"]}))["stopService"]["userErrors"][0]["code"] == "SERVICE_NOT_FOUND"
+    async with httpx.AsyncClient(base_url=served.url, headers={"authorization": "Bearer aicn_not-a-token"}) as forged:
+        refused = await forged.post(ok["endpoint"], json={"x": 1})
+    assert refused.status_code == 401 and refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    for service in (ok, failing, hanging):
+        await gql.execute(STOP, {"id": service["id"]})
+    for service in (ok, failing, hanging):
+        await wait_for_service(gql, service["id"], {"STOPPED"})
+    not_ready = await invoke(gql, ok["id"], {"x": 1})
+    assert [error["code"] for error in not_ready["userErrors"]] == ["SERVICE_NOT_READY"]
+    response = await gql.http.post(ok["endpoint"], json={"x": 1})
+    assert response.status_code == 503
+
+
+async def test_deploy_refuses_bad_input_with_codes(served: Gateway, tmp_path: Path) -> None:
+    gql = served.client
+    model_dir = tmp_path / "plain"
+    model_dir.mkdir()
+    plain = await register_model(gql, name="plain", uri=model_dir.as_uri())
+    placeholder = await register_model(gql, name="elsewhere", uri="s3://bucket/model")
+    assert await deploy_errors(gql, modelId="TW9kZWw6OTk5OQ") == ["MODEL_NOT_FOUND"]
+    assert await deploy_errors(gql, modelId=plain) == ["MODEL_NOT_SERVABLE"]
+    assert await deploy_errors(gql, modelId=placeholder) == ["MODEL_ARTIFACT_MISSING"]
+    command = server_command(tmp_path, "ok")
+    assert await deploy_errors(gql, modelId=plain, command=command, scale={"min": 3, "max": 2}) == ["INVALID_SCALE"]
+    assert await deploy_errors(gql, modelId=plain, command=command, scale={"min": -1, "max": 2}) == ["INVALID_SCALE"]
+    assert await deploy_errors(gql, modelId=plain, command=command, scale={"min": 1, "max": 2, "targetRequestsPerReplica": 0}) == [
+        "INVALID_SCALE"
+    ]
+    listed = await gql.execute("{ services { totalCount } }")
+    assert listed["services"]["totalCount"] == 0
