@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from aicn.first_start import announce_admin_token
-from aicn.settings import CenterConfig, RayConfig, Settings, SlurmConfig
+from aicn.settings import CenterConfig, RayConfig, Settings, SlurmConfig, data_root_of
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local.connector import LocalConnector
@@ -28,6 +28,7 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.health import CircuitBreaker
 from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
+from resolvers.data.outputs import OutputCatcher
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.jobs.dispatch import Dispatcher
@@ -104,7 +105,7 @@ class Runtime:
         book = BillBook(policy)
         self.billing = BillingService(self.db, self.bus, book, self.catalog)
         self.budget_alerts = BudgetAlertStream(self.db, self.bus)
-        self.ledger = JobLedger(self.db, self.bus, meter=Meter(book))
+        self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
         self.data = DataService(self.db, self.registry)
@@ -199,6 +200,8 @@ class Runtime:
                     probe_interval_seconds=config.probe_interval_seconds,
                     max_duration_minutes=config.max_duration_minutes,
                     breaker=CircuitBreaker(config.failure_threshold),
+                    data_root=data_root_of(config, self.settings.data_dir),
+                    storage_bytes=config.storage_bytes,
                 )
             )
         self.registry.replace(centers)

@@ -129,6 +129,11 @@ class CenterConfig(BaseModel):
     probe_interval_seconds: float = Field(default=2.0, gt=0)
     failure_threshold: int = Field(default=3, ge=1)
     max_duration_minutes: float | None = Field(default=None, gt=0)
+    #: the center's data root, on a filesystem its jobs and the gateway both reach: every job's
+    #: AICN_INPUT_DIR and AICN_OUTPUT_DIR, and the center's dataset replicas (default: see data_root_of)
+    data_root: Path | None = None
+    #: bytes the center's data root may hold (None: the free space of its filesystem)
+    storage_bytes: int | None = Field(default=None, ge=0)
     slurm: SlurmConfig | None = None
     local: LocalConfig | None = None
     ray: RayConfig | None = None
@@ -140,6 +145,18 @@ class CenterConfig(BaseModel):
         if self.kind == "RAY" and self.ray is None:
             self.ray = RayConfig()
         return self
+
+
+def data_root_of(config: CenterConfig, data_dir: Path) -> Path:
+    """``data_root``, or ``<data_dir>/storage/<center>``; an isolated LOCAL center's jobs cannot reach
+    the data dir (it is private to the gateway), so theirs defaults to ``<tmp>/aicn-storage-<center>``."""
+    if config.data_root is not None:
+        return config.data_root.absolute()
+    if config.kind == "LOCAL" and config.local is not None and config.local.run_as:
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f"aicn-storage-{config.name}"
+    return (data_dir / "storage" / config.name).absolute()
 
 
 def _default_centers() -> list[CenterConfig]:

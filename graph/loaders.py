@@ -28,7 +28,7 @@ from graph.services.types import InferenceService
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
-from resolvers.data.records import DatasetReplicaRow
+from resolvers.data.records import DatasetReplicaRow, ModelReplicaRow
 
 
 class Loaders:
@@ -44,7 +44,9 @@ class Loaders:
         self.dataset: DataLoader[int, Dataset | None] = nodes(lambda ids: data.datasets_by_ids(ids, scope), Dataset.from_row)
         self.model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_ids(ids, scope), Model.from_row)
         self.trained_model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_training_jobs(ids, scope), Model.from_row)
+        self.produced_dataset: DataLoader[int, Dataset | None] = nodes(lambda ids: data.datasets_by_producers(ids, scope), Dataset.from_row)
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
+        self.model_replicas: DataLoader[int, list[ModelReplicaRow]] = grouped(data.model_replicas, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.billing = BillingLoaders(services, viewer)
         self.service: DataLoader[int, InferenceService | None] = nodes(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
-from store.tables import DatasetReplicaRow, DatasetRow, ModelRow
+from store.tables import DatasetReplicaRow, DatasetRow, ModelReplicaRow, ModelRow
+
+#: the replica states ``replicas`` lists: verified copies and copies being made
+LISTED_REPLICA_STATES = ("VERIFIED", "COPYING", "AVAILABLE")
+_Replica = TypeVar("_Replica", DatasetReplicaRow, ModelReplicaRow)
 
 
 def _owned(statement: Select[Any], column: Any, owner_id: int | None) -> Select[Any]:
@@ -36,13 +40,27 @@ async def find_dataset(session: AsyncSession, owner_id: int, name: str, version:
 
 
 async def replicas_by_datasets(session: AsyncSession, dataset_ids: Sequence[int]) -> dict[int, list[DatasetReplicaRow]]:
-    grouped: dict[int, list[DatasetReplicaRow]] = {dataset_id: [] for dataset_id in dataset_ids}
-    rows = await session.scalars(
-        select(DatasetReplicaRow).where(DatasetReplicaRow.dataset_id.in_(dataset_ids)).order_by(DatasetReplicaRow.id)
-    )
+    """Verified replicas and those being copied (a claimed, unverified copy is not listed)."""
+    return await _listed_replicas(session, DatasetReplicaRow, DatasetReplicaRow.dataset_id, dataset_ids)
+
+
+async def replicas_by_models(session: AsyncSession, model_ids: Sequence[int]) -> dict[int, list[ModelReplicaRow]]:
+    return await _listed_replicas(session, ModelReplicaRow, ModelReplicaRow.model_id, model_ids)
+
+
+async def _listed_replicas(session: AsyncSession, table: type[_Replica], key: Any, ids: Sequence[int]) -> dict[int, list[_Replica]]:
+    grouped: dict[int, list[_Replica]] = {item: [] for item in ids}
+    rows = await session.scalars(select(table).where(key.in_(ids), table.state.in_(LISTED_REPLICA_STATES)).order_by(table.id))
     for row in rows:
-        grouped[row.dataset_id].append(row)
+        grouped[getattr(row, key.key)].append(row)
     return grouped
+
+
+async def datasets_by_producers(session: AsyncSession, job_ids: Sequence[int], owner_id: int | None = None) -> dict[int, DatasetRow]:
+    """The newest dataset each job produced (of ``owner_id``'s datasets, when given)."""
+    statement = _owned(select(DatasetRow).where(DatasetRow.produced_by_job_id.in_(job_ids)), DatasetRow.owner_id, owner_id)
+    rows = await session.scalars(statement.order_by(DatasetRow.id))
+    return {row.produced_by_job_id: row for row in rows if row.produced_by_job_id is not None}
 
 
 async def models_by_ids(session: AsyncSession, ids: Sequence[int], owner_id: int | None = None) -> dict[int, ModelRow]:

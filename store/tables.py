@@ -24,6 +24,8 @@ class AccountRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     max_standard_units: Mapped[float | None] = mapped_column(Float)
+    #: bytes of verified dataset and model copies the account may keep (None: no limit)
+    max_storage_bytes: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -61,6 +63,7 @@ class JobRow(Base):
     command: Mapped[list[str]] = mapped_column(Document)
     environment: Mapped[dict[str, Any] | None] = mapped_column(Document)
     output_model_name: Mapped[str | None] = mapped_column(String(200))
+    output_dataset_name: Mapped[str | None] = mapped_column(String(200))
     policy: Mapped[str | None] = mapped_column(String(20))
     placement: Mapped[dict[str, Any] | None] = mapped_column(Document)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
@@ -115,6 +118,8 @@ class DatasetRow(Base):
     format: Mapped[str | None] = mapped_column(String(100))
     size_bytes: Mapped[int | None] = mapped_column(BigId)
     checksum: Mapped[str | None] = mapped_column(String(200))
+    #: the job that wrote it to its AICN_OUTPUT_DIR (None: registered by hand)
+    produced_by_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -127,6 +132,8 @@ class DatasetReplicaRow(Base):
     center_id: Mapped[int] = mapped_column(ForeignKey("centers.id"))
     uri: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20), default="AVAILABLE")
+    #: when the copy was verified against the dataset's checksum (storage is metered from then)
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ModelRow(Base):
@@ -139,7 +146,49 @@ class ModelRow(Base):
     version: Mapped[str] = mapped_column(String(100))
     uri: Mapped[str] = mapped_column(Text)
     framework: Mapped[str | None] = mapped_column(String(100))
+    size_bytes: Mapped[int | None] = mapped_column(BigId)
+    checksum: Mapped[str | None] = mapped_column(String(200))
     trained_by_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     #: how to serve it: an argv with {port} and {model_dir} (migration 0010)
     serving_command: Mapped[list[str] | None] = mapped_column(Document)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ModelReplicaRow(Base):
+    __tablename__ = "model_replicas"
+    __table_args__ = (UniqueConstraint("model_id", "center_id", name="uq_model_replicas_model_center"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    center_id: Mapped[int] = mapped_column(ForeignKey("centers.id"))
+    uri: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="VERIFIED")
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TransferRow(Base):
+    """One copy of a dataset to a center: a replica, or a job's input staged into its working area."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (Index("ix_transfers_state", "state"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    center_id: Mapped[int] = mapped_column(ForeignKey("centers.id"))
+    #: the job whose input this stages (None: a replica)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    source_uri: Mapped[str] = mapped_column(Text)
+    destination_uri: Mapped[str] = mapped_column(Text)
+    bytes_total: Mapped[int | None] = mapped_column(BigId)
+    bytes_done: Mapped[int] = mapped_column(BigId, default=0)
+    checksum: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failure_code: Mapped[str | None] = mapped_column(String(50))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    #: SHA-256 of the bearer token that may fetch this transfer's source from the artifact store
+    token_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -242,6 +242,6 @@ async def test_a_successful_job_registers_the_model_it_was_asked_to_make(gateway
         {"made": made["id"], "failed": failed["id"]},
     )
     model = answer["made"]["outputModel"]
-    assert model["name"] == "tiny-lm" and model["version"].startswith("job-") and model["uri"].startswith("aicn://jobs/")
+    assert model["name"] == "tiny-lm" and model["version"].startswith("job-") and model["uri"].startswith("file:///")
     assert model["trainedBy"] == {"id": made["id"]} and model["trainedOn"] == [{"name": "corpus"}]
     assert answer["failed"]["outputModel"] is None and answer["models"]["totalCount"] == 1

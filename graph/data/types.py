@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from graph.services.types import InferenceService
 
 
-@strawberry.type
+@strawberry.type(description="A copy of a dataset at a center: VERIFIED against its checksum, or COPYING (a transfer in flight).")
 class DatasetReplica:
     uri: str
     state: str
@@ -32,6 +32,11 @@ class DatasetReplica:
     def center(self, info: Info[Context, None]) -> ComputeCenter | None:
         center = info.context.services.centers.get(self.center_key)
         return ComputeCenter.from_center(center) if center else None
+
+
+@strawberry.type(description="A verified copy of a model version at a center.")
+class ModelReplica(DatasetReplica):
+    pass
 
 
 async def _owner(info: Info[Context, None], owner_id: int) -> Account:
@@ -75,6 +80,12 @@ class Dataset(Node):
         rows = await info.context.loaders.replicas.load(self.row.id)
         return [DatasetReplica(uri=row.uri, state=row.state, center_key=row.center_id) for row in rows]
 
+    @strawberry.field(description="The job that wrote this dataset to its AICN_OUTPUT_DIR (null: registered by hand).")
+    async def produced_by(self, info: Info[Context, None]) -> Annotated[Job, strawberry.lazy("graph.jobs.types")] | None:
+        if self.row.produced_by_job_id is None:
+            return None
+        return await info.context.loaders.job.load(self.row.produced_by_job_id)
+
     @strawberry.field(description="Jobs that took this dataset as an input, newest first.")
     async def used_by(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
@@ -88,6 +99,8 @@ class Model(Node):
     name: str
     version: str
     framework: str | None
+    size_bytes: BigInt | None
+    checksum: str | None
     uri: str
     created_at: datetime
     row: strawberry.Private[ModelRow]
@@ -99,6 +112,8 @@ class Model(Node):
             name=row.name,
             version=row.version,
             framework=row.framework,
+            size_bytes=BigInt(row.size_bytes) if row.size_bytes is not None else None,
+            checksum=row.checksum,
             uri=row.uri,
             created_at=row.created_at,
             row=row,
@@ -107,6 +122,11 @@ class Model(Node):
     @strawberry.field
     async def owner(self, info: Info[Context, None]) -> Annotated[Account, strawberry.lazy("graph.access.accounts")]:
         return await _owner(info, self.row.owner_id)
+
+    @strawberry.field(description="Where copies of this model version are kept.")
+    async def replicas(self, info: Info[Context, None]) -> list[ModelReplica]:
+        rows = await info.context.loaders.model_replicas.load(self.row.id)
+        return [ModelReplica(uri=row.uri, state=row.state, center_key=row.center_id) for row in rows]
 
     @strawberry.field
     async def trained_by(self, info: Info[Context, None]) -> Annotated[Job, strawberry.lazy("graph.jobs.types")] | None:

@@ -45,7 +45,12 @@ class SubmitJobInput:
     center_id: strawberry.ID | None = strawberry.field(default=None, description="Absent: the network places the job by `policy`.")
     policy: PlacementPolicy = PlacementPolicy.CHEAPEST
     input_dataset_ids: list[strawberry.ID] | None = None
-    output_model_name: str | None = None
+    output_model_name: str | None = strawberry.field(
+        default=None, description="Keep what the job writes to AICN_OUTPUT_DIR as version job-<id> of this model, if it succeeds."
+    )
+    output_dataset_name: str | None = strawberry.field(
+        default=None, description="Keep what the job writes to AICN_OUTPUT_DIR as version job-<id> of this dataset, if it succeeds."
+    )
     idempotency_key: str | None = strawberry.field(default=None, description="The same key twice makes one job.")
     client_mutation_id: str | None = None
 

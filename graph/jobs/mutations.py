@@ -40,6 +40,7 @@ class JobMutation:
             policy=input.policy.value,
             input_dataset_ids=list(input.input_dataset_ids or []),
             output_model_name=input.output_model_name,
+            output_dataset_name=input.output_dataset_name,
             idempotency_key=input.idempotency_key,
         )
         outcome = await info.context.services.jobs.submit(info.context.viewer, request)

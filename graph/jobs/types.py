@@ -203,6 +203,10 @@ class Job(Node):
     async def output_model(self, info: Info[Context, None]) -> Annotated[Model, strawberry.lazy("graph.data.types")] | None:
         return await info.context.loaders.trained_model.load(self.row.id)
 
+    @strawberry.field(description="The dataset this job made from its AICN_OUTPUT_DIR (outputDatasetName), once it succeeded.")
+    async def output_dataset(self, info: Info[Context, None]) -> Annotated[Dataset, strawberry.lazy("graph.data.types")] | None:
+        return await info.context.loaders.produced_dataset.load(self.row.id)
+
     @strawberry.field(description="The job's events in order; page with `after: <seq>`.")
     async def events(self, info: Info[Context, None], after: int | None = None, first: int | None = None) -> Connection[JobEvent]:
         page = await info.context.services.job_reads.events(self.row, after=max(0, after or 0), first=page_size(first))

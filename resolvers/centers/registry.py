@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import TypeVar
 
 from connectors.base import Connector, DeviceCapacity
@@ -50,6 +51,10 @@ class Center:
     probe_interval_seconds: float = 2.0
     max_duration_minutes: float | None = None
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    #: the folder holding the center's job areas and replicas (None: the center keeps no data)
+    data_root: Path | None = None
+    #: bytes the data root may hold (None: its filesystem's free space)
+    storage_bytes: int | None = None
 
     @property
     def health(self) -> CenterHealth:

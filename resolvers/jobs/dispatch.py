@@ -24,6 +24,7 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
+from resolvers.data.areas import JobArea
 from resolvers.jobs.ledger import Change, JobLedger
 from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer
 from resolvers.jobs.ranking import Candidate, placement_document, rank
@@ -157,7 +158,10 @@ class Dispatcher:
 
     async def hand_over(self, job: JobRow, center: Center) -> tuple[JobRow | None, str | None]:
         """Submit to the job's center: (the updated job, None), or (None, why the center failed)."""
-        spec = spec_for(job)
+        area = job_area(center, job)
+        if area is not None:
+            await asyncio.to_thread(area.prepare)
+        spec = spec_for(job, area.environment() if area is not None else {})
         try:
             submission = await self.registry.call(center, lambda connector: connector.submit(spec))
         except CenterFault as fault:
@@ -320,10 +324,15 @@ async def busy_devices(session: Any) -> list[BusyDevices]:
     return busy
 
 
-def spec_for(job: JobRow) -> JobSpec:
+def job_area(center: Center, job: JobRow) -> JobArea | None:
+    return JobArea(center.data_root, job.reference) if center.data_root is not None else None
+
+
+def spec_for(job: JobRow, data_environment: Mapping[str, str] | None = None) -> JobSpec:
     request = job.request
     accelerator, devices = request.allocation()
     environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
+    environment.update(data_environment or {})
     return JobSpec(
         reference=job.reference,
         name=job.name,

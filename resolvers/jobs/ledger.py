@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import CenterJobState, JobStatus, ProgressReport
 from resolvers.billing.metering import Settlement
-from resolvers.data.lineage import register_output_model
+from resolvers.data.outputs import OutputCatcher
 from resolvers.jobs.states import TERMINAL_STATES, JobEventKind, JobState
 from store import jobs as job_store
 from store.bus import InMemoryBus
@@ -170,10 +170,12 @@ class Meter(Protocol):
 
 
 class JobLedger:
-    def __init__(self, db: Database, bus: InMemoryBus, meter: Meter | None = None) -> None:
+    def __init__(self, db: Database, bus: InMemoryBus, meter: Meter | None = None, outputs: OutputCatcher | None = None) -> None:
         self.db = db
         self.bus = bus
         self.meter = meter
+        #: registers what a successful job asked to keep from its AICN_OUTPUT_DIR
+        self.outputs = outputs
 
     async def apply(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
         """Lock the job, let ``planner(job) -> Change`` decide, write it, then announce it.
@@ -220,8 +222,8 @@ class JobLedger:
                 if settlement.usage_message is not None:
                     rows.append(job_store.append_event(session, job, JobEventKind.USAGE, message=settlement.usage_message))
                 notices.extend(settlement.notices)
-            if event["kind"] == JobEventKind.STATE and event["state"] == JobState.SUCCEEDED:
-                await register_output_model(session, job)
+            if self.outputs is not None and event["kind"] == JobEventKind.STATE and event["state"] == JobState.SUCCEEDED:
+                await self.outputs.register(session, job)
             rows.append(job_store.append_event(session, job, **event))
         return rows
 

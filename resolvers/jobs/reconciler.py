@@ -12,7 +12,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from connectors.base import JobStatus, StatusQuery
+from connectors.base import CenterJobState, JobStatus, StatusQuery
 from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
@@ -104,6 +104,8 @@ class Reconciler:
         return True
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
+        if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None:
+            await self.ledger.outputs.prime(job)
         updated, _ = await self.ledger.apply(job.id, lambda current: plan_changes(current, status))
         if updated is not None and updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)

@@ -48,6 +48,7 @@ class SubmitRequest:
     policy: str = "CHEAPEST"
     input_dataset_ids: Sequence[str] = ()
     output_model_name: str | None = None
+    output_dataset_name: str | None = None
     idempotency_key: str | None = None
     #: the inference service this job is a replica of
     service_id: int | None = None
@@ -119,6 +120,7 @@ class JobService:
                     command=list(request.command),
                     environment=request.environment,
                     output_model_name=request.output_model_name,
+                    output_dataset_name=request.output_dataset_name,
                     policy=policy,
                     placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
                     idempotency_key=request.idempotency_key,
@@ -325,6 +327,8 @@ def submission_fingerprint(request: SubmitRequest) -> str:
         "inputDatasetIds": list(request.input_dataset_ids),
         "outputModelName": request.output_model_name,
     }
+    if request.output_dataset_name is not None:  # absent from older fingerprints: keys made before stay valid
+        document["outputDatasetName"] = request.output_dataset_name
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -365,6 +369,8 @@ def _validate(request: SubmitRequest, registry: CenterRegistry) -> list[UserErro
         bad("idempotencyKey must be 1 to 200 characters", "INVALID_IDEMPOTENCY_KEY", "idempotencyKey")
     if request.output_model_name is not None and not (0 < len(request.output_model_name.strip()) <= MAX_NAME):
         bad("outputModelName must be 1 to 200 characters", "INVALID_NAME", "outputModelName")
+    if request.output_dataset_name is not None and not (0 < len(request.output_dataset_name.strip()) <= MAX_NAME):
+        bad("outputDatasetName must be 1 to 200 characters", "INVALID_NAME", "outputDatasetName")
     return errors
 
 
