@@ -46,12 +46,16 @@ async def served(gateway_factory: Any) -> Gateway:
     return gateway
 
 
-async def trained_model(gateway: Gateway, directory: Path) -> str:
-    job_args = {**python_job(TRAIN_SCRIPT), "name": "train", "command": [PYTHON, "-c", TRAIN_SCRIPT, str(directory)], "kind": "TRAINING"}
-    job = await submit(gateway.client, job_args)
+TRAINED = "query($id: ID!) { node(id: $id) { ... on Job { outputModel { id uri trainedBy { id } } } } }"
+
+
+async def trained_model(gateway: Gateway) -> str:
+    """A training job writes model.onnx to its AICN_OUTPUT_DIR; `outputModelName` registers that folder."""
+    job = await submit(gateway.client, python_job(TRAIN_SCRIPT, name="train", minutes=2, kind="TRAINING", outputModelName="classifier"))
     await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"}, timeout=60)
-    assert (directory / "model.onnx").exists()
-    return await register_model(gateway.client, name="classifier", uri=directory.as_uri(), framework="onnx", trainedByJobId=job["id"])
+    model = (await gateway.client.execute(TRAINED, {"id": job["id"]}))["node"]["outputModel"]
+    assert model["trainedBy"]["id"] == job["id"] and model["uri"].startswith("file://"), model
+    return str(model["id"])
 
 
 def server_command(tmp_path: Path, mode: str) -> list[str]:
@@ -83,7 +87,7 @@ def _key(global_id: str) -> int:
 
 async def test_train_register_deploy_invoke_stop_and_bill(served: Gateway, tmp_path: Path) -> None:
     gql = served.client
-    model_id = await trained_model(served, tmp_path / "model")
+    model_id = await trained_model(served)
     service = await deploy(gql, modelId=model_id, name="iris")
     assert service["state"] == "DEPLOYING" and service["center"]["name"] == "local"
     assert service["endpoint"] == f"/services/{service['id']}/invoke" and "127.0.0.1" not in json.dumps(service)
