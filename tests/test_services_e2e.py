@@ -202,3 +202,42 @@ async def test_deploy_refuses_bad_input_with_codes(served: Gateway, tmp_path: Pa
     ]
     listed = await gql.execute("{ services { totalCount } }")
     assert listed["services"]["totalCount"] == 0
+
+
+async def test_scale_up_under_load_down_to_zero_and_a_cold_start(served: Gateway, tmp_path: Path) -> None:
+    gql = served.client
+    model_dir = tmp_path / "weights"
+    model_dir.mkdir()
+    model_id = await register_model(gql, name="slow", uri=model_dir.as_uri())
+    service = await deploy(
+        gql,
+        modelId=model_id,
+        name="slow",
+        command=server_command(tmp_path, "slow"),
+        scale={"min": 0, "max": 2, "targetRequestsPerReplica": 1},
+    )
+    await wait_for_service(gql, service["id"], {"READY"}, ready=1)
+    loaded = asyncio.Event()
+
+    async def client() -> None:
+        while not loaded.is_set():
+            answer = await invoke(gql, service["id"], {"x": 1})
+            assert answer["userErrors"] == [], answer
+
+    clients = [asyncio.create_task(client()) for _ in range(4)]
+    try:
+        scaled = await wait_for_service(gql, service["id"], {"READY"}, timeout=30, ready=2, desired=2)
+    finally:
+        loaded.set()
+        await asyncio.gather(*clients)
+    assert scaled["replicas"]["max"] == 2
+    await wait_for_service(gql, service["id"], {"READY"}, timeout=30, ready=0, desired=0)
+    cold = await invoke(gql, service["id"], {"cold": True})
+    assert cold["userErrors"] == [] and cold["output"]["echo"] == {"cold": True}, cold
+    await gql.execute(STOP, {"id": service["id"]})
+    events = await collect_service_events(gql, service["id"])
+    steps = [event["message"] for event in events if event["kind"] == "SCALE"]
+    assert any(step.startswith("scaled 1 → 2") for step in steps), steps
+    assert any(step.startswith("scaled 1 → 0") for step in steps), steps
+    assert any(step.startswith("scaled 0 → 1: a request waits") for step in steps), steps
+    assert events[-1]["state"] == "STOPPED"
