@@ -26,7 +26,7 @@ open(os.path.join(out, "model.onnx"), "wb").write(onx.SerializeToString())
 print("trained", model.score(x, y))
 """
 
-#: a model server whose behaviour is its first argument: ok, error (500), hang, exit, slow
+#: a model server whose behaviour is its first argument: ok, error (500), hang, exit, slow (seconds: the third)
 SERVER_SCRIPT = """
 import json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,7 +50,7 @@ class H(BaseHTTPRequestHandler):
             time.sleep(60)
         else:
             if mode == "slow":
-                time.sleep(float(os.environ.get("SLOW_SECONDS", "0.5")))
+                time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 0.5)
             self.answer(200, {"echo": body, "replica": os.environ.get("AICN_SERVICE_REPLICA"), "pid": os.getpid()})
 ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 """

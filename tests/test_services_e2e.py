@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +60,10 @@ async def trained_model(gateway: Gateway) -> str:
     return str(model["id"])
 
 
-def server_command(tmp_path: Path, mode: str) -> list[str]:
+def server_command(tmp_path: Path, mode: str, *extra: str) -> list[str]:
     script = tmp_path / "server.py"
     script.write_text(SERVER_SCRIPT)
-    return [PYTHON, str(script), mode, "{port}"]
+    return [PYTHON, str(script), mode, "{port}", *extra]
 
 
 async def replica_groups(gateway: Gateway, service_id: str) -> list[int]:
@@ -241,3 +243,47 @@ async def test_scale_up_under_load_down_to_zero_and_a_cold_start(served: Gateway
     assert any(step.startswith("scaled 1 → 0") for step in steps), steps
     assert any(step.startswith("scaled 0 → 1: a request waits") for step in steps), steps
     assert events[-1]["state"] == "STOPPED"
+
+
+async def kill_replica_serving(gateway: Gateway, service_id: str) -> None:
+    """SIGKILL the command of the replica that has a request in flight."""
+    pool = gateway.runtime.service_controller.pool(_key(service_id))
+    replica = await eventually(lambda: next((r for r in pool.ready.values() if r.in_flight), None), "a request in flight on a replica")
+    row = (await gateway.runtime.services.job_reads.by_ids([replica.job_id], None))[replica.job_id]
+    child = gateway.runtime.settings.data_dir / "centers" / "local" / "jobs" / str(row.external_id) / "child.json"
+    os.killpg(int(json.loads(child.read_text())["pid"]), signal.SIGKILL)
+
+
+async def test_a_replica_that_dies_is_replaced_and_its_request_answered_or_retried(served: Gateway, tmp_path: Path) -> None:
+    gql = served.client
+    model_dir = tmp_path / "weights"
+    model_dir.mkdir()
+    model_id = await register_model(gql, name="dies", uri=model_dir.as_uri())
+    plain = await deploy(gql, modelId=model_id, name="plain", command=server_command(tmp_path, "slow", "3"))
+    retried = await deploy(
+        gql, modelId=model_id, name="retried", command=server_command(tmp_path, "slow", "3"), idempotent=True, scale={"min": 2, "max": 2}
+    )
+    await wait_for_service(gql, plain["id"], {"READY"}, ready=1)
+    await wait_for_service(gql, retried["id"], {"READY"}, ready=2)
+
+    pending = asyncio.create_task(invoke(gql, plain["id"], {"n": 1}))
+    await kill_replica_serving(served, plain["id"])
+    lost = await pending
+    assert [error["code"] for error in lost["userErrors"]] == ["REPLICA_FAILED"], lost
+
+    pending = asyncio.create_task(invoke(gql, retried["id"], {"n": 2}))
+    await kill_replica_serving(served, retried["id"])
+    answer = await pending
+    assert answer["userErrors"] == [] and answer["output"]["echo"] == {"n": 2}, answer
+
+    replaced = await wait_for_service(gql, plain["id"], {"READY"}, timeout=30, ready=1)
+    assert replaced["replicas"]["desired"] == 1
+    again = await invoke(gql, plain["id"], {"n": 3})
+    assert again["userErrors"] == [] and again["output"]["replica"] == "2"
+    for service in (plain, retried):
+        await gql.execute(STOP, {"id": service["id"]})
+    events = await collect_service_events(gql, plain["id"])
+    messages = [event["message"] or "" for event in events]
+    assert any(message.startswith("replica 1 ended") for message in messages), messages
+    assert "DEGRADED" in [event["state"] for event in events], events
+    await wait_for_service(gql, retried["id"], {"STOPPED"})
