@@ -36,6 +36,7 @@ if mode == "exit":
     sys.exit(3)
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     def log_message(self, *a): pass
     def answer(self, status, payload):
         data = json.dumps(payload).encode()

@@ -38,7 +38,7 @@ def invoke_routes(services: ServiceService, viewer_of: Callable[[Request], Await
             return response
         if not viewer.can(SUBMIT):
             return _error(403, "invoking a service needs the submit scope", "FORBIDDEN")
-        service = await services.find(viewer, request.path_params["service_id"])
+        service = await services.find(viewer, request.path_params["service_id"], recent=True)
         if service is None:
             return _error(404, "no such service", "SERVICE_NOT_FOUND")
         limit = services.policy.max_payload_bytes

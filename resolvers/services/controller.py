@@ -69,6 +69,8 @@ class ServiceController:
         self.ledger = ledger
         self.policy = policy
         self.pools: dict[int, ServicePool] = {}
+        #: the active services as of the last round (or the last change made here): invoke reads no row
+        self.active: dict[int, ServiceRow] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
         self._probe = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS)
@@ -114,6 +116,7 @@ class ServiceController:
         async with self.db.read() as session:
             services = await service_store.active_services(session)
             live = await service_store.live_replicas(session, [service.id for service in services])
+        self.active = {service.id: service for service in services}
         await asyncio.gather(*(self._guarded(service, live[service.id]) for service in services))
         await self.flush_counts()
         for service_id in set(self.pools) - {service.id for service in services}:

@@ -99,11 +99,15 @@ class ServiceService:
         self.proxy = proxy
         self.policy = policy
 
-    async def find(self, viewer: Viewer, global_id: str) -> ServiceRow | None:
-        """The viewer's service by id; another account's answers exactly like a missing one (None)."""
+    async def find(self, viewer: Viewer, global_id: str, *, recent: bool = False) -> ServiceRow | None:
+        """The viewer's service by id; another account's answers exactly like a missing one (None).
+        ``recent``: a serving service as the controller saw it at most one round ago (no database read)."""
         key = int_key(global_id, "InferenceService")
         if key is None:
             return None
+        known = self.controller.active.get(key) if recent else None
+        if known is not None and known.state in SERVING_STATES:
+            return known if viewer.scope is None or known.owner_id == viewer.scope else None
         async with self.db.read() as session:
             return (await service_store.services_by_ids(session, [key], viewer.scope)).get(key)
 
@@ -269,13 +273,14 @@ class ServiceService:
             return change
 
         updated, _ = await self.ledger.apply(service.id, begin_stop)
+        self.controller.active.pop(service.id, None)  # no request is sent to it from now on
         self.controller.wake()
         return ServiceOutcome(service=updated)
 
     # ------------------------------------------------------------------ invoke
 
     async def invoke(self, viewer: Viewer, global_id: str, payload: Any) -> Invocation:
-        service = await self.find(viewer, global_id)
+        service = await self.find(viewer, global_id, recent=True)
         if service is None:
             return Invocation.refused("no such service", "SERVICE_NOT_FOUND")
         body = json.dumps(payload, separators=(",", ":")).encode()
