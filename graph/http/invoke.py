@@ -57,8 +57,8 @@ def invoke_routes(services: ServiceService, viewer_of: Callable[[Request], Await
         answer = await services.invoke_raw(service, body)
         if not answer.ok:
             return _error(STATUS.get(answer.code or "", 502), answer.message or "", answer.code or "BACKEND_ERROR")
-        response = JSONResponse(answer.output)
-        response.headers["x-latency-ms"] = f"{answer.latency_ms or 0:.3f}"
-        return response
+        answered = Response(answer.raw, media_type="application/json")
+        answered.headers["x-latency-ms"] = f"{answer.latency_ms or 0:.3f}"
+        return answered
 
     return [Route("/services/{service_id}/invoke", invoke, methods=["POST"])]

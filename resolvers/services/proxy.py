@@ -19,9 +19,9 @@ MAX_CONNECTIONS = 256
 
 @dataclass
 class Invocation:
-    """A replica's answer (``output``), or why there is none (``code`` and ``message``)."""
+    """A replica's answer (``raw`` JSON, parsed on demand as ``output``), or why there is none (``code`` and ``message``)."""
 
-    output: Any = None
+    raw: bytes | None = None
     code: str | None = None
     message: str | None = None
     status: int | None = None
@@ -34,6 +34,10 @@ class Invocation:
     @property
     def ok(self) -> bool:
         return self.code is None
+
+    @property
+    def output(self) -> Any:
+        return json.loads(self.raw) if self.raw is not None else None
 
 
 class ReplicaLost(Exception):
@@ -84,12 +88,13 @@ class Proxy:
             raise ReplicaLost from None
         if response.status_code >= 500:
             return Invocation.refused(f"the model server answered HTTP {response.status_code}", "BACKEND_ERROR", response.status_code)
-        try:
-            output = json.loads(response.content)
-        except ValueError:
-            return Invocation.refused(
-                f"the model server answered HTTP {response.status_code} without JSON", "BACKEND_ERROR", response.status_code
-            )
         if response.status_code >= 400:
             return Invocation.refused(f"the model refused the input (HTTP {response.status_code})", "INVALID_INPUT", response.status_code)
-        return Invocation(output=output, status=response.status_code)
+        if not response.headers.get("content-type", "").startswith("application/json"):  # a JSON answer is passed on unparsed
+            try:
+                json.loads(response.content)
+            except ValueError:
+                return Invocation.refused(
+                    f"the model server answered HTTP {response.status_code} without JSON", "BACKEND_ERROR", response.status_code
+                )
+        return Invocation(raw=response.content, status=response.status_code)
