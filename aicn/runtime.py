@@ -202,6 +202,7 @@ class Runtime:
                     breaker=CircuitBreaker(config.failure_threshold),
                     data_root=data_root_of(config, self.settings.data_dir),
                     storage_bytes=config.storage_bytes,
+                    reads_gateway_files=config.reads_gateway_files,
                 )
             )
         self.registry.replace(centers)

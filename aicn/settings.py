@@ -134,6 +134,9 @@ class CenterConfig(BaseModel):
     data_root: Path | None = None
     #: bytes the center's data root may hold (None: the free space of its filesystem)
     storage_bytes: int | None = Field(default=None, ge=0)
+    #: False: the center cannot read files outside its data root; a model is copied (checksum verified)
+    #: into <data_root>/models before the center serves it
+    reads_gateway_files: bool = True
     slurm: SlurmConfig | None = None
     local: LocalConfig | None = None
     ray: RayConfig | None = None

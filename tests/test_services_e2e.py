@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,23 @@ async def test_a_replica_that_dies_is_replaced_and_its_request_answered_or_retri
     assert any(message.startswith("replica 1 ended") for message in messages), messages
     assert "DEGRADED" in [event["state"] for event in events], events
     await wait_for_service(gql, retried["id"], {"STOPPED"})
+
+
+async def test_a_center_that_cannot_read_the_artifact_gets_a_verified_copy_first(gateway_factory: Any, tmp_path: Path) -> None:
+    gateway: Gateway = await gateway_factory([local_center(cores=4, reads_gateway_files=False)], services=FAST)
+    gql = gateway.client
+    trained = await gql.execute("query($id: ID!) { node(id: $id) { ... on Model { uri } } }", {"id": await trained_model(gateway)})
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(Path(trained["node"]["uri"].removeprefix("file://")), elsewhere)  # outside the center's data root
+    model_id = await register_model(gql, name="outside", uri=elsewhere.as_uri())
+    service = await deploy(gql, modelId=model_id, name="copied")
+    await wait_for_service(gql, service["id"], {"READY"}, ready=1)
+    answer = await invoke(gql, service["id"], {"inputs": [[2.0, 2.0]]})
+    assert answer["output"]["outputs"]["label"] == [1], answer
+    await gql.execute(STOP, {"id": service["id"]})
+    events = await collect_service_events(gql, service["id"])
+    [copied] = [event["message"] for event in events if event["kind"] == "ARTIFACT"]
+    assert copied.startswith("copied the model to local:") and "sha256:" in copied and copied.endswith("verified"), copied
+    center = gateway.runtime.registry.all()[0]
+    assert center.data_root is not None
+    assert list((center.data_root / "models" / f"service-{_key(service['id'])}").rglob("model.onnx"))

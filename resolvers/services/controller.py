@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -27,11 +28,13 @@ from resolvers.common.errors import CenterFault
 from resolvers.common.ids import to_global_id
 from resolvers.jobs.service import JobService, SubmitRequest
 from resolvers.jobs.states import JobKind, JobState
+from resolvers.services.artifacts import ArtifactMismatch, copy_verified, destination
 from resolvers.services.ledger import ServiceChange, ServiceLedger
 from resolvers.services.policy import ServingPolicy
 from resolvers.services.pool import Replica, ServicePool
 from resolvers.services.serving import MODEL_DIR, PORT, fill, free_port
 from resolvers.services.states import ServiceEventKind, ServiceState
+from store import datasets as dataset_store
 from store import jobs as job_store
 from store import services as service_store
 from store.db import Database
@@ -52,6 +55,7 @@ class _Round:
     notes: list[tuple[ServiceEventKind, str]] = field(default_factory=list)
     failure: str | None = None
     desired: int | None = None
+    model_dir: str | None = None
 
     def note(self, kind: ServiceEventKind, message: str) -> None:
         self.notes.append((kind, message))
@@ -142,6 +146,8 @@ class ServiceController:
         if service.state == ServiceState.STOPPING:
             await self._stop_all(service, pool, alive, round_)
             return
+        if round_.failure is None and not alive:
+            await self._bring_artifact(service, round_)
         if round_.failure is None:
             await self._check_health(service, pool, alive, round_)
             desired = self._autoscale(service, pool, round_)
@@ -179,6 +185,26 @@ class ServiceController:
                 round_.note(ServiceEventKind.REPLICA, detail)
                 if service.state == ServiceState.DEPLOYING or pool.failures_in_a_row >= self.policy.failures_to_fail:
                     round_.failure = f"REPLICA_FAILED: {detail}"
+
+    async def _bring_artifact(self, service: ServiceRow, round_: _Round) -> None:
+        """Before a center that cannot read the gateway's files starts a replica: the verified copy."""
+        center = self.registry.get(service.center_id) if service.center_id is not None else None
+        if center is None or center.reads_gateway_files or center.data_root is None or service.model_dir is None:
+            return
+        source = Path(service.model_dir)
+        if source.is_relative_to(center.data_root):
+            return  # already there (copied before, or made there)
+        async with self.db.read() as session:
+            model = (await dataset_store.models_by_ids(session, [service.model_id])).get(service.model_id)
+        target = destination(center.data_root, service.id, source)
+        try:
+            copied = await copy_verified(source, target, model.checksum if model is not None else None)
+        except (ArtifactMismatch, OSError, ValueError) as error:
+            round_.note(ServiceEventKind.ARTIFACT, f"copying the model to {center.name} failed: {error}")
+            round_.failure = f"ARTIFACT_COPY_FAILED: {error}"
+            return
+        service.model_dir = round_.model_dir = str(copied.path)
+        round_.note(ServiceEventKind.ARTIFACT, f"copied the model to {center.name}: {copied.size_bytes} bytes, {copied.checksum} verified")
 
     async def _tail(self, job: JobRow) -> str:
         try:
@@ -360,6 +386,8 @@ class ServiceController:
             change = ServiceChange()
             for kind, message in round_.notes:
                 change.event(kind, message, ready)
+            if round_.model_dir is not None:
+                change.columns["model_dir"] = round_.model_dir
             if current.state not in (ServiceState.DEPLOYING, ServiceState.READY, ServiceState.SCALING, ServiceState.DEGRADED):
                 return change  # stopped meanwhile: the stop path writes the state
             if round_.failure is not None:
