@@ -1,10 +1,10 @@
-"""The ``aicn`` command: serve, migrate, export-schema, set-quota, bills, accounts and tokens."""
+"""The ``aicn`` command: serve, migrate, export-schema, set-quota, bills, accounts and tokens for operators;
+job, centers, offers and bill for users (aicn/client, a GraphQL client of any gateway)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import socket
 import sys
@@ -34,10 +34,12 @@ def tune_gc() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from aicn.runtime import Runtime
-    from aicn.serving import KEEP_ALIVE_SECONDS, DeadlineH11Protocol
+    from aicn.serving import server_config
     from aicn.settings import Settings
+    from aicn.telemetry import TracingUnavailable, configure_tracing
     from connectors.errors import ConnectorError
     from graph.http import logs
     from graph.http.app import create_app
@@ -45,8 +47,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    logs.install()  # before any handler formats `request_id`
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        configure_tracing(settings.telemetry)
+    except TracingUnavailable as error:
+        print(f"aicn: configuration: {error}", file=sys.stderr)
+        return 2
     # bind before anything starts: a busy port must fail before a first start creates (and
     # prints) an admin token that would then be lost with the failed start
     try:
@@ -66,7 +72,12 @@ def _serve(args: argparse.Namespace) -> int:
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=settings.log_level, http=DeadlineH11Protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
+        server_config(
+            app,
+            log_level=settings.log_level,
+            # JSON: uvicorn's own lines go through the root handler too, not its text formatters
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+        )
     )
     server.run(sockets=[listener])
     return 0
@@ -154,11 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     from aicn.operations_cli import register as register_operation_commands
 
     register_operation_commands(commands)
+    for name, summary in USER_COMMANDS.items():  # listed here, run by main() through aicn/client
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
+#: the commands for users (aicn/client): a GraphQL client of any gateway, built with typer
+USER_COMMANDS = {
+    "job": "submit, list, show, watch, follow the logs of and cancel your jobs on a gateway (aicn job --help)",
+    "centers": "the network's compute centers, their status, free devices and prices",
+    "offers": "every center's quote for a job of a given size",
+    "bill": "your bill for a month (aicn bill show --month YYYY-MM)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments and arguments[0] in USER_COMMANDS:
+        from aicn.client.app import run_user_command
+
+        return run_user_command(arguments)
+    args = build_parser().parse_args(arguments)
     from aicn.config_errors import CONFIG_ERRORS, describe
 
     try:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 
 from aicn.first_start import announce_admin_token
-from aicn.settings import CenterConfig, RayConfig, Settings, SlurmConfig, data_root_of
+from aicn.settings import CenterConfig, LocalConfig, RayConfig, Settings, SlurmConfig, data_root_of
+from aicn.telemetry import flush_tracing
+from aicn.watch_settings import WebhookSettings
 from connectors.base import Connector
 from connectors.catalog import Catalog
-from connectors.local.connector import LocalConnector
-from connectors.local.identity import ensure_job_user
+from connectors.local.connector import LocalConnector, default_work_root, prepare_work_root
+from connectors.local.identity import falls_back_to_the_gateway_user, resolve_job_user
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
 from resolvers.access.reads import AccountReads
@@ -33,10 +37,12 @@ from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import JobLedger
+from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.reconciler import Reconciler
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
+from resolvers.monitoring.snapshot import Monitoring
 from resolvers.operations.service import PersistedOperations
 from resolvers.services.controller import ServiceController
 from resolvers.services.ledger import ServiceLedger
@@ -45,6 +51,9 @@ from resolvers.services.proxy import Proxy
 from resolvers.services.reads import ServiceReads
 from resolvers.services.service import ServiceService
 from resolvers.services.streams import ServiceStreams
+from resolvers.webhooks.delivery import RetryPolicy, WebhookDeliverer
+from resolvers.webhooks.destinations import DestinationPolicy
+from resolvers.webhooks.service import WebhookService
 from store import accounts as account_store
 from store import centers as center_store
 from store.bus import InMemoryBus, RedisBus
@@ -56,13 +65,13 @@ log = logging.getLogger("aicn")
 def build_connector(config: CenterConfig, settings: Settings) -> Connector:
     if config.kind == "LOCAL":
         devices = {device.accelerator: device.count for device in config.devices}
-        local = config.local
+        local = config.local or LocalConfig()
         return LocalConnector(
             config.name,
             settings.data_dir / "centers" / config.name,
             devices or {"cpu-core": 1},
-            run_as=local.run_as if local else None,
-            work_root=local.work_dir if local else None,
+            run_as=local.run_as,
+            work_root=local.work_dir,
         )
     if config.kind == "SLURM":
         from connectors.slurm.connector import SlurmConnector
@@ -92,6 +101,21 @@ def build_connector(config: CenterConfig, settings: Settings) -> Connector:
     raise ValueError(f"unknown center kind {config.kind}")
 
 
+def webhook_policies(settings: WebhookSettings) -> tuple[DestinationPolicy, RetryPolicy]:
+    destinations = DestinationPolicy(
+        allowed_networks=tuple(ipaddress.ip_network(network, strict=False) for network in settings.allowed_networks),
+        allow_http_on_loopback=settings.allow_http_on_loopback,
+    )
+    retry = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_seconds=settings.retry_base_seconds,
+        max_seconds=settings.retry_max_seconds,
+        timeout_seconds=settings.timeout_seconds,
+        poll_seconds=settings.poll_interval_seconds,
+    )
+    return destinations, retry
+
+
 class Runtime:
     def __init__(self, settings: Settings, connectors: Mapping[str, Connector] | None = None) -> None:
         """``connectors`` replaces the connector of the named centers (fault injection, benchmarks)."""
@@ -115,6 +139,9 @@ class Runtime:
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
         self.monitor = HealthMonitor(self.registry, self.bus)
+        destinations, retry = webhook_policies(settings.webhooks)
+        self.webhooks = WebhookService(self.db, self.bus, destinations)
+        self.deliverer = WebhookDeliverer(self.db, self.bus, destinations, retry)
         self.default_viewer: Viewer | None = None
         serving = settings.services
         serving_policy = ServingPolicy(
@@ -133,11 +160,14 @@ class Runtime:
         self.inference = ServiceService(
             self.db, self.registry, self.jobs, service_ledger, self.service_controller, self.proxy, serving_policy
         )
+        self._warned_unisolated = False
+        self._isolated_local_centers: list[str] = []
         self.services = Services(
             centers=self.registry,
             jobs=self.jobs,
             job_reads=JobReads(self.db),
             job_streams=self.streams,
+            job_logs=JobLogStream(self.db, self.bus, self.registry, lines_per_second=settings.limits.log_lines_per_second),
             data=self.data,
             data_reads=DataReads(self.db),
             billing=self.billing,
@@ -151,6 +181,8 @@ class Runtime:
             services=self.inference,
             service_reads=ServiceReads(self.db),
             service_streams=ServiceStreams(self.db, self.bus),
+            webhooks=self.webhooks,
+            monitoring=Monitoring(self.db, self.registry),
         )
 
     async def database_answers(self) -> bool:
@@ -158,14 +190,27 @@ class Runtime:
 
     def preflight(self) -> None:
         """What must hold before anything is created (an admin token above all): LOCAL jobs' users exist
-        or can be made, and this process may switch to them. Raises ConnectorError naming the setting."""
-        for config in self.settings.centers:
-            if config.kind == "LOCAL" and config.local is not None and config.local.run_as:
-                ensure_job_user(config.local.run_as)
+        or can be made, and this process may switch to them. Raises ConnectorError naming the setting.
+        A LOCAL center left at ``run_as = "auto"`` on a gateway that cannot switch users is warned about
+        in one line, once."""
+        local = [(config.name, config.local or LocalConfig()) for config in self.settings.centers if config.kind == "LOCAL"]
+        isolated = [name for name, options in local if resolve_job_user(options.run_as) is not None]
+        for name, options in local:
+            if name in isolated:
+                prepare_work_root(options.work_dir or default_work_root(name))
+        unisolated = [name for name, options in local if falls_back_to_the_gateway_user(options.run_as)]
+        if unisolated and not self._warned_unisolated:
+            self._warned_unisolated = True
+            log.warning(
+                "LOCAL center(s) %s: jobs run as the gateway's own user and can reach its data and tokens "
+                '(switching users needs root; set [centers.local] run_as = "none" to accept this, see README "Isolation")',
+                ", ".join(unisolated),
+            )
+        self._isolated_local_centers = isolated
 
     async def start(self, *, reconcile: bool = True) -> None:
         self.preflight()
-        if any(c.kind == "LOCAL" and c.local is not None and c.local.run_as for c in self.settings.centers):
+        if self._isolated_local_centers:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.settings.data_dir.chmod(0o700)  # the database and every job's folder: out of the jobs' reach
         await self.db.migrate()
@@ -208,6 +253,7 @@ class Runtime:
         self.registry.replace(centers)
         self.monitor.start()
         if reconcile:
+            self.deliverer.start()
             self.dispatcher.start()
             for center in centers:
                 grace = timedelta(seconds=self.settings.vanished_grace_seconds)
@@ -225,9 +271,11 @@ class Runtime:
         for reconciler in self.reconcilers:
             await reconciler.stop()
         self.reconcilers.clear()
+        await self.deliverer.stop()
         await self.dispatcher.stop()
         await self.monitor.stop()
         for center in self.registry.all():
             await center.connector.close()
         await self.bus.close()
         await self.db.dispose()
+        await asyncio.to_thread(flush_tracing)

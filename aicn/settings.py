@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
+from aicn.watch_settings import MetricsSettings, TelemetrySettings, WebhookSettings
 
 
 class DeviceConfig(BaseModel):
@@ -73,9 +74,10 @@ class LocalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: an unprivileged user of the jobs' own (created at start if missing; needs the gateway to run as root).
-    #: Unset: jobs run as the gateway's user and can reach everything it can (see README, "Isolation")
-    run_as: str | None = None
+    #: who jobs run as (see README, "Isolation"): "auto" (the user aicn-job, created at start when missing,
+    #: when the gateway runs as root; else the gateway's own user, with a warning at start), "none" (the
+    #: gateway's own user: jobs can reach everything it can) or an unprivileged user of the jobs' own
+    run_as: str = Field(default="auto", min_length=1)
     #: where each job gets a working directory only it can read (default: <tmp>/aicn-work-<center>)
     work_dir: Path | None = None
 
@@ -192,11 +194,16 @@ class Settings(BaseSettings):
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
     log_level: str = "info"
+    #: ``text`` lines for people, or ``json``: one object a line, each with its request id
+    log_format: Literal["text", "json"] = "text"
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     #: ``AICN_ADMIN_TOKEN``: an admin token to accept (registered on start) instead of printing a new one
     admin_token: SecretStr | None = Field(default=None, min_length=20)
 

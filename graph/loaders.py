@@ -25,6 +25,7 @@ from graph.jobs.lists import list_jobs
 from graph.jobs.types import Job
 from graph.services.lists import list_services
 from graph.services.types import InferenceService
+from graph.webhooks.loaders import WebhookLoaders
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
@@ -49,6 +50,7 @@ class Loaders:
         self.model_replicas: DataLoader[int, list[ModelReplicaRow]] = grouped(data.model_replicas, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.billing = BillingLoaders(services, viewer)
+        self.webhooks = WebhookLoaders(services, viewer)
         self.service: DataLoader[int, InferenceService | None] = nodes(
             lambda ids: services.service_reads.by_ids(ids, scope), InferenceService.from_row
         )

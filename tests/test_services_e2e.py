@@ -10,15 +10,16 @@ import json
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from aicn.settings import ServicesConfig
+from aicn.settings import LocalConfig, ServicesConfig
 from tests.conftest import Gateway, local_center
-from tests.jobs_helpers import PYTHON, python_job, submit, wait_for_state
+from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.processes import group_alive
 from tests.service_helpers import (
     SERVER_SCRIPT,
@@ -34,6 +35,9 @@ from tests.service_helpers import (
 from tests.test_auth import new_account
 from tests.waiting import eventually
 
+#: replicas here run the gateway's own interpreter (it has onnxruntime and scikit-learn; the isolated
+#: job user cannot run it): the jobs run as the gateway's user
+AS_GATEWAY = LocalConfig(run_as="none")
 FAST = ServicesConfig(
     tick_seconds=0.1, health_interval_seconds=0.5, cool_down_seconds=1.0, scale_up_after_seconds=0.3, max_payload_bytes=10_000
 )
@@ -45,7 +49,7 @@ REPLICAS = "query($id: ID!) { node(id: $id) { ... on InferenceService { replicaJ
 
 @pytest.fixture
 async def served(gateway_factory: Any) -> Gateway:
-    gateway: Gateway = await gateway_factory([local_center(cores=8, price="36.00")], services=FAST)
+    gateway: Gateway = await gateway_factory([local_center(cores=8, price="36.00", local=AS_GATEWAY)], services=FAST)
     return gateway
 
 
@@ -54,7 +58,9 @@ TRAINED = "query($id: ID!) { node(id: $id) { ... on Job { outputModel { id uri t
 
 async def trained_model(gateway: Gateway) -> str:
     """A training job writes model.onnx to its AICN_OUTPUT_DIR; `outputModelName` registers that folder."""
-    job = await submit(gateway.client, python_job(TRAIN_SCRIPT, name="train", minutes=2, kind="TRAINING", outputModelName="classifier"))
+    training = python_job(TRAIN_SCRIPT, name="train", minutes=2, kind="TRAINING", outputModelName="classifier")
+    training["command"][0] = sys.executable  # scikit-learn and skl2onnx are the gateway's test extras
+    job = await submit(gateway.client, training)
     await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"}, timeout=60)
     model = (await gateway.client.execute(TRAINED, {"id": job["id"]}))["node"]["outputModel"]
     assert model["trainedBy"]["id"] == job["id"] and model["uri"].startswith("file://"), model
@@ -64,7 +70,7 @@ async def trained_model(gateway: Gateway) -> str:
 def server_command(tmp_path: Path, mode: str, *extra: str) -> list[str]:
     script = tmp_path / "server.py"
     script.write_text(SERVER_SCRIPT)
-    return [PYTHON, str(script), mode, "{port}", *extra]
+    return [sys.executable, str(script), mode, "{port}", *extra]
 
 
 async def replica_groups(gateway: Gateway, service_id: str) -> list[int]:
@@ -291,7 +297,7 @@ async def test_a_replica_that_dies_is_replaced_and_its_request_answered_or_retri
 
 
 async def test_a_center_that_cannot_read_the_artifact_gets_a_verified_copy_first(gateway_factory: Any, tmp_path: Path) -> None:
-    gateway: Gateway = await gateway_factory([local_center(cores=4, reads_gateway_files=False)], services=FAST)
+    gateway: Gateway = await gateway_factory([local_center(cores=4, reads_gateway_files=False, local=AS_GATEWAY)], services=FAST)
     gql = gateway.client
     trained = await gql.execute("query($id: ID!) { node(id: $id) { ... on Model { uri } } }", {"id": await trained_model(gateway)})
     elsewhere = tmp_path / "elsewhere"

@@ -6,6 +6,7 @@ through GraphQL and HTTP, stopped, and metered once."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,11 @@ async def test_train_deploy_invoke_and_stop_on_slurm(gateway_factory: Any, slurm
     points = tmp_path / "points.csv"
     points.write_text("x,y\n1,1\n")
     dataset = (await gql.execute(DATASET, {"uri": points.as_uri()}))["registerDataset"]["dataset"]["id"]
-    job = await submit(
-        gql,
-        python_job(
-            TRAIN_SCRIPT, name="train-on-slurm", minutes=3, kind="TRAINING", outputModelName="slurm-model", inputDatasetIds=[dataset]
-        ),
+    training = python_job(
+        TRAIN_SCRIPT, name="train-on-slurm", minutes=3, kind="TRAINING", outputModelName="slurm-model", inputDatasetIds=[dataset]
     )
+    training["command"][0] = sys.executable  # scikit-learn and skl2onnx are the gateway's test extras
+    job = await submit(gql, training)
     await wait_for_state(gql, job["id"], {"SUCCEEDED"}, timeout=120)
     model = (await gql.execute(TRAINED, {"id": job["id"]}))["node"]["outputModel"]
     assert model["trainedOn"] == [{"id": dataset}]

@@ -14,13 +14,16 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import CenterRegistry
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
+from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
+from resolvers.monitoring.snapshot import Monitoring
 from resolvers.operations.service import PersistedOperations
 from resolvers.services.reads import ServiceReads
 from resolvers.services.service import ServiceService
 from resolvers.services.streams import ServiceStreams
+from resolvers.webhooks.service import WebhookService
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Services:
     jobs: JobService
     job_reads: JobReads
     job_streams: JobStreams
+    job_logs: JobLogStream
     data: DataService
     data_reads: DataReads
     billing: BillingService
@@ -42,3 +46,5 @@ class Services:
     services: ServiceService
     service_reads: ServiceReads
     service_streams: ServiceStreams
+    webhooks: WebhookService
+    monitoring: Monitoring

@@ -61,6 +61,7 @@ FIELD_COSTS: Mapping[str, int] = {
     "ComputeCenter.capacity": 2,
     "Job.computeUnit": 2,
     "Job.logs": 5,
+    "Subscription.jobLogs": 5,
 }
 #: a list field with one of these list arguments has one item per element (`nodes(ids:)`, federation's `_entities`)
 LIST_ARGUMENTS = ("ids", "representations")

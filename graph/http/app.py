@@ -1,9 +1,8 @@
-"""The ASGI app: GraphQL (HTTP and WebSocket) and GraphiQL on /graphql, plus health probes."""
+"""The ASGI app: GraphQL (HTTP and WebSocket) and GraphiQL on /graphql, the console on /console, plus health probes."""
 
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -12,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -28,7 +27,9 @@ from graph.gate.extension import unauthenticated
 from graph.http import logs
 from graph.http.exports import export_routes
 from graph.http.invoke import invoke_routes
+from graph.http.metrics import metrics_route
 from graph.http.persisted import PersistedRefusal, cache_headers, resolve
+from graph.http.request_ids import RequestIds, new_request_id, offered_id
 from graph.http.rules import (
     BODY_SECONDS,
     BodyTooLarge,
@@ -45,6 +46,7 @@ from graph.http.rules import (
     strict_json,
     wants_ide,
 )
+from graph.http.web import graphiql_page, web_routes
 from graph.http.ws import MISSING, TransportWSHandler, offered_secret
 from graph.loaders import Loaders
 from graph.schema import schema
@@ -52,6 +54,7 @@ from resolvers.access.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
     from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
+    from aicn.watch_settings import MetricsSettings
 
 
 class FaceSettings(Protocol):
@@ -65,6 +68,8 @@ class FaceSettings(Protocol):
     def http(self) -> HttpSettings: ...
     @property
     def graph(self) -> GraphSettings: ...
+    @property
+    def metrics(self) -> MetricsSettings: ...
 
 
 class Gateway(Protocol):
@@ -86,10 +91,6 @@ CSRF_MESSAGE = (
     "an Authorization header, or a GraphQL-Require-Preflight header"
 )
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="aicn"'}
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -160,8 +161,9 @@ class GraphQLApp(GraphQL[Context, None]):
     # ------------------------------------------------------------------ HTTP
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        request_id = state.get("request_id") or logs.request_id_from(offered_id(scope), new_request_id())
+        state["request_id"] = request_id
         previous = logs.REQUEST_ID.set(request_id)
         try:
             if scope["type"] != "http":
@@ -217,6 +219,10 @@ class GraphQLApp(GraphQL[Context, None]):
     def should_render_graphql_ide(self, request: Any) -> bool:
         """Not for a GET that names a persisted query by its hash (no `query`, but `extensions`)."""
         return request.query_params.get("extensions") is None and bool(super().should_render_graphql_ide(request))
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL as built into the package (graph/http/web.py): every asset from this gateway."""
+        return graphiql_page()
 
     def decode_json(self, data: str | bytes) -> object:
         return strict_json(data)
@@ -291,7 +297,7 @@ def create_app(gateway: Gateway) -> Starlette:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "centers": len(gateway.services.centers.all())})
 
-    middleware: list[Middleware] = []
+    middleware: list[Middleware] = [Middleware(RequestIds)]
     origins = gateway.settings.http.cors_origins
     if origins:
         middleware.append(
@@ -313,6 +319,8 @@ def create_app(gateway: Gateway) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
             *invoke_routes(gateway.services.services, graphql.authenticate),
+            *([metrics_route(gateway.services.monitoring, gateway.settings.metrics)] if gateway.settings.metrics.enabled else []),
+            *web_routes(),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -107,7 +107,9 @@ class Placement:
 class JobEvent:
     seq: int
     at: datetime
-    kind: JobEventKind
+    kind: JobEventKind = strawberry.field(
+        description="STATE, PROGRESS, PLACEMENT or USAGE. LOG is never sent: a job's output streams through `jobLogs`, not its event log."
+    )
     state: JobState | None
     progress: JobProgress | None
     message: str | None
@@ -226,3 +228,14 @@ class Job(Node):
         if not 1 <= tail_lines <= MAX_TAIL_LINES:
             raise BadRequest(f"tailLines must be between 1 and {MAX_TAIL_LINES}")
         return await info.context.services.jobs.logs(self.row, tail_lines)
+
+
+@strawberry.type(description="Lines of a job's output, as `jobLogs` sends them.")
+class LogLines:
+    lines: list[str] = strawberry.field(
+        description="Whole lines, oldest first, without their newline; the gateway's own read `[aicn: ...]`."
+    )
+    truncated: bool = strawberry.field(
+        description="True when something is missing here: a line cut to its first 16 KiB, lines dropped, or output skipped."
+    )
+    dropped: int = strawberry.field(description="Lines dropped since the previous message because of the rate limit.")

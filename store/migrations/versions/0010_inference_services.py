@@ -1,7 +1,7 @@
 """inference services: services, their event log, replicas as jobs, serving commands of models
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0008, 0009 (on this branch it joins the two heads; re-chain as a plain successor when merging)
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0010"
-down_revision = "0009"
+down_revision = ("0008", "0009")
 branch_labels = None
 depends_on = None
 
