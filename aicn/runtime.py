@@ -48,6 +48,13 @@ from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
 from resolvers.monitoring.snapshot import Monitoring
 from resolvers.operations.service import PersistedOperations
+from resolvers.services.controller import ServiceController
+from resolvers.services.ledger import ServiceLedger
+from resolvers.services.policy import ServingPolicy
+from resolvers.services.proxy import Proxy
+from resolvers.services.reads import ServiceReads
+from resolvers.services.service import ServiceService
+from resolvers.services.streams import ServiceStreams
 from resolvers.webhooks.delivery import RetryPolicy, WebhookDeliverer
 from resolvers.webhooks.destinations import DestinationPolicy
 from resolvers.webhooks.service import WebhookService
@@ -145,6 +152,23 @@ class Runtime:
         self.webhooks = WebhookService(self.db, self.bus, destinations)
         self.deliverer = WebhookDeliverer(self.db, self.bus, destinations, retry)
         self.default_viewer: Viewer | None = None
+        serving = settings.services
+        serving_policy = ServingPolicy(
+            tick_seconds=serving.tick_seconds,
+            scale_up_after_seconds=serving.scale_up_after_seconds,
+            cool_down_seconds=serving.cool_down_seconds,
+            cold_start_seconds=serving.cold_start_seconds,
+            health_interval_seconds=serving.health_interval_seconds,
+            health_failures=serving.health_failures,
+            startup_seconds=serving.startup_seconds,
+            max_payload_bytes=serving.max_payload_bytes,
+        )
+        service_ledger = ServiceLedger(self.db, self.bus)
+        self.service_controller = ServiceController(self.db, self.registry, self.jobs, service_ledger, serving_policy)
+        self.proxy = Proxy()
+        self.inference = ServiceService(
+            self.db, self.registry, self.jobs, service_ledger, self.service_controller, self.proxy, serving_policy
+        )
         self._warned_unisolated = False
         self._isolated_local_centers: list[str] = []
         self.services = Services(
@@ -166,6 +190,9 @@ class Runtime:
             operations=PersistedOperations(self.db),
             transfers=self.transfers,
             downloads=Downloads(self.db),
+            services=self.inference,
+            service_reads=ServiceReads(self.db),
+            service_streams=ServiceStreams(self.db, self.bus),
             webhooks=self.webhooks,
             monitoring=Monitoring(self.db, self.registry),
         )
@@ -241,6 +268,7 @@ class Runtime:
                     breaker=CircuitBreaker(config.failure_threshold),
                     data_root=self._data_root(config),
                     storage_bytes=config.storage_bytes,
+                    reads_gateway_files=config.reads_gateway_files,
                 )
             )
         self.registry.replace(centers)
@@ -256,9 +284,12 @@ class Runtime:
                 self.reconcilers.append(reconciler)
             by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
             self.dispatcher.on_hand_over = lambda center_id: by_center[center_id].wake() if center_id in by_center else None
+            self.service_controller.start()
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)
 
     async def stop(self) -> None:
+        await self.service_controller.stop()
+        await self.proxy.close()
         for reconciler in self.reconcilers:
             await reconciler.stop()
         self.reconcilers.clear()

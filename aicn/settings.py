@@ -103,6 +103,21 @@ class RayConfig(BaseModel):
         return None
 
 
+class ServicesConfig(BaseModel):
+    """``[services]``: how inference services scale and how long requests may wait."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tick_seconds: float = Field(default=0.25, gt=0, description="how often the controller looks at every service")
+    scale_up_after_seconds: float = Field(default=1.0, ge=0, description="load above target this long adds a replica")
+    cool_down_seconds: float = Field(default=30.0, ge=0, description="quiet this long (and since the last step) removes one")
+    cold_start_seconds: float = Field(default=60.0, gt=0, description="how long a request waits for a replica when none is ready")
+    health_interval_seconds: float = Field(default=2.0, gt=0)
+    health_failures: int = Field(default=3, ge=1, description="failed health checks in a row that replace a replica")
+    startup_seconds: float = Field(default=120.0, gt=0, description="a running replica that never answers within this is replaced")
+    max_payload_bytes: int = Field(default=1_048_576, ge=1)
+
+
 class CenterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -121,6 +136,9 @@ class CenterConfig(BaseModel):
     data_root: Path | None = None
     #: bytes the center's data root may hold (None: the free space of its filesystem)
     storage_bytes: int | None = Field(default=None, ge=0)
+    #: False: the center cannot read files outside its data root; a model is copied (checksum verified)
+    #: into <data_root>/models before the center serves it
+    reads_gateway_files: bool = True
     slurm: SlurmConfig | None = None
     local: LocalConfig | None = None
     ray: RayConfig | None = None
@@ -194,6 +212,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.errors import LogsNotReadable
+from connectors.errors import LogsNotReadable, SubmissionRejected
 
 
 class CenterJobState(str, enum.Enum):
@@ -183,6 +183,11 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def logs(self, external_id: str, tail_lines: int = 100) -> str:
         """The last ``tail_lines`` lines of the job's output. Raises JobNotFound."""
+
+    async def server_host(self, external_id: str) -> str:
+        """Where the gateway reaches a server a running job bound on its node (an inference
+        replica). Never shown to clients. Raises ConnectorError where this kind cannot serve."""
+        raise SubmissionRejected(f"a {self.kind} center cannot serve models", center=self.name)
 
     async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
         """At most ``max_bytes`` (and MAX_LOG_READ_BYTES) of the job's output from byte ``offset``;

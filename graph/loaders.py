@@ -24,6 +24,8 @@ from graph.data.types import Dataset, Model
 from graph.jobs.inputs import JobFilter
 from graph.jobs.lists import list_jobs
 from graph.jobs.types import Job
+from graph.services.lists import list_services
+from graph.services.types import InferenceService
 from graph.webhooks.loaders import WebhookLoaders
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
@@ -53,6 +55,9 @@ class Loaders:
         self.billing = BillingLoaders(services, viewer)
         self.queue_length: DataLoader[int, int] = complete(jobs.queue_lengths)
         self.webhooks = WebhookLoaders(services, viewer)
+        self.service: DataLoader[int, InferenceService | None] = nodes(
+            lambda ids: services.service_reads.by_ids(ids, scope), InferenceService.from_row
+        )
         self._queue_positions: asyncio.Task[dict[int, int]] | None = None
 
     async def queue_positions(self) -> dict[int, int]:
@@ -60,6 +65,12 @@ class Loaders:
         if self._queue_positions is None:
             self._queue_positions = asyncio.ensure_future(self.services.job_reads.queue_positions())
         return await asyncio.shield(self._queue_positions)
+
+    async def model_services(
+        self, info: Info[Context, None], *, first: int | None, after: str | None, model_key: int
+    ) -> Connection[InferenceService]:
+        """A model's services (the data domain lies below the services')."""
+        return await list_services(info, first=first, after=after, filter=None, model_key=model_key)
 
     async def jobs(
         self, info: Info[Context, None], *, first: int | None, after: str | None, filter: JobFilter | None, center_key: int

@@ -48,6 +48,7 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
         "Account": loaders.account,
         "Bill": loaders.billing.bill,
         "UsageRecord": loaders.billing.usage,
+        "InferenceService": loaders.service,
         "WebhookEndpoint": loaders.webhooks.endpoint,
     }
     loader = by_number.get(type_name)

@@ -36,6 +36,10 @@ from graph.jobs.subscription import JobSubscription
 from graph.jobs.types import Job
 from graph.nodes import NodeQuery
 from graph.observe import OperationMetrics, operation_tracing
+from graph.services.mutations import ServiceMutation
+from graph.services.query import ServiceQuery
+from graph.services.subscription import ServiceSubscription
+from graph.services.types import InferenceService
 from graph.webhooks.mutations import WebhookMutation
 from graph.webhooks.query import WebhookQuery
 from graph.webhooks.types import WebhookEndpoint
@@ -50,6 +54,7 @@ Query = merge_types(
         OfferQuery,
         CatalogQuery,
         JobQuery,
+        ServiceQuery,
         DataQuery,
         BillingQuery,
         AccountQuery,
@@ -57,8 +62,8 @@ Query = merge_types(
         WebhookQuery,
     ),
 )
-Mutation = merge_types("Mutation", (JobMutation, DataMutation, BillingMutation, AccessMutation, WebhookMutation))
-Subscription = merge_types("Subscription", (JobSubscription, CenterSubscription, BillingSubscription))
+Mutation = merge_types("Mutation", (JobMutation, ServiceMutation, DataMutation, BillingMutation, AccessMutation, WebhookMutation))
+Subscription = merge_types("Subscription", (JobSubscription, ServiceSubscription, CenterSubscription, BillingSubscription))
 
 
 class Schema(strawberry.Schema):
@@ -94,7 +99,7 @@ class CachedValidation(ValidationCache):
 
 
 #: the object types reached only through `node` (and `_entities` in the federated schema)
-NODE_TYPES: list[type] = [Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord, WebhookEndpoint]
+NODE_TYPES: list[type] = [Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord, WebhookEndpoint, InferenceService]
 
 
 def extensions() -> list[Any]:

@@ -91,6 +91,8 @@ class UsageRecordRow(Base):
     unit_price: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(String(10))
     amount: Mapped[Decimal] = mapped_column(MONEY)
+    #: the inference service whose replica this was (migration 0010)
+    service_id: Mapped[int | None] = mapped_column(BigId, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

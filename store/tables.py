@@ -88,6 +88,8 @@ class JobRow(Base):
     hold_amount: Mapped[Decimal | None] = mapped_column(Fixed(20, 6))
     #: what its usage charged (0 until metered): written with the usage record, so `orderBy: COST` pages by an index
     cost: Mapped[Decimal] = mapped_column(Fixed(20, 6), default=Decimal(0), server_default="0")
+    #: a replica of this inference service (migration 0010); None for every other job
+    service_id: Mapped[int | None] = mapped_column(BigId, index=True)
 
 
 class JobEventRow(Base):
@@ -154,6 +156,8 @@ class ModelRow(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigId)
     checksum: Mapped[str | None] = mapped_column(String(200))
     trained_by_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    #: how to serve it: an argv with {port} and {model_dir} (migration 0010)
+    serving_command: Mapped[list[str] | None] = mapped_column(Document)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -29,6 +29,7 @@ query($job: ID!, $running: ID!) {
   offers(request: { devices: 1, maxDurationMinutes: 7 }) { pricePerHour { amount } maxCost { amount } }
   node(id: $job) { ... on Job { costSoFar { amount } usage { unitPrice { amount } amount { amount } standardUnitsPerDevice standardUnitHours } } }
   running: node(id: $running) { ... on Job { costSoFar { amount } hold { amount } } }
+  services { edges { node { pricePerUnitHour { amount } usage { edges { node { amount { amount } } } } } } }
 }
 """
 COVERED = {
@@ -37,7 +38,7 @@ COVERED = {
     ("ComputeUnit", "pricePerUnitHour"), ("Offer", "pricePerHour"), ("Offer", "maxCost"), ("UsageRecord", "unitPrice"),
     ("UsageRecord", "amount"), ("UsageRecord", "standardUnitsPerDevice"), ("UsageRecord", "standardUnitHours"),
     ("Money", "amount"), ("Account", "lowBalanceThreshold"), ("BalanceEntry", "amount"), ("BalanceEntry", "balanceAfter"),
-    ("Job", "costSoFar"), ("Job", "hold"),
+    ("Job", "costSoFar"), ("Job", "hold"), ("InferenceService", "pricePerUnitHour"),
 }  # fmt: skip
 
 

@@ -212,6 +212,11 @@ class LocalConnector(Connector):
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return await asyncio.to_thread(tail_file, job.directory / "output.log", tail_lines)
 
+    async def server_host(self, external_id: str) -> str:
+        if external_id not in self._jobs:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return "127.0.0.1"  # a LOCAL job's server binds loopback on the gateway's own host
+
     async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
         job = self._jobs.get(external_id)
         if job is None:

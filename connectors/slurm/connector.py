@@ -259,6 +259,21 @@ class SlurmConnector(Connector):
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return ""  # known, but nothing written yet
 
+    async def server_host(self, external_id: str) -> str:
+        """The address of the node the job runs on, as slurmctld knows it (``NodeAddr``)."""
+        if not _is_job_id(external_id):
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        body = await self._checked("GET", f"/job/{external_id}")
+        raw = next((job for job in body.get("jobs") or () if str(job.get("job_id")) == external_id), None)
+        if raw is None:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        node = str(raw.get("batch_host") or raw.get("nodes") or "").split(",")[0]
+        if not node:
+            raise CenterUnreachable(f"job {external_id} runs on no node yet", center=self.name)
+        nodes = (await self._checked("GET", f"/node/{node}")).get("nodes") or ()
+        address = str(nodes[0].get("address") or "") if nodes else ""
+        return address or node
+
     async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
         if not _is_job_id(external_id):
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)

@@ -23,6 +23,9 @@ from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
 from resolvers.monitoring.snapshot import Monitoring
 from resolvers.operations.service import PersistedOperations
+from resolvers.services.reads import ServiceReads
+from resolvers.services.service import ServiceService
+from resolvers.services.streams import ServiceStreams
 from resolvers.webhooks.service import WebhookService
 
 
@@ -44,6 +47,9 @@ class Services:
     audit: AuditLog
     throttle: Throttle
     operations: PersistedOperations
+    services: ServiceService
+    service_reads: ServiceReads
+    service_streams: ServiceStreams
     webhooks: WebhookService
     monitoring: Monitoring
     transfers: TransferService | None = None

@@ -45,6 +45,9 @@ class RegisterModelInput:
     version: str | None = None
     framework: str | None = None
     trained_by_job_id: strawberry.ID | None = None
+    serving_command: list[str] | None = strawberry.field(
+        default=None, description="How to serve the model: an argv with {port} and {model_dir} filled in by the gateway."
+    )
     client_mutation_id: str | None = None
 
 
@@ -114,6 +117,7 @@ class DataMutation:
                 version=input.version,
                 framework=input.framework,
                 trained_by_job_id=input.trained_by_job_id,
+                serving_command=list(input.serving_command) if input.serving_command is not None else None,
             ),
         )
         return RegisterModelPayload(

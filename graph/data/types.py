@@ -19,6 +19,7 @@ from resolvers.data.records import DatasetRow, ModelRow
 if TYPE_CHECKING:
     from graph.access.accounts import Account
     from graph.jobs.types import Job
+    from graph.services.types import InferenceService
 
 
 @strawberry.type(description="A copy of a dataset at a center: VERIFIED against its checksum, or COPYING (a transfer in flight).")
@@ -132,6 +133,16 @@ class Model(Node):
         if self.row.trained_by_job_id is None:
             return None
         return await info.context.loaders.job.load(self.row.trained_by_job_id)
+
+    @strawberry.field(description="How the model is served when deployModel gives no command: an argv with {port} and {model_dir}.")
+    def serving_command(self) -> list[str] | None:
+        return list(self.row.serving_command) if self.row.serving_command else None
+
+    @strawberry.field(description="The services serving this model, newest first.")
+    async def services(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[InferenceService, strawberry.lazy("graph.services.types")]]:
+        return await info.context.loaders.model_services(info, first=first, after=after, model_key=self.row.id)
 
     @strawberry.field(description="The datasets the training job took as inputs.")
     async def trained_on(self, info: Info[Context, None]) -> list[Dataset]:

@@ -85,6 +85,17 @@ class ResourceRequest:
     memory_gb: float | None
     max_duration_minutes: float
 
+    @classmethod
+    def from_request(cls, request: Any) -> ResourceRequest:
+        return cls(
+            accelerator=request.accelerator,
+            devices=request.devices,
+            standard_units=request.standard_units,
+            cpus=request.cpus,
+            memory_gb=request.memory_gb,
+            max_duration_minutes=request.max_duration_minutes,
+        )
+
 
 @strawberry.type
 class PlacementCandidate:
@@ -104,6 +115,19 @@ class Placement:
     policy: PlacementPolicy | None
     candidates: list[PlacementCandidate]
     waiting: str | None = strawberry.field(description="Why the job waits in the network queue, while it does.")
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any] | None) -> Placement | None:
+        if not document:
+            return None
+        return cls(
+            policy=PlacementPolicy[document["policy"]] if document.get("policy") else None,
+            candidates=[
+                PlacementCandidate(score=c.get("score"), chosen=c["chosen"], reason=c.get("reason"), center_key=c["centerId"])
+                for c in document.get("candidates", [])
+            ],
+            waiting=document.get("waiting"),
+        )
 
 
 @strawberry.type(description="One event of a job's log; `seq` counts a job's events from 1 without gaps.")
@@ -162,17 +186,6 @@ class Job(Node):
 
     @classmethod
     def from_row(cls, row: JobRow) -> Job:
-        request = row.request
-        placement = None
-        if row.placement:
-            placement = Placement(
-                policy=PlacementPolicy[row.placement["policy"]] if row.placement.get("policy") else None,
-                candidates=[
-                    PlacementCandidate(score=c.get("score"), chosen=c["chosen"], reason=c.get("reason"), center_key=c["centerId"])
-                    for c in row.placement.get("candidates", [])
-                ],
-                waiting=row.placement.get("waiting"),
-            )
         return cls(
             id=strawberry.ID(to_global_id("Job", row.id)),
             name=row.name,
@@ -180,17 +193,10 @@ class Job(Node):
             state=row.state,
             failure_reason=row.failure_reason,
             exit_code=row.exit_code,
-            request=ResourceRequest(
-                accelerator=request.accelerator,
-                devices=request.devices,
-                standard_units=request.standard_units,
-                cpus=request.cpus,
-                memory_gb=request.memory_gb,
-                max_duration_minutes=request.max_duration_minutes,
-            ),
+            request=ResourceRequest.from_request(row.request),
             command=list(row.command),
             environment=cast(JSON, row.environment),
-            placement=placement,
+            placement=Placement.from_document(row.placement),
             progress=JobProgress.from_document(row.progress),
             submitted_at=row.submitted_at,
             started_at=row.started_at,

@@ -61,6 +61,7 @@ class Meter:
             unit_price=job.unit_price,
             currency=currency,
             amount=amount,
+            service_id=job.service_id,
         )
         job.cost = amount
         await session.flush()  # a second record for this job fails here (IntegrityError)

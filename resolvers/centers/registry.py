@@ -57,6 +57,8 @@ class Center:
     data_root: Path | None = None
     #: bytes the data root may hold (None: its filesystem's free space)
     storage_bytes: int | None = None
+    #: False: models are copied into the data root before this center serves them
+    reads_gateway_files: bool = True
 
     @property
     def health(self) -> CenterHealth:

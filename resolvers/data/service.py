@@ -46,6 +46,7 @@ class ModelRequest:
     version: str | None = None
     framework: str | None = None
     trained_by_job_id: str | None = None
+    serving_command: Sequence[str] | None = None
 
 
 @dataclass
@@ -190,6 +191,7 @@ class DataService:
                     uri=request.uri,
                     framework=request.framework,
                     trained_by_job_id=job_key,
+                    serving_command=list(request.serving_command) if request.serving_command else None,
                 )
                 session.add(row)
                 await session.flush()

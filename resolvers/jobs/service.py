@@ -55,6 +55,8 @@ class SubmitRequest:
     output_dataset_name: str | None = None
     idempotency_key: str | None = None
     priority: int = 0
+    #: the inference service this job is a replica of
+    service_id: int | None = None
 
 
 @dataclass
@@ -132,6 +134,7 @@ class JobService:
                     progress_count=0,
                     priority=request.priority,
                     last_seq=0,
+                    service_id=request.service_id,
                     **provisional_terms(quotes, candidates),
                 )
                 session.add(job)

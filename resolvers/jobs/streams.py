@@ -1,8 +1,8 @@
 """Live streams: a job's events with replay, and changes to many jobs.
 
-``job_events`` subscribes to the bus *before* reading the log, so nothing committed in
-between is missed; it then yields every event with ``seq > after`` exactly once, in
-order, filling any gap from the log, and ends after the job's terminal state.
+``job_events`` subscribes to the bus *before* reading the log and replays then follows it
+(resolvers/common/streams.py): every event with ``seq > after`` exactly once, in order,
+ending after the job's terminal state.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from resolvers.access.viewer import Viewer
+from resolvers.common.streams import replay_then_live
 from resolvers.jobs.ledger import EventRecord
 from resolvers.jobs.states import TERMINAL_STATES, JobEventKind
 from store import jobs as job_store
@@ -47,33 +48,16 @@ class JobStreams:
 
     async def job_events(self, job: JobRow, after: int) -> AsyncIterator[EventRecord]:
         async with self.bus.subscribe(f"job:{job.id}") as live:
-            last = max(0, after)
-            while True:  # replay what the log holds
-                batch = await self._read_after(job.id, job.owner_id, last)
-                for record in batch:
-                    yield record
-                    last = record.seq
-                    if record.terminal:
-                        return
-                if len(batch) < REPLAY_BATCH:
-                    break
-            if await self._ended_before(job.id, last):
-                return
-            while True:  # then live, gap-checked against the log
-                message = await live.get(timeout=IDLE_RECHECK_SECONDS)
-                if message is None or live.overflowed:
-                    live.overflowed = False
-                    pending = await self._read_after(job.id, job.owner_id, last)
-                else:
-                    record = EventRecord.from_message(message)
-                    if record.seq <= last:
-                        continue
-                    pending = [record] if record.seq == last + 1 else await self._read_after(job.id, job.owner_id, last)
-                for record in pending:
-                    yield record
-                    last = record.seq
-                    if record.terminal:
-                        return
+            async for record in replay_then_live(
+                live,
+                after,
+                read_after=lambda last: self._read_after(job.id, job.owner_id, last),
+                ended_before=lambda last: self._ended_before(job.id, last),
+                from_message=EventRecord.from_message,
+                batch=REPLAY_BATCH,
+                idle_recheck=IDLE_RECHECK_SECONDS,
+            ):
+                yield record
 
     async def job_updates(
         self,

@@ -1,0 +1,304 @@
+"""Inference services: deploy a model version, scale, stop, invoke."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from resolvers.access.viewer import Viewer
+from resolvers.centers.registry import Center, CenterRegistry
+from resolvers.common.errors import UserErrorData
+from resolvers.common.ids import int_key
+from resolvers.jobs.ranking import Candidate, placement_document
+from resolvers.jobs.resources import ResourceRequest
+from resolvers.jobs.service import JobService
+from resolvers.services.controller import ServiceController
+from resolvers.services.ledger import ServiceChange, ServiceEventRecord, ServiceLedger
+from resolvers.services.policy import ServingPolicy
+from resolvers.services.proxy import Invocation, Proxy
+from resolvers.services.serving import ServingPlan, serving_plan
+from resolvers.services.states import ENDED_STATES, SERVING_STATES, ServiceEventKind, ServiceProtocol, ServiceState
+from store import datasets as dataset_store
+from store import services as service_store
+from store.db import Database
+from store.service_tables import ServiceRow
+
+#: center kinds whose connector can say where a replica's server listens
+SERVING_KINDS = frozenset({"LOCAL", "SLURM"})
+MAX_NAME = 200
+MAX_REPLICAS = 64
+MAX_DEADLINE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    min: int
+    max: int
+    target_per_replica: float | None = None
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    model_id: str
+    request: ResourceRequest
+    name: str | None = None
+    center_id: str | None = None
+    policy: str = "CHEAPEST"
+    scale: Scale | None = None
+    command: Sequence[str] | None = None
+    protocol: str = ServiceProtocol.INVOKE
+    idempotent: bool = False
+    deadline_seconds: float = 30.0
+    idempotency_key: str | None = None
+
+
+@dataclass
+class ServiceOutcome:
+    service: ServiceRow | None = None
+    errors: list[UserErrorData] = field(default_factory=list)
+
+
+def _not_found() -> ServiceOutcome:
+    return ServiceOutcome(errors=[UserErrorData("no such service", "SERVICE_NOT_FOUND", ("serviceId",))])
+
+
+def scale_errors(scale: Scale) -> list[UserErrorData]:
+    errors: list[UserErrorData] = []
+    if scale.min < 0 or scale.max < 0:
+        errors.append(UserErrorData("replica counts must not be negative", "INVALID_SCALE", ("scale",)))
+    elif scale.max < 1 or scale.max > MAX_REPLICAS:
+        errors.append(UserErrorData(f"max must be between 1 and {MAX_REPLICAS}", "INVALID_SCALE", ("scale", "max")))
+    elif scale.min > scale.max:
+        errors.append(UserErrorData(f"min ({scale.min}) must not exceed max ({scale.max})", "INVALID_SCALE", ("scale", "min")))
+    if scale.target_per_replica is not None and not scale.target_per_replica > 0:
+        errors.append(UserErrorData("targetRequestsPerReplica must be above 0", "INVALID_SCALE", ("scale", "targetRequestsPerReplica")))
+    return errors
+
+
+class ServiceService:
+    def __init__(
+        self,
+        db: Database,
+        registry: CenterRegistry,
+        jobs: JobService,
+        ledger: ServiceLedger,
+        controller: ServiceController,
+        proxy: Proxy,
+        policy: ServingPolicy,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.jobs = jobs
+        self.ledger = ledger
+        self.controller = controller
+        self.proxy = proxy
+        self.policy = policy
+
+    async def find(self, viewer: Viewer, global_id: str, *, recent: bool = False) -> ServiceRow | None:
+        """The viewer's service by id; another account's answers exactly like a missing one (None).
+        ``recent``: a serving service as the controller saw it at most one round ago (no database read)."""
+        key = int_key(global_id, "InferenceService")
+        if key is None:
+            return None
+        known = self.controller.active.get(key) if recent else None
+        if known is not None and known.state in SERVING_STATES:
+            return known if viewer.scope is None or known.owner_id == viewer.scope else None
+        async with self.db.read() as session:
+            return (await service_store.services_by_ids(session, [key], viewer.scope)).get(key)
+
+    # ------------------------------------------------------------------ deploy
+
+    async def deploy(self, viewer: Viewer, request: DeployRequest) -> ServiceOutcome:
+        if request.idempotency_key:
+            async with self.db.read() as session:
+                existing = await service_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key)
+            if existing is not None:
+                return ServiceOutcome(service=existing)
+        errors: list[UserErrorData] = []
+        scale = request.scale or Scale(1, 1, 1.0)
+        errors += scale_errors(scale)
+        name = request.name
+        if name is not None and (not name.strip() or len(name) > MAX_NAME):
+            errors.append(UserErrorData(f"the name must be 1 to {MAX_NAME} characters", "INVALID_NAME", ("name",)))
+        if not 0 < request.deadline_seconds <= MAX_DEADLINE_SECONDS:
+            errors.append(
+                UserErrorData(
+                    f"deadlineSeconds must be above 0 and at most {MAX_DEADLINE_SECONDS:g}", "INVALID_DEADLINE", ("deadlineSeconds",)
+                )
+            )
+        model_key = int_key(request.model_id, "Model")
+        model = None
+        if model_key is not None:
+            async with self.db.read() as session:
+                model = (await dataset_store.models_by_ids(session, [model_key], viewer.scope)).get(model_key)
+        if model is None:
+            errors.append(UserErrorData("no such model", "MODEL_NOT_FOUND", ("modelId",)))
+        plan = serving_plan(model, request.command) if model is not None else None
+        if isinstance(plan, UserErrorData):
+            errors.append(plan)
+        centers = self._centers(request.center_id, errors)
+        if errors or model is None or not isinstance(plan, ServingPlan):
+            return ServiceOutcome(errors=errors)
+        candidates = await self.jobs.rank(viewer, request.request, request.policy, centers)
+        chosen = next((c for c in candidates if c.offer.could_run and c.offer.center.kind in SERVING_KINDS), None)
+        if chosen is None:
+            reasons = "; ".join(
+                f"{c.offer.center.name}: {c.reason if c.offer.center.kind in SERVING_KINDS else 'cannot serve models'}"
+                for c in candidates[:5]
+            )
+            return ServiceOutcome(errors=[UserErrorData(f"no center can serve this model ({reasons})", "NO_FEASIBLE_CENTER", ("request",))])
+        return await self._create(viewer, request, model.id, name or f"{model.name}-{model.version}", scale, plan, candidates, chosen)
+
+    def _centers(self, center_id: str | None, errors: list[UserErrorData]) -> list[Center]:
+        if center_id is None:
+            return self.registry.all()
+        key = int_key(center_id, "ComputeCenter")
+        center = self.registry.get(key) if key is not None else None
+        if center is None:
+            errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("centerId",)))
+            return []
+        if center.kind not in SERVING_KINDS:
+            errors.append(UserErrorData(f"a {center.kind} center cannot serve models", "CENTER_CANNOT_SERVE", ("centerId",)))
+        return [center]
+
+    async def _create(
+        self,
+        viewer: Viewer,
+        request: DeployRequest,
+        model_id: int,
+        name: str,
+        scale: Scale,
+        plan: ServingPlan,
+        candidates: Sequence[Candidate],
+        chosen: Candidate,
+    ) -> ServiceOutcome:
+        policy = None if request.center_id else request.policy
+        center = chosen.offer.center
+        try:
+            async with self.db.transaction() as session:
+                service = ServiceRow(
+                    owner_id=viewer.account_id,
+                    model_id=model_id,
+                    name=name,
+                    state=ServiceState.DEPLOYING,
+                    center_id=center.id,
+                    protocol=request.protocol,
+                    request=request.request,
+                    command=plan.command,
+                    model_dir=plan.model_dir,
+                    min_replicas=scale.min,
+                    max_replicas=scale.max,
+                    desired_replicas=max(scale.min, 1),
+                    target_per_replica=scale.target_per_replica or 1.0,
+                    idempotent=request.idempotent,
+                    deadline_seconds=request.deadline_seconds,
+                    policy=policy,
+                    placement=placement_document(policy, candidates, center.id),
+                    requests_total=0,
+                    idempotency_key=request.idempotency_key,
+                    last_seq=0,
+                )
+                session.add(service)
+                await session.flush()
+                runner = "the built-in ONNX runner" if plan.builtin else "its serving command"
+                rows = [
+                    service_store.append_event(
+                        session, service, ServiceEventKind.STATE, state=ServiceState.DEPLOYING, message="accepted by the gateway"
+                    ),
+                    service_store.append_event(
+                        session,
+                        service,
+                        ServiceEventKind.PLACEMENT,
+                        message=f"placed on {center.name}: {chosen.reason}; served by {runner}",
+                    ),
+                ]
+                await session.flush()
+                records = [ServiceEventRecord.from_row(row) for row in rows]
+        except IntegrityError:  # a concurrent twin with the same idempotency key won
+            async with self.db.read() as session:
+                twin = await service_store.find_by_idempotency_key(session, viewer.account_id, request.idempotency_key or "")
+            if twin is None:
+                raise
+            return ServiceOutcome(service=twin)
+        await self.ledger.announce(records)
+        self.controller.wake()
+        return ServiceOutcome(service=service)
+
+    # ------------------------------------------------------------------ scale and stop
+
+    async def scale(self, viewer: Viewer, global_id: str, scale: Scale) -> ServiceOutcome:
+        service = await self.find(viewer, global_id)
+        if service is None:
+            return _not_found()
+        errors = scale_errors(scale)
+        if errors:
+            return ServiceOutcome(service=service, errors=errors)
+        if service.state in ENDED_STATES or service.state == ServiceState.STOPPING:
+            return ServiceOutcome(
+                service=service, errors=[UserErrorData(f"the service is {service.state}", "SERVICE_STOPPED", ("serviceId",))]
+            )
+
+        def rescale(current: ServiceRow) -> ServiceChange:
+            change = ServiceChange()
+            if current.state in ENDED_STATES or current.state == ServiceState.STOPPING:
+                return change
+            target = scale.target_per_replica or current.target_per_replica
+            desired = max(scale.min, min(current.desired_replicas, scale.max))
+            change.columns.update(min_replicas=scale.min, max_replicas=scale.max, target_per_replica=target)
+            if desired != current.desired_replicas:
+                change.columns.update(desired_replicas=desired)
+            change.event(ServiceEventKind.SCALE, f"scale set to {scale.min}..{scale.max} replicas, target {target:g} in flight per replica")
+            return change
+
+        updated, _ = await self.ledger.apply(service.id, rescale)
+        self.controller.wake()
+        return ServiceOutcome(service=updated)
+
+    async def stop(self, viewer: Viewer, global_id: str) -> ServiceOutcome:
+        service = await self.find(viewer, global_id)
+        if service is None:
+            return _not_found()
+
+        def begin_stop(current: ServiceRow) -> ServiceChange:
+            change = ServiceChange()
+            if current.state in ENDED_STATES or current.state == ServiceState.STOPPING:
+                return change
+            change.columns.update(desired_replicas=0)
+            change.state(ServiceState.STOPPING, "stop requested")
+            return change
+
+        updated, _ = await self.ledger.apply(service.id, begin_stop)
+        self.controller.active.pop(service.id, None)  # no request is sent to it from now on
+        self.controller.wake()
+        return ServiceOutcome(service=updated)
+
+    # ------------------------------------------------------------------ invoke
+
+    async def invoke(self, viewer: Viewer, global_id: str, payload: Any) -> Invocation:
+        service = await self.find(viewer, global_id, recent=True)
+        if service is None:
+            return Invocation.refused("no such service", "SERVICE_NOT_FOUND")
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return await self.invoke_raw(service, body)
+
+    async def invoke_raw(self, service: ServiceRow, body: bytes) -> Invocation:
+        """Send ``body`` (JSON) to one of the service's READY replicas and answer what it said."""
+        started = time.perf_counter()
+        if len(body) > self.policy.max_payload_bytes:
+            return Invocation.refused(f"the input is larger than {self.policy.max_payload_bytes} bytes", "PAYLOAD_TOO_LARGE")
+        if service.state not in SERVING_STATES:
+            return Invocation.refused(f"the service is {service.state}, not ready for requests", "SERVICE_NOT_READY")
+        pool = self.controller.pool(service.id)
+        pool.in_flight += 1
+        try:
+            answer = await self.proxy.send(service, pool, body, self.policy.cold_start_seconds, self.controller.wake)
+        finally:
+            pool.in_flight -= 1
+        pool.uncounted += 1
+        answer.latency_ms = (time.perf_counter() - started) * 1000.0
+        return answer
