@@ -20,7 +20,7 @@ from graph.billing.mutations import BillingMutation
 from graph.billing.query import BillingQuery
 from graph.billing.subscription import BillingSubscription
 from graph.billing.types import Bill, UsageRecord
-from graph.centers.query import CatalogQuery, CenterQuery
+from graph.centers.query import CatalogQuery, CenterQuery, GatewayQuery
 from graph.centers.subscription import CenterSubscription
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.errors import ShapeErrors
@@ -39,7 +39,19 @@ from graph.nodes import NodeQuery
 # The roots, merged from each domain's part in the order clients see them.
 Query = merge_types(
     "Query",
-    (NodeQuery, ViewerQuery, CenterQuery, OfferQuery, CatalogQuery, JobQuery, DataQuery, BillingQuery, AccountQuery, AuditQuery),
+    (
+        NodeQuery,
+        ViewerQuery,
+        GatewayQuery,
+        CenterQuery,
+        OfferQuery,
+        CatalogQuery,
+        JobQuery,
+        DataQuery,
+        BillingQuery,
+        AccountQuery,
+        AuditQuery,
+    ),
 )
 Mutation = merge_types("Mutation", (JobMutation, DataMutation, BillingMutation, AccessMutation))
 Subscription = merge_types("Subscription", (JobSubscription, CenterSubscription, BillingSubscription))

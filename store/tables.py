@@ -78,6 +78,8 @@ class JobRow(Base):
     currency: Mapped[str | None] = mapped_column(String(10))
     units_per_device: Mapped[Decimal | None] = mapped_column(Fixed(20, 9))
     hold_amount: Mapped[Decimal | None] = mapped_column(Fixed(20, 6))
+    #: the stable ids of the gateways that handed this job on, its origin first (null: submitted here)
+    via: Mapped[list[str] | None] = mapped_column(Document)
 
 
 class JobEventRow(Base):

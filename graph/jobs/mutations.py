@@ -41,6 +41,7 @@ class JobMutation:
             input_dataset_ids=list(input.input_dataset_ids or []),
             output_model_name=input.output_model_name,
             idempotency_key=input.idempotency_key,
+            via=info.context.via,
         )
         outcome = await info.context.services.jobs.submit(info.context.viewer, request)
         return SubmitJobPayload(

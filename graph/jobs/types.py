@@ -178,6 +178,11 @@ class Job(Node):
         center = info.context.services.centers.get(self.row.center_id)
         return ComputeCenter.from_center(center) if center else None
 
+    @strawberry.field(description="On a PEER center: the job's id in the peer's own graph.")
+    def remote_id(self, info: Info[Context, None]) -> str | None:
+        center = info.context.services.centers.get(self.row.center_id) if self.row.center_id is not None else None
+        return self.row.external_id if center is not None and center.kind == "PEER" else None
+
     @strawberry.field(description="The compute unit the job runs on (asks the center).")
     async def compute_unit(self, info: Info[Context, None]) -> ComputeUnit | None:
         if self.row.center_id is None:

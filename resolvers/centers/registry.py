@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TypeVar
 
-from connectors.base import Connector, DeviceCapacity
+from connectors.base import CenterDescription, CenterQuote, Connector, DeviceCapacity, QuoteRequest
 from connectors.catalog import AcceleratorModel, Catalog
 from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError
 from resolvers.centers.health import CenterHealth, CircuitBreaker
@@ -50,6 +50,8 @@ class Center:
     probe_interval_seconds: float = 2.0
     max_duration_minutes: float | None = None
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    #: what the center last said about itself (its probe's answer)
+    description: CenterDescription | None = None
 
     @property
     def health(self) -> CenterHealth:
@@ -132,9 +134,8 @@ class CenterRegistry:
             ) from None
         except CenterUnreachable as error:
             center.breaker.record_failure(error.message)
-            raise CenterFault(
-                "CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: {error.message}"
-            ) from None
+            # CENTER_UNAVAILABLE, or a finer code of the same kind (CENTER_UNAUTHORIZED: credentials refused)
+            raise CenterFault(error.code, center.global_id, center.name, f"center {center.name} is unavailable: {error.message}") from None
         except ConnectorError:
             center.breaker.record_success((time.perf_counter() - started) * 1000)
             raise  # the center answered: it refused, or does not know the job
@@ -150,7 +151,7 @@ class CenterRegistry:
     async def probe(self, center: Center) -> CenterHealth:
         """Ask the center who it is; the answer (or its absence) is its health."""
         try:
-            await self.call(center, lambda connector: connector.describe(), probing=True)
+            center.description = await self.call(center, lambda connector: connector.describe(), probing=True)
         except (CenterFault, ConnectorError):
             pass
         return center.health
@@ -168,7 +169,9 @@ class CenterRegistry:
                     partition=entry.partition,
                     devices_total=entry.devices_total,
                     devices_available=entry.devices_free,
-                    price_per_unit_hour=center.price_for(entry.accelerator),
+                    price_per_unit_hour=entry.price_per_unit_hour
+                    if entry.price_per_unit_hour is not None
+                    else center.price_for(entry.accelerator),
                 )
             )
         return units
@@ -176,3 +179,14 @@ class CenterRegistry:
     async def capacity_of(self, center: Center) -> list[ComputeUnitInfo]:
         capacity = await self.call(center, lambda connector: connector.capacity())
         return self.compute_units(center, capacity)
+
+    async def quote_of(self, center: Center, request: QuoteRequest) -> CenterQuote | None:
+        """The center's own offer for a request (a PEER's), or None when it leaves pricing to the gateway."""
+        return await self.call(center, lambda connector: connector.quote(request))
+
+    def units_of_quote(self, center: Center, quote: CenterQuote) -> list[ComputeUnitInfo]:
+        """The compute unit a center's own offer is on, as the gateway's offers read units."""
+        if quote.price_per_unit_hour is None:
+            return []
+        capacity = DeviceCapacity(quote.accelerator, quote.devices_total, quote.devices_free, None, quote.price_per_unit_hour)
+        return self.compute_units(center, [capacity])

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from connectors.base import CenterQuote
 from connectors.errors import ConnectorError, JobNotFound
 from resolvers.access.viewer import Viewer
 from resolvers.billing.pricing import Quote, max_hold, provisional_terms, quote_terms
@@ -49,6 +50,8 @@ class SubmitRequest:
     input_dataset_ids: Sequence[str] = ()
     output_model_name: str | None = None
     idempotency_key: str | None = None
+    #: the gateways that handed the job on to this one, its origin first (empty: a user submits here)
+    via: Sequence[str] = ()
 
 
 @dataclass
@@ -75,9 +78,18 @@ class JobService:
         self.quota_mode = quota_mode
         self.billing = billing
 
+    @property
+    def gateway_id(self) -> str:
+        """This gateway's stable id (peers know it by that)."""
+        return self.dispatcher.gateway_id
+
     # ------------------------------------------------------------------ submit
 
     async def submit(self, viewer: Viewer, request: SubmitRequest) -> SubmitOutcome:
+        if self.dispatcher.gateway_id in request.via:
+            path = " -> ".join([*request.via, self.dispatcher.gateway_id])
+            message = f"this gateway is already on the job's path ({path}): handing it here again would loop"
+            return SubmitOutcome(errors=[UserErrorData(message, "PEER_LOOP", ())])
         fingerprint = submission_fingerprint(request)
         if request.idempotency_key:
             async with self.db.read() as session:
@@ -121,6 +133,7 @@ class JobService:
                     placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
                     idempotency_key=request.idempotency_key,
                     idempotency_fingerprint=fingerprint if request.idempotency_key else None,
+                    via=list(request.via) or None,
                     progress_count=0,
                     last_seq=0,
                     **provisional_terms(quotes, candidates),
@@ -155,7 +168,11 @@ class JobService:
             return {}
         return {
             candidate.center_id: self.billing.quote(
-                candidate.offer.center, candidate.offer.unit.accelerator.model, candidate.offer.devices, max_minutes
+                candidate.offer.center,
+                candidate.offer.unit.accelerator.model,
+                candidate.offer.devices,
+                max_minutes,
+                candidate.offer.unit.price_per_unit_hour,
             )
             for candidate in candidates
             if candidate.offer.could_run and candidate.offer.unit is not None
@@ -167,11 +184,12 @@ class JobService:
         need: ResourceRequest,
         policy: str,
         units: Mapping[int, list[ComputeUnitInfo] | CenterFault],
+        quotes: Mapping[int, CenterQuote] | None = None,
     ) -> list[Candidate]:
-        """Every center's quote for ``need``, from capacity the caller has already asked, best first by ``policy``."""
+        """Every center's quote for ``need``, from capacity (and own offers) the caller has already asked, best first by ``policy``."""
         async with self.db.read() as session:
             busy = await busy_devices(session)
-        snapshot = Snapshot(units=dict(units), busy=busy, taken_at=utcnow())
+        snapshot = Snapshot(units=dict(units), busy=busy, taken_at=utcnow(), quotes=dict(quotes or {}))
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
         return rank(self.dispatcher.offers(need, snapshot, quota_left), policy, snapshot.taken_at)
 
@@ -179,7 +197,7 @@ class JobService:
         self, viewer: Viewer, need: ResourceRequest, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
     ) -> list[Candidate]:
         """Every center's offer for ``need``, best first by ``policy``."""
-        snapshot = await self.dispatcher.snapshot(centers)
+        snapshot = await self.dispatcher.snapshot(centers, need, policy)
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
         offers = self.dispatcher.offers(need, snapshot, quota_left, centers)
         local: dict[int, int] = {}

@@ -1,0 +1,66 @@
+"""The shared conformance suite against a PEER center: a real aicn gateway (its own process,
+database and LOCAL center of 2 cores), reached with a token of an account made there."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from connectors.errors import CenterRefusedCredentials, CenterUnreachable
+from connectors.peer.connector import PeerConnector
+from tests.connector_contract import ConnectorContract
+from tests.peer_network import NetworkGateway, account_token, start_gateway
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def peer(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[NetworkGateway, str]]:
+    directory = tmp_path_factory.mktemp("peer-contract")
+    gateway = await start_gateway(directory, "leaf", f"sqlite+aiosqlite:///{directory / 'leaf.db'}", None, price="10.00")
+    try:
+        secret, _ = await account_token(gateway.served, "contract")
+        yield gateway, secret
+    finally:
+        await gateway.served.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def connector(peer: tuple[NetworkGateway, str]) -> AsyncIterator[PeerConnector]:
+    gateway, secret = peer
+    connector = PeerConnector("peer-under-test", gateway.graphql_url, secret, gateway_id="gw-contract-origin")
+    await connector.start()
+    try:
+        yield connector
+    finally:
+        await connector.close()
+
+
+class TestPeerConformance(ConnectorContract):
+    settle_seconds = 30.0
+
+
+async def test_a_refused_token_is_a_coded_error_without_the_token(peer: tuple[NetworkGateway, str]) -> None:
+    gateway, _ = peer
+    wrong = "aicn_not-a-token-of-this-peer-0123456789"
+    connector = PeerConnector("peer-wrong-token", gateway.graphql_url, wrong, gateway_id="gw-x")
+    try:
+        with pytest.raises(CenterRefusedCredentials) as refused:
+            await connector.capacity()
+        assert refused.value.code == "CENTER_UNAUTHORIZED"
+        assert wrong not in str(refused.value) and wrong not in repr(connector)
+    finally:
+        await connector.close()
+
+
+async def test_an_unreachable_peer_is_center_unavailable(tmp_path: Path) -> None:
+    connector = PeerConnector("peer-nowhere", "http://127.0.0.1:9/graphql", "aicn_whatever-secret-0123456789", gateway_id="gw-x")
+    try:
+        with pytest.raises(CenterUnreachable) as failure:
+            await connector.describe()
+        assert failure.value.code == "CENTER_UNAVAILABLE"
+    finally:
+        await connector.close()

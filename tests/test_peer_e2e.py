@@ -1,0 +1,158 @@
+"""PEER centers end to end: two real gateways (the peer B on PostgreSQL, the origin A on SQLite),
+each a separate process with its own LOCAL center; A sees B's network as one center."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import POSTGRES_URL, drop_schema, require_service
+from tests.peer_network import NetworkGateway, start_gateway
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PYTHON = sys.executable
+PROGRESS = (
+    "import json, time\n"
+    "for step in range(1, 4):\n"
+    "    print('step', step, flush=True)\n"
+    "    print('AICN_PROGRESS ' + json.dumps({'fraction': step / 3, 'step': step, 'totalSteps': 3}), flush=True)\n"
+    "    time.sleep(0.2)\n"
+    "print('all done', flush=True)\n"
+)
+
+SUBMIT = """
+mutation($input: SubmitJobInput!) {
+  submitJob(input: $input) { job { id state remoteId center { id kind } } userErrors { code message } }
+}
+"""
+JOB = """
+query($id: ID!) { node(id: $id) { ... on Job { id state remoteId exitCode failureReason logs(tailLines: 5)
+  center { id name kind } usage { amount { amount } unitPrice { amount } seconds } } } }
+"""
+EVENTS = "subscription($id: ID!) { jobEvents(jobId: $id) { seq kind state progress { fraction step } } }"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def network(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, NetworkGateway]]:
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    directory = tmp_path_factory.mktemp("peers")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    b = await start_gateway(directory, "b", POSTGRES_URL, schema, price="10.00")
+    a: NetworkGateway | None = None
+    try:
+        a = await start_gateway(directory, "a", f"sqlite+aiosqlite:///{directory / 'a.db'}", None, price="100.00", peers=[b], markup="1.5")
+        yield {"a": a, "b": b}
+    finally:
+        if a is not None:
+            await a.served.stop()
+        await b.served.stop()
+        await drop_schema(POSTGRES_URL, schema)
+
+
+def peer_center(centers: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(center for center in centers if center["kind"] == "PEER")
+
+
+async def submit(a: NetworkGateway, command: list[str], **extra: Any) -> dict[str, Any]:
+    payload = {"name": "delegated", "command": command, "request": {"cpus": 1, "maxDurationMinutes": 2}, **extra}
+    answer = (await a.served.client.execute(SUBMIT, {"input": payload}))["submitJob"]
+    assert not answer["userErrors"], answer
+    return answer["job"]
+
+
+async def test_the_peer_is_a_center_with_its_link_and_never_its_token(network: dict[str, NetworkGateway]) -> None:
+    a, b = network["a"], network["b"]
+    query = (
+        "{ gateway { id } centers { edges { node { id name kind peer { url account version gatewayId latencyMs } status { state } } } } }"
+    )
+    from tests.waiting import eventually
+
+    async def linked() -> dict[str, Any] | None:
+        data = await a.served.client.execute(query)
+        center = peer_center([edge["node"] for edge in data["centers"]["edges"]])
+        return data if center["peer"]["gatewayId"] else None
+
+    data = await eventually(linked, "the peer's first probe answered", timeout=10)
+    center = peer_center([edge["node"] for edge in data["centers"]["edges"]])
+    peer_gateway = (await b.served.client.execute("{ gateway { id version } }"))["gateway"]
+    assert center["peer"] == {
+        "url": b.graphql_url,
+        "account": "peer-a",
+        "version": peer_gateway["version"],
+        "gatewayId": peer_gateway["id"],
+        "latencyMs": center["peer"]["latencyMs"],
+    }
+    assert center["peer"]["latencyMs"] is not None and center["status"]["state"] == "UP"
+    assert data["gateway"]["id"] != peer_gateway["id"]
+    token = a.peers[0].token
+    assert token not in str(data)
+    assert token not in a.served.log.read_text()
+
+
+async def test_compute_units_and_offers_of_the_peer_beside_local(network: dict[str, NetworkGateway]) -> None:
+    a = network["a"]
+    data = await a.served.client.execute(
+        """{ computeUnits { edges { node { center { kind } accelerator { model } devicesTotal pricePerUnitHour { amount } } } }
+             offers(request: {cpus: 1, maxDurationMinutes: 10}) { center { kind } feasible reason pricePerHour { amount } estimatedStart } }"""
+    )
+    units = {edge["node"]["center"]["kind"]: edge["node"] for edge in data["computeUnits"]["edges"]}
+    assert units["PEER"]["accelerator"]["model"] == "cpu-core" and units["PEER"]["devicesTotal"] == 2
+    assert Decimal(units["PEER"]["pricePerUnitHour"]["amount"]) == Decimal("11.5")  # the peer's 10.00 plus the markup
+    assert Decimal(units["LOCAL"]["pricePerUnitHour"]["amount"]) == Decimal("100")
+    offers = data["offers"]
+    assert [offer["center"]["kind"] for offer in offers] == ["PEER", "LOCAL"]
+    assert offers[0]["feasible"] and offers[0]["estimatedStart"]
+    assert Decimal(offers[0]["pricePerHour"]["amount"]) == Decimal("11.5") * Decimal("0.0032")  # one core is 0.0032 standard units
+
+
+async def test_a_job_placed_by_cheapest_runs_at_the_peer_followed_live(network: dict[str, NetworkGateway]) -> None:
+    a, b = network["a"], network["b"]
+    job = await submit(a, [PYTHON, "-c", PROGRESS], idempotencyKey=f"k-{uuid.uuid4().hex}")
+    assert job["center"]["kind"] == "PEER" and job["remoteId"]
+    events = [event async for event in a.served.client.subscribe(EVENTS, {"id": job["id"]}, timeout=30)]
+    states = [event["jobEvents"]["state"] for event in events if event["jobEvents"]["kind"] == "STATE"]
+    assert states[-1] == "SUCCEEDED", events
+    fractions = [event["jobEvents"]["progress"]["fraction"] for event in events if event["jobEvents"]["kind"] == "PROGRESS"]
+    assert fractions and fractions[-1] == pytest.approx(1.0)
+    at_origin = (await a.served.client.execute(JOB, {"id": job["id"]}))["node"]
+    assert at_origin["exitCode"] == 0 and at_origin["logs"].strip().endswith("all done")
+    # the job at the peer belongs to the origin's account there, under the origin's opaque reference
+    at_peer = (await b.served.client.execute(JOB + "", {"id": job["remoteId"]}))["node"]
+    assert at_peer["state"] == "SUCCEEDED" and at_peer["center"]["kind"] == "LOCAL"
+    owner = await b.served.client.execute(
+        "query($id: ID!) { node(id: $id) { ... on Job { name owner { name } } } }", {"id": job["remoteId"]}
+    )
+    assert owner["node"]["owner"]["name"] == "peer-a"
+
+
+async def test_cancel_goes_through_the_peer(network: dict[str, NetworkGateway]) -> None:
+    a, b = network["a"], network["b"]
+    job = await submit(a, [PYTHON, "-c", "import time; print('started', flush=True); time.sleep(120)"])
+    from tests.waiting import eventually
+
+    async def state_at(gateway: NetworkGateway, job_id: str) -> str:
+        return (await gateway.served.client.execute(JOB, {"id": job_id}))["node"]["state"]
+
+    await eventually(lambda: _is(state_at(b, job["remoteId"]), "RUNNING"), "running at the peer", timeout=20)
+    answer = await a.served.client.execute(
+        "mutation($input: CancelJobInput!) { cancelJob(input: $input) { job { state } userErrors { code } } }",
+        {"input": {"jobId": job["id"]}},
+    )
+    assert not answer["cancelJob"]["userErrors"]
+    await eventually(lambda: _is(state_at(a, job["id"]), "CANCELLED"), "cancelled at the origin", timeout=20)
+    assert await state_at(b, job["remoteId"]) == "CANCELLED"
+
+
+async def _is(value: Any, expected: str) -> bool:
+    return bool(await value == expected)
+
+
+_ = asyncio
