@@ -33,6 +33,10 @@ class NetworkGateway:
     name: str
     served: ServedGateway
     peers: list[PeerLinkSpec] = field(default_factory=list)
+    database_url: str = ""
+    schema: str | None = None
+    price: str = "10.00"
+    grace_seconds: float = 30.0
 
     @property
     def graphql_url(self) -> str:
@@ -47,11 +51,15 @@ def gateway_config(
     price: str,
     peers: list[PeerLinkSpec] = (),  # type: ignore[assignment]
     grace_seconds: float = 30.0,
+    port: int | None = None,
 ) -> Path:
     """A served gateway's config: write_config's LOCAL center (2 cores at ``price``), then the PEER centers."""
     directory.mkdir(parents=True, exist_ok=True)
     path = write_config(directory, database_url, schema, price=price)
-    head, _, centers = path.read_text().partition("[[centers]]")
+    text = path.read_text()
+    if port is not None:
+        text = "\n".join(f"port = {port}" if line.startswith("port =") else line for line in text.splitlines()) + "\n"
+    head, _, centers = text.partition("[[centers]]")
     lines = [head + f"vanished_grace_seconds = {grace_seconds}\n\n[[centers]]" + centers.rstrip("\n")]
     for peer in peers:
         lines += [
@@ -104,4 +112,22 @@ async def start_gateway(
     config = gateway_config(directory / name, database_url, schema, price=price, peers=links, grace_seconds=grace_seconds)
     served = ServedGateway(config)
     await served.start()
-    return NetworkGateway(name, served, links)
+    return NetworkGateway(name, served, links, database_url, schema, price, grace_seconds)
+
+
+async def relink(gateway: NetworkGateway, peers: list[NetworkGateway], markup: str = "0") -> None:
+    """Restart ``gateway`` (same port, same data) with a PEER center for each of ``peers``."""
+    for peer in peers:
+        secret, token_id = await account_token(peer.served, f"peer-{gateway.name}")
+        gateway.peers.append(PeerLinkSpec(f"peer-{peer.name}", peer.graphql_url, secret, markup, token_id))
+    await gateway.served.stop()
+    gateway_config(
+        gateway.served.config.parent,
+        gateway.database_url,
+        gateway.schema,
+        price=gateway.price,
+        peers=gateway.peers,
+        grace_seconds=gateway.grace_seconds,
+        port=gateway.served.port,
+    )
+    await gateway.served.start()

@@ -3,7 +3,6 @@ each a separate process with its own LOCAL center; A sees B's network as one cen
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -153,6 +152,3 @@ async def test_cancel_goes_through_the_peer(network: dict[str, NetworkGateway]) 
 
 async def _is(value: Any, expected: str) -> bool:
     return bool(await value == expected)
-
-
-_ = asyncio
