@@ -25,6 +25,7 @@ from resolvers.billing.metering import Meter
 from resolvers.billing.periods import Calendar
 from resolvers.billing.reads import BillingReads
 from resolvers.billing.service import BillingService
+from resolvers.billing.settlement import PeerSettlements
 from resolvers.centers.health import CircuitBreaker
 from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
@@ -139,6 +140,7 @@ class Runtime:
             audit=self.audit,
             throttle=self.throttle,
             operations=PersistedOperations(self.db),
+            settlements=PeerSettlements(self.db, self.registry, policy.calendar),
         )
 
     async def database_answers(self) -> bool:
@@ -190,6 +192,7 @@ class Runtime:
                     probe_interval_seconds=config.probe_interval_seconds,
                     max_duration_minutes=config.max_duration_minutes,
                     breaker=CircuitBreaker(config.failure_threshold),
+                    markup=config.peer.markup if config.peer is not None else Decimal(0),
                 )
             )
         self.registry.replace(centers)

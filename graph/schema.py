@@ -18,6 +18,7 @@ from graph.access.mutations import AccessMutation
 from graph.access.query import AccountQuery, ViewerQuery
 from graph.billing.mutations import BillingMutation
 from graph.billing.query import BillingQuery
+from graph.billing.settlement import SettlementQuery
 from graph.billing.subscription import BillingSubscription
 from graph.billing.types import Bill, UsageRecord
 from graph.centers.query import CatalogQuery, CenterQuery, GatewayQuery
@@ -49,6 +50,7 @@ Query = merge_types(
         JobQuery,
         DataQuery,
         BillingQuery,
+        SettlementQuery,
         AccountQuery,
         AuditQuery,
     ),

@@ -6,12 +6,16 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from resolvers.common.ids import int_key
 from tests.conftest import POSTGRES_URL, drop_schema, require_service
 from tests.peer_network import NetworkGateway, start_gateway
 
@@ -152,3 +156,67 @@ async def test_cancel_goes_through_the_peer(network: dict[str, NetworkGateway]) 
 
 async def _is(value: Any, expected: str) -> bool:
     return bool(await value == expected)
+
+
+SETTLEMENT = """
+query($center: ID!, $period: String!) {
+  peerSettlement(centerId: $center, period: $period) {
+    period jobsDelegated agrees
+    originCharged { amount } expectedPeerCharge { amount } peerCharged { amount } margin { amount }
+    disagreements { job { id } remoteId reason originAmount { amount } expectedPeerAmount { amount } peerAmount { amount } difference { amount } }
+  }
+}
+"""
+
+
+async def test_the_months_settlement_agrees_then_lists_a_planted_disagreement(network: dict[str, NetworkGateway]) -> None:
+    """Runs after the jobs above: the origin's metering at the peer's price matches the peer's usage records."""
+    a, b = network["a"], network["b"]
+    job = await submit(a, [PYTHON, "-c", "import time; time.sleep(1.2)"])
+    from tests.waiting import eventually
+
+    async def ended() -> bool:
+        return (await a.served.client.execute(JOB, {"id": job["id"]}))["node"]["usage"] is not None
+
+    await eventually(ended, "the job metered at the origin", timeout=30)
+    centers = (await a.served.client.execute("{ centers { edges { node { id kind } } } }"))["centers"]["edges"]
+    center_id = next(edge["node"]["id"] for edge in centers if edge["node"]["kind"] == "PEER")
+    period = datetime.now(UTC).strftime("%Y-%m")
+    settled = (await a.served.client.execute(SETTLEMENT, {"center": center_id, "period": period}))["peerSettlement"]
+    assert settled["agrees"], settled
+    assert settled["jobsDelegated"] >= 3 and settled["disagreements"] == []
+    peer_charged = Decimal(settled["peerCharged"]["amount"])
+    assert peer_charged > 0 and Decimal(settled["expectedPeerCharge"]["amount"]) == peer_charged
+    assert Decimal(settled["originCharged"]["amount"]) > peer_charged  # the markup
+    assert Decimal(settled["margin"]["amount"]) == Decimal(settled["originCharged"]["amount"]) - peer_charged
+    # the peer bills the origin's account at its own price: peer-a pays for exactly these jobs
+    peer_bills = await b.served.client.execute("{ bills { edges { node { account { name } total { amount } } } } }")
+    totals = {edge["node"]["account"]["name"]: Decimal(edge["node"]["total"]["amount"]) for edge in peer_bills["bills"]["edges"]}
+    assert totals.get("peer-a") == peer_charged
+
+    # the peer over-charges one job by 0.5: the settlement lists that job, and only it
+    remote_key = int_key(job["remoteId"], "Job")
+    engine = create_async_engine(POSTGRES_URL)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(f'UPDATE "{b.schema}".usage_records SET amount = amount + 0.5 WHERE job_id = :job'), {"job": remote_key}
+            )
+    finally:
+        await engine.dispose()
+    settled = (await a.served.client.execute(SETTLEMENT, {"center": center_id, "period": period}))["peerSettlement"]
+    assert not settled["agrees"]
+    [line] = settled["disagreements"]
+    assert line["job"]["id"] == job["id"] and line["remoteId"] == job["remoteId"]
+    assert line["reason"] == "AMOUNT_DIFFERS" and Decimal(line["difference"]["amount"]) == Decimal("0.5")
+    assert Decimal(line["peerAmount"]["amount"]) - Decimal(line["expectedPeerAmount"]["amount"]) == Decimal("0.5")
+
+
+async def test_settlement_is_for_admins_and_peers_only(network: dict[str, NetworkGateway]) -> None:
+    a = network["a"]
+    centers = (await a.served.client.execute("{ centers { edges { node { id kind } } } }"))["centers"]["edges"]
+    local_id = next(edge["node"]["id"] for edge in centers if edge["node"]["kind"] == "LOCAL")
+    answer = (await a.served.client.post(SETTLEMENT, {"center": local_id, "period": "2026-01"})).json()
+    assert answer["errors"][0]["extensions"]["code"] == "NOT_A_PEER"
+    answer = (await a.served.client.post(SETTLEMENT, {"center": local_id, "period": "January"})).json()
+    assert answer["errors"][0]["extensions"]["code"] in {"INVALID_PERIOD", "NOT_A_PEER"}

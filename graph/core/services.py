@@ -11,6 +11,7 @@ from resolvers.access.throttle import Throttle
 from resolvers.billing.budgets import BudgetAlertStream
 from resolvers.billing.reads import BillingReads
 from resolvers.billing.service import BillingService
+from resolvers.billing.settlement import PeerSettlements
 from resolvers.centers.registry import CenterRegistry
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
@@ -36,3 +37,4 @@ class Services:
     audit: AuditLog
     throttle: Throttle
     operations: PersistedOperations
+    settlements: PeerSettlements

@@ -61,6 +61,8 @@ FIELD_COSTS: Mapping[str, int] = {
     "ComputeCenter.capacity": 2,
     "Job.computeUnit": 2,
     "Job.logs": 5,
+    # reads the peer's usage records through its graph
+    "Query.peerSettlement": 10,
 }
 #: a list field with one of these list arguments has one item per element (`nodes(ids:)`, federation's `_entities`)
 LIST_ARGUMENTS = ("ids", "representations")

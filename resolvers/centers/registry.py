@@ -52,6 +52,8 @@ class Center:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     #: what the center last said about itself (its probe's answer)
     description: CenterDescription | None = None
+    #: on a PEER center: what this gateway adds to the peer's price per standard-unit-hour
+    markup: Decimal = Decimal(0)
 
     @property
     def health(self) -> CenterHealth:
