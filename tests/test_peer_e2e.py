@@ -134,6 +134,7 @@ async def test_a_job_placed_by_cheapest_runs_at_the_peer_followed_live(network: 
         "query($id: ID!) { node(id: $id) { ... on Job { name owner { name } } } }", {"id": job["remoteId"]}
     )
     assert owner["node"]["owner"]["name"] == "peer-a"
+    assert owner["node"]["name"].startswith("aicn-") and owner["node"]["name"] != "delegated"  # the opaque reference only
 
 
 async def test_cancel_goes_through_the_peer(network: dict[str, NetworkGateway]) -> None:

@@ -164,7 +164,8 @@ class PeerConnector(Connector):
         if spec.memory_gb is not None:
             request["memoryGb"] = spec.memory_gb
         payload = {
-            "name": spec.name,
+            # the peer learns the origin's opaque reference, not the user's name for the job
+            "name": spec.reference,
             "command": list(spec.command),
             "request": request,
             "environment": dict(spec.environment),
