@@ -3,16 +3,19 @@ database and LOCAL center of 2 cores), reached with a token of an account made t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from connectors.base import CenterJobState, StatusQuery
 from connectors.errors import CenterRefusedCredentials, CenterUnreachable
 from connectors.peer.connector import PeerConnector
 from tests.connector_contract import ConnectorContract
 from tests.peer_network import NetworkGateway, account_token, start_gateway
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -64,3 +67,22 @@ async def test_an_unreachable_peer_is_center_unavailable(tmp_path: Path) -> None
         assert failure.value.code == "CENTER_UNAVAILABLE"
     finally:
         await connector.close()
+
+
+async def test_one_live_link_carries_every_job_and_polling_is_only_the_fallback(connector: PeerConnector) -> None:
+    script = (
+        "import json, time\nfor s in range(1, 4):\n    print('AICN_PROGRESS ' + json.dumps({'step': s}), flush=True)\n    time.sleep(0.3)\n"
+    )
+    specs = [ConnectorContract().spec([sys.executable, "-c", script]) for _ in range(2)]
+    ids = [(await connector.submit(spec)).external_id for spec in specs]
+    asked = 0
+
+    async def all_done() -> bool:
+        nonlocal asked
+        asked += 1
+        answer = await connector.status([StatusQuery(external_id) for external_id in ids])
+        return all(answer[i].state is CenterJobState.SUCCEEDED and len(answer[i].progress) == 3 for i in ids)
+
+    await eventually(all_done, "both jobs ended with their three reports", timeout=30, interval=0.05)
+    assert connector.link.connections == 1  # one connection for the peer, however many jobs
+    assert asked > 10 and connector.polls <= 4, (asked, connector.polls)  # the link answered, not polls
