@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = "graphql-transport-ws"
 ACK_SECONDS = 10.0
+#: a peer that keeps refusing (down, or the token revoked) is tried at most this seldom
+MAX_RECONNECT_SECONDS = 10.0
 
 
 class LiveLink:
@@ -94,7 +96,9 @@ class LiveLink:
                 asyncio.get_running_loop().create_task(self._send(self._socket, {"id": operation, "type": "complete"}))
 
     async def _run(self) -> None:
+        failures = 0
         while True:
+            connections = self.connections
             try:
                 async with websockets.connect(self.ws_url, subprotocols=[PROTOCOL], open_timeout=ACK_SECONDS) as socket:  # type: ignore[list-item]
                     await self._serve(socket)
@@ -106,7 +110,8 @@ class LiveLink:
                 self._socket = None
                 self._operations.clear()
                 self._by_job.clear()
-            await asyncio.sleep(self.reconnect_seconds)
+            failures = 0 if self.connections > connections else failures + 1
+            await asyncio.sleep(min(self.reconnect_seconds * 2 ** max(0, failures - 1), MAX_RECONNECT_SECONDS))
 
     async def _serve(self, socket: ClientConnection) -> None:
         await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {self._token}"}}))
