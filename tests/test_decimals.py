@@ -35,6 +35,10 @@ COVERED = {
     ("ComputeUnit", "pricePerUnitHour"), ("Offer", "pricePerHour"), ("Offer", "maxCost"), ("UsageRecord", "unitPrice"),
     ("UsageRecord", "amount"), ("UsageRecord", "standardUnitsPerDevice"), ("UsageRecord", "standardUnitHours"),
     ("Money", "amount"),
+    # a settlement needs a peer gateway: tests/test_peer_e2e.py sweeps these the same way
+    ("PeerSettlement", "originCharged"), ("PeerSettlement", "expectedPeerCharge"), ("PeerSettlement", "peerCharged"),
+    ("PeerSettlement", "margin"), ("PeerSettlementLine", "originAmount"), ("PeerSettlementLine", "expectedPeerAmount"),
+    ("PeerSettlementLine", "peerAmount"), ("PeerSettlementLine", "difference"),
 }  # fmt: skip
 
 

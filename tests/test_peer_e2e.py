@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from resolvers.common.ids import int_key
 from tests.conftest import POSTGRES_URL, drop_schema, require_service
 from tests.peer_network import NetworkGateway, start_gateway
+from tests.test_decimals import MONEY, strings_under
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -211,6 +212,8 @@ async def test_the_months_settlement_agrees_then_lists_a_planted_disagreement(ne
     assert line["job"]["id"] == job["id"] and line["remoteId"] == job["remoteId"]
     assert line["reason"] == "AMOUNT_DIFFERS" and Decimal(line["difference"]["amount"]) == Decimal("0.5")
     assert Decimal(line["peerAmount"]["amount"]) - Decimal(line["expectedPeerAmount"]["amount"]) == Decimal("0.5")
+    amounts = strings_under(settled, "amount")  # every Money of a settlement, at the money scale (as test_decimals asks)
+    assert len(amounts) == 8 and all(MONEY.match(amount) for amount in amounts), amounts
 
 
 async def test_settlement_is_for_admins_and_peers_only(network: dict[str, NetworkGateway]) -> None:
