@@ -52,6 +52,7 @@ def gateway_config(
     peers: list[PeerLinkSpec] = (),  # type: ignore[assignment]
     grace_seconds: float = 30.0,
     port: int | None = None,
+    extra_centers: str = "",
 ) -> Path:
     """A served gateway's config: write_config's LOCAL center (2 cores at ``price``), then the PEER centers."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,7 @@ def gateway_config(
             f'markup = "{peer.markup}"',
             "reconnect_seconds = 0.2",
         ]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + extra_centers)
     return path
 
 
@@ -103,13 +104,16 @@ async def start_gateway(
     peers: list[NetworkGateway] = (),  # type: ignore[assignment]
     markup: str = "0",
     grace_seconds: float = 30.0,
+    extra_centers: str = "",
 ) -> NetworkGateway:
     """Start gateway ``name`` with a PEER center for each of ``peers`` (already running)."""
     links: list[PeerLinkSpec] = []
     for peer in peers:
         secret, token_id = await account_token(peer.served, f"peer-{name}")
         links.append(PeerLinkSpec(f"peer-{peer.name}", peer.graphql_url, secret, markup, token_id))
-    config = gateway_config(directory / name, database_url, schema, price=price, peers=links, grace_seconds=grace_seconds)
+    config = gateway_config(
+        directory / name, database_url, schema, price=price, peers=links, grace_seconds=grace_seconds, extra_centers=extra_centers
+    )
     served = ServedGateway(config)
     await served.start()
     return NetworkGateway(name, served, links, database_url, schema, price, grace_seconds)

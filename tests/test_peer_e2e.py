@@ -1,5 +1,6 @@
 """PEER centers end to end: two real gateways (the peer B on PostgreSQL, the origin A on SQLite),
-each a separate process with its own LOCAL center; A sees B's network as one center."""
+each a separate process with its own LOCAL center; A also has the real SLURM cluster, and sees
+B's network as one center beside them."""
 
 from __future__ import annotations
 
@@ -18,9 +19,26 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from resolvers.common.ids import int_key
 from tests.conftest import POSTGRES_URL, drop_schema, require_service
 from tests.peer_network import NetworkGateway, start_gateway
+from tests.slurm_helpers import ENV_FILE
 from tests.test_decimals import MONEY, strings_under
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slurm]
+
+#: the origin's SLURM center (the real slurmrestd), dearer than both others
+SLURM_CENTER = """
+[[centers]]
+name = "hpc"
+kind = "SLURM"
+poll_interval_seconds = 0.5
+[[centers.devices]]
+accelerator = "cpu-core"
+count = 0
+price_per_unit_hour = "500.00"
+[centers.slurm]
+url = "http://127.0.0.1:6820"
+token_file = "{env_file}"
+output_dir = "{output_dir}"
+"""
 
 PYTHON = sys.executable
 PROGRESS = (
@@ -45,14 +63,18 @@ EVENTS = "subscription($id: ID!) { jobEvents(jobId: $id) { seq kind state progre
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def network(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, NetworkGateway]]:
+async def network(tmp_path_factory: pytest.TempPathFactory, slurm_output_dir: str) -> AsyncIterator[dict[str, NetworkGateway]]:
     require_service("127.0.0.1", 5432, "PostgreSQL")
+    require_service("127.0.0.1", 6820, "slurmrestd (scripts/start-slurm.sh)")
     directory = tmp_path_factory.mktemp("peers")
+    slurm = SLURM_CENTER.format(env_file=ENV_FILE, output_dir=slurm_output_dir)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     b = await start_gateway(directory, "b", POSTGRES_URL, schema, price="10.00")
     a: NetworkGateway | None = None
     try:
-        a = await start_gateway(directory, "a", f"sqlite+aiosqlite:///{directory / 'a.db'}", None, price="100.00", peers=[b], markup="1.5")
+        a = await start_gateway(
+            directory, "a", f"sqlite+aiosqlite:///{directory / 'a.db'}", None, price="100.00", peers=[b], markup="1.5", extra_centers=slurm
+        )
         yield {"a": a, "b": b}
     finally:
         if a is not None:
@@ -112,7 +134,8 @@ async def test_compute_units_and_offers_of_the_peer_beside_local(network: dict[s
     assert Decimal(units["PEER"]["pricePerUnitHour"]["amount"]) == Decimal("11.5")  # the peer's 10.00 plus the markup
     assert Decimal(units["LOCAL"]["pricePerUnitHour"]["amount"]) == Decimal("100")
     offers = data["offers"]
-    assert [offer["center"]["kind"] for offer in offers] == ["PEER", "LOCAL"]
+    assert [offer["center"]["kind"] for offer in offers] == ["PEER", "LOCAL", "SLURM"]
+    assert "SLURM" in units and all(offer["feasible"] for offer in offers), offers
     assert offers[0]["feasible"] and offers[0]["estimatedStart"]
     assert Decimal(offers[0]["pricePerHour"]["amount"]) == Decimal("11.5") * Decimal("0.0032")  # one core is 0.0032 standard units
 
