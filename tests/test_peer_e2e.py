@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -161,6 +161,19 @@ async def test_a_job_placed_by_cheapest_runs_at_the_peer_followed_live(network: 
     assert owner["node"]["name"].startswith("aicn-") and owner["node"]["name"] != "delegated"  # the opaque reference only
 
 
+async def test_each_event_carries_the_job_as_of_that_event(network: dict[str, NetworkGateway]) -> None:
+    """What the live link reads: the job's fields fresh with each event, not as the first event cached them."""
+    b = network["b"]
+    payload = {"name": "fresh", "command": [PYTHON, "-c", "print(1)"], "request": {"cpus": 1, "maxDurationMinutes": 1}}
+    job = (await b.served.client.execute(SUBMIT, {"input": payload}))["submitJob"]["job"]
+    query = "subscription($id: ID!) { jobEvents(jobId: $id) { kind state job { state startedAt exitCode } } }"
+    events = [event["jobEvents"] async for event in b.served.client.subscribe(query, {"id": job["id"]}, timeout=30)]
+    last = events[-1]
+    assert last["state"] == "SUCCEEDED" and last["job"]["state"] == "SUCCEEDED" and last["job"]["exitCode"] == 0, events
+    running = [event for event in events if event["state"] == "RUNNING"]
+    assert all(event["job"]["startedAt"] for event in running), events
+
+
 async def test_cancel_goes_through_the_peer(network: dict[str, NetworkGateway]) -> None:
     a, b = network["a"], network["b"]
     job = await submit(a, [PYTHON, "-c", "import time; print('started', flush=True); time.sleep(120)"])
@@ -183,6 +196,40 @@ async def _is(value: Any, expected: str) -> bool:
     return bool(await value == expected)
 
 
+async def test_a_busy_peer_offers_with_its_own_reason_and_estimated_start(network: dict[str, NetworkGateway]) -> None:
+    """B's own users take its two cores: A's offer from B is B's NOT_ENOUGH_FREE, with B's estimate of when they free."""
+    a, b = network["a"], network["b"]
+    from tests.waiting import eventually
+
+    payload = {"name": "b's own", "command": [PYTHON, "-c", "import time; time.sleep(60)"], "request": {"cpus": 1, "maxDurationMinutes": 3}}
+    taken = [(await b.served.client.execute(SUBMIT, {"input": payload}))["submitJob"]["job"]["id"] for _ in range(2)]
+    try:
+
+        async def busy() -> dict[str, Any] | None:
+            offers = (
+                await a.served.client.execute(
+                    "{ offers(request: {cpus: 1, maxDurationMinutes: 1}) { center { kind } feasible reason estimatedStart } }"
+                )
+            )["offers"]
+            peer = next(offer for offer in offers if offer["center"]["kind"] == "PEER")
+            return peer if not peer["feasible"] else None
+
+        peer = await eventually(busy, "the peer's cores taken", timeout=20)
+        assert peer["reason"].startswith("NOT_ENOUGH_FREE"), peer
+        start = datetime.fromisoformat(peer["estimatedStart"])  # when B's jobs' 3-minute limits free a core
+        assert timedelta(minutes=2) < start - datetime.now(UTC) < timedelta(minutes=4), peer
+    finally:
+        cancel = "mutation($input: CancelJobInput!) { cancelJob(input: $input) { userErrors { code } } }"
+        for job_id in taken:
+            await b.served.client.execute(cancel, {"input": {"jobId": job_id}})
+
+        async def freed() -> bool:
+            states = [(await b.served.client.execute(JOB, {"id": job_id}))["node"]["state"] for job_id in taken]
+            return all(state == "CANCELLED" for state in states)
+
+        await eventually(freed, "the peer's cores free again", timeout=20)
+
+
 SETTLEMENT = """
 query($center: ID!, $period: String!) {
   peerSettlement(centerId: $center, period: $period) {
@@ -197,15 +244,15 @@ query($center: ID!, $period: String!) {
 async def test_the_months_settlement_agrees_then_lists_a_planted_disagreement(network: dict[str, NetworkGateway]) -> None:
     """Runs after the jobs above: the origin's metering at the peer's price matches the peer's usage records."""
     a, b = network["a"], network["b"]
-    job = await submit(a, [PYTHON, "-c", "import time; time.sleep(1.2)"])
+    centers = (await a.served.client.execute("{ centers { edges { node { id kind } } } }"))["centers"]["edges"]
+    center_id = next(edge["node"]["id"] for edge in centers if edge["node"]["kind"] == "PEER")
+    job = await submit(a, [PYTHON, "-c", "import time; time.sleep(1.2)"], centerId=center_id)
     from tests.waiting import eventually
 
     async def ended() -> bool:
         return (await a.served.client.execute(JOB, {"id": job["id"]}))["node"]["usage"] is not None
 
     await eventually(ended, "the job metered at the origin", timeout=30)
-    centers = (await a.served.client.execute("{ centers { edges { node { id kind } } } }"))["centers"]["edges"]
-    center_id = next(edge["node"]["id"] for edge in centers if edge["node"]["kind"] == "PEER")
     period = datetime.now(UTC).strftime("%Y-%m")
     settled = (await a.served.client.execute(SETTLEMENT, {"center": center_id, "period": period}))["peerSettlement"]
     assert settled["agrees"], settled

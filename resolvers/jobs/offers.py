@@ -108,7 +108,8 @@ def make_offer(
     if quote is not None and quote.price_per_unit_hour is None:
         return OfferData(center, None, False, quote.reason or "NO_SUCH_DEVICE: the center cannot run this request")
     offer = _own_offer(center, units, need, catalog, busy, now, quota_left)
-    if quote is not None and offer.feasible and not quote.feasible:
+    if quote is not None and offer.unit is not None and not quote.feasible and offer.reason_code != "OVER_QUOTA":
+        # the center knows its own queue: its reason and its estimate of the start, not ours
         return replace(offer, feasible=False, reason=quote.reason, estimated_start=quote.estimated_start)
     return offer
 
