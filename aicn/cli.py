@@ -1,4 +1,5 @@
-"""The ``aicn`` command: serve, migrate, export-schema, set-quota, bills, accounts and tokens."""
+"""The ``aicn`` command: serve, migrate, export-schema, set-quota, bills, accounts and tokens for operators;
+job, centers, offers and bill for users (aicn/client, a GraphQL client of any gateway)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aicn.runtime import Runtime
-    from aicn.serving import KEEP_ALIVE_SECONDS, DeadlineH11Protocol
+    from aicn.serving import server_config
     from aicn.settings import Settings
     from connectors.errors import ConnectorError
     from graph.http import logs
@@ -65,9 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(runtime)
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level=settings.log_level, http=DeadlineH11Protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
-    )
+    server = uvicorn.Server(server_config(app, log_level=settings.log_level))
     server.run(sockets=[listener])
     return 0
 
@@ -154,11 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     from aicn.operations_cli import register as register_operation_commands
 
     register_operation_commands(commands)
+    for name, summary in USER_COMMANDS.items():  # listed here, run by main() through aicn/client
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
+#: the commands for users (aicn/client): a GraphQL client of any gateway, built with typer
+USER_COMMANDS = {
+    "job": "submit, list, show, watch, follow the logs of and cancel your jobs on a gateway (aicn job --help)",
+    "centers": "the network's compute centers, their status, free devices and prices",
+    "offers": "every center's quote for a job of a given size",
+    "bill": "your bill for a month (aicn bill show --month YYYY-MM)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments and arguments[0] in USER_COMMANDS:
+        from aicn.client.app import run_user_command
+
+        return run_user_command(arguments)
+    args = build_parser().parse_args(arguments)
     from aicn.config_errors import CONFIG_ERRORS, describe
 
     try:

@@ -8,11 +8,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 from aicn.first_start import announce_admin_token
-from aicn.settings import CenterConfig, RayConfig, Settings, SlurmConfig
+from aicn.settings import CenterConfig, LocalConfig, RayConfig, Settings, SlurmConfig
 from connectors.base import Connector
 from connectors.catalog import Catalog
-from connectors.local.connector import LocalConnector
-from connectors.local.identity import ensure_job_user
+from connectors.local.connector import LocalConnector, default_work_root, prepare_work_root
+from connectors.local.identity import falls_back_to_the_gateway_user, resolve_job_user
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
 from resolvers.access.reads import AccountReads
@@ -33,6 +33,7 @@ from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import JobLedger
+from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.reconciler import Reconciler
 from resolvers.jobs.service import JobService
@@ -50,13 +51,13 @@ log = logging.getLogger("aicn")
 def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = "") -> Connector:
     if config.kind == "LOCAL":
         devices = {device.accelerator: device.count for device in config.devices}
-        local = config.local
+        local = config.local or LocalConfig()
         return LocalConnector(
             config.name,
             settings.data_dir / "centers" / config.name,
             devices or {"cpu-core": 1},
-            run_as=local.run_as if local else None,
-            work_root=local.work_dir if local else None,
+            run_as=local.run_as,
+            work_root=local.work_dir,
         )
     if config.kind == "SLURM":
         from connectors.slurm.connector import SlurmConnector
@@ -125,11 +126,14 @@ class Runtime:
         self.monitor = HealthMonitor(self.registry, self.bus)
         self.default_viewer: Viewer | None = None
         self.gateway_id = ""
+        self._warned_unisolated = False
+        self._isolated_local_centers: list[str] = []
         self.services = Services(
             centers=self.registry,
             jobs=self.jobs,
             job_reads=JobReads(self.db),
             job_streams=self.streams,
+            job_logs=JobLogStream(self.db, self.bus, self.registry, lines_per_second=settings.limits.log_lines_per_second),
             data=self.data,
             data_reads=DataReads(self.db),
             billing=self.billing,
@@ -148,14 +152,27 @@ class Runtime:
 
     def preflight(self) -> None:
         """What must hold before anything is created (an admin token above all): LOCAL jobs' users exist
-        or can be made, and this process may switch to them. Raises ConnectorError naming the setting."""
-        for config in self.settings.centers:
-            if config.kind == "LOCAL" and config.local is not None and config.local.run_as:
-                ensure_job_user(config.local.run_as)
+        or can be made, and this process may switch to them. Raises ConnectorError naming the setting.
+        A LOCAL center left at ``run_as = "auto"`` on a gateway that cannot switch users is warned about
+        in one line, once."""
+        local = [(config.name, config.local or LocalConfig()) for config in self.settings.centers if config.kind == "LOCAL"]
+        isolated = [name for name, options in local if resolve_job_user(options.run_as) is not None]
+        for name, options in local:
+            if name in isolated:
+                prepare_work_root(options.work_dir or default_work_root(name))
+        unisolated = [name for name, options in local if falls_back_to_the_gateway_user(options.run_as)]
+        if unisolated and not self._warned_unisolated:
+            self._warned_unisolated = True
+            log.warning(
+                "LOCAL center(s) %s: jobs run as the gateway's own user and can reach its data and tokens "
+                '(switching users needs root; set [centers.local] run_as = "none" to accept this, see README "Isolation")',
+                ", ".join(unisolated),
+            )
+        self._isolated_local_centers = isolated
 
     async def start(self, *, reconcile: bool = True) -> None:
         self.preflight()
-        if any(c.kind == "LOCAL" and c.local is not None and c.local.run_as for c in self.settings.centers):
+        if self._isolated_local_centers:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.settings.data_dir.chmod(0o700)  # the database and every job's folder: out of the jobs' reach
         await self.db.migrate()

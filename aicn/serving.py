@@ -1,35 +1,105 @@
-"""uvicorn's HTTP/1.1 protocol with a deadline on a request's headers.
+"""How the gateway is served: uvicorn's HTTP/1.1 protocol with a deadline on every request's arrival.
 
-uvicorn closes an idle keep-alive connection after ``timeout_keep_alive``, but a connection
-that has sent part of its first request's headers stays open for ever (one host can hold
-thousands of descriptors, a "slowloris"). Here a connection whose first request's headers
-have not all arrived within ``HEADER_SECONDS`` of connecting is closed; each following
-request's wait is bounded by the keep-alive timeout, and the app bounds a body's arrival.
+uvicorn closes an idle keep-alive connection after ``timeout_keep_alive``, but any byte cancels
+that timer, and nothing bounds a request whose headers or body stop half way (one host could
+hold thousands of descriptors, a "slowloris"). Here every request on a connection, the first
+and each one after a response on a keep-alive connection, has:
+
+* ``HEADER_SECONDS`` for all of its headers, counted from the connection's start or from the
+  previous response's end: a connection that sent part of a request gets a 408 and is closed,
+  an idle one is closed;
+* ``BODY_SECONDS`` (the app's own deadline, which answers 408 ``REQUEST_TIMEOUT``) plus
+  ``BODY_GRACE_SECONDS`` for all of its body, counted from its headers: past that the
+  connection is closed, whichever route the request went to; a request answered before its
+  body arrived (the app's 408 or 413) is closed ``BODY_GRACE_SECONDS`` after its answer.
+
+A WebSocket upgrade leaves these deadlines behind (its protocol has its own: 4408 for a late init).
+``server_config`` is the one uvicorn configuration of ``aicn serve`` and of the test gateways.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+
+from graph.http.rules import BODY_SECONDS
 
 HEADER_SECONDS = 10.0
+#: past the app's own body deadline, so that its 408 answer goes out before the protocol closes
+BODY_GRACE_SECONDS = 2.0
 KEEP_ALIVE_SECONDS = 5
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
 class DeadlineH11Protocol(H11Protocol):
     header_seconds = HEADER_SECONDS
-    _header_deadline: asyncio.TimerHandle | None = None
+    body_seconds = BODY_SECONDS + BODY_GRACE_SECONDS
+    _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._header_deadline = self.loop.call_later(self.header_seconds, self._headers_late)
+        self._await_headers()
 
-    def _headers_late(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():  # no request's headers arrived in time
-            self.transport.close()
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not None and self.cycle is not before and not self.transport.is_closing():
+            self._await_body(self.cycle)
+
+    def on_response_complete(self) -> None:
+        if self.transport.is_closing():
+            pass
+        elif self.cycle is not None and self.cycle.more_body:
+            # answered before its body arrived (408, 413): the rest would only hold the connection
+            self._set_deadline(BODY_GRACE_SECONDS, self._drained, self.cycle)
+        else:
+            self._await_headers()  # first: a pipelined request handled below replaces it
+        super().on_response_complete()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._cancel_deadline()
+        super().handle_websocket_upgrade(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
+        self._cancel_deadline()
         super().connection_lost(exc)
+
+    def _await_headers(self) -> None:
+        self._set_deadline(self.header_seconds, self._headers_late, self.cycle)
+
+    def _await_body(self, cycle: RequestResponseCycle) -> None:
+        self._set_deadline(self.body_seconds, self._body_late, cycle)
+
+    def _headers_late(self, cycle_before: RequestResponseCycle | None) -> None:
+        if self.cycle is not cycle_before or self.transport.is_closing():
+            return  # the next request's headers arrived in time
+        partial, _closed = self.conn.trailing_data
+        if partial:
+            self.transport.write(_REQUEST_TIMEOUT)
+        self.transport.close()
+
+    def _body_late(self, cycle: RequestResponseCycle) -> None:
+        if self.cycle is cycle and cycle.more_body and not self.transport.is_closing():
+            self.transport.close()
+
+    def _drained(self, cycle: RequestResponseCycle) -> None:
+        if self.cycle is cycle and not self.transport.is_closing():
+            self.transport.close()
+
+    def _set_deadline(self, seconds: float, callback: Any, cycle: RequestResponseCycle | None) -> None:
+        self._cancel_deadline()
+        self._deadline = self.loop.call_later(seconds, callback, cycle)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+
+def server_config(app: Any, **options: Any) -> uvicorn.Config:
+    """The uvicorn configuration the gateway is served with: these deadlines, this keep-alive."""
+    return uvicorn.Config(app, http=DeadlineH11Protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS, **options)

@@ -73,9 +73,10 @@ class LocalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: an unprivileged user of the jobs' own (created at start if missing; needs the gateway to run as root).
-    #: Unset: jobs run as the gateway's user and can reach everything it can (see README, "Isolation")
-    run_as: str | None = None
+    #: who jobs run as (see README, "Isolation"): "auto" (the user aicn-job, created at start when missing,
+    #: when the gateway runs as root; else the gateway's own user, with a warning at start), "none" (the
+    #: gateway's own user: jobs can reach everything it can) or an unprivileged user of the jobs' own
+    run_as: str = Field(default="auto", min_length=1)
     #: where each job gets a working directory only it can read (default: <tmp>/aicn-work-<center>)
     work_dir: Path | None = None
 

@@ -39,6 +39,8 @@ LEAF_LATENCY = 0.05
 UNITS = "{ computeUnits(first: 100) { edges { node { center { name } devicesTotal pricePerUnitHour { amount } } } } }"
 OFFERS = "{ offers(request: {cpus: 1, maxDurationMinutes: 5}) { center { name } feasible pricePerHour { amount } } }"
 PING = "{ gateway { id } }"
+#: LOCAL jobs run as a user of their own: an interpreter any user can run (the system's), else this one
+JOB_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 STEPS = 15
 PROGRESS = (
     "import json, time\n"
@@ -176,7 +178,7 @@ async def event_ratio(origin: Gateway, path: list[Gateway]) -> tuple[float, floa
     """(median delay at the origin, at the gateway that runs the job) for one job."""
     submit = """mutation($c: [String!]!) { submitJob(input: {name: "bench", command: $c, request: {cpus: 1, maxDurationMinutes: 2}}) {
       job { id remoteId } userErrors { code message } } }"""
-    job = (await origin.run(submit, {"c": [sys.executable, "-c", PROGRESS]}))["submitJob"]["job"]
+    job = (await origin.run(submit, {"c": [JOB_PYTHON, "-c", PROGRESS]}))["submitJob"]["job"]
     ids = [job["id"]]
     remote = job["remoteId"]
     for hop in path:

@@ -8,7 +8,9 @@ Life of a job as a connector sees it:
 * ``submit(spec)`` hands the job over and returns the center's id for it;
 * ``status([...])`` reports many jobs in one call, including the progress reports
   each job made since the caller last looked (``progress_after``);
-* ``cancel(id)`` stops it; ``logs(id, tail_lines)`` returns the tail of its output.
+* ``cancel(id)`` stops it; ``logs(id, tail_lines)`` returns the tail of its output;
+* ``read_log(id, offset, max_bytes)`` reads its output incrementally: at most ``max_bytes``
+  from a byte offset (a negative offset counts back from the end), and where to read next.
 
 A job the center does not know is left out of ``status``'s answer: the caller decides
 what a vanished job means, the connector never invents a state for it.
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from connectors.errors import LogsNotReadable
 
 
 class CenterJobState(str, enum.Enum):
@@ -153,12 +157,33 @@ class JobStatus:
     progress: tuple[ProgressReport, ...] = ()
 
 
+#: the most one ``read_log`` call returns, whatever the caller asks: a read costs a bounded time and memory
+MAX_LOG_READ_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes of a job's output: ``data`` starts at byte ``start`` of the output; read on from ``next_offset``.
+
+    ``start`` differs from the offset asked for when the center no longer holds the bytes in between,
+    or the output was replaced (the caller tells its reader that output was skipped); ``next_offset``
+    is ``start + len(data)``.
+    """
+
+    data: bytes
+    start: int
+    next_offset: int
+
+
 class Connector(abc.ABC):
     """One compute center behind one small async interface."""
 
     kind: str = "ABSTRACT"
     #: True for a center that prices requests itself (``quote``): the gateway asks it instead of its capacity
     quotes_itself: bool = False
+    #: True when the center has no time limit of its own that ends a job promptly: the gateway's
+    #: reconciler then stops a job that runs past its limit (through ``cancel``) and ends it TIME_LIMIT
+    time_limits_by_gateway: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -202,3 +227,11 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def logs(self, external_id: str, tail_lines: int = 100) -> str:
         """The last ``tail_lines`` lines of the job's output. Raises JobNotFound."""
+
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        """At most ``max_bytes`` (and MAX_LOG_READ_BYTES) of the job's output from byte ``offset``;
+        a negative offset reads the last ``-offset`` bytes there are. Nothing written yet: empty data.
+
+        Bounded in time and memory whatever the output holds (one line of any length included).
+        Raises JobNotFound; a kind that cannot read incrementally raises LogsNotReadable."""
+        raise LogsNotReadable(f"{self.kind} centers cannot read a job's output incrementally", center=self.name)

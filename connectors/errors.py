@@ -46,3 +46,9 @@ class JobNotFound(ConnectorError):
     """The center does not know the job (never existed, or already forgotten)."""
 
     code = "NOT_FOUND"
+
+
+class LogsNotReadable(ConnectorError):
+    """The center kind cannot read a job's output incrementally (a connector that predates ``read_log``)."""
+
+    code = "LOGS_UNAVAILABLE"

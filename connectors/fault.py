@@ -20,6 +20,7 @@ from connectors.base import (
     DeviceCapacity,
     JobSpec,
     JobStatus,
+    LogChunk,
     StatusQuery,
     Submission,
 )
@@ -103,3 +104,9 @@ class FaultyConnector(Connector):
         if external_id not in self.submitted:
             raise JobNotFound(external_id, center=self.name)
         return ""
+
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        await self._enter("read_log")
+        if external_id not in self.submitted:
+            raise JobNotFound(external_id, center=self.name)
+        return LogChunk(b"", max(0, offset), max(0, offset))

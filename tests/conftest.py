@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from aicn.runtime import Runtime
 from aicn.security_settings import LimitSettings
+from aicn.serving import server_config
 from aicn.settings import CenterConfig, DeviceConfig, Settings
 from graph.http.app import create_app
 from store.db import Database
@@ -182,7 +183,7 @@ async def start_gateway(settings: Settings, connectors: dict[str, Any] | None = 
     assert settings.admin_token is not None
     runtime = Runtime(settings, connectors)
     app = create_app(runtime)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = server_config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")  # as `aicn serve` is
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

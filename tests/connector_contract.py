@@ -7,7 +7,6 @@ A test module subclasses ``ConnectorContract`` and provides a ``connector`` fixt
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -16,8 +15,9 @@ import pytest
 
 from connectors.base import CenterJobState, Connector, JobSpec, JobStatus, StatusQuery
 from connectors.errors import JobNotFound, SubmissionRejected
+from tests.processes import JOB_PYTHON
 
-PYTHON = sys.executable
+PYTHON = JOB_PYTHON
 
 PROGRESS_SCRIPT = """
 import json, time
@@ -61,6 +61,8 @@ class ConnectorContract:
     #: the shortest time limit the center honours, and how long it may take to act on it
     time_limit_seconds: float = 1.5
     time_limit_wait_seconds: float = 20.0
+    #: the longest line a job writes in the long-line test
+    enormous_line_bytes: int = 16 * 1024 * 1024
 
     def spec(self, command: list[str], **overrides: object) -> JobSpec:
         fields: dict[str, object] = {
@@ -119,6 +121,13 @@ class ConnectorContract:
         assert final.exit_code == 3
         assert final.reason
 
+    async def test_a_program_that_does_not_exist_fails_with_command_not_found(self, connector: Connector) -> None:
+        submission = await connector.submit(self.spec(["/no/such/program", "--flag"]))
+        final = await wait_for(connector, submission.external_id, [CenterJobState.SUCCEEDED, CenterJobState.FAILED], self.settle_seconds)
+        assert final.state is CenterJobState.FAILED
+        assert final.exit_code == 127
+        assert (final.reason or "").startswith("COMMAND_NOT_FOUND: cannot start '/no/such/program'"), final.reason
+
     async def test_cancel_stops_a_running_job(self, connector: Connector) -> None:
         submission = await connector.submit(self.spec([PYTHON, "-c", "import time; time.sleep(120)"]))
         await wait_for(connector, submission.external_id, [CenterJobState.RUNNING], self.settle_seconds)
@@ -148,6 +157,46 @@ class ConnectorContract:
             await connector.cancel(unknown)
         with pytest.raises(JobNotFound):
             await connector.logs(unknown)
+        with pytest.raises(JobNotFound):
+            await connector.read_log(unknown, 0, 1024)
+
+    async def test_read_log_follows_the_output_in_bounded_steps(self, connector: Connector) -> None:
+        script = "import time\nfor i in range(6):\n    print(f'line {i}', flush=True)\n    time.sleep(0.3)\n"
+        submission = await connector.submit(self.spec([PYTHON, "-c", script]))
+        external_id = submission.external_id
+        seen, offset = b"", 0
+        deadline = time.monotonic() + self.settle_seconds
+        while b"line 5\n" not in seen:  # read while the job writes, 7 bytes at a time
+            assert time.monotonic() < deadline, seen
+            chunk = await connector.read_log(external_id, offset, 7)
+            assert len(chunk.data) <= 7 and chunk.start == offset and chunk.next_offset == offset + len(chunk.data)
+            seen, offset = seen + chunk.data, chunk.next_offset
+            if not chunk.data:
+                await asyncio.sleep(0.1)
+        lines = [line for line in seen.decode().splitlines() if line.startswith("line ")]
+        assert lines == [f"line {i}" for i in range(6)]
+        await wait_for(connector, external_id, [CenterJobState.SUCCEEDED], self.settle_seconds)
+        end = await connector.read_log(external_id, -9, 1024)  # from the end: the last 9 bytes
+        assert len(end.data) == 9 and end.data.endswith(b"line 5\n"), end
+        assert end.next_offset == offset and end.start == offset - len(end.data)
+        assert (await connector.read_log(external_id, offset, 1024)).data == b""
+
+    async def test_one_enormous_line_is_read_in_bounded_steps(self, connector: Connector) -> None:
+        script = "import sys\nsys.stdout.write('x' * int(sys.argv[1]) + '\\nafter the long line\\n')\n"
+        submission = await connector.submit(self.spec([PYTHON, "-c", script, str(self.enormous_line_bytes)]))
+        await wait_for(connector, submission.external_id, [CenterJobState.SUCCEEDED], self.settle_seconds)
+        offset, tail = 0, b""
+        deadline = time.monotonic() + self.settle_seconds
+        while b"after the long line" not in tail:
+            assert time.monotonic() < deadline
+            started = time.perf_counter()
+            chunk = await connector.read_log(submission.external_id, offset, 64 * 1024)
+            assert time.perf_counter() - started < 1.0 and len(chunk.data) <= 64 * 1024
+            assert chunk.start >= offset  # a center may have dropped old bytes, never answers older ones
+            offset, tail = chunk.next_offset, (tail + chunk.data)[-4096:]
+            if not chunk.data:
+                await asyncio.sleep(0.1)
+        assert offset >= self.enormous_line_bytes
 
     async def test_a_job_larger_than_the_center_is_rejected(self, connector: Connector) -> None:
         with pytest.raises(SubmissionRejected):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from typing import Any
 
 from tests.client import GraphQLClient
+from tests.processes import JOB_PYTHON
 
-PYTHON = sys.executable
+PYTHON = JOB_PYTHON
 
 SUBMIT = """
 mutation Submit($input: SubmitJobInput!) {

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -15,3 +20,39 @@ def group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+def runnable_by_anyone(program: Path) -> bool:
+    """True when a user with no rights of its own (the LOCAL jobs' user) can run ``program``."""
+    target = program.resolve()
+    if not target.is_file() or not target.stat().st_mode & 0o001:
+        return False
+    return all(folder.stat().st_mode & 0o001 for folder in target.parents)
+
+
+def job_interpreter() -> str:
+    """The Python that test jobs run: the tests' own when any user can run it, else the system's.
+
+    LOCAL jobs run as an unprivileged user of their own (as root, by default), and that user cannot
+    reach an interpreter under a private home (a pyenv under /root); giving it rights there would
+    weaken the very isolation under test. The jobs' scripts need only the standard library."""
+    for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if runnable_by_anyone(Path(candidate)):
+            return candidate
+    raise AssertionError(f"no Python that any user can run (tried {sys.executable}, /usr/bin/python3, /usr/local/bin/python3)")
+
+
+#: the interpreter every test job's command starts with, on every kind of center
+JOB_PYTHON = job_interpreter()
+
+
+@contextmanager
+def folder_jobs_can_read() -> Iterator[Path]:
+    """A fresh folder any user may look into (0755), outside pytest's private temporary tree (0700),
+    for a test to signal its LOCAL jobs, which run as a user of their own; removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="aicn-test-signal-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

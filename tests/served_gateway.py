@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -52,7 +53,9 @@ def write_config(directory: Path, database_url: str, schema: str | None, price: 
 
 
 class ServedGateway:
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, wrapper: Sequence[str] = ()) -> None:
+        """``wrapper`` runs the gateway through another program (e.g. setpriv dropping capabilities)."""
+        self.wrapper = list(wrapper)
         # the same admin token across restarts: registered on the first start, kept in the database
         self.token = "aicn_served-" + secrets.token_urlsafe(16)
         self.config = config
@@ -81,7 +84,7 @@ class ServedGateway:
         logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "aicn.cli", "serve"], cwd=self.config.parent, env=environment, stdout=log, stderr=log
+                [*self.wrapper, sys.executable, "-m", "aicn.cli", "serve"], cwd=self.config.parent, env=environment, stdout=log, stderr=log
             )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:

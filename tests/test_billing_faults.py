@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +33,7 @@ from tests.billing_harness import Backend, Billing, quote_for
 from tests.billing_helpers import job_usage
 from tests.conftest import DIALECTS, TEST_LOCK_TIMEOUT, DatabaseChoice
 from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.processes import folder_jobs_can_read
 from tests.served_gateway import ServedGateway, write_config
 from tests.waiting import eventually
 
@@ -84,6 +85,13 @@ def job_key(global_id: str) -> int:
     return int(base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode().split(":")[1])
 
 
+@pytest.fixture
+def go() -> Iterator[Path]:
+    """The file whose existence lets a `waits_for` job finish, where the job's own user can see it."""
+    with folder_jobs_can_read() as folder:
+        yield folder / "go"
+
+
 def waits_for(go: Path) -> str:
     """A job that runs until the test says go (so it cannot end before the test is ready)."""
     return f"import os, time\nwhile not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\ntime.sleep(1.0)"
@@ -99,10 +107,9 @@ async def wait_for_center_end(data_dir: Path, timeout: float = 30) -> None:
 
 
 async def test_a_job_that_ends_while_the_gateway_is_dead_is_metered_once_on_restart(
-    served: ServedGateway, database: DatabaseChoice
+    served: ServedGateway, database: DatabaseChoice, go: Path
 ) -> None:
     await served.start()
-    go = served.config.parent / "go"
     job = await submit(served.client, python_job(waits_for(go)))
     await wait_for_state(served.client, job["id"], {"RUNNING"})
     served.kill()
@@ -125,10 +132,9 @@ async def test_a_job_that_ends_while_the_gateway_is_dead_is_metered_once_on_rest
 
 
 async def test_a_gateway_killed_in_the_middle_of_metering_meters_once_after_restart(
-    served: ServedGateway, database: DatabaseChoice
+    served: ServedGateway, database: DatabaseChoice, go: Path
 ) -> None:
     await served.start()
-    go = served.config.parent / "go"
     job = await submit(served.client, python_job(waits_for(go)))
     await wait_for_state(served.client, job["id"], {"RUNNING"})
     async with blocked_metering(database, job_key(job["id"])) as blocker:

@@ -3,7 +3,6 @@ database and LOCAL center of 2 cores), reached with a token of an account made t
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from connectors.errors import CenterRefusedCredentials, CenterUnreachable
 from connectors.peer.connector import PeerConnector
 from tests.connector_contract import ConnectorContract
 from tests.peer_network import NetworkGateway, account_token, start_gateway
+from tests.processes import JOB_PYTHON
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -73,7 +73,7 @@ async def test_one_live_link_carries_every_job_and_polling_is_only_the_fallback(
     script = (
         "import json, time\nfor s in range(1, 4):\n    print('AICN_PROGRESS ' + json.dumps({'step': s}), flush=True)\n    time.sleep(0.3)\n"
     )
-    specs = [ConnectorContract().spec([sys.executable, "-c", script]) for _ in range(2)]
+    specs = [ConnectorContract().spec([JOB_PYTHON, "-c", script]) for _ in range(2)]
     ids = [(await connector.submit(spec)).external_id for spec in specs]
     asked = 0
 
@@ -83,6 +83,10 @@ async def test_one_live_link_carries_every_job_and_polling_is_only_the_fallback(
         answer = await connector.status([StatusQuery(external_id) for external_id in ids])
         return all(answer[i].state is CenterJobState.SUCCEEDED and len(answer[i].progress) == 3 for i in ids)
 
-    await eventually(all_done, "both jobs ended with their three reports", timeout=30, interval=0.05)
+    try:
+        await eventually(all_done, "both jobs ended with their three reports", timeout=30, interval=0.05)
+    except AssertionError:
+        answer = await connector.status([StatusQuery(external_id) for external_id in ids])
+        raise AssertionError((answer, [connector.views[i] for i in ids])) from None
     assert connector.link.connections == 1  # one connection for the peer, however many jobs
     assert asked > 10 and connector.polls <= 4, (asked, connector.polls)  # the link answered, not polls

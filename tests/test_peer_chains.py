@@ -3,7 +3,6 @@ database). A job from A runs at C through B; a job never travels back to a gatew
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,11 +13,12 @@ from connectors.base import JobSpec
 from connectors.peer.client import PeerLoop
 from connectors.peer.connector import PeerConnector
 from tests.peer_network import NetworkGateway, account_token, relink, start_gateway
+from tests.processes import JOB_PYTHON
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PYTHON = sys.executable
+PYTHON = JOB_PYTHON
 SUBMIT = """
 mutation($input: SubmitJobInput!) {
   submitJob(input: $input) { job { id state remoteId center { name kind } } userErrors { code message } }

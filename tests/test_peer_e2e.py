@@ -4,7 +4,6 @@ B's network as one center beside them."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from resolvers.common.ids import int_key
 from tests.conftest import POSTGRES_URL, drop_schema, require_service
 from tests.peer_network import NetworkGateway, start_gateway
+from tests.processes import JOB_PYTHON
 from tests.slurm_helpers import ENV_FILE
 from tests.test_decimals import MONEY, strings_under
 
@@ -40,7 +40,7 @@ token_file = "{env_file}"
 output_dir = "{output_dir}"
 """
 
-PYTHON = sys.executable
+PYTHON = JOB_PYTHON
 PROGRESS = (
     "import json, time\n"
     "for step in range(1, 4):\n"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,13 @@ import pytest_asyncio
 
 from resolvers.common.ids import int_key
 from tests.peer_network import NetworkGateway, PeerLinkSpec, gateway_config, start_gateway
+from tests.processes import JOB_PYTHON
 from tests.served_gateway import ServedGateway
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PYTHON = sys.executable
+PYTHON = JOB_PYTHON
 STEPS = 8
 PROGRESS = (
     "import json, time\n"

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
+from resolvers.jobs.reconciler import TIME_LIMIT_REASON
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import CANCEL, PROGRESS_SCRIPT, collect_events, job_state, python_job, submit, wait_for_state
-from tests.ray_helpers import NPU, ray_answers, ray_center, run_start_ray, wait_until
+from tests.ray_helpers import NPU, RAY_URL, ray_answers, ray_center, run_start_ray, wait_until
 from tests.slurm_helpers import GPU, slurm_center
 
 pytestmark = [pytest.mark.ray, pytest.mark.parametrize("database", ["postgres"], indirect=True)]
 
+USAGE = "query($id: ID!) { node(id: $id) { ... on Job { state usage { seconds } events(first: 50) { edges { node { kind } } } } } }"
 PLACEMENT = "query($id: ID!) { node(id: $id) { ... on Job { events(first: 50) { edges { node { kind message } } } } } }"
 COMPARE = """{ centers { edges { node { name kind computeUnits {
   accelerator { model standardUnits } devicesTotal devicesAvailable pricePerUnitHour { amount } } } } } }"""
@@ -61,7 +66,7 @@ async def test_three_kinds_side_by_side_and_a_ray_job_end_to_end(gateway_factory
     assert (await wait_for_state(gql, job["id"], {"CANCELLED", "FAILED", "SUCCEEDED"}, timeout=45))["state"] == "CANCELLED"
 
 
-async def test_a_ray_refusal_fails_over_and_a_time_limit_ends_a_ray_job(gateway_factory: Any) -> None:
+async def test_a_ray_refusal_fails_over(gateway_factory: Any) -> None:
     gateway: Gateway = await gateway_factory([local_center("local", price="0.90"), ray_center()])
     gql = gateway.client
     # ray is cheaper, but no node of it has 100 TB of memory: it refuses, the local center runs the job
@@ -79,11 +84,33 @@ async def test_a_ray_refusal_fails_over_and_a_time_limit_ends_a_ray_job(gateway_
     )
     assert (await wait_for_state(gql, huge["id"], {"SUCCEEDED", "FAILED"}))["state"] == "SUCCEEDED"
 
-    limited = await submit(
-        gql, python_job("import time; time.sleep(600)", name="too-long", minutes=0.05, centerId=center_id(gateway, "ray"))
+
+async def test_the_gateway_stops_a_ray_job_at_its_time_limit_and_meters_it_once(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([ray_center()])
+    gql = gateway.client
+    name = f"too-long-{uuid.uuid4().hex[:8]}"
+    limited = await submit(gql, python_job("import time; time.sleep(600)", name=name, minutes=0.05, centerId=center_id(gateway, "ray")))
+    running = await wait_for_state(gql, limited["id"], {"RUNNING", "FAILED", "CANCELLED", "SUCCEEDED"}, timeout=45)
+    assert running["state"] == "RUNNING"
+    # 3 s of limit; the node-side backstop would act only 60 s later
+    final = await wait_for_state(gql, limited["id"], {"FAILED", "CANCELLED", "SUCCEEDED"}, timeout=20)
+    assert final["state"] == "FAILED" and final["failureReason"] == TIME_LIMIT_REASON, final
+    assert final["exitCode"] is None
+    ran = datetime.fromisoformat(final["finishedAt"]) - datetime.fromisoformat(final["startedAt"])
+    assert timedelta(seconds=3) <= ran < timedelta(seconds=10), ran
+    # stopped through the Jobs API's stop endpoint: Ray itself reports it STOPPED
+    (record,) = [job for job in httpx.get(f"{RAY_URL}/api/jobs/", timeout=10).json() if job["metadata"].get("aicn_name") == name]
+    await asyncio.to_thread(
+        wait_until,
+        lambda: httpx.get(f"{RAY_URL}/api/jobs/{record['submission_id']}", timeout=10).json()["status"] == "STOPPED",
+        30,
+        "Ray did not stop the job",
     )
-    final = await wait_for_state(gql, limited["id"], {"FAILED", "CANCELLED", "SUCCEEDED"}, timeout=45)
-    assert final["state"] == "FAILED" and "TIME_LIMIT" in final["failureReason"]
+    # metered once, for the limit's 3 s, whatever Ray reports afterwards
+    await gateway.runtime.reconcilers[0].reconcile_once()
+    metered = (await gql.execute(USAGE, {"id": limited["id"]}))["node"]
+    assert [edge["node"]["kind"] for edge in metered["events"]["edges"]].count("USAGE") == 1
+    assert metered["usage"]["seconds"] == 3 and metered["state"] == "FAILED"
 
 
 def _gcs_port_free() -> bool:

@@ -1,14 +1,17 @@
-"""A served gateway (`aicn serve`) closes connections whose request never finishes arriving."""
+"""A served gateway (`aicn serve`, and the test gateways served the same way) closes connections whose\nrequest never finishes arriving, on every request of a keep-alive connection."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
-from aicn.serving import HEADER_SECONDS
+import websockets
+
+from aicn.serving import BODY_GRACE_SECONDS, HEADER_SECONDS
 from graph.http.rules import BODY_SECONDS
-from tests.conftest import DatabaseChoice
+from tests.conftest import DatabaseChoice, Gateway
 from tests.served_gateway import ServedGateway, write_config
 
 
@@ -43,3 +46,81 @@ async def test_a_body_that_never_finishes_arriving_gets_a_408(database: Database
         assert (await gateway.client.post("{ __typename }")).status_code == 200
     finally:
         await gateway.stop()
+
+
+# ---------------------------------------------------------------------- every request on a keep-alive connection
+
+QUERY = b'{"query": "{ __typename }"}'
+
+
+def graphql_request(token: str, body: bytes = QUERY, length: int | None = None) -> bytes:
+    head = (
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body) if length is None else length}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    return head + await reader.readexactly(length)
+
+
+async def dribble_until_closed(writer: asyncio.StreamWriter, reader: asyncio.StreamReader, data: bytes, limit: float) -> bytes:
+    """Send ``data`` a byte a second (each byte restarts uvicorn's keep-alive timer); what arrived once the server closed."""
+
+    async def dribble() -> None:
+        for byte in data:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(1)  # the pace of the attack, not a wait for a condition
+
+    sender = asyncio.create_task(dribble())
+    try:
+        return await asyncio.wait_for(reader.read(), limit)
+    finally:
+        sender.cancel()
+        writer.close()
+
+
+async def after_one_request(gateway: Gateway) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, float]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(gateway.url.rsplit(":", 1)[1]))
+    writer.write(graphql_request(gateway.admin.token or ""))
+    answer = await read_response(reader)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    return reader, writer, time.monotonic()
+
+
+async def second_request_headers_dribbled(gateway: Gateway) -> None:
+    reader, writer, answered = await after_one_request(gateway)
+    closed = await dribble_until_closed(writer, reader, graphql_request(gateway.admin.token or "") * 4, HEADER_SECONDS + 10)
+    assert closed.startswith(b"HTTP/1.1 408"), closed[:200]
+    assert HEADER_SECONDS - 1 <= time.monotonic() - answered < HEADER_SECONDS + 5
+
+
+async def second_request_body_dribbled(gateway: Gateway) -> None:
+    reader, writer, _ = await after_one_request(gateway)
+    writer.write(graphql_request(gateway.admin.token or "", b"", length=1000))
+    headers_sent = time.monotonic()
+    closed = await dribble_until_closed(writer, reader, b" " * 1000, BODY_SECONDS + BODY_GRACE_SECONDS + 10)
+    assert closed.startswith(b"HTTP/1.1 408") and b"REQUEST_TIMEOUT" in closed, closed[:300]
+    assert BODY_SECONDS - 1 <= time.monotonic() - headers_sent < BODY_SECONDS + BODY_GRACE_SECONDS + 5
+
+
+async def websocket_outlives_the_deadlines(gateway: Gateway) -> None:
+    async with websockets.connect(gateway.client.ws_url, subprotocols=["graphql-transport-ws"]) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {gateway.client.token}"}}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await asyncio.sleep(HEADER_SECONDS + BODY_GRACE_SECONDS)  # past every HTTP deadline: the time under test
+        await socket.send(json.dumps({"type": "ping"}))
+        assert json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "pong"
+
+
+async def test_every_request_on_a_keep_alive_connection_has_deadlines_a_websocket_none(gateway: Gateway) -> None:
+    """Through the test gateway, served as `aicn serve` is: uvicorn's keep-alive timer restarts with every
+    byte, and the header deadline once covered only a connection's first request."""
+    await asyncio.gather(
+        second_request_headers_dribbled(gateway), second_request_body_dribbled(gateway), websocket_outlives_the_deadlines(gateway)
+    )
+    assert (await gateway.client.post("{ __typename }")).status_code == 200  # and it still serves

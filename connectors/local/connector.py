@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,13 +32,14 @@ from connectors.base import (
     DeviceCapacity,
     JobSpec,
     JobStatus,
+    LogChunk,
     ProgressReport,
     StatusQuery,
     Submission,
 )
-from connectors.errors import JobNotFound, SubmissionRejected
-from connectors.files import tail_file
-from connectors.local.identity import JobUser, ensure_job_user
+from connectors.errors import ConnectorError, JobNotFound, SubmissionRejected
+from connectors.files import read_file_range, tail_file
+from connectors.local.identity import AUTO, JobUser, resolve_job_user
 from connectors.progress import parse_progress_line
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -73,14 +75,14 @@ class LocalConnector(Connector):
         devices: Mapping[str, int],
         *,
         poll_interval: float = 0.05,
-        run_as: str | None = None,
+        run_as: str = AUTO,
         work_root: Path | None = None,
     ) -> None:
         super().__init__(name)
         self.root = Path(root)
-        #: jobs run as this user (see identity.py); None: as the gateway's own user, without isolation
+        #: who jobs run as (see identity.py): "auto", "none" or a user name
         self.run_as = run_as
-        self.work_root = Path(work_root) if work_root is not None else Path(tempfile.gettempdir()) / f"aicn-work-{name}"
+        self.work_root = Path(work_root) if work_root is not None else default_work_root(name)
         self._job_user: JobUser | None = None
         self.devices = dict(devices)
         self.poll_interval = poll_interval
@@ -95,11 +97,10 @@ class LocalConnector(Connector):
 
     async def start(self) -> None:
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
-        if self.run_as is not None:
-            self._job_user = await asyncio.to_thread(ensure_job_user, self.run_as)
+        self._job_user = await asyncio.to_thread(resolve_job_user, self.run_as)
+        if self._job_user is not None:
             self.root.chmod(0o700)  # job folders, logs and results: the supervisor's, out of every job's reach
-            self.work_root.mkdir(parents=True, exist_ok=True)
-            self.work_root.chmod(0o711)  # each job finds its own directory, lists none
+            prepare_work_root(self.work_root)
         await asyncio.to_thread(self._recover)
         self._pump_task = asyncio.create_task(self._pump_forever(), name=f"local-pump-{self.name}")
 
@@ -210,6 +211,12 @@ class LocalConnector(Connector):
         if job is None:
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return await asyncio.to_thread(tail_file, job.directory / "output.log", tail_lines)
+
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        job = self._jobs.get(external_id)
+        if job is None:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return await asyncio.to_thread(read_file_range, job.directory / "output.log", offset, max_bytes)
 
     # ------------------------------------------------------------------ internals
 
@@ -400,6 +407,21 @@ def _runner_alive(pid: int, directory: Path) -> bool:
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     return str(directory).encode() in cmdline
+
+
+def default_work_root(center: str) -> Path:
+    """Where an isolated center's jobs get their working directories unless ``work_dir`` says."""
+    return Path(tempfile.gettempdir()) / f"aicn-work-{center}"
+
+
+def prepare_work_root(folder: Path) -> None:
+    """Make ``folder`` (mode 0711: each job finds its own directory, lists none) and make sure it is
+    ours: the default lives in the shared temporary directory, where anyone could have made it first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    info = folder.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise ConnectorError(f"centers.local.work_dir: {folder} is not a directory of the gateway's own user (set work_dir)")
+    folder.chmod(0o711)
 
 
 def _kill_child_group(directory: Path) -> None:

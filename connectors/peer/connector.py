@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import base64
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from connectors.base import (
+    MAX_LOG_READ_BYTES,
     CenterDescription,
     CenterJobState,
     CenterQuote,
@@ -26,6 +29,7 @@ from connectors.base import (
     DeviceCapacity,
     JobSpec,
     JobStatus,
+    LogChunk,
     QuoteRequest,
     StatusQuery,
     Submission,
@@ -39,6 +43,8 @@ from connectors.peer.views import STATES, JobView
 
 #: jobs asked about in one poll of the peer's graph
 POLL_BATCH = 20
+#: even a live link is checked against the peer's graph this often: a job the peer forgot sends no event
+RESYNC_SECONDS = 5.0
 
 
 class PeerConnector(Connector):
@@ -73,6 +79,7 @@ class PeerConnector(Connector):
             reconnect_seconds=reconnect_seconds,
         )
         self.polls = 0  # how many polls the link could not spare (a measure of the fallback)
+        self._synced_at = time.monotonic()
 
     def __repr__(self) -> str:
         return f"PeerConnector(name={self.name!r}, url={self.url!r})"
@@ -217,7 +224,12 @@ class PeerConnector(Connector):
             view = self._view(external_id)
             if not view.ended and not view.missing:
                 await self.link.follow(external_id)
-        stale = [view for view in (self.views[i] for i in sorted(asked)) if not view.missing and not self._current(view)]
+        views = [self.views[i] for i in sorted(asked)]
+        if time.monotonic() - self._synced_at >= RESYNC_SECONDS:
+            self._synced_at = time.monotonic()
+            stale = [view for view in views if not view.ended]
+        else:
+            stale = [view for view in views if not view.missing and not self._current(view)]
         if stale:
             await self._poll(stale)
         for external_id in [i for i, view in self.views.items() if i not in asked and (view.ended or view.missing)]:
@@ -271,6 +283,18 @@ class PeerConnector(Connector):
         if not job:
             raise JobNotFound(f"the peer does not know job {external_id}", center=self.name)
         return str(job.get("logs") or "")
+
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        wanted = max(1, min(max_bytes, MAX_LOG_READ_BYTES))
+        data = await self.graph.run(documents.LOG_BYTES, {"id": external_id, "offset": str(offset), "max": wanted})
+        job = data.get("node")
+        if not job:
+            raise JobNotFound(f"the peer does not know job {external_id}", center=self.name)
+        chunk = job.get("logBytes")
+        if not chunk:  # not at a center yet there: nothing written
+            start = max(0, offset)
+            return LogChunk(b"", start, start)
+        return LogChunk(base64.b64decode(chunk["data"]), int(chunk["start"]), int(chunk["nextOffset"]))
 
     async def charges(self, external_ids: Sequence[str]) -> dict[str, Decimal] | None:
         charged: dict[str, Decimal] = {}

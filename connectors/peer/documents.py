@@ -31,6 +31,12 @@ mutation PeerCancel($input: CancelJobInput!) {
 }
 """
 
+LOG_BYTES = """
+query PeerLogBytes($id: ID!, $offset: BigInt!, $max: Int!) {
+  node(id: $id) { ... on Job { id logBytes(offset: $offset, maxBytes: $max) { data start nextOffset } } }
+}
+"""
+
 LOGS = "query PeerLogs($id: ID!, $tail: Int!) { node(id: $id) { ... on Job { logs(tailLines: $tail) } } }"
 
 EVENT_FIELDS = """

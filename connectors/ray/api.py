@@ -33,6 +33,8 @@ CLUSTER_STATUS = "/api/cluster_status"
 TIMEOUT_EXIT = 124
 #: seconds ``timeout`` waits after SIGTERM before it sends SIGKILL
 KILL_AFTER_SECONDS = 10
+#: how long past a job's limit the node-side ``timeout`` waits for the gateway to stop the job
+BACKSTOP_SECONDS = 60.0
 #: what a GPU request adds for its accelerator type, as Ray's own ``accelerator_type`` option does
 ACCELERATOR_TYPE_SHARE = 0.001
 
@@ -84,8 +86,10 @@ class JobRequest:
 def entrypoint(command: Sequence[str], max_duration_seconds: float) -> str:
     """The shell line Ray runs: the argv quoted word by word (never re-split), under ``timeout``.
 
-    Ray's Jobs API has no time limit of its own; coreutils ``timeout`` on the node ends the
-    job (SIGTERM to its process group, SIGKILL ``KILL_AFTER_SECONDS`` later) and exits 124."""
+    Ray's Jobs API has no time limit of its own. The gateway stops a job at its limit (its
+    reconciler, through the stop endpoint); coreutils ``timeout`` on the node is the backstop for
+    a gateway that is away, given the limit plus ``BACKSTOP_SECONDS``: it ends the job (SIGTERM
+    to its process group, SIGKILL ``KILL_AFTER_SECONDS`` later) and exits 124."""
     if not command:
         raise ValueError("the command is empty")
     if any("\0" in word for word in command):
@@ -94,9 +98,9 @@ def entrypoint(command: Sequence[str], max_duration_seconds: float) -> str:
     return shlex.join(["timeout", f"--kill-after={KILL_AFTER_SECONDS}", limit, *command])
 
 
-def submit_body(request: JobRequest) -> dict[str, Any]:
+def submit_body(request: JobRequest, backstop_seconds: float = BACKSTOP_SECONDS) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "entrypoint": entrypoint(request.command, request.max_duration_seconds),
+        "entrypoint": entrypoint(request.command, request.max_duration_seconds + backstop_seconds),
         "submission_id": request.submission_id,
         "metadata": dict(request.metadata),
         "runtime_env": {"env_vars": dict(request.environment)},
@@ -191,9 +195,17 @@ def failure_reason(record: JobRecord) -> str | None:
         return None
     if record.exit_code in (TIMEOUT_EXIT, 128 + 9) and _ran_past_limit(record):
         return "TIME_LIMIT: the job ran past its maxDurationMinutes and was killed"
+    refused = _COULD_NOT_START.search(record.message) if record.exit_code in (126, 127) else None
+    if refused is not None:
+        code = "COMMAND_NOT_FOUND" if record.exit_code == 127 else "CANNOT_START"
+        return f"{code}: cannot start {refused.group(1)!r}: {refused.group(2)}"
     first_line = record.message.strip().splitlines()[0] if record.message.strip() else "no detail"
     kind = record.error_type or "FAILED"
     return f"{kind}: {first_line[:300]}"
+
+
+#: what coreutils ``timeout`` says when it cannot run the command (quotes follow the locale)
+_COULD_NOT_START = re.compile(r"^timeout: failed to run command [\u2018'`\"](.*)[\u2019'\"]: (.+)$", re.MULTILINE)
 
 
 def _ran_past_limit(record: JobRecord) -> bool:

@@ -4,24 +4,31 @@ Every call goes over HTTP to the Ray dashboard through the shared client of
 ``connectors.http`` (deadlines, transport errors, secret scrubbing), with an optional
 ``Authorization: Bearer`` token (Ray's ``RAY_AUTH_MODE=token``). The gateway's reference is
 the Ray ``submission_id``, so a retried hand-over finds the job it made before. Ray has no
-time limit of its own: the entrypoint runs under coreutils ``timeout`` (see ``api.entrypoint``).
+time limit of its own: the gateway's reconciler stops a job at its limit
+(``time_limits_by_gateway``), and the entrypoint runs under coreutils ``timeout`` as a backstop
+a little later (see ``api.entrypoint``). A started job's log is followed through Ray's WebSocket
+tail (``tail.py``), read once: its progress reports and ``read_log`` come from there, never from
+the whole log fetched again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import (
+    MAX_LOG_READ_BYTES,
     CenterDescription,
     CenterJobState,
     Connector,
     DeviceCapacity,
     JobSpec,
     JobStatus,
+    LogChunk,
     StatusQuery,
     Submission,
 )
@@ -29,13 +36,20 @@ from connectors.errors import CenterUnreachable, JobNotFound, SubmissionRejected
 from connectors.http import HttpClient, HttpFailure, StatusRule, redact
 from connectors.ray import api
 from connectors.ray.devices import DeviceMap, Unsatisfiable
-from connectors.ray.progress import Cursors
+from connectors.ray.tail import Followers, LogFollower
 
 logger = logging.getLogger(__name__)
+
+#: the bytes of each followed job's log kept for readers (the tail a subscription starts with)
+LOG_WINDOW_BYTES = 256 * 1024
+#: how long an ended job is still reported RUNNING while the last of its log is on its way
+#: (Ray closes the tail about 3 s after the end): its final progress reports come with its end
+LOG_DRAIN_SECONDS = 10.0
 
 
 class RayConnector(Connector):
     kind = "RAY"
+    time_limits_by_gateway = True
 
     def __init__(
         self,
@@ -46,6 +60,7 @@ class RayConnector(Connector):
         resource_models: Mapping[str, str] | None = None,
         request_timeout: float = 10.0,
         max_concurrent_requests: int = 4,
+        backstop_seconds: float = api.BACKSTOP_SECONDS,
     ) -> None:
         super().__init__(name)
         self.base_url = base_url.rstrip("/")
@@ -53,9 +68,12 @@ class RayConnector(Connector):
         self.devices = DeviceMap(resource_models or {})
         self.request_timeout = request_timeout
         self.max_concurrent_requests = max_concurrent_requests
+        #: how long past its limit a job's node-side ``timeout`` ends it, should the gateway not have
+        self.backstop_seconds = backstop_seconds
         self._http: HttpClient | None = None
-        self._cursors = Cursors()
+        self._followers = Followers(self._new_follower)
         self._running_since: dict[str, datetime] = {}
+        self._draining_since: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"RayConnector(name={self.name!r}, base_url={self.base_url!r})"
@@ -75,6 +93,7 @@ class RayConnector(Connector):
         )
 
     async def close(self) -> None:
+        await self._followers.close()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -96,7 +115,7 @@ class RayConnector(Connector):
     async def submit(self, spec: JobSpec) -> Submission:
         request = self._job_request(spec, await self._nodes())
         try:
-            await self._object("POST", api.JOBS, json_body=api.submit_body(request))
+            await self._object("POST", api.JOBS, json_body=api.submit_body(request, self.backstop_seconds))
         except HttpFailure as failure:
             # Ray answers a submission_id it has already with HTTP 500 and a long traceback
             # (its "already exists" may lie past the kept text): look the reference up instead
@@ -131,6 +150,16 @@ class RayConnector(Connector):
         lines = api.job_output(await self._log(external_id), record)
         return "\n".join(lines[-tail_lines:] if tail_lines > 0 else []) + ("\n" if lines and tail_lines > 0 else "")
 
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        """From the job's follower: offsets count the UTF-8 bytes of the log Ray streams, its own lines included."""
+        follower = self._followers.of(external_id)
+        await follower.wait_answered(self.request_timeout / 2)
+        if offset < 0:
+            await follower.wait_settled(self.request_timeout / 2)
+        if follower.missing:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return follower.read(offset, min(max_bytes, MAX_LOG_READ_BYTES))
+
     # ------------------------------------------------------------------ jobs
 
     def _job_request(self, spec: JobSpec, nodes: Sequence[api.NodeResources]) -> api.JobRequest:
@@ -155,31 +184,43 @@ class RayConnector(Connector):
             self._forget(query.external_id)
             return None
         progress: tuple[Any, ...] = ()
+        ended = state.terminal
         if state is not CenterJobState.QUEUED:
-            cursor = self._cursors.of(record.submission_id)
-            cursor.feed(await self._log(record.submission_id))
-            progress = cursor.after(query.progress_after)
-        if state is CenterJobState.RUNNING:
+            follower = self._followers.of(record.submission_id)
+            progress = follower.cursor.after(query.progress_after)
+            if ended and not (follower.done or follower.missing) and self._still_draining(record.submission_id):
+                state = CenterJobState.RUNNING  # its last lines (and progress) are on their way: it ends once they are in
+        if state is CenterJobState.RUNNING and not ended:
             self._running_since.setdefault(record.submission_id, datetime.now(UTC))
         started = self._running_since.get(record.submission_id) or (record.start_time if state is not CenterJobState.QUEUED else None)
+        if ended and started is not None and record.end_time is not None:
+            started = min(started, record.end_time)
         if state.terminal:
-            self._forget(record.submission_id)  # a later question reads the log again
-            if started is not None and record.end_time is not None:
-                started = min(started, record.end_time)
+            self._forget(record.submission_id)
         exit_code = record.exit_code if record.exit_code is not None else (0 if state is CenterJobState.SUCCEEDED else None)
         return JobStatus(
             external_id=record.submission_id,
             state=state,
-            exit_code=exit_code,
-            reason=api.failure_reason(record),
+            exit_code=exit_code if state.terminal else None,
+            reason=api.failure_reason(record) if state.terminal else None,
             started_at=started,
             finished_at=record.end_time if state.terminal else None,
             progress=progress,
         )
 
+    def _still_draining(self, submission_id: str) -> bool:
+        since = self._draining_since.setdefault(submission_id, time.monotonic())
+        return time.monotonic() - since < LOG_DRAIN_SECONDS
+
     def _forget(self, submission_id: str) -> None:
-        self._cursors.drop(submission_id)
+        """Drop what the connector knows of a job that ended (its follower stays a while, for readers)."""
         self._running_since.pop(submission_id, None)
+        self._draining_since.pop(submission_id, None)
+
+    def _new_follower(self, submission_id: str) -> LogFollower:
+        url = "ws" + self.base_url.removeprefix("http") + api.job_path(submission_id, "/logs/tail")
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        return LogFollower(url, headers, window=LOG_WINDOW_BYTES, open_timeout=self.request_timeout)
 
     async def _job(self, submission_id: str) -> api.JobRecord | None:
         try:

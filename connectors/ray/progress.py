@@ -1,61 +1,55 @@
-"""Progress reports read from Ray job logs, each line parsed once.
+"""Progress reports read from a Ray job's log as it streams in, each line parsed once.
 
-Ray 2.60's REST API returns a job's whole log (``GET /api/jobs/{id}/logs``, no offset
-parameter); the only incremental form is a WebSocket tail. A ``LogCursor`` keeps, per job,
-how far the log has been parsed and the reports found so far, so each poll parses only
-the text after that offset. The ordinals count the job's ``AICN_PROGRESS`` lines from the
-start of its log, so a cursor rebuilt after a restart numbers them the same way.
+A ``LogCursor`` is fed the log's text in the chunks Ray's WebSocket tail sends (see tail.py)
+and keeps the reports found so far. A line is parsed when its newline arrives; a line longer
+than ``MAX_PROGRESS_LINE`` cannot be a valid report and is skipped without being kept. The
+ordinals count the job's ``AICN_PROGRESS`` lines from the start of its log, so a cursor
+rebuilt after a restart (the tail streams from the first byte) numbers them the same way.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from connectors.base import ProgressReport
 from connectors.progress import parse_progress_line
 
+#: a progress line is a short JSON object; anything longer is some other output
+MAX_PROGRESS_LINE = 64 * 1024
+
 
 @dataclass
 class LogCursor:
-    offset: int = 0
     reports: list[ProgressReport] = field(default_factory=list)
+    _partial: list[str] = field(default_factory=list)
+    _partial_length: int = 0
 
-    def feed(self, log: str) -> None:
-        """Parse the complete lines of ``log`` after the offset (a half-written last line waits)."""
-        if len(log) < self.offset:  # not the log this cursor read: start again
-            self.offset, self.reports = 0, []
-        end = log.rfind("\n", self.offset) + 1
-        if end <= self.offset:
-            return
+    def feed(self, text: str) -> None:
+        """Parse the lines ``text`` completes; a half-written last line waits for the rest."""
         at = datetime.now(UTC)
-        for line in log[self.offset : end].splitlines():
-            report = parse_progress_line(line, len(self.reports) + 1, at)
-            if report is not None:
-                self.reports.append(report)
-        self.offset = end
+        pieces = text.split("\n")
+        for piece in pieces[:-1]:
+            line = self._take_partial(piece)
+            if line is not None:
+                report = parse_progress_line(line, len(self.reports) + 1, at)
+                if report is not None:
+                    self.reports.append(report)
+        self._keep_partial(pieces[-1])
+
+    def _take_partial(self, piece: str) -> str | None:
+        too_long = self._partial_length + len(piece) > MAX_PROGRESS_LINE
+        line = None if too_long else "".join(self._partial) + piece
+        self._partial.clear()
+        self._partial_length = 0
+        return line
+
+    def _keep_partial(self, piece: str) -> None:
+        if not piece:
+            return
+        if self._partial_length <= MAX_PROGRESS_LINE:  # past it the line is known not to be a report
+            self._partial.append(piece[: MAX_PROGRESS_LINE + 1])
+        self._partial_length += len(piece)
 
     def after(self, ordinal: int) -> tuple[ProgressReport, ...]:
         return tuple(self.reports[max(0, ordinal) :])
-
-
-class Cursors:
-    """The cursors of the jobs being followed, the least recently used dropped beyond ``limit``."""
-
-    def __init__(self, limit: int = 4096) -> None:
-        self.limit = limit
-        self._cursors: OrderedDict[str, LogCursor] = OrderedDict()
-
-    def of(self, submission_id: str) -> LogCursor:
-        cursor = self._cursors.pop(submission_id, None) or LogCursor()
-        self._cursors[submission_id] = cursor
-        while len(self._cursors) > self.limit:
-            self._cursors.popitem(last=False)
-        return cursor
-
-    def drop(self, submission_id: str) -> None:
-        self._cursors.pop(submission_id, None)
-
-    def __len__(self) -> int:
-        return len(self._cursors)

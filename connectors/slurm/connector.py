@@ -28,16 +28,17 @@ from connectors.base import (
     DeviceCapacity,
     JobSpec,
     JobStatus,
+    LogChunk,
     StatusQuery,
     Submission,
 )
 from connectors.catalog import CPU_CORE
 from connectors.errors import CenterUnreachable, ConnectorError, JobNotFound, SubmissionRejected
-from connectors.files import tail_file
+from connectors.files import read_file_range, tail_file
 from connectors.http import HttpClient, HttpFailure, StatusRule
 from connectors.slurm import api
 from connectors.slurm.auth import MintedToken, StaticToken, TokenSource
-from connectors.slurm.script import batch_script, progress_from_comment
+from connectors.slurm.script import batch_script, failure_from_comment, progress_from_comment
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,19 @@ class SlurmConnector(Connector):
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return ""  # known, but nothing written yet
 
+    async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
+        if not _is_job_id(external_id):
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        path = self.output_dir / f"{external_id}.out"
+        chunk = await asyncio.to_thread(read_file_range, path, offset, max_bytes)
+        if chunk.data:
+            return chunk
+        if await asyncio.to_thread(path.exists):
+            return chunk
+        if await self._get_job(external_id) is None:
+            raise JobNotFound(f"no job {external_id} on this center", center=self.name)
+        return chunk  # known, but nothing written yet
+
     # ------------------------------------------------------------------ jobs
 
     async def _find_submitted(self, job_name: str) -> api.JobRecord | None:
@@ -413,11 +427,14 @@ def _listing_is_cheaper(wanted: int, cluster_jobs: int | None) -> bool:
 
 def _job_status(record: api.JobRecord, progress_after: int) -> JobStatus:
     outcome = api.job_outcome(record)
+    reason = outcome.reason
+    if outcome.state is CenterJobState.FAILED and outcome.exit_code == 127:
+        reason = failure_from_comment(record.comment) or reason
     return JobStatus(
         external_id=record.job_id,
         state=outcome.state,
         exit_code=outcome.exit_code,
-        reason=outcome.reason,
+        reason=reason,
         started_at=outcome.started_at,
         finished_at=outcome.finished_at,
         progress=progress_from_comment(record.comment, progress_after),

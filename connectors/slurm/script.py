@@ -16,7 +16,9 @@ at most 1024 bytes of comment, so a marker line longer than ``MAX_PUBLISHED_BYTE
 counted but not published.
 
 The command runs as an argv (``exec`` in a subshell, every word quoted), so nothing in
-it is interpreted by the shell. The job ends when the command does: the filter gets a
+it is interpreted by the shell. A program that cannot be found (exit 127 and no such program
+on the job's ``PATH``) leaves ``AICN_FAILURE COMMAND_NOT_FOUND: ...`` as the job's comment,
+so the job ends with the same coded reason as on a LOCAL center. The job ends when the command does: the filter gets a
 few seconds to drain, then the script exits with the command's status and Slurm cleans up
 whatever the command left behind.
 """
@@ -33,6 +35,8 @@ from connectors.progress import MARKER, parse_progress_line
 
 #: Slurm refuses comments over 1024 bytes; the "#<ordinal>@<time> " prefix takes the rest
 MAX_PUBLISHED_BYTES = 990
+#: starts the comment of a job that could not start its command; the reason follows
+FAILURE_MARKER = "AICN_FAILURE "
 #: how long the script waits for the filter after the command ended
 DRAIN_SECONDS = 10
 
@@ -41,13 +45,17 @@ _TEMPLATE = r"""#!/bin/bash
 # connectors/slurm/script.py in the aicn gateway).
 aicn_tools_path="/usr/local/bin:/usr/bin:/bin:$PATH"
 
-aicn_publish() {  # ordinal, time, line
+aicn_comment() {  # text
   local try
   for try in 1 2 3; do
-    PATH=$aicn_tools_path @SCONTROL@ update "job=$SLURM_JOB_ID" "comment=#$1@$2 $3" >/dev/null 2>&1 && return 0
+    PATH=$aicn_tools_path @SCONTROL@ update "job=$SLURM_JOB_ID" "comment=$1" >/dev/null 2>&1 && return 0
     PATH=$aicn_tools_path sleep "$try"
   done
   return 1
+}
+
+aicn_publish() {  # ordinal, time, line
+  aicn_comment "#$1@$2 $3"
 }
 
 aicn_report() {  # reads marker lines; publishes the newest at most once per interval
@@ -94,6 +102,9 @@ aicn_filter_pid=$!
 ( exec -- @COMMAND@ ) >&3 2>&1 3>&-
 aicn_status=$?
 exec 3>&-
+if ((aicn_status == 127)) && ! type -P -- @PROGRAM@ >/dev/null; then
+  aicn_comment @NOT_FOUND@  # the command never ran: it publishes no progress, nothing overwrites this
+fi
 # the filter ends once every writer of its pipe is gone; something the command left
 # running in the background may hold it open, so wait only a little
 for ((aicn_i = 0; aicn_i < @DRAIN_TICKS@; aicn_i++)); do
@@ -112,6 +123,8 @@ def batch_script(command: Sequence[str], *, interval: float = 1.0, scontrol: str
         raise ValueError("the command contains a NUL character")
     replacements = {
         "@COMMAND@": " ".join(shlex.quote(word) for word in command),
+        "@PROGRAM@": shlex.quote(command[0]),
+        "@NOT_FOUND@": shlex.quote(_not_found_comment(command[0])),
         "@SCONTROL@": shlex.quote(scontrol),
         "@INTERVAL_US@": str(max(0, int(interval * 1_000_000))),
         "@MAX_BYTES@": str(MAX_PUBLISHED_BYTES),
@@ -119,6 +132,17 @@ def batch_script(command: Sequence[str], *, interval: float = 1.0, scontrol: str
         "@DRAIN_TICKS@": str(DRAIN_SECONDS * 10),
     }
     return re.sub("|".join(map(re.escape, replacements)), lambda match: replacements[match.group(0)], _TEMPLATE)
+
+
+def _not_found_comment(program: str) -> str:
+    """The comment a job whose program does not exist ends with: the reason LOCAL gives, marked."""
+    shown = program if len(program) <= MAX_PUBLISHED_BYTES // 2 else program[: MAX_PUBLISHED_BYTES // 2] + "..."
+    return f"{FAILURE_MARKER}COMMAND_NOT_FOUND: cannot start {shown!r}: No such file or directory"
+
+
+def failure_from_comment(comment: str) -> str | None:
+    """The coded reason the batch script left in the job's comment, when it could not start the command."""
+    return comment.removeprefix(FAILURE_MARKER) if comment.startswith(FAILURE_MARKER) else None
 
 
 _PUBLISHED = re.compile(r"^#(\d+)(?:@(\d+)(?:[.,](\d+))?)?\s(.*)$", re.DOTALL)

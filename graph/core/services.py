@@ -15,6 +15,7 @@ from resolvers.billing.settlement import PeerSettlements
 from resolvers.centers.registry import CenterRegistry
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
+from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
@@ -27,6 +28,7 @@ class Services:
     jobs: JobService
     job_reads: JobReads
     job_streams: JobStreams
+    job_logs: JobLogStream
     data: DataService
     data_reads: DataReads
     billing: BillingService

@@ -61,6 +61,8 @@ FIELD_COSTS: Mapping[str, int] = {
     "ComputeCenter.capacity": 2,
     "Job.computeUnit": 2,
     "Job.logs": 5,
+    "Job.logBytes": 5,
+    "Subscription.jobLogs": 5,
     # reads the peer's usage records through its graph
     "Query.peerSettlement": 10,
 }

@@ -1,4 +1,4 @@
-"""The ASGI app: GraphQL (HTTP and WebSocket) and GraphiQL on /graphql, plus health probes."""
+"""The ASGI app: GraphQL (HTTP and WebSocket) and GraphiQL on /graphql, the console on /console, plus health probes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -45,6 +45,7 @@ from graph.http.rules import (
     strict_json,
     wants_ide,
 )
+from graph.http.web import graphiql_page, web_routes
 from graph.http.ws import MISSING, TransportWSHandler, offered_secret
 from graph.loaders import Loaders
 from graph.schema import schema
@@ -227,6 +228,10 @@ class GraphQLApp(GraphQL[Context, None]):
         """Not for a GET that names a persisted query by its hash (no `query`, but `extensions`)."""
         return request.query_params.get("extensions") is None and bool(super().should_render_graphql_ide(request))
 
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL as built into the package (graph/http/web.py): every asset from this gateway."""
+        return graphiql_page()
+
     def decode_json(self, data: str | bytes) -> object:
         return strict_json(data)
 
@@ -321,6 +326,7 @@ def create_app(gateway: Gateway) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
+            *web_routes(),
         ],
         middleware=middleware,
         lifespan=lifespan,

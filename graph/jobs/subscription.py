@@ -9,7 +9,7 @@ from strawberry.types import Info
 
 from graph.core.context import Context
 from graph.jobs.inputs import JobFilter
-from graph.jobs.types import Job, JobEvent
+from graph.jobs.types import MAX_TAIL_LINES, Job, JobEvent, LogLines
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import int_key
 
@@ -29,6 +29,26 @@ class JobSubscription:
         async for record in info.context.services.job_streams.job_events(job.row, after or 0):
             info.context.refresh_loaders()  # an event's `job` is read as of the event, not as the first one cached it
             yield JobEvent.from_record(record)
+
+    @strawberry.subscription(
+        description=(
+            "The job's last `tailLines` lines (0-10000), then every new line as the job writes it, until the job ends. "
+            "Lines beyond the gateway's rate (limits.log_lines_per_second) are dropped and counted; a line the gateway "
+            "adds (dropped or skipped output, a center that does not answer) reads `[aicn: ...]`."
+        )
+    )
+    async def job_logs(
+        self, info: Info[Context, None], job_id: strawberry.ID, tail_lines: int | None = 100
+    ) -> AsyncGenerator[LogLines, None]:
+        tail_lines = 100 if tail_lines is None else tail_lines
+        if not 0 <= tail_lines <= MAX_TAIL_LINES:
+            raise BadRequest(f"tailLines must be between 0 and {MAX_TAIL_LINES}")
+        key = int_key(job_id, "Job")
+        job = await info.context.loaders.job.load(key) if key is not None else None
+        if job is None:
+            raise BadRequest("no such job", "NOT_FOUND")
+        async for batch in info.context.services.job_logs.follow(job.row, tail_lines):
+            yield LogLines(lines=batch.lines, truncated=batch.truncated, dropped=batch.dropped)
 
     @strawberry.subscription(description="Every change to the caller's jobs that match the filter (a dashboard's view).")
     async def job_updates(self, info: Info[Context, None], filter: JobFilter | None = None) -> AsyncGenerator[Job, None]:

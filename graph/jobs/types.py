@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
 
+from connectors.base import MAX_LOG_READ_BYTES
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.relay import Connection, Node, connection_from_page
-from graph.core.scalars import JSON
+from graph.core.scalars import JSON, BigInt
 from graph.jobs.enums import JobEventKind, JobKind, JobState, PlacementPolicy
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import page_size, to_global_id
@@ -83,7 +85,9 @@ class Placement:
 class JobEvent:
     seq: int
     at: datetime
-    kind: JobEventKind
+    kind: JobEventKind = strawberry.field(
+        description="STATE, PROGRESS, PLACEMENT or USAGE. LOG is never sent: a job's output streams through `jobLogs`, not its event log."
+    )
     state: JobState | None
     progress: JobProgress | None
     message: str | None
@@ -221,3 +225,33 @@ class Job(Node):
         if not 1 <= tail_lines <= MAX_TAIL_LINES:
             raise BadRequest(f"tailLines must be between 1 and {MAX_TAIL_LINES}")
         return await info.context.services.jobs.logs(self.row, tail_lines)
+
+    @strawberry.field(
+        description="At most `maxBytes` (1 MiB at most) of the job's output from byte `offset`; a negative offset reads the last "
+        "bytes. Null until the job is at a center."
+    )
+    async def log_bytes(self, info: Info[Context, None], offset: BigInt, max_bytes: int = 65536) -> LogBytes | None:
+        if not 1 <= max_bytes <= MAX_LOG_READ_BYTES:
+            raise BadRequest(f"maxBytes must be between 1 and {MAX_LOG_READ_BYTES}")
+        chunk = await info.context.services.jobs.read_log(self.row, int(offset), max_bytes)
+        if chunk is None:
+            return None
+        return LogBytes(data=base64.b64encode(chunk.data).decode(), start=BigInt(chunk.start), next_offset=BigInt(chunk.next_offset))
+
+
+@strawberry.type(description="Bytes of a job's output, base64: what a peer gateway reads to follow a delegated job's output.")
+class LogBytes:
+    data: str = strawberry.field(description="The bytes, base64-encoded.")
+    start: BigInt = strawberry.field(description="The byte of the output `data` starts at (later than asked when older bytes are gone).")
+    next_offset: BigInt = strawberry.field(description="Where to read on: start plus the length of the bytes.")
+
+
+@strawberry.type(description="Lines of a job's output, as `jobLogs` sends them.")
+class LogLines:
+    lines: list[str] = strawberry.field(
+        description="Whole lines, oldest first, without their newline; the gateway's own read `[aicn: ...]`."
+    )
+    truncated: bool = strawberry.field(
+        description="True when something is missing here: a line cut to its first 16 KiB, lines dropped, or output skipped."
+    )
+    dropped: int = strawberry.field(description="Lines dropped since the previous message because of the rate limit.")

@@ -4,6 +4,11 @@ Each round asks the center about all of its unfinished jobs in one call, plans t
 changes per job against the recorded state, and writes each job's changes through the
 ledger (one transaction per job). A job the center no longer knows is failed as LOST
 once it has been missing for a grace period, so nothing stays RUNNING forever.
+
+On a center without time limits of its own (``Connector.time_limits_by_gateway``: RAY) the
+reconciler is the time limit: a job still running past ``maxDurationMinutes`` after it was
+first seen running is stopped through the connector's ``cancel`` and ended FAILED with a
+TIME_LIMIT reason in the same ledger write that meters it, once.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from connectors.base import JobStatus, StatusQuery
+from connectors.base import CenterJobState, JobStatus, StatusQuery
+from connectors.errors import ConnectorError, JobNotFound
 from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
@@ -27,6 +33,7 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL_SECONDS = 2.0
+TIME_LIMIT_REASON = "TIME_LIMIT: the job ran past its maxDurationMinutes and was stopped by the gateway"
 
 
 class Reconciler:
@@ -107,6 +114,35 @@ class Reconciler:
         updated, _ = await self.ledger.apply(job.id, lambda current: plan_changes(current, status))
         if updated is not None and updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)
+        elif updated is not None and status.state is CenterJobState.RUNNING and self._past_its_limit(updated):
+            await self._stop_at_time_limit(updated)
+
+    def _past_its_limit(self, job: JobRow) -> bool:
+        if not self.center.connector.time_limits_by_gateway or job.state != JobState.RUNNING or job.started_at is None:
+            return False
+        limit = timedelta(minutes=float(job.request.max_duration_minutes))
+        return utcnow() - job.started_at >= limit
+
+    async def _stop_at_time_limit(self, job: JobRow) -> None:
+        """Stop the job on its center; once the center took the stop, end it TIME_LIMIT (metered)."""
+        external_id = job.external_id or ""
+        try:
+            await self.registry.call(self.center, lambda connector: connector.cancel(external_id))
+        except JobNotFound:
+            pass  # nothing left to stop
+        except (CenterFault, ConnectorError):
+            return  # still running there: asked again next round
+        log.info("job %s on center %s ran past its time limit: stopped", job.id, self.center.name)
+
+        def end(current: JobRow) -> Change:
+            change = Change()
+            if current.state != JobState.RUNNING:  # ended, or cancelled by its owner, meanwhile
+                return change
+            change.columns.update(failure_reason=TIME_LIMIT_REASON, finished_at=utcnow(), exit_code=None)
+            change.state(JobState.FAILED, TIME_LIMIT_REASON)
+            return change
+
+        await self.ledger.apply(job.id, end)
 
     async def _handle_missing(self, job: JobRow) -> None:
         first_seen = self._missing_since.setdefault(job.id, utcnow())

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from connectors.base import CenterQuote
+from connectors.base import CenterQuote, LogChunk
 from connectors.errors import ConnectorError, JobNotFound
 from resolvers.access.viewer import Viewer
 from resolvers.billing.pricing import Quote, max_hold, provisional_terms, quote_terms
@@ -323,6 +323,17 @@ class JobService:
         external_id = job.external_id
         try:
             return await self.registry.call(center, lambda connector: connector.logs(external_id, tail_lines))
+        except JobNotFound:
+            return None
+
+    async def read_log(self, job: JobRow, offset: int, max_bytes: int) -> LogChunk | None:
+        """Bytes of the job's output from ``offset`` (negative: the last bytes), as its center reads them; None before it has one."""
+        center = self.registry.get(job.center_id) if job.center_id is not None else None
+        if center is None or job.external_id is None:
+            return None
+        external_id = job.external_id
+        try:
+            return await self.registry.call(center, lambda connector: connector.read_log(external_id, offset, max_bytes))
         except JobNotFound:
             return None
 
