@@ -151,6 +151,10 @@ async def test_a_job_placed_by_cheapest_runs_at_the_peer_followed_live(network: 
     assert fractions and fractions[-1] == pytest.approx(1.0)
     at_origin = (await a.served.client.execute(JOB, {"id": job["id"]}))["node"]
     assert at_origin["exitCode"] == 0 and at_origin["logs"].strip().endswith("all done")
+    logs = "subscription($id: ID!) { jobLogs(jobId: $id, tailLines: 10) { lines truncated } }"
+    batches = [batch["jobLogs"] async for batch in a.served.client.subscribe(logs, {"id": job["id"]}, timeout=30)]
+    lines = [line for batch in batches for line in batch["lines"]]
+    assert lines[-1] == "all done" and "step 3" in lines, batches  # read through the peer's Job.logBytes
     # the job at the peer belongs to the origin's account there, under the origin's opaque reference
     at_peer = (await b.served.client.execute(JOB + "", {"id": job["remoteId"]}))["node"]
     assert at_peer["state"] == "SUCCEEDED" and at_peer["center"]["kind"] == "LOCAL"
