@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import socket
 import sys
@@ -35,10 +34,12 @@ def tune_gc() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from aicn.runtime import Runtime
     from aicn.serving import server_config
     from aicn.settings import Settings
+    from aicn.telemetry import TracingUnavailable, configure_tracing
     from connectors.errors import ConnectorError
     from graph.http import logs
     from graph.http.app import create_app
@@ -46,8 +47,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    logs.install()  # before any handler formats `request_id`
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        configure_tracing(settings.telemetry)
+    except TracingUnavailable as error:
+        print(f"aicn: configuration: {error}", file=sys.stderr)
+        return 2
     # bind before anything starts: a busy port must fail before a first start creates (and
     # prints) an admin token that would then be lost with the failed start
     try:
@@ -66,7 +71,14 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(runtime)
     tune_gc()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
-    server = uvicorn.Server(server_config(app, log_level=settings.log_level))
+    server = uvicorn.Server(
+        server_config(
+            app,
+            log_level=settings.log_level,
+            # JSON: uvicorn's own lines go through the root handler too, not its text formatters
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+        )
+    )
     server.run(sockets=[listener])
     return 0
 

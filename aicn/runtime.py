@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -9,6 +11,8 @@ from decimal import Decimal
 
 from aicn.first_start import announce_admin_token
 from aicn.settings import CenterConfig, LocalConfig, RayConfig, Settings, SlurmConfig
+from aicn.telemetry import flush_tracing
+from aicn.watch_settings import WebhookSettings
 from connectors.base import Connector
 from connectors.catalog import Catalog
 from connectors.local.connector import LocalConnector, default_work_root, prepare_work_root
@@ -38,7 +42,11 @@ from resolvers.jobs.reads import JobReads
 from resolvers.jobs.reconciler import Reconciler
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
+from resolvers.monitoring.snapshot import Monitoring
 from resolvers.operations.service import PersistedOperations
+from resolvers.webhooks.delivery import RetryPolicy, WebhookDeliverer
+from resolvers.webhooks.destinations import DestinationPolicy
+from resolvers.webhooks.service import WebhookService
 from store import accounts as account_store
 from store import centers as center_store
 from store import gateway as gateway_store
@@ -101,6 +109,21 @@ def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = 
     raise ValueError(f"unknown center kind {config.kind}")
 
 
+def webhook_policies(settings: WebhookSettings) -> tuple[DestinationPolicy, RetryPolicy]:
+    destinations = DestinationPolicy(
+        allowed_networks=tuple(ipaddress.ip_network(network, strict=False) for network in settings.allowed_networks),
+        allow_http_on_loopback=settings.allow_http_on_loopback,
+    )
+    retry = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_seconds=settings.retry_base_seconds,
+        max_seconds=settings.retry_max_seconds,
+        timeout_seconds=settings.timeout_seconds,
+        poll_seconds=settings.poll_interval_seconds,
+    )
+    return destinations, retry
+
+
 class Runtime:
     def __init__(self, settings: Settings, connectors: Mapping[str, Connector] | None = None) -> None:
         """``connectors`` replaces the connector of the named centers (fault injection, benchmarks)."""
@@ -124,6 +147,9 @@ class Runtime:
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
         self.monitor = HealthMonitor(self.registry, self.bus)
+        destinations, retry = webhook_policies(settings.webhooks)
+        self.webhooks = WebhookService(self.db, self.bus, destinations)
+        self.deliverer = WebhookDeliverer(self.db, self.bus, destinations, retry)
         self.default_viewer: Viewer | None = None
         self.gateway_id = ""
         self._warned_unisolated = False
@@ -145,6 +171,8 @@ class Runtime:
             throttle=self.throttle,
             operations=PersistedOperations(self.db),
             settlements=PeerSettlements(self.db, self.registry, policy.calendar),
+            webhooks=self.webhooks,
+            monitoring=Monitoring(self.db, self.registry),
         )
 
     async def database_answers(self) -> bool:
@@ -215,6 +243,7 @@ class Runtime:
         self.registry.replace(centers)
         self.monitor.start()
         if reconcile:
+            self.deliverer.start()
             self.dispatcher.start()
             for center in centers:
                 grace = timedelta(seconds=self.settings.vanished_grace_seconds)
@@ -231,9 +260,11 @@ class Runtime:
         for reconciler in self.reconcilers:
             await reconciler.stop()
         self.reconcilers.clear()
+        await self.deliverer.stop()
         await self.dispatcher.stop()
         await self.monitor.stop()
         for center in self.registry.all():
             await center.connector.close()
         await self.bus.close()
         await self.db.dispose()
+        await asyncio.to_thread(flush_tracing)

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
+from aicn.watch_settings import MetricsSettings, TelemetrySettings, WebhookSettings
 
 
 class DeviceConfig(BaseModel):
@@ -195,10 +196,15 @@ class Settings(BaseSettings):
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
     log_level: str = "info"
+    #: ``text`` lines for people, or ``json``: one object a line, each with its request id
+    log_format: Literal["text", "json"] = "text"
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     #: ``AICN_ADMIN_TOKEN``: an admin token to accept (registered on start) instead of printing a new one
     admin_token: SecretStr | None = Field(default=None, min_length=20)
 

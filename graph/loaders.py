@@ -23,6 +23,7 @@ from graph.data.types import Dataset, Model
 from graph.jobs.inputs import JobFilter
 from graph.jobs.lists import list_jobs
 from graph.jobs.types import Job
+from graph.webhooks.loaders import WebhookLoaders
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
 from resolvers.common.errors import CenterFault
@@ -45,6 +46,7 @@ class Loaders:
         self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
         self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
         self.billing = BillingLoaders(services, viewer)
+        self.webhooks = WebhookLoaders(services, viewer)
 
     async def jobs(
         self, info: Info[Context, None], *, first: int | None, after: str | None, filter: JobFilter | None, center_key: int

@@ -47,6 +47,7 @@ async def resolve_node(info: Info[Context, None], global_id: str) -> Node | None
         "Account": loaders.account,
         "Bill": loaders.billing.bill,
         "UsageRecord": loaders.billing.usage,
+        "WebhookEndpoint": loaders.webhooks.endpoint,
     }
     loader = by_number.get(type_name)
     node: Node | None = await loader.load(number) if loader is not None else None

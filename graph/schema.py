@@ -36,6 +36,10 @@ from graph.jobs.query import JobQuery
 from graph.jobs.subscription import JobSubscription
 from graph.jobs.types import Job
 from graph.nodes import NodeQuery
+from graph.observe import OperationMetrics, operation_tracing
+from graph.webhooks.mutations import WebhookMutation
+from graph.webhooks.query import WebhookQuery
+from graph.webhooks.types import WebhookEndpoint
 
 # The roots, merged from each domain's part in the order clients see them.
 Query = merge_types(
@@ -53,9 +57,10 @@ Query = merge_types(
         SettlementQuery,
         AccountQuery,
         AuditQuery,
+        WebhookQuery,
     ),
 )
-Mutation = merge_types("Mutation", (JobMutation, DataMutation, BillingMutation, AccessMutation))
+Mutation = merge_types("Mutation", (JobMutation, DataMutation, BillingMutation, AccessMutation, WebhookMutation))
 Subscription = merge_types("Subscription", (JobSubscription, CenterSubscription, BillingSubscription))
 
 
@@ -92,13 +97,16 @@ class CachedValidation(ValidationCache):
 
 
 #: the object types reached only through `node` (and `_entities` in the federated schema)
-NODE_TYPES: list[type] = [Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord]
+NODE_TYPES: list[type] = [Job, Dataset, Model, Account, ComputeCenter, ComputeUnit, Bill, UsageRecord, WebhookEndpoint]
 
 
 def extensions() -> list[Any]:
     """The gate (graph/gate/extension.py: authentication, text and shape limits, cost, rate, scopes)
-    comes before the caches, so that a refused text is neither parsed nor validated."""
+    comes before the caches, so that a refused text is neither parsed nor validated. Metrics and
+    the operation's span (graph/observe.py) wrap everything, refusals included."""
     return [
+        OperationMetrics,
+        operation_tracing,
         ShapeErrors,
         Gate,
         lambda: CachedParse(maxsize=1024),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import store.auth_tables
 import store.billing_tables
 import store.gateway
-import store.operations  # noqa: F401
+import store.operations
+import store.webhook_tables  # noqa: F401
 from store.tables import Base
 
 __all__ = ["Base"]

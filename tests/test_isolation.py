@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from aicn.security_settings import LimitSettings
+from aicn.watch_settings import WebhookSettings
 from resolvers.common.ids import to_global_id
 from tests.client import GraphQLClient
 from tests.conftest import Gateway
@@ -23,6 +24,8 @@ from tests.test_auth import new_account
 pytestmark = pytest.mark.both_databases  # tenant isolation is in the queries
 
 #: the probes select deeply: the limits must not be what keeps data in
+#: the victim's webhook endpoint may point at loopback (where nothing listens)
+LOOPBACK_ONLY = WebhookSettings(allowed_networks=["127.0.0.0/8"])
 PROBE_LIMITS = LimitSettings(
     max_depth=50,
     max_aliases=100_000,
@@ -48,6 +51,13 @@ async def two_tenants(gateway: Gateway) -> Tenants:
     marker = f"victim{uuid.uuid4().hex[:10]}"
     account_id, _, victim = await new_account(gateway, marker)
     _, _, attacker = await new_account(gateway, f"attacker{uuid.uuid4().hex[:6]}")
+    # nothing listens on loopback port 9: the job's end is attempted there, and only there
+    endpoint = (
+        await victim.execute(
+            'mutation($d: String!) { createWebhookEndpoint(input: {url: "https://127.0.0.1:9/hook", eventKinds: [JOB_ENDED], description: $d}) { endpoint { id } } }',
+            {"d": f"{marker}-hook"},
+        )
+    )["createWebhookEndpoint"]["endpoint"]
     dataset = (
         await victim.execute(
             'mutation($n: String!) { registerDataset(input: {name: $n, uri: "s3://victim/data"}) { dataset { id } } }',
@@ -63,16 +73,25 @@ async def two_tenants(gateway: Gateway) -> Tenants:
         )
     )["registerModel"]["model"]
     token_id = (await victim.execute("{ viewer { tokens { id } } }"))["viewer"]["tokens"][0]["id"]
-    ids = {"Job": job["id"], "Dataset": dataset["id"], "Model": model["id"], "Account": account_id, "ApiToken": token_id}
+    ids = {
+        "Job": job["id"],
+        "Dataset": dataset["id"],
+        "Model": model["id"],
+        "Account": account_id,
+        "ApiToken": token_id,
+        "WebhookEndpoint": endpoint["id"],
+    }
     return Tenants(victim=victim, attacker=attacker, victim_ids=ids, marker=marker)
 
 
 def missing_ids() -> dict[str, str]:
-    return {type_name: to_global_id(type_name, MISSING) for type_name in ("Job", "Dataset", "Model", "Account", "ApiToken")}
+    return {
+        type_name: to_global_id(type_name, MISSING) for type_name in ("Job", "Dataset", "Model", "Account", "ApiToken", "WebhookEndpoint")
+    }
 
 
 async def test_no_entry_point_answers_another_accounts_ids_differently(gateway_factory: object) -> None:
-    gateway: Gateway = await gateway_factory(limits=PROBE_LIMITS)  # type: ignore[operator]
+    gateway: Gateway = await gateway_factory(limits=PROBE_LIMITS, webhooks=LOOPBACK_ONLY)  # type: ignore[operator]
     tenants = await two_tenants(gateway)
     schema = await fetch_schema(tenants.attacker)
     entries = entry_points(schema)
@@ -86,6 +105,7 @@ async def test_no_entry_point_answers_another_accounts_ids_differently(gateway_f
         "mutation registerModel(input.trainedByJobId)",
         "subscription jobEvents(jobId)",
         "query jobs(filter.centerIds)",
+        "mutation deleteWebhookEndpoint(input.endpointId)",
     ):
         assert expected in named, (expected, sorted(named))
     leaks, calls = await probe(tenants.attacker, schema, tenants.victim_ids, missing_ids(), [tenants.marker])
@@ -96,7 +116,7 @@ async def test_no_entry_point_answers_another_accounts_ids_differently(gateway_f
 
 
 async def test_lists_and_linked_fields_show_only_the_callers_data(gateway_factory: object) -> None:
-    gateway: Gateway = await gateway_factory(limits=PROBE_LIMITS)  # type: ignore[operator]
+    gateway: Gateway = await gateway_factory(limits=PROBE_LIMITS, webhooks=LOOPBACK_ONLY)  # type: ignore[operator]
     tenants = await two_tenants(gateway)
     schema = await fetch_schema(tenants.attacker)
     seen_by_attacker = await sweep(tenants.attacker, schema)
@@ -111,7 +131,7 @@ async def test_lists_and_linked_fields_show_only_the_callers_data(gateway_factor
 async def test_the_probe_finds_a_leak_when_there_is_one(gateway_factory: object, monkeypatch: pytest.MonkeyPatch) -> None:
     from store import jobs as job_store
 
-    gateway: Gateway = await gateway_factory(limits=PROBE_LIMITS)  # type: ignore[operator]
+    gateway: Gateway = await gateway_factory(limits=PROBE_LIMITS, webhooks=LOOPBACK_ONLY)  # type: ignore[operator]
     tenants = await two_tenants(gateway)
     schema = await fetch_schema(tenants.attacker)
     unscoped = job_store.jobs_by_ids

@@ -19,7 +19,9 @@ from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
 from resolvers.jobs.streams import JobStreams
+from resolvers.monitoring.snapshot import Monitoring
 from resolvers.operations.service import PersistedOperations
+from resolvers.webhooks.service import WebhookService
 
 
 @dataclass(frozen=True)
@@ -40,3 +42,5 @@ class Services:
     throttle: Throttle
     operations: PersistedOperations
     settlements: PeerSettlements
+    webhooks: WebhookService
+    monitoring: Monitoring

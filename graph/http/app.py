@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -28,7 +27,9 @@ from graph.core.services import Services
 from graph.gate.extension import unauthenticated
 from graph.http import logs
 from graph.http.exports import export_routes
+from graph.http.metrics import metrics_route
 from graph.http.persisted import PersistedRefusal, cache_headers, resolve
+from graph.http.request_ids import RequestIds, new_request_id, offered_id
 from graph.http.rules import (
     BODY_SECONDS,
     BodyTooLarge,
@@ -53,6 +54,7 @@ from resolvers.access.viewer import ANONYMOUS, Viewer
 
 if TYPE_CHECKING:
     from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
+    from aicn.watch_settings import MetricsSettings
 
 
 class FaceSettings(Protocol):
@@ -66,6 +68,8 @@ class FaceSettings(Protocol):
     def http(self) -> HttpSettings: ...
     @property
     def graph(self) -> GraphSettings: ...
+    @property
+    def metrics(self) -> MetricsSettings: ...
 
 
 class Gateway(Protocol):
@@ -87,10 +91,6 @@ CSRF_MESSAGE = (
     "an Authorization header, or a GraphQL-Require-Preflight header"
 )
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="aicn"'}
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -162,8 +162,9 @@ class GraphQLApp(GraphQL[Context, None]):
     # ------------------------------------------------------------------ HTTP
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        request_id = state.get("request_id") or logs.request_id_from(offered_id(scope), new_request_id())
+        state["request_id"] = request_id
         previous = logs.REQUEST_ID.set(request_id)
         try:
             if scope["type"] != "http":
@@ -305,7 +306,7 @@ def create_app(gateway: Gateway) -> Starlette:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "centers": len(gateway.services.centers.all())})
 
-    middleware: list[Middleware] = []
+    middleware: list[Middleware] = [Middleware(RequestIds)]
     origins = gateway.settings.http.cors_origins
     if origins:
         middleware.append(
@@ -326,6 +327,7 @@ def create_app(gateway: Gateway) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
+            *([metrics_route(gateway.services.monitoring, gateway.settings.metrics)] if gateway.settings.metrics.enabled else []),
             *web_routes(),
         ],
         middleware=middleware,

@@ -8,9 +8,11 @@ its arguments and the formatted traceback before a handler sees the record.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import traceback
+from datetime import UTC, datetime
 from typing import Any
 
 #: the id of the request being served, for log lines and the `X-Request-Id` header
@@ -23,6 +25,40 @@ _SECRETS = re.compile(
 )
 REDACTED = "[REDACTED]"
 _installed = False
+#: an `X-Request-Id` a caller (a proxy, another service) sends is kept when it looks like an id
+_CALLER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id_from(offered: str | None, fallback: str) -> str:
+    """The caller's request id when it is a plain token of at most 64 characters, else ``fallback``."""
+    return offered if offered is not None and _CALLER_ID.fullmatch(offered) else fallback
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request id (and the traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", REQUEST_ID.get()),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            document["exception"] = record.exc_text or redact(self.formatException(record.exc_info))
+        return json.dumps(document, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure(level: str, log_format: str) -> None:
+    """The process's logging: ``text`` lines or ``json`` objects, each with the request id."""
+    install()  # before any handler formats `request_id`
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def redact(text: str) -> str:

@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message, SubscribeMessage
 
 from graph.http.rules import bearer_token
+from resolvers.common import metrics
 
 TOO_MANY_OPERATIONS = "TOO_MANY_SUBSCRIPTIONS"
 
@@ -84,6 +85,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
         await super().shutdown()
+
+    async def run_operation(self, operation: Operation[Any, None]) -> None:
+        metrics.subscriptions_open.inc()
+        try:
+            await super().run_operation(operation)
+        finally:
+            metrics.subscriptions_open.dec()
+
+    async def send_message(self, message: Message) -> None:
+        if message["type"] == "next":
+            metrics.subscription_events.inc()
+        await super().send_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection

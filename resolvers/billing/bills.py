@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.billing.budgets import CHANNEL, AlertRecord, thresholds_crossed
 from resolvers.billing.periods import BillingPeriod, Calendar
+from resolvers.common.ids import to_global_id
+from resolvers.webhooks.events import EventKind
+from resolvers.webhooks.outbox import enqueue_event
 from store import billing as billing_store
 from store import budgets as budget_store
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow
@@ -88,4 +91,22 @@ class BillBook:
         if not rows:
             return []
         await session.flush()
-        return [(CHANNEL, AlertRecord.from_row(row).to_message()) for row in rows]
+        notices: list[Notice] = []
+        for row in rows:
+            record = AlertRecord.from_row(row)
+            notices.append((CHANNEL, record.to_message()))
+            notices.extend(await enqueue_event(session, row.account_id, EventKind.BUDGET_ALERT, budget_alert(record)))
+        return notices
+
+
+def budget_alert(record: AlertRecord) -> dict[str, Any]:
+    """The data of a BUDGET_ALERT webhook event."""
+    return {
+        "accountId": to_global_id("Account", record.account_id),
+        "period": record.period,
+        "threshold": record.threshold,
+        "budget": str(record.budget),
+        "spent": str(record.spent),
+        "currency": record.currency,
+        "at": record.at.isoformat(),
+    }

@@ -19,8 +19,10 @@ from connectors.base import CenterDescription, CenterQuote, Connector, DeviceCap
 from connectors.catalog import AcceleratorModel, Catalog
 from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError
 from resolvers.centers.health import CenterHealth, CircuitBreaker
+from resolvers.common import metrics
 from resolvers.common.errors import CenterFault
 from resolvers.common.ids import to_global_id
+from resolvers.common.tracing import span
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -125,28 +127,39 @@ class CenterRegistry:
                 center.name,
                 f"center {center.name} is DOWN ({center.health.message}); skipped until it answers again",
             )
+        with span("connector call", {"aicn.center": center.name, "aicn.center.kind": center.kind}):
+            return await self._measured_call(center, operation)
+
+    async def _measured_call(self, center: Center, operation: Callable[[Connector], Awaitable[T]]) -> T:
+        metrics.connector_calls.labels(center.name).inc()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(center.deadline_seconds):
                 result = await operation(center.connector)
         except (TimeoutError, CenterTimeout):
+            metrics.connector_errors.labels(center.name, "CENTER_TIMEOUT").inc()
             center.breaker.record_failure(f"no answer within {center.deadline_seconds:g}s")
             raise CenterFault(
                 "CENTER_TIMEOUT", center.global_id, center.name, f"center {center.name} did not answer within {center.deadline_seconds:g}s"
             ) from None
         except CenterUnreachable as error:
+            metrics.connector_errors.labels(center.name, "CENTER_UNAVAILABLE").inc()
             center.breaker.record_failure(error.message)
             # CENTER_UNAVAILABLE, or a finer code of the same kind (CENTER_UNAUTHORIZED: credentials refused)
             raise CenterFault(error.code, center.global_id, center.name, f"center {center.name} is unavailable: {error.message}") from None
         except ConnectorError:
+            metrics.connector_errors.labels(center.name, "REFUSED").inc()
             center.breaker.record_success((time.perf_counter() - started) * 1000)
             raise  # the center answered: it refused, or does not know the job
         except Exception as error:  # a connector bug must not take the whole answer down
             log.exception("connector of center %s failed", center.name)
+            metrics.connector_errors.labels(center.name, "CONNECTOR_BUG").inc()
             center.breaker.record_failure(f"connector error: {type(error).__name__}")
             raise CenterFault(
                 "CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: connector error"
             ) from None
+        finally:
+            metrics.connector_seconds.labels(center.name).observe(time.perf_counter() - started)
         center.breaker.record_success((time.perf_counter() - started) * 1000)
         return result
 

@@ -23,8 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import CenterJobState, JobStatus, ProgressReport
 from resolvers.billing.metering import Settlement
+from resolvers.common.ids import to_global_id
 from resolvers.data.lineage import register_output_model
 from resolvers.jobs.states import TERMINAL_STATES, JobEventKind, JobState
+from resolvers.webhooks.events import EventKind
+from resolvers.webhooks.outbox import enqueue_event
 from store import jobs as job_store
 from store.bus import InMemoryBus
 from store.db import Database
@@ -163,6 +166,21 @@ def plan_changes(job: JobRow, status: JobStatus) -> Change:
     return change
 
 
+def job_ended(job: JobRow) -> dict[str, Any]:
+    """The data of a JOB_ENDED webhook event."""
+    return {
+        "jobId": to_global_id("Job", job.id),
+        "name": job.name,
+        "state": job.state.value,
+        "exitCode": job.exit_code,
+        "failureReason": job.failure_reason,
+        "centerId": to_global_id("ComputeCenter", job.center_id) if job.center_id is not None else None,
+        "submittedAt": job.submitted_at.isoformat(),
+        "startedAt": job.started_at.isoformat() if job.started_at else None,
+        "finishedAt": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
 class Meter(Protocol):
     async def settle(self, session: AsyncSession, job: JobRow) -> Settlement:
         """Meter ``job``, whose terminal columns are set, inside the caller's transaction."""
@@ -223,6 +241,8 @@ class JobLedger:
             if event["kind"] == JobEventKind.STATE and event["state"] == JobState.SUCCEEDED:
                 await register_output_model(session, job)
             rows.append(job_store.append_event(session, job, **event))
+            if event["kind"] == JobEventKind.STATE and event["state"] in TERMINAL_STATES:
+                notices.extend(await enqueue_event(session, job.owner_id, EventKind.JOB_ENDED, job_ended(job)))
         return rows
 
     async def announce(self, records: Sequence[EventRecord]) -> None:

@@ -1,7 +1,7 @@
 """peer gateways: this gateway's stable id, and the path of gateways a job came through
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Webhooks in the graph: endpoints, their deliveries and attempts."""

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints an account registers, the outbox of signed deliveries, and the deliverer."""
