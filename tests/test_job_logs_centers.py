@@ -13,8 +13,6 @@ from tests.ray_helpers import ray_center, require_ray
 from tests.slurm_helpers import slurm_center
 from tests.test_job_logs import LOGS, lines_of
 
-pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
 TICKS = "import time\nfor i in range(5):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.5)\n"
 
 

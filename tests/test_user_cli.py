@@ -21,10 +21,9 @@ import httpx
 import pexpect
 import pytest
 
+from tests.processes import JOB_PYTHON
 from tests.served_gateway import ServedGateway, write_config
 from tests.test_auth import CREATE_ACCOUNT, CREATE_TOKEN
-
-pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 BIN = Path(sys.executable).parent
 AICN = str(BIN / "aicn")
@@ -88,8 +87,8 @@ def submit(served: Served, *arguments: str, who: str = "alice") -> str:
     return done.stdout.strip()
 
 
-def test_submit_then_watch_under_a_pseudo_terminal(served: Served, database: Any) -> None:
-    line = f"id=$(aicn job submit --name train --cpus 1 --max-minutes 2 -- {shlex.quote(sys.executable)} -c {shlex.quote(PROGRESS)}) && aicn job watch $id"
+def test_submit_then_watch_under_a_pseudo_terminal(served: Served) -> None:
+    line = f"id=$(aicn job submit --name train --cpus 1 --max-minutes 2 -- {shlex.quote(JOB_PYTHON)} -c {shlex.quote(PROGRESS)}) && aicn job watch $id"
     terminal = pexpect.spawn("bash", ["-c", line], env=served.env(), encoding="utf-8", dimensions=(30, 120), timeout=60)
     terminal.expect("train")
     terminal.expect("100%")
@@ -99,8 +98,8 @@ def test_submit_then_watch_under_a_pseudo_terminal(served: Served, database: Any
     assert terminal.exitstatus == 0, terminal.before
 
 
-def test_watch_exits_with_the_jobs_own_status(served: Served, database: Any) -> None:
-    job_id = submit(served, "--", sys.executable, "-c", "import sys; print('bad'); sys.exit(3)")
+def test_watch_exits_with_the_jobs_own_status(served: Served) -> None:
+    job_id = submit(served, "--", JOB_PYTHON, "-c", "import sys; print('bad'); sys.exit(3)")
     watched = served.run("job", "watch", job_id)
     assert watched.returncode == 3, (watched.stdout, watched.stderr)
     assert "FAILED" in watched.stderr and "exit code 3" in watched.stderr
@@ -108,11 +107,11 @@ def test_watch_exits_with_the_jobs_own_status(served: Served, database: Any) -> 
     assert events.returncode == 3 and json.loads(events.stdout.splitlines()[-1])["state"] == "FAILED"
 
 
-def test_submit_from_a_file_list_show_logs_and_cancel(served: Served, database: Any, tmp_path: Path) -> None:
+def test_submit_from_a_file_list_show_logs_and_cancel(served: Served, tmp_path: Path) -> None:
     job_file = tmp_path / "job.toml"
     script = "import os, time\nfor i in range(3):\n    print(f'line {i} {os.environ[\"GREETING\"]}', flush=True)\n    time.sleep(0.3)\n"
     job_file.write_text(
-        f'name = "from-file"\ncommand = {json.dumps([sys.executable, "-c", script])}\nenvironment = {{ GREETING = "hi" }}\n\n[request]\nmaxDurationMinutes = 1\ncpus = 1\n'
+        f'name = "from-file"\ncommand = {json.dumps([JOB_PYTHON, "-c", script])}\nenvironment = {{ GREETING = "hi" }}\n\n[request]\nmaxDurationMinutes = 1\ncpus = 1\n'
     )
     submitted = served.run("job", "submit", "--file", str(job_file), "--json")
     assert submitted.returncode == 0, submitted.stderr
@@ -128,21 +127,21 @@ def test_submit_from_a_file_list_show_logs_and_cancel(served: Served, database: 
     shown = served.run("job", "show", job["id"])
     assert "from-file" in shown.stdout and "SUCCEEDED" in shown.stdout
 
-    sleeper = submit(served, "--name", "sleeper", "--", sys.executable, "-c", "import time; time.sleep(60)")
+    sleeper = submit(served, "--name", "sleeper", "--", JOB_PYTHON, "-c", "import time; time.sleep(60)")
     cancelled = served.run("job", "cancel", sleeper, "--json")
     assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] in {"CANCELLING", "CANCELLED"}
     watched = served.run("job", "watch", sleeper)
     assert "CANCELLED" in watched.stderr and watched.returncode == 143  # the job's own status: killed by SIGTERM
 
 
-def test_centers_offers_and_bill(served: Served, database: Any) -> None:
+def test_centers_offers_and_bill(served: Served) -> None:
     centers = served.run("centers")
     assert centers.returncode == 0 and "local" in centers.stdout and "cpu-core" in centers.stdout and "0.500000" in centers.stdout
     assert json.loads(served.run("centers", "--json").stdout)[0]["kind"] == "LOCAL"
     offers = json.loads(served.run("offers", "--cpus", "2", "--max-minutes", "30", "--json").stdout)
     assert offers[0]["center"]["name"] == "local" and offers[0]["feasible"] is True
     assert "local" in served.run("offers", "--cpus", "2").stdout
-    job_id = submit(served, "--", sys.executable, "-c", "print('billed')")
+    job_id = submit(served, "--", JOB_PYTHON, "-c", "print('billed')")
     assert served.run("job", "watch", job_id).returncode == 0
     bill = served.run("bill", "show", "--json")
     assert bill.returncode == 0, bill.stderr
@@ -160,7 +159,7 @@ def one_error_line(done: subprocess.CompletedProcess[str], code: str) -> str:
     return lines[0]
 
 
-def test_bad_input_is_one_clear_line_with_its_code(served: Served, database: Any, tmp_path: Path) -> None:
+def test_bad_input_is_one_clear_line_with_its_code(served: Served, tmp_path: Path) -> None:
     bare = {key: value for key, value in served.env().items() if not key.startswith("AICN_")}
     bare["XDG_CONFIG_HOME"] = str(tmp_path / "nothing")
     line = one_error_line(served.run("job", "list", env=bare), "NOT_CONFIGURED")
@@ -174,7 +173,7 @@ def test_bad_input_is_one_clear_line_with_its_code(served: Served, database: Any
     profile.chmod(0o600)
     assert served.run("centers", env={**bare, "AICN_PROFILE": str(profile)}).returncode == 0
 
-    alices = submit(served, "--", sys.executable, "-c", "print('mine')")
+    alices = submit(served, "--", JOB_PYTHON, "-c", "print('mine')")
     assert "no job" in one_error_line(served.run("job", "watch", alices, who="bob"), "NOT_FOUND")
     one_error_line(served.run("job", "logs", alices, "--follow", who="bob"), "NOT_FOUND")
     one_error_line(served.run("job", "cancel", alices, who="bob"), "NOT_FOUND")
@@ -189,7 +188,7 @@ def test_bad_input_is_one_clear_line_with_its_code(served: Served, database: Any
     assert "cpus" in one_error_line(served.run("job", "submit", "--file", str(bad_file)), "BAD_JOB_FILE")
 
 
-def test_every_help_explains_its_options_and_the_operator_commands_stay(served: Served, database: Any) -> None:
+def test_every_help_explains_its_options_and_the_operator_commands_stay(served: Served) -> None:
     import typer
 
     from aicn.client.app import app

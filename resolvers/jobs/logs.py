@@ -234,33 +234,35 @@ class _Follower:
         notes: list[str] = []
         data = bytearray()
         exhausted = False
+        offset = self.offset  # kept only once every read of this poll has answered: a failed poll reads again
         try:
             while len(data) < READ_BUDGET:
-                chunk = await self.stream._read(self.center, self.external_id, self.offset, min(BLOCK, READ_BUDGET - len(data)))
-                if chunk.start > self.offset:
-                    notes.append(marker(f"{chunk.start - self.offset} bytes of output skipped: the center no longer holds them"))
-                elif chunk.start < self.offset:
+                chunk = await self.stream._read(self.center, self.external_id, offset, min(BLOCK, READ_BUDGET - len(data)))
+                if chunk.start > offset:
+                    notes.append(marker(f"{chunk.start - offset} bytes of output skipped: the center no longer holds them"))
+                elif chunk.start < offset:
                     notes.append(marker(f"the output was replaced: read again from byte {chunk.start}"))
-                self.offset = chunk.next_offset
+                offset = chunk.next_offset
                 data += chunk.data
                 if len(chunk.data) == 0:
                     exhausted = True
                     break
+            restart = False
             if not exhausted:  # writing faster than a reader can follow: go on from the end
                 latest = await self.stream._read(self.center, self.external_id, -BLOCK, BLOCK)
-                if latest.start > self.offset:
-                    notes.append(
-                        marker(f"{latest.start - self.offset} bytes of output skipped: the job writes faster than it can be followed")
-                    )
-                    self.offset = latest.start
-                    self.splitter = LineSplitter()
-            if self._center_trouble is not None:
-                notes.append(marker(f"center {self.center.name} answers again"))
-                self._center_trouble = None
-            self.pause = self.stream.poll_seconds
+                if latest.start > offset:
+                    notes.append(marker(f"{latest.start - offset} bytes of output skipped: the job writes faster than it can be followed"))
+                    offset, restart = latest.start, True
         except CenterFault as fault:
             return self.trouble(fault), True
+        self.offset = offset
+        if self._center_trouble is not None:
+            notes.append(marker(f"center {self.center.name} answers again"))
+            self._center_trouble = None
+        self.pause = self.stream.poll_seconds
         lines, cut = self.splitter.feed(bytes(data))
+        if restart:
+            self.splitter = LineSplitter()  # the line it held was cut by the skip
         if final and exhausted:
             last, last_cut = self.splitter.flush()
             if last is not None:
