@@ -31,6 +31,7 @@ from resolvers.billing.metering import Meter
 from resolvers.billing.periods import Calendar
 from resolvers.billing.reads import BillingReads
 from resolvers.billing.service import BillingService
+from resolvers.billing.settlement import PeerSettlements
 from resolvers.centers.health import CircuitBreaker
 from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
@@ -60,13 +61,14 @@ from resolvers.webhooks.destinations import DestinationPolicy
 from resolvers.webhooks.service import WebhookService
 from store import accounts as account_store
 from store import centers as center_store
+from store import gateway as gateway_store
 from store.bus import InMemoryBus, RedisBus
 from store.db import Database
 
 log = logging.getLogger("aicn")
 
 
-def build_connector(config: CenterConfig, settings: Settings) -> Connector:
+def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = "") -> Connector:
     if config.kind == "LOCAL":
         devices = {device.accelerator: device.count for device in config.devices}
         local = config.local or LocalConfig()
@@ -101,6 +103,20 @@ def build_connector(config: CenterConfig, settings: Settings) -> Connector:
         ray = config.ray or RayConfig()
         return RayConnector(
             config.name, ray.url, token=ray.resolved_token(), resource_models=ray.resource_models, request_timeout=ray.request_timeout
+        )
+    if config.kind == "PEER":
+        from connectors.peer.connector import PeerConnector
+
+        assert config.peer is not None  # the settings refuse a PEER center without its section
+        peer = config.peer
+        return PeerConnector(
+            config.name,
+            peer.url,
+            peer.resolved_token(),
+            gateway_id=gateway_id,
+            markup=peer.markup,
+            request_timeout=peer.request_timeout,
+            reconnect_seconds=peer.reconnect_seconds,
         )
     raise ValueError(f"unknown center kind {config.kind}")
 
@@ -169,6 +185,7 @@ class Runtime:
         self.inference = ServiceService(
             self.db, self.registry, self.jobs, service_ledger, self.service_controller, self.proxy, serving_policy
         )
+        self.gateway_id = ""
         self._warned_unisolated = False
         self._isolated_local_centers: list[str] = []
         self.services = Services(
@@ -193,6 +210,7 @@ class Runtime:
             services=self.inference,
             service_reads=ServiceReads(self.db),
             service_streams=ServiceStreams(self.db, self.bus),
+            settlements=PeerSettlements(self.db, self.registry, policy.calendar),
             webhooks=self.webhooks,
             monitoring=Monitoring(self.db, self.registry),
         )
@@ -238,10 +256,12 @@ class Runtime:
         await self.bus.start()
         async with self.db.transaction() as session:
             account = await account_store.ensure_account(session, self.settings.account_name)
+            self.gateway_id = await gateway_store.ensure_gateway_id(session)
             rows = await center_store.sync_centers(
                 session,
                 [(c.name, c.kind, c.display_name or c.name, c.region) for c in self.settings.centers],
             )
+        self.dispatcher.gateway_id = self.gateway_id
         self.default_viewer = Viewer(account_id=account.id, is_admin=False)
         admin_token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
         issued = await self.access.bootstrap(account.id, admin_token)
@@ -250,7 +270,7 @@ class Runtime:
             log.warning("first start: an admin token was created and printed to stdout (prefix %s)", issued[:12])
         centers: list[Center] = []
         for config, row in zip(self.settings.centers, rows, strict=True):
-            connector = self.connector_overrides.get(config.name) or build_connector(config, self.settings)
+            connector = self.connector_overrides.get(config.name) or build_connector(config, self.settings, self.gateway_id)
             await connector.start()
             centers.append(
                 Center(
@@ -269,6 +289,7 @@ class Runtime:
                     data_root=self._data_root(config),
                     storage_bytes=config.storage_bytes,
                     reads_gateway_files=config.reads_gateway_files,
+                    markup=config.peer.markup if config.peer is not None else Decimal(0),
                 )
             )
         self.registry.replace(centers)
@@ -283,6 +304,8 @@ class Runtime:
                 reconciler.start()
                 self.reconcilers.append(reconciler)
             by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
+            for reconciler in self.reconcilers:  # a center that tells of changes unasked is looked at at once
+                reconciler.center.connector.on_activity = reconciler.wake
             self.dispatcher.on_hand_over = lambda center_id: by_center[center_id].wake() if center_id in by_center else None
             self.service_controller.start()
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)

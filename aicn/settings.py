@@ -118,11 +118,45 @@ class ServicesConfig(BaseModel):
     max_payload_bytes: int = Field(default=1_048_576, ge=1)
 
 
+class PeerConfig(BaseModel):
+    """``[centers.peer]``: another aicn gateway, reached over its GraphQL API with a token of an account there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="the peer's GraphQL endpoint, e.g. http://127.0.0.1:8001/graphql")
+    token: SecretStr | None = None
+    token_file: str | None = Field(default=None, description="a file holding the token")
+    #: added to the peer's price per standard-unit-hour (the origin's margin); 0 resells at cost
+    markup: Decimal = Field(default=Decimal("0"), ge=0)
+    request_timeout: float = Field(default=10.0, gt=0)
+    #: how long the live link waits before it connects again after a drop
+    reconnect_seconds: float = Field(default=0.5, gt=0)
+
+    @field_validator("markup")
+    @classmethod
+    def _exact_markup(cls, amount: Decimal) -> Decimal:
+        if amount != amount.quantize(Decimal("0.000001")):
+            raise ValueError("markup must have at most 6 decimal places")
+        return amount
+
+    @model_validator(mode="after")
+    def _one_token(self) -> PeerConfig:
+        if self.token is None and self.token_file is None:
+            raise ValueError("a peer needs token or token_file: a token of the account at the peer that the peer bills")
+        return self
+
+    def resolved_token(self) -> str:
+        if self.token is not None:
+            return self.token.get_secret_value()
+        assert self.token_file is not None
+        return Path(self.token_file).read_text().strip()
+
+
 class CenterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    kind: Literal["LOCAL", "SLURM", "RAY"] = "LOCAL"
+    kind: Literal["LOCAL", "SLURM", "RAY", "PEER"] = "LOCAL"
     display_name: str | None = None
     region: str | None = None
     devices: list[DeviceConfig] = Field(default_factory=list)
@@ -142,6 +176,7 @@ class CenterConfig(BaseModel):
     slurm: SlurmConfig | None = None
     local: LocalConfig | None = None
     ray: RayConfig | None = None
+    peer: PeerConfig | None = None
 
     @model_validator(mode="after")
     def _needs_slurm_section(self) -> CenterConfig:
@@ -149,6 +184,8 @@ class CenterConfig(BaseModel):
             self.slurm = SlurmConfig()
         if self.kind == "RAY" and self.ray is None:
             self.ray = RayConfig()
+        if self.kind == "PEER" and self.peer is None:
+            raise ValueError(f"center {self.name}: a PEER center needs a [centers.peer] section with url and token")
         return self
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from connectors.errors import LogsNotReadable, SubmissionRejected
@@ -61,6 +62,8 @@ class DeviceCapacity:
     devices_total: int
     devices_free: int
     partition: str | None = None
+    #: the center's own price per standard-unit-hour, when it sets one (a PEER quotes its network's)
+    price_per_unit_hour: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,35 @@ class JobSpec:
     cpus: int | None = None
     memory_gb: float | None = None
     partition: str | None = None
+    #: the stable ids of the gateways the job has passed through, its origin first (this one last)
+    via: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuoteRequest:
+    """A resource request as a user gave it, for a center that quotes for itself."""
+
+    max_duration_minutes: float
+    accelerator: str | None = None
+    devices: int | None = None
+    standard_units: float | None = None
+    cpus: int | None = None
+    memory_gb: float | None = None
+    policy: str = "CHEAPEST"
+
+
+@dataclass(frozen=True)
+class CenterQuote:
+    """A center's own best offer for a QuoteRequest, with its own reason and estimated start."""
+
+    accelerator: str
+    devices: int
+    devices_total: int
+    devices_free: int
+    price_per_unit_hour: Decimal | None
+    feasible: bool
+    reason: str | None = None
+    estimated_start: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -147,12 +179,24 @@ class Connector(abc.ABC):
     """One compute center behind one small async interface."""
 
     kind: str = "ABSTRACT"
+    #: True for a center that prices requests itself (``quote``): the gateway asks it instead of its capacity
+    quotes_itself: bool = False
     #: True when the center has no time limit of its own that ends a job promptly: the gateway's
     #: reconciler then stops a job that runs past its limit (through ``cancel``) and ends it TIME_LIMIT
     time_limits_by_gateway: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name
+        #: called when the center tells of a change unasked (a live link): the caller looks sooner
+        self.on_activity: Callable[[], None] | None = None
+
+    async def quote(self, request: QuoteRequest) -> CenterQuote | None:
+        """The center's own offer; None (the default) leaves pricing to the gateway's configuration."""
+        return None
+
+    async def charges(self, external_ids: Sequence[str]) -> dict[str, Decimal] | None:
+        """What the center charged for each of these jobs, when it keeps its own bills; None when it does not."""
+        return None
 
     async def start(self) -> None:
         """Open connections, recover local state; called once before any other call."""

@@ -24,6 +24,12 @@ class CenterUnreachable(ConnectorError):
     code = "CENTER_UNAVAILABLE"
 
 
+class CenterRefusedCredentials(CenterUnreachable):
+    """The center no longer accepts the gateway's credentials (a revoked or expired token)."""
+
+    code = "CENTER_UNAUTHORIZED"
+
+
 class CenterTimeout(ConnectorError):
     """The center did not answer within its deadline."""
 

@@ -18,9 +18,10 @@ from graph.access.mutations import AccessMutation
 from graph.access.query import AccountQuery, ViewerQuery
 from graph.billing.mutations import BillingMutation
 from graph.billing.query import BillingQuery
+from graph.billing.settlement import SettlementQuery
 from graph.billing.subscription import BillingSubscription
 from graph.billing.types import Bill, UsageRecord
-from graph.centers.query import CatalogQuery, CenterQuery
+from graph.centers.query import CatalogQuery, CenterQuery, GatewayQuery
 from graph.centers.subscription import CenterSubscription
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.errors import ShapeErrors
@@ -50,6 +51,7 @@ Query = merge_types(
     (
         NodeQuery,
         ViewerQuery,
+        GatewayQuery,
         CenterQuery,
         OfferQuery,
         CatalogQuery,
@@ -57,6 +59,7 @@ Query = merge_types(
         ServiceQuery,
         DataQuery,
         BillingQuery,
+        SettlementQuery,
         AccountQuery,
         AuditQuery,
         WebhookQuery,

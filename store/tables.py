@@ -90,6 +90,8 @@ class JobRow(Base):
     cost: Mapped[Decimal] = mapped_column(Fixed(20, 6), default=Decimal(0), server_default="0")
     #: a replica of this inference service (migration 0010); None for every other job
     service_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    #: the stable ids of the gateways that handed this job on, its origin first (null: submitted here)
+    via: Mapped[list[str] | None] = mapped_column(Document)
 
 
 class JobEventRow(Base):

@@ -39,6 +39,10 @@ COVERED = {
     ("UsageRecord", "amount"), ("UsageRecord", "standardUnitsPerDevice"), ("UsageRecord", "standardUnitHours"),
     ("Money", "amount"), ("Account", "lowBalanceThreshold"), ("BalanceEntry", "amount"), ("BalanceEntry", "balanceAfter"),
     ("Job", "costSoFar"), ("Job", "hold"), ("InferenceService", "pricePerUnitHour"),
+    # a settlement needs a peer gateway: tests/test_peer_e2e.py sweeps these the same way
+    ("PeerSettlement", "originCharged"), ("PeerSettlement", "expectedPeerCharge"), ("PeerSettlement", "peerCharged"),
+    ("PeerSettlement", "margin"), ("PeerSettlementLine", "originAmount"), ("PeerSettlementLine", "expectedPeerAmount"),
+    ("PeerSettlementLine", "peerAmount"), ("PeerSettlementLine", "difference"),
 }  # fmt: skip
 
 

@@ -8,8 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from aicn.settings import Settings
+from aicn.settings import CenterConfig, Settings
 
 CONFIG = """
 data_dir = "{data}"
@@ -168,3 +169,26 @@ def test_a_job_user_the_gateway_cannot_use_fails_the_start_in_one_line(tmp_path:
         "aicn: configuration: centers.local.run_as: 'root' is the gateway's own user; jobs need a user of their own"
     ]
     assert "aicn_" not in done.stdout + done.stderr  # no admin token made: the check runs before anything is created
+
+
+def test_a_peer_center_needs_its_section_and_a_token_and_hides_it(tmp_path: Path) -> None:
+    from aicn.runtime import build_connector
+    from aicn.settings import PeerConfig
+    from connectors.peer.connector import PeerConnector
+
+    with pytest.raises(ValidationError, match=r"centers\.peer"):
+        CenterConfig(name="p", kind="PEER")
+    with pytest.raises(ValidationError, match="token"):
+        PeerConfig(url="http://127.0.0.1:8001/graphql")
+    with pytest.raises(ValidationError, match="extra"):
+        PeerConfig(url="http://127.0.0.1:8001/graphql", token="x" * 30, tokn="typo")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="6 decimal places"):
+        PeerConfig(url="http://127.0.0.1:8001/graphql", token="x" * 30, markup="0.0000001")  # type: ignore[arg-type]
+    token_file = tmp_path / "token"
+    token_file.write_text("aicn_peer-file-token-0123456789abcdef\n")
+    config = CenterConfig(name="p", kind="PEER", peer=PeerConfig(url="http://127.0.0.1:8001/graphql", token_file=str(token_file)))
+    inline = PeerConfig(url="http://127.0.0.1:8001/graphql", token="aicn_inline-peer-token-0123456789")  # type: ignore[arg-type]
+    assert "inline-peer-token" not in repr(inline) and "inline-peer-token" not in str(inline.model_dump())
+    connector = build_connector(config, Settings(data_dir=tmp_path), "gw-test")
+    assert isinstance(connector, PeerConnector) and connector.kind == "PEER" and connector.markup == 0
+    assert "peer-file-token" not in repr(connector) and "peer-file-token" not in repr(connector.graph)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import strawberry
 from strawberry.types import Info
 
@@ -41,3 +43,23 @@ class CatalogQuery:
     @strawberry.field(description="The catalog's version: the shipped table's date, with +local when the config changes it.")
     def accelerator_catalog_version(self, info: Info[Context, None]) -> str:
         return info.context.services.centers.catalog.version
+
+
+@strawberry.type(description="This gateway: its stable id (peers know it by that) and its version.")
+class GatewayInfo:
+    id: str
+    version: str
+
+
+@strawberry.type
+class GatewayQuery:
+    @strawberry.field(description="This gateway's stable id and version: what a peer gateway asks first.")
+    def gateway(self, info: Info[Context, None]) -> GatewayInfo:
+        return GatewayInfo(id=info.context.services.jobs.gateway_id, version=gateway_version())
+
+
+def gateway_version() -> str:
+    try:
+        return metadata.version("aicn")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"

@@ -123,6 +123,28 @@ class Capacity:
         )
 
 
+@strawberry.type(description="The link to a PEER center: another aicn gateway, reached with a token of an account there.")
+class PeerLink:
+    url: str
+    account: str | None = strawberry.field(description="The account at the peer that the peer bills for this gateway's jobs.")
+    version: str | None = strawberry.field(description="The peer gateway's version.")
+    gateway_id: str | None = strawberry.field(description="The peer gateway's stable id (a job's path of gateways lists these).")
+    latency_ms: float | None = strawberry.field(description="How long the peer took to answer the last call, in milliseconds.")
+
+    @classmethod
+    def of(cls, center: Center) -> PeerLink:
+        detail = center.description.detail if center.description is not None else {}
+        url = getattr(center.connector, "url", None) or detail.get("url") or ""
+        latency = center.health.latency_ms
+        return cls(
+            url=str(url),
+            account=detail.get("account"),
+            version=center.description.version if center.description is not None else None,
+            gateway_id=detail.get("gatewayId"),
+            latency_ms=round(latency, 3) if latency is not None else None,
+        )
+
+
 @strawberry.type(description="One compute center of the network, reached through one connector.")
 class ComputeCenter(Node):
     id: strawberry.ID
@@ -154,6 +176,13 @@ class ComputeCenter(Node):
             checked_at=health.checked_at,
             message=health.message,
         )
+
+    @strawberry.field(description="On a PEER center: the link to the other gateway (never its token). Null on other kinds.")
+    def peer(self, info: Info[Context, None]) -> PeerLink | None:
+        center = info.context.services.centers.get(self.key)
+        if center is None or center.kind != "PEER":
+            return None
+        return PeerLink.of(center)
 
     @strawberry.field(description="What the center offers, asked now. Null (with an error naming the center) when it does not answer.")
     async def compute_units(self, info: Info[Context, None]) -> list[ComputeUnit] | None:

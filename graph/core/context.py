@@ -34,6 +34,8 @@ class Context:
     websocket: bool = False
     #: the `connection_init` payload of a WebSocket (strawberry sets it)
     connection_params: dict[str, Any] | None = None
+    #: the gateways this request came through (the ``aicn-via`` header of a peer's call), origin first
+    via: tuple[str, ...] = ()
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

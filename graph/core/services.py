@@ -12,6 +12,7 @@ from resolvers.access.throttle import Throttle
 from resolvers.billing.budgets import BudgetAlertStream
 from resolvers.billing.reads import BillingReads
 from resolvers.billing.service import BillingService
+from resolvers.billing.settlement import PeerSettlements
 from resolvers.centers.registry import CenterRegistry
 from resolvers.data.downloads import Downloads
 from resolvers.data.reads import DataReads
@@ -50,6 +51,7 @@ class Services:
     services: ServiceService
     service_reads: ServiceReads
     service_streams: ServiceStreams
+    settlements: PeerSettlements
     webhooks: WebhookService
     monitoring: Monitoring
     transfers: TransferService | None = None

@@ -63,7 +63,10 @@ FIELD_COSTS: Mapping[str, int] = {
     "Job.logs": 5,
     "Query.jobStats": 2,  # one GROUP BY over the caller's jobs
     "ComputeCenter.queueLength": 1,  # one COUNT per batch of centers
+    "Job.logBytes": 5,
     "Subscription.jobLogs": 5,
+    # reads the peer's usage records through its graph
+    "Query.peerSettlement": 10,
 }
 #: a list field with one of these list arguments has one item per element (`nodes(ids:)`, federation's `_entities`)
 LIST_ARGUMENTS = ("ids", "representations")

@@ -21,6 +21,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
+from connectors.hops import VIA, VIA_HEADER, parse_via
 from graph.core.context import Context
 from graph.core.services import Services
 from graph.gate.extension import unauthenticated
@@ -145,6 +146,7 @@ class GraphQLApp(GraphQL[Context, None]):
             request_id=getattr(request.state, "request_id", None) or new_request_id(),
             throttle_key=self._throttle_key(viewer, request),
             websocket=isinstance(request, WebSocket),
+            via=parse_via(request.headers.get(VIA_HEADER)),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -193,7 +195,15 @@ class GraphQLApp(GraphQL[Context, None]):
                     message = unauthenticated("the token is not valid (unknown, revoked or expired)").message
                     return error_response(request, 401, message, "UNAUTHENTICATED", WWW_AUTHENTICATE)
                 request.state.viewer = viewer
-            return await self.run(request)
+            via = parse_via(request.headers.get(VIA_HEADER))
+            if self.gateway.services.jobs.gateway_id in via:
+                message = f"this gateway is already on the call's path ({', '.join(via)}): answering would loop"
+                return error_response(request, 409, message, "PEER_LOOP")
+            token = VIA.set(via)  # a peer connector called while serving this request forwards the path
+            try:
+                return await self.run(request)
+            finally:
+                VIA.reset(token)
         except PersistedRefusal as refusal:
             return error_response(request, refusal.status, refusal.message, refusal.code)
         except BodyTooLarge:

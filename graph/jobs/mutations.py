@@ -43,6 +43,7 @@ class JobMutation:
             output_dataset_name=input.output_dataset_name,
             idempotency_key=input.idempotency_key,
             priority=input.priority,
+            via=info.context.via,
         )
         outcome = await info.context.services.jobs.submit(info.context.viewer, request)
         return SubmitJobPayload(

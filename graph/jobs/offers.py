@@ -9,14 +9,16 @@ from decimal import Decimal
 import strawberry
 from strawberry.types import Info
 
+from connectors.base import CenterQuote
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.errors import center_error
 from graph.core.money import Money
 from graph.jobs.enums import PlacementPolicy
 from graph.jobs.inputs import ResourceRequestInput
-from resolvers.centers.registry import ComputeUnitInfo
+from resolvers.centers.registry import Center, ComputeUnitInfo
 from resolvers.common.errors import BadRequest, CenterFault
+from resolvers.jobs.offers import quote_request
 from resolvers.jobs.service import validate_resources
 
 
@@ -49,9 +51,22 @@ class OfferQuery:
         problems = validate_resources(resources, services.centers)
         if problems:
             raise BadRequest("; ".join(problem.message for problem in problems), problems[0].code)
-        centers = services.centers.all()
+        registry = services.centers
+        centers = registry.all()
         loader = info.context.loaders.capacity
-        answers = await asyncio.gather(*(loader.load(center.id) for center in centers), return_exceptions=True)
+        asked = quote_request(resources, policy.value)
+        quotes: dict[int, CenterQuote] = {}
+
+        async def ask(center: Center) -> list[ComputeUnitInfo]:
+            if not center.connector.quotes_itself:
+                return await loader.load(center.id)
+            quote = await registry.quote_of(center, asked)  # a PEER prices the request itself: one round trip
+            if quote is None:
+                return await loader.load(center.id)
+            quotes[center.id] = quote
+            return registry.units_of_quote(center, quote)
+
+        answers = await asyncio.gather(*(ask(center) for center in centers), return_exceptions=True)
         units: dict[int, list[ComputeUnitInfo] | CenterFault] = {}
         for center, answer in zip(centers, answers, strict=True):
             if isinstance(answer, CenterFault):
@@ -59,7 +74,7 @@ class OfferQuery:
             elif isinstance(answer, BaseException):
                 raise answer
             units[center.id] = answer
-        candidates = await services.jobs.offers(info.context.viewer, resources, policy.value, units)
+        candidates = await services.jobs.offers(info.context.viewer, resources, policy.value, units, quotes)
         currency = services.centers.currency
 
         def money(amount: Decimal | None) -> Money | None:

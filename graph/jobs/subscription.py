@@ -28,6 +28,7 @@ class JobSubscription:
         if job is None:
             raise BadRequest("no such job", "NOT_FOUND")
         async for record in info.context.services.job_streams.job_events(job.row, after or 0):
+            info.context.refresh_loaders()  # an event's `job` is read as of the event, not as the first one cached it
             yield JobEvent.from_record(record)
 
     @strawberry.subscription(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import strawberry
 from strawberry.types import Info
 
+from connectors.base import MAX_LOG_READ_BYTES
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.money import Money
@@ -219,6 +221,11 @@ class Job(Node):
         center = info.context.services.centers.get(self.row.center_id)
         return ComputeCenter.from_center(center) if center else None
 
+    @strawberry.field(description="On a PEER center: the job's id in the peer's own graph.")
+    def remote_id(self, info: Info[Context, None]) -> str | None:
+        center = info.context.services.centers.get(self.row.center_id) if self.row.center_id is not None else None
+        return self.row.external_id if center is not None and center.kind == "PEER" else None
+
     @strawberry.field(description="The compute unit the job runs on (asks the center).")
     async def compute_unit(self, info: Info[Context, None]) -> ComputeUnit | None:
         if self.row.center_id is None:
@@ -293,6 +300,25 @@ class Job(Node):
         if not 1 <= tail_lines <= MAX_TAIL_LINES:
             raise BadRequest(f"tailLines must be between 1 and {MAX_TAIL_LINES}")
         return await info.context.services.jobs.logs(self.row, tail_lines)
+
+    @strawberry.field(
+        description="At most `maxBytes` (1 MiB at most) of the job's output from byte `offset`; a negative offset reads the last "
+        "bytes. Null until the job is at a center."
+    )
+    async def log_bytes(self, info: Info[Context, None], offset: BigInt, max_bytes: int = 65536) -> LogBytes | None:
+        if not 1 <= max_bytes <= MAX_LOG_READ_BYTES:
+            raise BadRequest(f"maxBytes must be between 1 and {MAX_LOG_READ_BYTES}")
+        chunk = await info.context.services.jobs.read_log(self.row, int(offset), max_bytes)
+        if chunk is None:
+            return None
+        return LogBytes(data=base64.b64encode(chunk.data).decode(), start=BigInt(chunk.start), next_offset=BigInt(chunk.next_offset))
+
+
+@strawberry.type(description="Bytes of a job's output, base64: what a peer gateway reads to follow a delegated job's output.")
+class LogBytes:
+    data: str = strawberry.field(description="The bytes, base64-encoded.")
+    start: BigInt = strawberry.field(description="The byte of the output `data` starts at (later than asked when older bytes are gone).")
+    next_offset: BigInt = strawberry.field(description="Where to read on: start plus the length of the bytes.")
 
 
 @strawberry.type(description="Lines of a job's output, as `jobLogs` sends them.")

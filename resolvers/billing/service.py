@@ -91,10 +91,12 @@ class BillingService:
 
     # ------------------------------------------------------------------ submission
 
-    def quote(self, center: Center, accelerator: str, devices: int, max_minutes: float) -> Quote:
+    def quote(self, center: Center, accelerator: str, devices: int, max_minutes: float, unit_price: Decimal | None = None) -> Quote:
+        """The terms for a job: ``unit_price`` as the center's compute unit priced it, else the configured price."""
         model = self.catalog.get(accelerator)
         units = model.standard_units if model is not None else 0.0
-        return make_quote(center.price_for(accelerator), self.currency, units, devices, max_minutes)
+        price = unit_price if unit_price is not None else center.price_for(accelerator)
+        return make_quote(price, self.currency, units, devices, max_minutes)
 
     async def reserve(
         self, session: AsyncSession, account_id: int, hold: Decimal, notices: list[Notice] | None = None

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
-from connectors.base import Connector, DeviceCapacity
+from connectors.base import CenterDescription, CenterQuote, Connector, DeviceCapacity, QuoteRequest
 from connectors.catalog import AcceleratorModel, Catalog
 from connectors.errors import CenterTimeout, CenterUnreachable, ConnectorError
 from resolvers.centers.health import CenterHealth, CircuitBreaker
@@ -59,6 +59,10 @@ class Center:
     storage_bytes: int | None = None
     #: False: models are copied into the data root before this center serves them
     reads_gateway_files: bool = True
+    #: what the center last said about itself (its probe's answer)
+    description: CenterDescription | None = None
+    #: on a PEER center: what this gateway adds to the peer's price per standard-unit-hour
+    markup: Decimal = Decimal(0)
 
     @property
     def health(self) -> CenterHealth:
@@ -148,9 +152,8 @@ class CenterRegistry:
         except CenterUnreachable as error:
             metrics.connector_errors.labels(center.name, "CENTER_UNAVAILABLE").inc()
             center.breaker.record_failure(error.message)
-            raise CenterFault(
-                "CENTER_UNAVAILABLE", center.global_id, center.name, f"center {center.name} is unavailable: {error.message}"
-            ) from None
+            # CENTER_UNAVAILABLE, or a finer code of the same kind (CENTER_UNAUTHORIZED: credentials refused)
+            raise CenterFault(error.code, center.global_id, center.name, f"center {center.name} is unavailable: {error.message}") from None
         except ConnectorError:
             metrics.connector_errors.labels(center.name, "REFUSED").inc()
             center.breaker.record_success((time.perf_counter() - started) * 1000)
@@ -170,7 +173,7 @@ class CenterRegistry:
     async def probe(self, center: Center) -> CenterHealth:
         """Ask the center who it is; the answer (or its absence) is its health."""
         try:
-            await self.call(center, lambda connector: connector.describe(), probing=True)
+            center.description = await self.call(center, lambda connector: connector.describe(), probing=True)
         except (CenterFault, ConnectorError):
             pass
         return center.health
@@ -188,7 +191,9 @@ class CenterRegistry:
                     partition=entry.partition,
                     devices_total=entry.devices_total,
                     devices_available=entry.devices_free,
-                    price_per_unit_hour=center.price_for(entry.accelerator),
+                    price_per_unit_hour=entry.price_per_unit_hour
+                    if entry.price_per_unit_hour is not None
+                    else center.price_for(entry.accelerator),
                 )
             )
         return units
@@ -196,3 +201,14 @@ class CenterRegistry:
     async def capacity_of(self, center: Center) -> list[ComputeUnitInfo]:
         capacity = await self.call(center, lambda connector: connector.capacity())
         return self.compute_units(center, capacity)
+
+    async def quote_of(self, center: Center, request: QuoteRequest) -> CenterQuote | None:
+        """The center's own offer for a request (a PEER's), or None when it leaves pricing to the gateway."""
+        return await self.call(center, lambda connector: connector.quote(request))
+
+    def units_of_quote(self, center: Center, quote: CenterQuote) -> list[ComputeUnitInfo]:
+        """The compute unit a center's own offer is on, as the gateway's offers read units."""
+        if quote.price_per_unit_hour is None:
+            return []
+        capacity = DeviceCapacity(quote.accelerator, quote.devices_total, quote.devices_free, None, quote.price_per_unit_hour)
+        return self.compute_units(center, [capacity])

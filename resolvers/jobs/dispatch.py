@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import CenterJobState, JobSpec
+from connectors.base import CenterJobState, CenterQuote, JobSpec
 from connectors.catalog import Catalog
 from connectors.errors import ConnectorError
 from resolvers.billing.pricing import chosen_terms, quote_terms
@@ -28,7 +28,7 @@ from resolvers.common.errors import CenterFault
 from resolvers.data.areas import JobArea
 from resolvers.data.transfers import TransferService
 from resolvers.jobs.ledger import Change, JobLedger
-from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer
+from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make_offer, quote_request
 from resolvers.jobs.queue import queue_order
 from resolvers.jobs.ranking import Candidate, placement_document, rank
 from resolvers.jobs.resources import ResourceRequest
@@ -55,6 +55,8 @@ class Snapshot:
     units: dict[int, list[ComputeUnitInfo] | CenterFault]
     busy: list[BusyDevices]
     taken_at: datetime
+    #: the own offers of centers that price a request themselves (PEER), for the request asked about
+    quotes: dict[int, CenterQuote] = field(default_factory=dict)
 
     def take(self, offer: OfferData) -> None:
         if offer.unit is None:
@@ -69,9 +71,18 @@ class Snapshot:
 
 class Dispatcher:
     def __init__(
-        self, db: Database, registry: CenterRegistry, ledger: JobLedger, catalog: Catalog, *, billing: BillingService | None = None
+        self,
+        db: Database,
+        registry: CenterRegistry,
+        ledger: JobLedger,
+        catalog: Catalog,
+        *,
+        billing: BillingService | None = None,
+        gateway_id: str = "",
     ) -> None:
         self.db = db
+        #: this gateway's stable id: the last step of the path a hand-over to a peer carries
+        self.gateway_id = gateway_id
         self.registry = registry
         self.ledger = ledger
         self.catalog = catalog
@@ -88,11 +99,21 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ offers
 
-    async def snapshot(self, centers: Sequence[Center] | None = None) -> Snapshot:
+    async def snapshot(
+        self, centers: Sequence[Center] | None = None, need: ResourceRequest | None = None, policy: str = "CHEAPEST"
+    ) -> Snapshot:
+        """Every center's compute units; with ``need``, a center that prices requests itself is asked for its offer instead."""
         centers = list(centers or self.registry.all())
+        quoting = [center for center in centers if need is not None and center.connector.quotes_itself]
+        quotes: dict[int, CenterQuote] = {}
 
         async def ask(center: Center) -> list[ComputeUnitInfo] | CenterFault:
             try:
+                if need is not None and center in quoting:
+                    quote = await self.registry.quote_of(center, quote_request(need, policy))
+                    if quote is not None:
+                        quotes[center.id] = quote
+                        return self.registry.units_of_quote(center, quote)
                 return await self.registry.capacity_of(center)
             except CenterFault as fault:
                 return fault
@@ -100,13 +121,23 @@ class Dispatcher:
         answers = await asyncio.gather(*(ask(center) for center in centers))
         async with self.db.read() as session:
             busy = await busy_devices(session)
-        return Snapshot(units={center.id: answer for center, answer in zip(centers, answers, strict=True)}, busy=busy, taken_at=utcnow())
+        units = {center.id: answer for center, answer in zip(centers, answers, strict=True)}
+        return Snapshot(units=units, busy=busy, taken_at=utcnow(), quotes=quotes)
 
     def offers(
         self, need: ResourceRequest, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
     ) -> list[OfferData]:
         return [
-            make_offer(center, snapshot.units.get(center.id, []), need, self.catalog, snapshot.busy, snapshot.taken_at, quota_left)
+            make_offer(
+                center,
+                snapshot.units.get(center.id, []),
+                need,
+                self.catalog,
+                snapshot.busy,
+                snapshot.taken_at,
+                quota_left,
+                snapshot.quotes.get(center.id),
+            )
             for center in (centers or self.registry.all())
         ]
 
@@ -152,7 +183,11 @@ class Dispatcher:
             if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
                 # the center could not quote at submission (it was down): it quotes now
                 quote = self.billing.quote(
-                    offer.center, offer.unit.accelerator.model, offer.devices, float(job.request.max_duration_minutes)
+                    offer.center,
+                    offer.unit.accelerator.model,
+                    offer.devices,
+                    float(job.request.max_duration_minutes),
+                    offer.unit.price_per_unit_hour,
                 )
                 terms.update(quote_terms({offer.center.id: quote}))
             change.columns.update(
@@ -179,7 +214,7 @@ class Dispatcher:
         return await self._submit(job, center, area)
 
     async def _submit(self, job: JobRow, center: Center, area: JobArea | None) -> tuple[JobRow | None, str | None]:
-        spec = spec_for(job, area.environment() if area is not None else {})
+        spec = spec_for(job, self.gateway_id, area.environment() if area is not None else {})
         try:
             submission = await self.registry.call(center, lambda connector: connector.submit(spec))
         except CenterFault as fault:
@@ -457,7 +492,7 @@ def job_area(center: Center, job: JobRow) -> JobArea | None:
     return JobArea(center.data_root, job.reference) if center.data_root is not None else None
 
 
-def spec_for(job: JobRow, data_environment: Mapping[str, str] | None = None) -> JobSpec:
+def spec_for(job: JobRow, gateway_id: str = "", data_environment: Mapping[str, str] | None = None) -> JobSpec:
     request = job.request
     accelerator, devices = request.allocation()
     environment = {str(key): str(value) for key, value in (job.environment or {}).items()}
@@ -472,4 +507,5 @@ def spec_for(job: JobRow, data_environment: Mapping[str, str] | None = None) -> 
         devices=int(devices),
         cpus=request.cpus,
         memory_gb=request.memory_gb,
+        via=(*(job.via or ()), *((gateway_id,) if gateway_id else ())),
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from connectors.base import CenterQuote, QuoteRequest
 from connectors.catalog import CPU_CORE, Catalog
 from resolvers.centers.registry import Center, ComputeUnitInfo
 from resolvers.common.errors import CenterFault
@@ -31,6 +32,19 @@ def devices_of(need: ResourceRequest, catalog: Catalog, model: str) -> int:
     if need.cpus is not None and model == CPU_CORE:
         return need.cpus
     return 1
+
+
+def quote_request(need: ResourceRequest, policy: str) -> QuoteRequest:
+    """A request as a center that prices requests itself is asked it."""
+    return QuoteRequest(
+        max_duration_minutes=float(need.max_duration_minutes),
+        accelerator=need.accelerator,
+        devices=need.devices,
+        standard_units=need.standard_units,
+        cpus=need.cpus,
+        memory_gb=need.memory_gb,
+        policy=policy,
+    )
 
 
 def candidate_models(need: ResourceRequest) -> tuple[str, ...] | None:
@@ -86,12 +100,32 @@ def make_offer(
     busy: Sequence[BusyDevices],
     now: datetime,
     quota_left: float | None = None,
+    quote: CenterQuote | None = None,
 ) -> OfferData:
+    """The center's offer; ``quote`` is the center's own (a PEER's), whose reason and estimated start it keeps."""
     left_out = need.admits_center(center.id)
     if left_out is not None:
         return OfferData(center, None, False, left_out)
     if isinstance(units, CenterFault):
         return OfferData(center, None, False, f"CENTER_DOWN: {units.message}")
+    if quote is not None and quote.price_per_unit_hour is None:
+        return OfferData(center, None, False, quote.reason or "NO_SUCH_DEVICE: the center cannot run this request")
+    offer = _own_offer(center, units, need, catalog, busy, now, quota_left)
+    if quote is not None and offer.unit is not None and not quote.feasible and offer.reason_code != "OVER_QUOTA":
+        # the center knows its own queue: its reason and its estimate of the start, not ours
+        return replace(offer, feasible=False, reason=quote.reason, estimated_start=quote.estimated_start)
+    return offer
+
+
+def _own_offer(
+    center: Center,
+    units: Sequence[ComputeUnitInfo],
+    need: ResourceRequest,
+    catalog: Catalog,
+    busy: Sequence[BusyDevices],
+    now: datetime,
+    quota_left: float | None,
+) -> OfferData:
     if center.max_duration_minutes is not None and need.max_duration_minutes > center.max_duration_minutes:
         return OfferData(
             center, None, False, f"DURATION_OVER_LIMIT: this center runs jobs for at most {center.max_duration_minutes:g} minutes"

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from connectors.base import CenterQuote, LogChunk
 from connectors.errors import ConnectorError, JobNotFound
 from resolvers.access.viewer import Viewer
 from resolvers.billing.bills import Notice
@@ -57,6 +58,8 @@ class SubmitRequest:
     priority: int = 0
     #: the inference service this job is a replica of
     service_id: int | None = None
+    #: the gateways that handed the job on to this one, its origin first (empty: a user submits here)
+    via: Sequence[str] = ()
 
 
 @dataclass
@@ -83,9 +86,18 @@ class JobService:
         self.quota_mode = quota_mode
         self.billing = billing
 
+    @property
+    def gateway_id(self) -> str:
+        """This gateway's stable id (peers know it by that)."""
+        return self.dispatcher.gateway_id
+
     # ------------------------------------------------------------------ submit
 
     async def submit(self, viewer: Viewer, request: SubmitRequest) -> SubmitOutcome:
+        if self.dispatcher.gateway_id in request.via:
+            path = " -> ".join([*request.via, self.dispatcher.gateway_id])
+            message = f"this gateway is already on the job's path ({path}): handing it here again would loop"
+            return SubmitOutcome(errors=[UserErrorData(message, "PEER_LOOP", ())])
         fingerprint = submission_fingerprint(request)
         if request.idempotency_key:
             async with self.db.read() as session:
@@ -131,6 +143,7 @@ class JobService:
                     placement=placement_document(policy, candidates, None, terms=quote_terms(quotes)),
                     idempotency_key=request.idempotency_key,
                     idempotency_fingerprint=fingerprint if request.idempotency_key else None,
+                    via=list(request.via) or None,
                     progress_count=0,
                     priority=request.priority,
                     last_seq=0,
@@ -170,7 +183,11 @@ class JobService:
             return {}
         return {
             candidate.center_id: self.billing.quote(
-                candidate.offer.center, candidate.offer.unit.accelerator.model, candidate.offer.devices, max_minutes
+                candidate.offer.center,
+                candidate.offer.unit.accelerator.model,
+                candidate.offer.devices,
+                max_minutes,
+                candidate.offer.unit.price_per_unit_hour,
             )
             for candidate in candidates
             if candidate.offer.could_run and candidate.offer.unit is not None
@@ -182,11 +199,12 @@ class JobService:
         need: ResourceRequest,
         policy: str,
         units: Mapping[int, list[ComputeUnitInfo] | CenterFault],
+        quotes: Mapping[int, CenterQuote] | None = None,
     ) -> list[Candidate]:
-        """Every center's quote for ``need``, from capacity the caller has already asked, best first by ``policy``."""
+        """Every center's quote for ``need``, from capacity (and own offers) the caller has already asked, best first by ``policy``."""
         async with self.db.read() as session:
             busy = await busy_devices(session)
-        snapshot = Snapshot(units=dict(units), busy=busy, taken_at=utcnow())
+        snapshot = Snapshot(units=dict(units), busy=busy, taken_at=utcnow(), quotes=dict(quotes or {}))
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
         return rank(self.dispatcher.offers(need, snapshot, quota_left), policy, snapshot.taken_at)
 
@@ -194,7 +212,7 @@ class JobService:
         self, viewer: Viewer, need: ResourceRequest, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
     ) -> list[Candidate]:
         """Every center's offer for ``need``, best first by ``policy``."""
-        snapshot = await self.dispatcher.snapshot(centers)
+        snapshot = await self.dispatcher.snapshot(centers, need, policy)
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
         offers = self.dispatcher.offers(need, snapshot, quota_left, centers)
         local: dict[int, int] = {}
@@ -328,6 +346,17 @@ class JobService:
         external_id = job.external_id
         try:
             return await self.registry.call(center, lambda connector: connector.logs(external_id, tail_lines))
+        except JobNotFound:
+            return None
+
+    async def read_log(self, job: JobRow, offset: int, max_bytes: int) -> LogChunk | None:
+        """Bytes of the job's output from ``offset`` (negative: the last bytes), as its center reads them; None before it has one."""
+        center = self.registry.get(job.center_id) if job.center_id is not None else None
+        if center is None or job.external_id is None:
+            return None
+        external_id = job.external_id
+        try:
+            return await self.registry.call(center, lambda connector: connector.read_log(external_id, offset, max_bytes))
         except JobNotFound:
             return None
 

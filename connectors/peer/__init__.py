@@ -1,0 +1,1 @@
+"""PEER centers: another aicn gateway, reached over its own GraphQL API."""
