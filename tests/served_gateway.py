@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -135,3 +136,16 @@ class ServedGateway:
         self.process = None
         await self.client.close()
         self.client = GraphQLClient(self.url, self.token)
+
+
+@asynccontextmanager
+async def served_gateway(directory: Path, database_url: str, schema: str | None, extra_config: str = "") -> AsyncIterator[ServedGateway]:
+    """A gateway process on write_config's one LOCAL center, plus ``extra_config`` (TOML appended), stopped after."""
+    config = write_config(directory, database_url, schema)
+    config.write_text(config.read_text() + extra_config)
+    gateway = ServedGateway(config)
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()

@@ -14,7 +14,7 @@ from playwright.async_api import Page, WebSocketRoute, expect
 
 from tests.browser import Browser, browser_on
 from tests.conftest import DatabaseChoice
-from tests.served_gateway import ServedGateway, write_config
+from tests.served_gateway import ServedGateway, served_gateway
 
 #: a job that reports progress and writes a log line every step, slowly enough to watch
 STEPS = 6
@@ -44,14 +44,8 @@ price_per_unit_hour = "48000.00"
 
 @pytest.fixture
 async def served(database: DatabaseChoice, tmp_path: Path) -> AsyncIterator[ServedGateway]:
-    config = write_config(tmp_path, database.url or "", database.schema)
-    config.write_text(config.read_text() + SECOND_CENTER)
-    gateway = ServedGateway(config)
-    await gateway.start()
-    try:
+    async with served_gateway(tmp_path, database.url or "", database.schema, SECOND_CENTER) as gateway:
         yield gateway
-    finally:
-        await gateway.stop()
 
 
 async def sign_in(browser: Browser, token: str) -> Page:

@@ -1,9 +1,9 @@
 // One job: state, live progress and metrics, placement, live logs, cancel.
-// Its events come from jobEvents(after: the last seq seen): a reconnection resumes there, and a seq already
-// applied is dropped, so no event is missed or shown twice.
-import { useCallback, useEffect, useRef, useState } from "react";
-import { gql, subscribe } from "./api";
-import { ErrorLine, money, ProgressBar, quantity, StateBadge, when } from "./format";
+// Its events come from jobEvents(after: the last seq seen), see events.ts.
+import { useCallback, useEffect, useState } from "react";
+import { gql } from "./api";
+import { useEventsAfter } from "./events";
+import { ErrorLine, money, ProgressBar, quantity, StateHeader, when } from "./format";
 import { LiveLogs } from "./LiveLogs";
 import { CANCEL_JOB, JOB, JOB_EVENTS } from "./queries";
 import { FINAL_STATES, type Job, type JobEvent, type Progress, type UserError } from "./types";
@@ -16,9 +16,7 @@ function shellLine(command: string[]): string {
 export function JobPage({ id }: { id: string }) {
   const [job, setJob] = useState<Job | null>(null);
   const [progress, setProgress] = useState<Progress | null>(null);
-  const [events, setEvents] = useState<JobEvent[]>([]);
   const [error, setError] = useState<string | null>(null);
-  const lastSeq = useRef(0);
 
   const load = useCallback(async () => {
     try {
@@ -33,21 +31,17 @@ export function JobPage({ id }: { id: string }) {
   }, [id]);
 
   useEffect(() => {
-    lastSeq.current = 0;
-    setEvents([]);
     void load();
-    return subscribe<{ jobEvents: JobEvent }>(JOB_EVENTS, () => ({ jobId: id, after: lastSeq.current }), {
-      next: ({ jobEvents: event }) => {
-        if (event.seq <= lastSeq.current) return;
-        lastSeq.current = event.seq;
-        setEvents((before) => [...before, event]);
-        if (event.progress) setProgress(event.progress);
-        if (event.kind !== "PROGRESS" && event.kind !== "LOG") void load();
-      },
-      error: (failure) => setError(failure.message),
-      complete: () => void load(),
-    });
-  }, [id, load]);
+  }, [load]);
+
+  const events = useEventsAfter<JobEvent>(JOB_EVENTS, "jobEvents", id, (after) => ({ jobId: id, after }), {
+    applied: (event) => {
+      if (event.progress) setProgress(event.progress);
+      if (event.kind !== "PROGRESS" && event.kind !== "LOG") void load();
+    },
+    error: (failure) => setError(failure.message),
+    complete: () => void load(),
+  });
 
   async function cancel() {
     const data = await gql<{ cancelJob: { job: { state: string } | null; userErrors: UserError[] } }>(CANCEL_JOB, { jobId: id });
@@ -62,16 +56,12 @@ export function JobPage({ id }: { id: string }) {
   const metrics = Object.entries(progress?.metrics ?? {});
   return (
     <section className="job">
-      <header className="page-header">
-        <h2>
-          {job.name} <StateBadge state={job.state} />
-        </h2>
-        {!finished && job.state !== "CANCELLING" && (
-          <button type="button" className="danger" onClick={() => void cancel()}>
-            Cancel job
-          </button>
-        )}
-      </header>
+      <StateHeader
+        title={job.name}
+        state={job.state}
+        level="h2"
+        action={!finished && job.state !== "CANCELLING" ? { label: "Cancel job", run: () => void cancel() } : null}
+      />
       <ErrorLine error={error} />
       <div className="grid">
         <div className="card">

@@ -33,3 +33,30 @@ export function ProgressBar({ fraction, label }: { fraction: number | null | und
 export function ErrorLine({ error }: { error: string | null }) {
   return error ? <p className="error" role="alert">{error}</p> : null;
 }
+
+/** A page's or card's title with its state badge, and the one action that ends it (Cancel job, Stop service) while it may. */
+export function StateHeader({
+  title,
+  state,
+  level,
+  action,
+}: {
+  title: string;
+  state: string;
+  level: "h2" | "h3";
+  action: { label: string; run: () => void } | null;
+}) {
+  const Heading = level;
+  return (
+    <header className="page-header">
+      <Heading>
+        {title} <StateBadge state={state} />
+      </Heading>
+      {action && (
+        <button type="button" className="danger" onClick={action.run}>
+          {action.label}
+        </button>
+      )}
+    </header>
+  );
+}

@@ -8,6 +8,7 @@ import { JobPage } from "./JobPage";
 import { Jobs } from "./Jobs";
 import { VIEWER } from "./queries";
 import { savedToken, signOut } from "./session";
+import { Services } from "./Services";
 import { SignIn } from "./SignIn";
 import { Submit } from "./Submit";
 import type { Money } from "./types";
@@ -33,6 +34,7 @@ function View({ hash }: { hash: string }) {
   if (job) return <JobPage id={decodeURIComponent(job[1])} />;
   if (hash === "#/submit") return <Submit />;
   if (hash === "#/centers") return <Centers />;
+  if (hash === "#/services") return <Services />;
   if (hash === "#/usage") return <Usage />;
   return <Jobs />;
 }
@@ -69,6 +71,9 @@ function App() {
         </a>
         <a className={current("centers")} href="#/centers">
           Centers
+        </a>
+        <a className={current("services")} href="#/services">
+          Inference services
         </a>
         <a className={current("usage")} href="#/usage">
           Usage &amp; bills

@@ -119,3 +119,48 @@ export const BILL_LINES = /* GraphQL */ `
     }
   }
 `;
+
+const SERVICE_CARD = `id name state failureReason endpoint requestsTotal createdAt stoppedAt targetRequestsPerReplica
+  replicas { min max ready desired }
+  model { id name version }
+  center { name displayName }
+  pricePerUnitHour { amount currency }`;
+
+export const SERVICES = /* GraphQL */ `
+  query ConsoleServices($filter: ServiceFilter) {
+    services(filter: $filter, first: 50) { totalCount edges { node { ${SERVICE_CARD} } } }
+  }
+`;
+
+export const SERVICE = /* GraphQL */ `
+  query ConsoleService($id: ID!) {
+    node(id: $id) { ... on InferenceService { ${SERVICE_CARD} } }
+  }
+`;
+
+export const SERVICE_EVENTS = /* GraphQL */ `
+  subscription ConsoleServiceEvents($serviceId: ID!, $after: Int) {
+    serviceEvents(serviceId: $serviceId, after: $after) { seq at kind state replicasReady message }
+  }
+`;
+
+export const INVOKE_SERVICE = /* GraphQL */ `
+  mutation ConsoleInvokeService($serviceId: ID!, $input: JSON!) {
+    invokeService(input: { serviceId: $serviceId, input: $input }) { output latencyMs userErrors { code message field } }
+  }
+`;
+
+export const SCALE_SERVICE = /* GraphQL */ `
+  mutation ConsoleScaleService($serviceId: ID!, $scale: ServiceScaleInput!) {
+    scaleService(input: { serviceId: $serviceId, scale: $scale }) {
+      service { ${SERVICE_CARD} }
+      userErrors { code message field }
+    }
+  }
+`;
+
+export const STOP_SERVICE = /* GraphQL */ `
+  mutation ConsoleStopService($serviceId: ID!) {
+    stopService(input: { serviceId: $serviceId }) { service { ${SERVICE_CARD} } userErrors { code message field } }
+  }
+`;

@@ -65,3 +65,31 @@ export interface Edges<T> {
 
 export const JOB_STATES = ["PENDING", "QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLING", "CANCELLED"] as const;
 export const FINAL_STATES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+export interface Service {
+  id: string;
+  name: string;
+  state: string;
+  failureReason: string | null;
+  endpoint: string;
+  requestsTotal: string;
+  createdAt: string;
+  stoppedAt: string | null;
+  targetRequestsPerReplica: number;
+  replicas: { min: number; max: number; ready: number; desired: number };
+  model: { id: string; name: string; version: string };
+  center: { name: string; displayName: string } | null;
+  pricePerUnitHour: Money | null;
+}
+
+export interface ServiceEvent {
+  seq: number;
+  at: string;
+  kind: string;
+  state: string | null;
+  replicasReady: number | null;
+  message: string | null;
+}
+
+export const SERVICE_STATES = ["DEPLOYING", "READY", "DEGRADED", "SCALING", "STOPPING", "STOPPED", "FAILED"] as const;
+export const SERVICE_FINAL_STATES = new Set(["STOPPED", "FAILED"]);
