@@ -5,6 +5,7 @@ its events resumed without a gap or a repeat after the WebSocket drops."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -45,9 +46,18 @@ async def test_a_service_turns_ready_answers_scales_and_stops(served: ServedGate
     model = await register_model(served.client, name="echo-model", uri=weights.as_uri())
     async with browser_on(served.url) as browser:
         sockets: list[WebSocketRoute] = []
+        asked_after: list[int] = []  # the `after` of every serviceEvents subscription the page sent
 
         def proxy(socket: WebSocketRoute) -> None:
-            socket.connect_to_server()
+            server = socket.connect_to_server()
+
+            def to_server(message: str | bytes) -> None:
+                sent = json.loads(message)
+                if sent.get("type") == "subscribe" and "serviceEvents" in sent["payload"]["query"]:
+                    asked_after.append(int(sent["payload"]["variables"]["after"]))
+                server.send(message)
+
+            socket.on_message(to_server)
             sockets.append(socket)
 
         await browser.context.route_web_socket(re.compile(r".*/graphql$"), proxy)
@@ -81,6 +91,7 @@ async def test_a_service_turns_ready_answers_scales_and_stops(served: ServedGate
 
         # a dropped socket: the card resumes serviceEvents after the last seq it showed
         before = len(sockets)
+        shown = int(await card.locator("ol.events li").last.get_attribute("data-seq") or 0)
         await sockets[-1].close(code=1012, reason="dropped by the test")
         await card.get_by_role("button", name="Stop service").click()
         await expect(badge).to_have_text("STOPPED", timeout=20_000)
@@ -88,6 +99,7 @@ async def test_a_service_turns_ready_answers_scales_and_stops(served: ServedGate
         seqs = [int(seq) for seq in await card.locator("ol.events li").evaluate_all("items => items.map(item => item.dataset.seq)")]
         assert seqs == list(range(1, len(seqs) + 1)), f"an event was missed or shown twice: {seqs}"
         assert len(sockets) > before, "the console did not reconnect"
+        assert asked_after[0] == 0 and asked_after[-1] >= shown > 0, (asked_after, shown)
         await expect(card.locator("ol.events")).to_contain_text("STATE STOPPED")
         states = await served.client.execute(
             "query($id: ID!) { node(id: $id) { ... on InferenceService { state } } }", {"id": service["id"]}
