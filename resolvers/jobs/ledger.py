@@ -171,7 +171,7 @@ def job_ended(job: JobRow) -> dict[str, Any]:
     return {
         "jobId": to_global_id("Job", job.id),
         "name": job.name,
-        "state": job.state.value,
+        "state": JobState(job.state).value,
         "exitCode": job.exit_code,
         "failureReason": job.failure_reason,
         "centerId": to_global_id("ComputeCenter", job.center_id) if job.center_id is not None else None,
