@@ -13,7 +13,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from playwright.async_api import BrowserContext, Page, Route, WebSocket, async_playwright
+
+from tests.conftest import IN_CI
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -51,9 +54,19 @@ class Browser:
         return path
 
 
+def require_chromium() -> None:
+    """Skip on a laptop without Debian's chromium; under CI a missing browser fails the run."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: required)")
+        pytest.skip(message)
+
+
 @asynccontextmanager
 async def browser_on(gateway_url: str, width: int = 1280, height: int = 860) -> AsyncIterator[Browser]:
     """A fresh profile each time, so nothing is cached between tests."""
+    require_chromium()
     profile = tempfile.mkdtemp(prefix="aicn-chromium-")
     try:
         async with async_playwright() as playwright:
