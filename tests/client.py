@@ -27,9 +27,9 @@ class GraphQLClient:
     async def post(self, query: str, variables: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
         return await self.http.post("/graphql", json={"query": query, "variables": variables or {}}, **kwargs)
 
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def execute(self, query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
         """The response body; fails the test on any GraphQL error."""
-        response = await self.post(query, variables)
+        response = await self.post(query, variables, headers=headers)
         body = response.json()
         assert response.status_code == 200, body
         assert "errors" not in body, body["errors"]

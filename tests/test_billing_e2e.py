@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from resolvers.billing.budgets import CHANNEL as BUDGET_CHANNEL
 from tests.billing_helpers import (
@@ -33,6 +32,7 @@ from tests.billing_helpers import (
 )
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import CANCEL, SUBMIT, collect_events, python_job, submit, wait_for_state
+from tests.statements import COUNTED, statements_of
 from tests.waiting import subscribed
 
 pytestmark = pytest.mark.both_databases  # metering, holds, bills and alerts are written and summed by the database
@@ -329,24 +329,12 @@ async def test_bill_lines_cost_the_same_statements_whatever_the_page_size(gatewa
     bill_id = (await job_usage(gql, jobs[0]["id"]))["usage"]["bill"]["id"]
     query = """query($id: ID!, $first: Int) { node(id: $id) { ... on Bill { total { amount }
       lines(first: $first) { edges { node { amount { amount } usage { amount { amount } bill { id } job { name usage { id } } } } } } } } }"""
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # the reconciler's poll; the token check; the service controller's poll
-        background = "NOT IN" in statement or "api_tokens" in statement or "FROM services" in statement
-        if statement.lstrip().upper().startswith("SELECT") and not background:
-            statements.append(statement)
-
-    engine = gateway.runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        small = await gql.execute(query, {"id": bill_id, "first": 2})
+    with statements_of(gateway) as statements:
+        small = await gql.execute(query, {"id": bill_id, "first": 2}, headers=COUNTED)
         few = len(statements)
         statements.clear()
-        large = await gql.execute(query, {"id": bill_id, "first": 6})
+        large = await gql.execute(query, {"id": bill_id, "first": 6}, headers=COUNTED)
         many = len(statements)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(small["node"]["lines"]["edges"]) == 2 and len(large["node"]["lines"]["edges"]) == 6
     assert few == many == 5, (few, many, statements)  # bill, lines, usage records, jobs, usage by job
 

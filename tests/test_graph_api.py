@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from tests.conftest import Gateway
 from tests.data_helpers import file_at
 from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.statements import COUNTED, statements_of
 
 pytestmark = pytest.mark.both_databases  # keyset pages, JSON columns and statement counts are the queries'
 
@@ -155,29 +155,13 @@ async def test_listing_jobs_costs_the_same_statements_whatever_the_page_size(gat
     for n in range(12):
         job = await submit(gql, python_job("print(1)", name=f"count-{n}", inputDatasetIds=[dataset["id"]]))
     await wait_for_state(gql, job["id"], {"SUCCEEDED"})
-    for _ in range(100):  # let the reconciler settle, so only this query's statements are counted
-        if (await gql.execute("{ jobs(filter: {states: [SUCCEEDED]}) { totalCount } }"))["jobs"]["totalCount"] == 12:
-            break
     query = "query($first: Int) { jobs(first: $first) { edges { node { id center { name } inputs { name } owner { name } outputModel { id } } } } }"
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        background = "NOT IN" in statement  # the reconciler's own poll for unfinished jobs
-        background = background or "FROM api_tokens" in statement  # the request's token lookup
-        background = background or "FROM services" in statement  # the service controller's poll
-        if statement.lstrip().upper().startswith("SELECT") and not background:
-            statements.append(statement)
-
-    engine = gateway.runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        await gql.execute(query, {"first": 2})
+    with statements_of(gateway) as statements:
+        await gql.execute(query, {"first": 2}, headers=COUNTED)
         small = len(statements)
         statements.clear()
-        data = await gql.execute(query, {"first": 12})
+        data = await gql.execute(query, {"first": 12}, headers=COUNTED)
         large = len(statements)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(data["jobs"]["edges"]) == 12
     assert all(edge["node"]["inputs"] == [{"name": "d"}] for edge in data["jobs"]["edges"])
     assert small == large == 4, (small, large, statements)  # jobs, owners, inputs, output models

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import websockets
-from sqlalchemy import event
 
 from aicn.security_settings import LimitSettings
 from graph.core.context import Context
@@ -20,6 +19,7 @@ from graph.loaders import Loaders
 from graph.schema import schema
 from resolvers.access.throttle import Throttle
 from tests.conftest import GENEROUS_LIMITS, Gateway
+from tests.statements import COUNTED, statements_of
 
 
 def deep_query(levels: int) -> str:
@@ -89,22 +89,12 @@ def test_the_cost_of_connections_follows_first() -> None:
 
 
 async def test_abusive_operations_are_refused_before_anything_runs(gateway: Gateway, executions: list[str]) -> None:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "FROM api_tokens" not in statement and "NOT IN" not in statement:  # the token lookup, the reconciler
-            statements.append(statement)
-
-    engine = gateway.runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements_of(gateway, selects_only=False) as statements:
         for name, query in ABUSIVE.items():
-            response = await gateway.client.post(query)
+            response = await gateway.client.post(query, headers=COUNTED)
             assert response.status_code == 400, (name, response.text[:300])
             body = response.json()
             assert "data" not in body and code_of(response) == "QUERY_TOO_COMPLEX", (name, body)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert executions == [] and statements == []
     for query, limit in ((alias_bomb(40), "aliases"), (alias_bomb(25), "rootFields"), (deep_query(3), "depth")):
         limits = {error["extensions"]["limit"] for error in (await gateway.client.post(query)).json()["errors"]}

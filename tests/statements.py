@@ -1,0 +1,40 @@
+"""The SQL one request issues, told apart from every background loop's by its request id.
+
+Background loops (reconcilers, the service controller, the webhook sender, ...) share the
+engine with requests; matching statements by their text to leave those out breaks with each
+new loop. A request sent with ``X-Request-Id`` carries that id in a context variable that
+SQLAlchemy's greenlets inherit, so the listener keeps exactly that request's statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from graph.http.logs import REQUEST_ID
+
+COUNTED_REQUEST = "counted-request"
+#: headers for a request whose statements `statements_of` records
+COUNTED = {"x-request-id": COUNTED_REQUEST}
+
+
+@contextmanager
+def statements_of(gateway: Any, *, selects_only: bool = True) -> Iterator[list[str]]:
+    """Record the statements of requests sent with ``COUNTED`` headers, but the token lookup."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if REQUEST_ID.get() != COUNTED_REQUEST or "FROM api_tokens" in statement:
+            return
+        if not selects_only or statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    engine = gateway.runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
