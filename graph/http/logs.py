@@ -59,6 +59,9 @@ def configure(level: str, log_format: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # httpx tells every outgoing request at INFO (each peer probe, each replica health check):
+    # those lines are for debugging, not for an operator's log
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
 
 
 def redact(text: str) -> str:
