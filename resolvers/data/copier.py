@@ -12,10 +12,12 @@ and may raise ``TransferStopped`` to abandon the copy (cancelled, or the gateway
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,6 +26,7 @@ import httpx
 
 from resolvers.data.areas import path_of
 from resolvers.data.digest import CHUNK_BYTES, Measured, TreeDigest, algorithm_of, regular_files
+from resolvers.data.known import KNOWN, version_of
 
 HTTP_TIMEOUT_SECONDS = 30.0
 #: how much the kernel copies per call (progress, and the stop switch, are checked between calls)
@@ -83,6 +86,7 @@ def copy_verified(uri: str, destination: Path, checksum: str | None, on_bytes: C
         remove(destination)
         os.replace(partial, destination)
         _readable(destination)
+        _remember_copy(destination, algorithm, measured)
         return measured
     except BaseException:
         remove(partial)
@@ -116,22 +120,43 @@ def _copy_local(uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int
 def _copy_file(source: Path, target: Path, relative: str, digest: TreeDigest, on_bytes: Callable[[int], None]) -> None:
     """Copy one file and hash it at the same time: the kernel copies (``copy_file_range``, no trip
     through Python) while a second thread reads the same bytes, hot in the page cache, into the
-    digest; neither waits for the other, and no pass over the data is left for afterwards."""
+    digest; neither waits for the other, and no pass over the data is left for afterwards.
+
+    A source whose digest the gateway already computed for this very version of it (same inode,
+    size, mtime and ctime: ``resolvers.data.known``) is only copied; if it changes during the
+    copy, it is copied again with the hashing thread."""
+    try:
+        before = source.stat()
+        known = KNOWN.lookup(before, digest.algorithm)
+        if known is not None:
+            with source.open("rb", buffering=0) as reader, target.open("wb", buffering=0) as writer:
+                _kernel_copy(reader.fileno(), writer.fileno(), before.st_size, on_bytes)
+                unchanged = version_of(os.fstat(reader.fileno()), digest.algorithm) == version_of(before, digest.algorithm)
+            if unchanged:
+                digest.add_known(relative, before.st_size, known)
+                return
+    except OSError as error:
+        raise TransferFailed("COPY_FAILED", f"copying {relative or source.name} failed: {error.strerror or error}") from error
+    _copy_and_hash(source, target, relative, digest, on_bytes)
+
+
+def _copy_and_hash(source: Path, target: Path, relative: str, digest: TreeDigest, on_bytes: Callable[[int], None]) -> None:
     digest.begin_file(relative)
-    size = source.stat().st_size
+    before = source.stat()
+    began = time.time()
     failure: list[BaseException] = []
-    hasher = threading.Thread(target=_hash_file, args=(source, size, digest, failure), name="copier-hash")
+    hasher = threading.Thread(target=_hash_file, args=(source, before.st_size, digest, failure), name="copier-hash")
     hasher.start()
     try:
         with source.open("rb", buffering=0) as reader, target.open("wb", buffering=0) as writer:
-            _kernel_copy(reader.fileno(), writer.fileno(), size, on_bytes)
+            _kernel_copy(reader.fileno(), writer.fileno(), before.st_size, on_bytes)
     except OSError as error:
         raise TransferFailed("COPY_FAILED", f"copying {relative or source.name} failed: {error.strerror or error}") from error
     finally:
         hasher.join()
     if failure:
         raise TransferFailed("COPY_FAILED", f"reading {relative or source.name} failed: {failure[0]}")
-    digest.end_file()
+    KNOWN.remember(before, source.stat(), digest.algorithm, digest.end_file(), began)
 
 
 def _kernel_copy(reader: int, writer: int, size: int, on_bytes: Callable[[int], None]) -> None:
@@ -185,6 +210,14 @@ def _download(uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int],
         raise TransferFailed("SOURCE_UNREADABLE", f"downloading {uri} failed: {type(error).__name__}") from error
     digest.end_file()
     return digest.result()
+
+
+def _remember_copy(destination: Path, algorithm: str, measured: Measured) -> None:
+    """The copy's files carry the digests they were verified with: copying from it later reads them once.
+    (Nobody else has written them: the job it is staged for has not started, a replica is not listed yet.)"""
+    with contextlib.suppress(OSError):
+        for relative, _, digest in measured.file_digests:
+            KNOWN.remember_copy(destination / relative if relative else destination, algorithm, digest)
 
 
 def _readable(path: Path) -> None:

@@ -7,7 +7,9 @@ and contents have the same checksum wherever they are. Symbolic links and specia
 are left out (never followed: a job's output must not reach outside it).
 
 ``measure`` reads a path; ``TreeDigest`` is the same computation fed by a copier that
-hashes each chunk as it writes it (one pass over the data, not a second one).
+hashes each chunk as it writes it (one pass over the data, not a second one). Both skip
+a file whose digest the gateway already computed for that very version of it
+(``resolvers.data.known``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import hashlib
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from resolvers.data.known import KNOWN
 
 ALGORITHMS = ("sha256", "sha512", "md5")
 CHECKSUM_PATTERN = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|md5:[0-9a-f]{32})$")
@@ -34,6 +39,8 @@ class Measured:
     size_bytes: int
     checksum: str
     files: int = 1
+    #: (relative path, size, hex digest) of each file ("" for a single file)
+    file_digests: tuple[tuple[str, int, str], ...] = field(default=(), compare=False, repr=False)
 
 
 def algorithm_of(checksum: str | None) -> str:
@@ -82,19 +89,28 @@ class TreeDigest:
         self._current_size += len(chunk)
         self.size_bytes += len(chunk)
 
-    def end_file(self) -> None:
-        self._lines.append((self._current_path, self._current_size, self._current.hexdigest()))
+    def end_file(self) -> str:
+        """Close the file begun last; its hex digest."""
+        digest: str = self._current.hexdigest()
+        self._lines.append((self._current_path, self._current_size, digest))
         self.files += 1
         self._current = None
+        return digest
+
+    def add_known(self, relative_path: str, size: int, digest: str) -> None:
+        """A file whose digest is already known (``resolvers.data.known``): counted without being read."""
+        self._lines.append((relative_path, size, digest))
+        self.size_bytes += size
+        self.files += 1
 
     def result(self) -> Measured:
         if self.single_file:
             assert len(self._lines) == 1
-            return Measured(self.size_bytes, f"{self.algorithm}:{self._lines[0][2]}", 1)
+            return Measured(self.size_bytes, f"{self.algorithm}:{self._lines[0][2]}", 1, tuple(self._lines))
         manifest = hashlib.new(self.algorithm)
         for path, size, digest in sorted(self._lines):
             manifest.update(f"{path}\t{size}\t{digest}\n".encode())
-        return Measured(self.size_bytes, f"{self.algorithm}:{manifest.hexdigest()}", self.files)
+        return Measured(self.size_bytes, f"{self.algorithm}:{manifest.hexdigest()}", self.files, tuple(sorted(self._lines)))
 
 
 def measure_path(path: Path, algorithm: str = "sha256", on_bytes: Callable[[int], None] | None = None) -> Measured:
@@ -118,10 +134,17 @@ async def measure(path: Path, algorithm: str = "sha256") -> Measured:
 
 
 def _feed(digest: TreeDigest, relative: str, path: Path, on_bytes: Callable[[int], None] | None) -> None:
-    digest.begin_file(relative)
     with path.open("rb") as source:
+        before = os.fstat(source.fileno())
+        if (known := KNOWN.lookup(before, digest.algorithm)) is not None:
+            digest.add_known(relative, before.st_size, known)
+            if on_bytes is not None:
+                on_bytes(before.st_size)
+            return
+        began = time.time()
+        digest.begin_file(relative)
         while chunk := source.read(CHUNK_BYTES):
             digest.update(chunk)
             if on_bytes is not None:
                 on_bytes(len(chunk))
-    digest.end_file()
+        KNOWN.remember(before, os.fstat(source.fileno()), digest.algorithm, digest.end_file(), began)
