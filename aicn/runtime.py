@@ -40,6 +40,7 @@ from resolvers.data.outputs import OutputCatcher
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.data.transfers import TransferService
+from resolvers.data.uploads import ARTIFACTS_FOLDER, ArtifactStore
 from resolvers.jobs.dispatch import Dispatcher
 from resolvers.jobs.ledger import JobLedger
 from resolvers.jobs.logs import JobLogStream
@@ -154,6 +155,7 @@ class Runtime:
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
         self.data = DataService(self.db, self.registry, settings.data_import_roots)
+        self.uploads = ArtifactStore(self.db, settings.data_dir / ARTIFACTS_FOLDER, settings.upload_max_bytes)
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
         self.dispatcher.transfers = self.transfers
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
@@ -207,6 +209,7 @@ class Runtime:
             operations=PersistedOperations(self.db),
             transfers=self.transfers,
             downloads=Downloads(self.db),
+            uploads=self.uploads,
             services=self.inference,
             service_reads=ServiceReads(self.db),
             service_streams=ServiceStreams(self.db, self.bus),
@@ -253,6 +256,7 @@ class Runtime:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.settings.data_dir.chmod(0o700)  # the database and every job's folder: out of the jobs' reach
         await self.db.migrate()
+        await asyncio.to_thread(self.uploads.sweep)
         await self.bus.start()
         async with self.db.transaction() as session:
             account = await account_store.ensure_account(session, self.settings.account_name)

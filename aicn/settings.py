@@ -240,6 +240,8 @@ class Settings(BaseSettings):
     storage_price_per_gb_month: Decimal = Field(default=Decimal(0), ge=0, decimal_places=6)
     #: folders whose files may be registered as datasets by a file:// uri (besides every center's data root)
     data_import_roots: list[Path] = Field(default_factory=list)
+    #: the largest file ``POST /datasets/upload`` and ``/models/upload`` accept into the artifact store (10 GiB)
+    upload_max_bytes: int = Field(default=10 * 1024**3, gt=0)
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
     log_level: str = "info"

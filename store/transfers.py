@@ -66,7 +66,7 @@ async def drop_replica(session: AsyncSession, dataset_id: int, center_id: int) -
 
 
 async def stored_bytes(session: AsyncSession, owner_ids: Sequence[int]) -> dict[int, int]:
-    """Bytes of every verified or in-flight copy of each account's datasets and models."""
+    """Bytes of every verified or in-flight copy of each account's datasets and models, and of its uploads."""
     totals = {owner_id: 0 for owner_id in owner_ids}
     for table, replica, key in (
         (DatasetRow, DatasetReplicaRow, DatasetReplicaRow.dataset_id),
@@ -79,6 +79,13 @@ async def stored_bytes(session: AsyncSession, owner_ids: Sequence[int]) -> dict[
             .group_by(table.owner_id)
         )
         for owner_id, total in rows:
+            totals[owner_id] += int(total or 0)
+        kept = await session.execute(  # the gateway's own artifact store holds uploads
+            select(table.owner_id, func.coalesce(func.sum(table.size_bytes), 0))
+            .where(table.owner_id.in_(owner_ids), table.stored_at.is_not(None))
+            .group_by(table.owner_id)
+        )
+        for owner_id, total in kept:
             totals[owner_id] += int(total or 0)
     return totals
 
@@ -96,6 +103,10 @@ async def verified_copies(session: AsyncSession, owner_id: int) -> list[tuple[in
             .where(table.owner_id == owner_id, replica.state == "VERIFIED", replica.verified_at.is_not(None))
         )
         found.extend((int(size or 0), at) for size, at in rows)
+        stored = await session.execute(
+            select(table.size_bytes, table.stored_at).where(table.owner_id == owner_id, table.stored_at.is_not(None))
+        )
+        found.extend((int(size or 0), at) for size, at in stored)
     return found
 
 

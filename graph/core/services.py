@@ -18,6 +18,7 @@ from resolvers.data.downloads import Downloads
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
 from resolvers.data.transfers import TransferService
+from resolvers.data.uploads import ArtifactStore
 from resolvers.jobs.logs import JobLogStream
 from resolvers.jobs.reads import JobReads
 from resolvers.jobs.service import JobService
@@ -56,3 +57,4 @@ class Services:
     monitoring: Monitoring
     transfers: TransferService | None = None
     downloads: Downloads | None = None
+    uploads: ArtifactStore | None = None

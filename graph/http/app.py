@@ -48,6 +48,7 @@ from graph.http.rules import (
     strict_json,
     wants_ide,
 )
+from graph.http.uploads import upload_routes
 from graph.http.web import graphiql_page, web_routes
 from graph.http.ws import MISSING, TransportWSHandler, offered_secret
 from graph.loaders import Loaders
@@ -332,6 +333,7 @@ def create_app(gateway: Gateway) -> Starlette:
             *invoke_routes(gateway.services.services, graphql.authenticate),
             *([metrics_route(gateway.services.monitoring, gateway.settings.metrics)] if gateway.settings.metrics.enabled else []),
             *web_routes(),
+            *(upload_routes(gateway.services.uploads, graphql.authenticate) if gateway.services.uploads else []),
             *(
                 download_routes(gateway.services.downloads, graphql.authenticate, gateway.services.transfers)
                 if gateway.services.downloads

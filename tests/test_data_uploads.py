@@ -1,0 +1,146 @@
+"""Uploads into the gateway's artifact store: checked, limited, never half-visible; staged and downloaded like any dataset."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway, local_center
+from tests.data_helpers import local_path
+from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.test_auth import new_account
+from tests.test_data_downloads import fetch, token_of
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.both_databases
+
+DATASET = """query($id: ID!) { node(id: $id) { ... on Dataset { name version uri sizeBytes checksum } } }"""
+MODEL = """query($id: ID!) { node(id: $id) { ... on Model { name version framework sizeBytes checksum } } }"""
+DATASETS = "{ datasets { edges { node { name } } } }"
+STORED = "{ viewer { id storedBytes } }"
+SET_QUOTA = """mutation($input: SetStorageQuotaInput!) { setStorageQuota(input: $input) { userErrors { code } } }"""
+READER = """
+import hashlib, os, pathlib, sys
+data = (pathlib.Path(os.environ["AICN_INPUT_DIR"]) / "corpus").read_bytes()
+sys.exit(0 if hashlib.sha256(data).hexdigest() == sys.argv[1] else 7)
+"""
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+async def upload(gateway: Gateway, path: str, data: bytes, token: str | None, checksum: str | None = None, **query: str) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    headers["x-checksum"] = checksum or sha256(data)
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        return await http.post(path, params=query, content=data, headers=headers)
+
+
+def code_of(answer: httpx.Response) -> tuple[int, str]:
+    return answer.status_code, answer.json()["errors"][0]["extensions"]["code"]
+
+
+def artifact_files(gateway: Gateway) -> list[Path]:
+    root = gateway.runtime.uploads.root
+    return sorted(path for path in root.rglob("*") if path.is_file()) if root.exists() else []
+
+
+async def test_an_uploaded_dataset_is_staged_into_a_job_and_downloads_back(gateway: Gateway) -> None:
+    gql, token = gateway.client, token_of(gateway)
+    content = os.urandom(3 * 1024 * 1024 + 17)  # more than one write's worth
+    answer = await upload(gateway, "/datasets/upload", content, token, name="corpus", version="2", format="bin")
+    assert answer.status_code == 201, answer.text
+    made = answer.json()["data"]
+    assert made["sizeBytes"] == str(len(content)) and made["checksum"] == sha256(content)
+    dataset = (await gql.execute(DATASET, {"id": made["id"]}))["node"]
+    assert dataset == {"name": "corpus", "version": "2", "uri": made["uri"], "sizeBytes": str(len(content)), "checksum": sha256(content)}
+    stored = local_path(made["uri"])
+    assert stored.read_bytes() == content and stored.is_relative_to(gateway.runtime.uploads.root)
+    assert [path.name for path in artifact_files(gateway)] == ["corpus"]  # no partial left beside it
+    assert (await gql.execute(STORED))["viewer"]["storedBytes"] == str(len(content))
+
+    reader = python_job(READER, name="reader", inputDatasetIds=[made["id"]])
+    reader["command"] = [*reader["command"], hashlib.sha256(content).hexdigest()]  # the job checks what it reads
+    job = await submit(gql, reader)
+    await wait_for_state(gql, job["id"], {"SUCCEEDED"}, timeout=60)
+
+    whole = await fetch(gateway, f"/datasets/{made['id']}/download", token)
+    assert whole.status_code == 200 and whole.content == content
+    part = await fetch(gateway, f"/datasets/{made['id']}/download", token, range="bytes=100-199")
+    assert part.status_code == 206 and part.content == content[100:200]
+
+
+async def test_an_uploaded_model_is_recorded_and_downloads_byte_identical(gateway: Gateway) -> None:
+    token = token_of(gateway)
+    weights = os.urandom(200_000)
+    answer = await upload(gateway, "/models/upload", weights, token, sha512_of(weights), name="tiny", framework="onnx")
+    assert answer.status_code == 201, answer.text
+    made = answer.json()["data"]
+    model = (await gateway.client.execute(MODEL, {"id": made["id"]}))["node"]
+    assert model == {"name": "tiny", "version": "1", "framework": "onnx", "sizeBytes": "200000", "checksum": sha512_of(weights)}
+    back = await fetch(gateway, f"/models/{made['id']}/download", token)
+    assert back.status_code == 200 and back.content == weights
+    again = await upload(gateway, "/models/upload", weights, token, sha512_of(weights), name="tiny")
+    assert code_of(again) == (409, "ALREADY_EXISTS")
+
+
+def sha512_of(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+async def test_refused_uploads_have_codes_and_leave_nothing(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center()], upload_max_bytes=10_000)
+    gql, token = gateway.client, token_of(gateway)
+    data = b"x" * 5000
+    assert code_of(await upload(gateway, "/datasets/upload", data, token, sha256(b"other"), name="d")) == (422, "CHECKSUM_MISMATCH")
+    assert code_of(await upload(gateway, "/datasets/upload", data, token, "sha256:nope", name="d")) == (400, "INVALID_CHECKSUM")
+    assert code_of(await upload(gateway, "/datasets/upload", b"y" * 10_001, token, name="d")) == (413, "UPLOAD_TOO_LARGE")
+    assert code_of(await upload(gateway, "/datasets/upload", data, token, name="")) == (400, "INVALID_NAME")
+    assert code_of(await upload(gateway, "/datasets/upload", data, None, name="d")) == (401, "UNAUTHENTICATED")
+    _, reader_token, _ = await new_account(gateway, "reader", scopes=["READ"])
+    assert code_of(await upload(gateway, "/datasets/upload", data, reader_token, name="d")) == (401, "UNAUTHENTICATED")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        bare = await http.post("/datasets/upload", params={"name": "d"}, content=data, headers={"authorization": f"Bearer {token}"})
+    assert code_of(bare) == (400, "CHECKSUM_REQUIRED")
+
+    account = (await gql.execute(STORED))["viewer"]
+    quota = await gateway.admin.execute(SET_QUOTA, {"input": {"accountId": account["id"], "maxBytes": "6000"}})
+    assert quota["setStorageQuota"]["userErrors"] == []
+    assert (await upload(gateway, "/datasets/upload", data, token, name="first")).status_code == 201
+    assert code_of(await upload(gateway, "/datasets/upload", data, token, name="second")) == (507, "STORAGE_QUOTA_EXCEEDED")
+    assert [edge["node"]["name"] for edge in (await gql.execute(DATASETS))["datasets"]["edges"]] == ["first"]
+    assert [path.name for path in artifact_files(gateway)] == ["first"]
+
+
+async def test_a_client_gone_mid_upload_leaves_nothing(gateway: Gateway) -> None:
+    token = token_of(gateway)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    _reader, writer = await asyncio.open_connection(host, int(port))
+    checksum = sha256(b"z" * 100_000)
+    head = (
+        f"POST /datasets/upload?name=cut HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n"
+        f"x-checksum: {checksum}\r\ncontent-length: 100000\r\n\r\n"
+    )
+    writer.write(head.encode() + b"z" * 30_000)
+    await writer.drain()
+    await eventually(lambda: any(path.name.startswith(".partial-") for path in artifact_files(gateway)), "the partial file appears")
+    writer.close()
+    await writer.wait_closed()
+    await eventually(lambda: artifact_files(gateway) == [], "the partial file is removed")
+    assert (await gateway.client.execute(DATASETS))["datasets"]["edges"] == []
+    assert (await gateway.client.execute(STORED))["viewer"]["storedBytes"] == "0"
+
+
+async def test_a_partial_left_by_a_killed_gateway_is_swept_at_start(gateway: Gateway) -> None:
+    left = gateway.runtime.uploads.root / "1" / "0123abcd" / ".partial-corpus"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"half")
+    await asyncio.to_thread(gateway.runtime.uploads.sweep)
+    assert not left.exists()
