@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from resolvers.common.ids import to_global_id
+from store import transfers as transfer_store
 from tests.conftest import Gateway, local_center
-from tests.data_helpers import local_path
+from tests.data_helpers import REPLICATE, TRANSFER, local_path
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.test_auth import new_account
 from tests.test_data_downloads import fetch, token_of
+from tests.test_data_storage import BILL
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_databases
@@ -144,3 +149,34 @@ async def test_a_partial_left_by_a_killed_gateway_is_swept_at_start(gateway: Gat
     left.write_bytes(b"half")
     await asyncio.to_thread(gateway.runtime.uploads.sweep)
     assert not left.exists()
+
+
+async def test_an_upload_is_replicated_to_a_center_and_metered_as_stored(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("a"), local_center("b")], storage_price_per_gb_month=Decimal("1000000"))
+    gql, token = gateway.client, token_of(gateway)
+    content = os.urandom(50_000)
+    made = (await upload(gateway, "/datasets/upload", content, token, name="corpus")).json()["data"]
+    center_b = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "b")
+    started = (await gql.execute(REPLICATE, {"input": {"datasetId": made["id"], "centerId": center_b}}))["replicateDataset"]
+    assert started["userErrors"] == []
+
+    async def verified() -> dict[str, Any] | None:
+        transfer = (await gql.execute(TRANSFER, {"id": started["transfer"]["id"]}))["node"]
+        return transfer if transfer["state"] in ("VERIFIED", "FAILED") else None
+
+    transfer = await eventually(verified, "the replica is verified", timeout=30)
+    assert transfer["state"] == "VERIFIED" and transfer["checksum"] == sha256(content)
+    assert local_path(transfer["destinationUri"]).read_bytes() == content
+    # the artifact store's copy and the replica both count
+    assert (await gql.execute(STORED))["viewer"]["storedBytes"] == str(2 * len(content))
+
+    billing, runtime = gateway.runtime.billing, gateway.runtime
+    period = billing.book.policy.calendar.period_of(billing.clock())
+    billing.clock = lambda: period.end + timedelta(days=1)  # the month is over
+    assert runtime.default_viewer is not None
+    async with runtime.db.read() as session:
+        copies = await transfer_store.verified_copies(session, runtime.default_viewer.account_id)
+    assert sorted(size for size, _ in copies) == [len(content), len(content)]
+    bill = await billing.finalize_period(runtime.settings.account_name, period.label)
+    lines = [edge["node"] for edge in (await gql.execute(BILL, {"id": to_global_id("Bill", bill.id)}))["node"]["lines"]["edges"]]
+    assert [Decimal(line["amount"]["amount"]) > 0 for line in lines if line["kind"] == "STORAGE"] == [True]
