@@ -15,9 +15,10 @@ import pytest
 
 from resolvers.common.ids import to_global_id
 from store import transfers as transfer_store
-from tests.conftest import Gateway, local_center
+from tests.conftest import DatabaseChoice, Gateway, local_center
 from tests.data_helpers import REPLICATE, TRANSFER, local_path
 from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.served_gateway import ServedGateway, write_config
 from tests.test_auth import new_account
 from tests.test_data_downloads import fetch, token_of
 from tests.test_data_storage import BILL
@@ -42,9 +43,15 @@ def sha256(data: bytes) -> str:
 
 
 async def upload(gateway: Gateway, path: str, data: bytes, token: str | None, checksum: str | None = None, **query: str) -> httpx.Response:
+    return await upload_to(gateway.url, token, data, path, checksum, **query)
+
+
+async def upload_to(
+    url: str, token: str | None, data: bytes, path: str = "/datasets/upload", checksum: str | None = None, **query: str
+) -> httpx.Response:
     headers = {"authorization": f"Bearer {token}"} if token else {}
     headers["x-checksum"] = checksum or sha256(data)
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         return await http.post(path, params=query, content=data, headers=headers)
 
 
@@ -124,18 +131,26 @@ async def test_refused_uploads_have_codes_and_leave_nothing(gateway_factory: Any
     assert [path.name for path in artifact_files(gateway)] == ["first"]
 
 
-async def test_a_client_gone_mid_upload_leaves_nothing(gateway: Gateway) -> None:
-    token = token_of(gateway)
-    host, port = gateway.url.removeprefix("http://").split(":")
+async def send_part_of_an_upload(url: str, token: str, name: str) -> asyncio.StreamWriter:
+    """Start an upload of 100,000 bytes and send 30,000 of them; the connection stays open."""
+    host, port = url.removeprefix("http://").split(":")
     _reader, writer = await asyncio.open_connection(host, int(port))
-    checksum = sha256(b"z" * 100_000)
     head = (
-        f"POST /datasets/upload?name=cut HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n"
-        f"x-checksum: {checksum}\r\ncontent-length: 100000\r\n\r\n"
+        f"POST /datasets/upload?name={name} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n"
+        f"x-checksum: {sha256(b'z' * 100_000)}\r\ncontent-length: 100000\r\n\r\n"
     )
     writer.write(head.encode() + b"z" * 30_000)
     await writer.drain()
-    await eventually(lambda: any(path.name.startswith(".partial-") for path in artifact_files(gateway)), "the partial file appears")
+    return writer
+
+
+def partials_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob(".partial-*")] if root.exists() else []
+
+
+async def test_a_client_gone_mid_upload_leaves_nothing(gateway: Gateway) -> None:
+    writer = await send_part_of_an_upload(gateway.url, token_of(gateway), "cut")
+    await eventually(lambda: partials_under(gateway.runtime.uploads.root), "the partial file appears")
     writer.close()
     await writer.wait_closed()
     await eventually(lambda: artifact_files(gateway) == [], "the partial file is removed")
@@ -143,12 +158,30 @@ async def test_a_client_gone_mid_upload_leaves_nothing(gateway: Gateway) -> None
     assert (await gateway.client.execute(STORED))["viewer"]["storedBytes"] == "0"
 
 
-async def test_a_partial_left_by_a_killed_gateway_is_swept_at_start(gateway: Gateway) -> None:
-    left = gateway.runtime.uploads.root / "1" / "0123abcd" / ".partial-corpus"
-    left.parent.mkdir(parents=True)
-    left.write_bytes(b"half")
-    await asyncio.to_thread(gateway.runtime.uploads.sweep)
-    assert not left.exists()
+async def test_a_gateway_killed_mid_upload_records_nothing_and_sweeps_the_partial_at_start(
+    database: DatabaseChoice, tmp_path: Path
+) -> None:
+    assert database.url is not None
+    served = ServedGateway(write_config(tmp_path, database.url, database.schema))
+    try:
+        await served.start()
+        await _killed_mid_upload(served, tmp_path / "data" / "artifacts")
+    finally:
+        served.kill()
+        await served.client.close()
+
+
+async def _killed_mid_upload(served: ServedGateway, artifacts: Path) -> None:
+    writer = await send_part_of_an_upload(served.url, served.token, "cut")
+    await eventually(lambda: partials_under(artifacts), "the partial file appears")
+    served.kill()  # SIGKILL: no cleanup ran
+    writer.close()
+    assert partials_under(artifacts) != []
+    await served.start()
+    assert partials_under(artifacts) == []
+    assert (await served.client.execute(DATASETS))["datasets"]["edges"] == []
+    done = await upload_to(served.url, served.token, b"whole", name="cut")  # the name is free: nothing was recorded
+    assert done.status_code == 201, done.text
 
 
 async def test_an_upload_is_replicated_to_a_center_and_metered_as_stored(gateway_factory: Any) -> None:
