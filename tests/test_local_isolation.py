@@ -216,25 +216,37 @@ async def test_two_accounts_jobs_run_as_uids_of_their_own_and_cannot_reach_each_
 
 ESCAPER = textwrap.dedent(
     """
-    import os, subprocess, sys
-    leftover = sys.argv[1]
+    import os, subprocess, sys, time
+    leftover, linger = sys.argv[1], float(sys.argv[2])
     open(leftover, "w").write("left behind")
     daemon = subprocess.Popen(["sleep", "300"], start_new_session=True)  # out of the job's process group
     print("DAEMON", daemon.pid, flush=True)
+    time.sleep(linger)
     """
 )
 
 
-async def test_a_job_leaves_no_process_and_no_file_in_shared_folders_behind(gateway: Gateway) -> None:
+@pytest.mark.parametrize("end", ["SUCCEEDED", "CANCELLED"])
+async def test_a_job_leaves_no_process_and_no_file_in_shared_folders_behind(gateway: Gateway, end: str) -> None:
     import secrets
+
+    from tests.jobs_helpers import CANCEL
+    from tests.waiting import eventually
 
     leftover = Path("/tmp") / f"aicn-test-leftover-{secrets.token_hex(4)}"
     spec = python_job(ESCAPER, name="escaper")
-    spec["command"] += [str(leftover)]
+    spec["command"] += [str(leftover), "0" if end == "SUCCEEDED" else "300"]
     job = await submit(gateway.client, spec)
-    await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"}, timeout=30)
-    logs = (await gateway.client.execute(DOWNLOAD_JOB, {"id": job["id"]}))["node"]["logs"]
-    daemon = int(next(line for line in logs.splitlines() if line.startswith("DAEMON ")).split()[1])
+
+    async def daemon_pid() -> int | None:
+        logs = (await gateway.client.execute(DOWNLOAD_JOB, {"id": job["id"]}))["node"]["logs"] or ""
+        return next((int(line.split()[1]) for line in logs.splitlines() if line.startswith("DAEMON ")), None)
+
+    daemon = await eventually(daemon_pid, "the job started its daemon", timeout=30)
+    if end == "CANCELLED":
+        assert _alive(daemon) and leftover.exists()
+        await gateway.client.execute(CANCEL, {"id": job["id"]})
+    await wait_for_state(gateway.client, job["id"], {end}, timeout=30)
     assert not _alive(daemon), "the job's daemon outlived it"
     assert not leftover.exists()
 
