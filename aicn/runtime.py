@@ -153,7 +153,9 @@ class Runtime:
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(self.db, self.registry, settings.data_import_roots)
+        self.data = DataService(
+            self.db, self.registry, settings.data_import_roots, pushed_root=(settings.data_dir / "models" / "pushed").absolute()
+        )
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
         self.dispatcher.transfers = self.transfers
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb

@@ -48,6 +48,8 @@ class ServiceRow(Base):
     placement: Mapped[dict[str, Any] | None] = mapped_column(Document)
     requests_total: Mapped[int] = mapped_column(BigId, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    #: on a PEER center: the service's id at the peer gateway, once deployed there
+    remote_id: Mapped[str | None] = mapped_column(String(200))
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

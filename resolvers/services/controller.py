@@ -32,6 +32,7 @@ from resolvers.services.artifacts import ArtifactMismatch, copy_verified, destin
 from resolvers.services.ledger import ServiceChange, ServiceLedger
 from resolvers.services.policy import ServingPolicy
 from resolvers.services.pool import Replica, ServicePool
+from resolvers.services.remote import RemoteServices
 from resolvers.services.serving import MODEL_DIR, PORT, fill, free_port
 from resolvers.services.states import ServiceEventKind, ServiceState
 from store import datasets as dataset_store
@@ -78,6 +79,8 @@ class ServiceController:
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
         self._probe = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS)
+        #: the services on PEER centers, deployed and followed at the peer gateway
+        self.remote = RemoteServices(db, registry, jobs, ledger)
 
     def pool(self, service_id: int) -> ServicePool:
         pool = self.pools.get(service_id)
@@ -139,6 +142,9 @@ class ServiceController:
 
     async def reconcile(self, service: ServiceRow, replicas: Sequence[JobRow]) -> None:
         pool = self.pool(service.id)
+        if self.remote.peer_of(service) is not None:
+            await self.remote.reconcile(service, replicas, pool)
+            return
         alive = {job.id: job for job in replicas}
         round_ = _Round()
         await self._notice_ended(service, pool, alive, round_)

@@ -41,6 +41,8 @@ class ServicePool:
     lost: bool = False
     failures_in_a_row: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: a service on a PEER center: its replicas ready at the peer, as last read there
+    remote_ready: int | None = None
 
     def pick(self, exclude: set[int] | None = None) -> Replica | None:
         """The READY replica with the fewest requests in flight."""

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from connectors.errors import ConnectorError
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import Center, CenterRegistry
-from resolvers.common.errors import UserErrorData
+from resolvers.common.errors import CenterFault, UserErrorData
 from resolvers.common.ids import int_key
 from resolvers.jobs.ranking import Candidate, placement_document
 from resolvers.jobs.resources import ResourceRequest
@@ -29,7 +30,7 @@ from store.db import Database
 from store.service_tables import ServiceRow
 
 #: center kinds whose connector can say where a replica's server listens
-SERVING_KINDS = frozenset({"LOCAL", "SLURM"})
+SERVING_KINDS = frozenset({"LOCAL", "SLURM", "PEER"})
 MAX_NAME = 200
 MAX_REPLICAS = 64
 MAX_DEADLINE_SECONDS = 600.0
@@ -255,6 +256,17 @@ class ServiceService:
             change.event(ServiceEventKind.SCALE, f"scale set to {scale.min}..{scale.max} replicas, target {target:g} in flight per replica")
             return change
 
+        if self.controller.remote.peer_of(service) is not None:
+            wanted = {
+                "min": scale.min,
+                "max": scale.max,
+                "targetRequestsPerReplica": scale.target_per_replica or service.target_per_replica,
+            }
+            try:
+                await self.controller.remote.scale(service, wanted)
+            except (CenterFault, ConnectorError) as fault:
+                message = f"the peer did not take the change: {getattr(fault, 'message', None) or fault}"
+                return ServiceOutcome(service=service, errors=[UserErrorData(message, "CENTER_UNAVAILABLE", ("serviceId",))])
         updated, _ = await self.ledger.apply(service.id, rescale)
         self.controller.wake()
         return ServiceOutcome(service=updated)
@@ -296,7 +308,10 @@ class ServiceService:
         pool = self.controller.pool(service.id)
         pool.in_flight += 1
         try:
-            answer = await self.proxy.send(service, pool, body, self.policy.cold_start_seconds, self.controller.wake)
+            if self.controller.remote.peer_of(service) is not None:
+                answer = await self.controller.remote.invoke(service, body)
+            else:
+                answer = await self.proxy.send(service, pool, body, self.policy.cold_start_seconds, self.controller.wake)
         finally:
             pool.in_flight -= 1
         pool.uncounted += 1
