@@ -61,6 +61,8 @@ class RemoteService:
     ready: int
     desired: int
     replicas: tuple[RemoteReplica, ...]
+    #: the peer's price per standard-unit-hour for one replica's devices (before this center's markup)
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class PeerServices:
             ready=int(counts.get("ready") or 0),
             desired=int(counts.get("desired") or 0),
             replicas=replicas,
+            price=_amount((node.get("pricePerUnitHour") or {}).get("amount")),
         )
 
     async def scale(self, remote_id: str, scale: Mapping[str, Any]) -> None:

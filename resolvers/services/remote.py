@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ class RemoteServices:
             log.info("service %s at peer %s: %s (tried again next round)", service.id, center.name, fault)
             return
         pool.remote_ready = remote.ready
-        await self._mirror(service, center, peer, remote.replicas, mirrors)
+        await self._mirror(service, center, peer, remote, mirrors)
         await self._follow(service, remote, pool)
 
     async def _deploy(self, service: ServiceRow, center: Center, peer: PeerConnector) -> None:
@@ -199,7 +200,7 @@ class RemoteServices:
             remote_id = service.remote_id
             await self.registry.call(center, lambda _: peer.services.stop(remote_id))
             remote = await self.registry.call(center, lambda _: peer.services.read(remote_id))
-            await self._mirror(service, center, peer, remote.replicas, mirrors)
+            await self._mirror(service, center, peer, remote, mirrors)
             if remote.state not in ENDED_STATES:
                 return
         if mirrors:
@@ -231,19 +232,22 @@ class RemoteServices:
     # ------------------------------------------------------------------ the peer's replicas, metered here
 
     async def _mirror(
-        self, service: ServiceRow, center: Center, peer: PeerConnector, replicas: Sequence[RemoteReplica], mirrors: Sequence[JobRow]
+        self, service: ServiceRow, center: Center, peer: PeerConnector, remote: RemoteService, mirrors: Sequence[JobRow]
     ) -> None:
         known = {job.external_id for job in mirrors}
-        for replica in replicas:
+        for replica in remote.replicas:
             if replica.external_id in known or replica.state in ("SUCCEEDED", "FAILED", "CANCELLED", "LOST", "TIME_LIMIT"):
                 continue
-            await self._adopt(service, center, peer, replica)
+            # the replica's own compute unit's price, else the peer's price for the service's devices
+            price = replica.price if replica.price is not None else remote.price
+            if price is None:
+                continue  # not priced at the peer yet: adopted in a later round, at the price it runs at
+            await self._adopt(service, center, replica, price + peer.markup)
 
-    async def _adopt(self, service: ServiceRow, center: Center, peer: PeerConnector, replica: RemoteReplica) -> None:
+    async def _adopt(self, service: ServiceRow, center: Center, replica: RemoteReplica, price: Decimal) -> None:
         """This gateway's job for one replica at the peer, made once; followed and metered like a delegated job."""
         billing = self.jobs.billing
         accelerator = replica.accelerator or service.request.accelerator or "cpu-core"
-        price = replica.price + peer.markup if replica.price is not None else None
         request = service.request.as_asked().placed(accelerator, replica.devices)
         terms: dict[str, Any] = {}
         if billing is not None:
