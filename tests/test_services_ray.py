@@ -18,7 +18,17 @@ import pytest
 from aicn.settings import RayConfig, ServicesConfig
 from tests.conftest import Gateway
 from tests.ray_helpers import RAY_URL, RESOURCE_MODELS, ray_center
-from tests.service_helpers import SCALE, STOP, TRAIN_SCRIPT, collect_service_events, deploy, invoke, register_model, wait_for_service
+from tests.service_helpers import (
+    SCALE,
+    STOP,
+    TRAIN_SCRIPT,
+    collect_service_events,
+    deploy,
+    deploy_errors,
+    invoke,
+    register_model,
+    wait_for_service,
+)
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.ray, pytest.mark.parametrize("database", ["postgres"], indirect=True)]
@@ -146,6 +156,11 @@ async def test_a_model_serve_cannot_load_fails_the_service_with_its_reason(gatew
     broken.mkdir()
     (broken / "model.onnx").write_bytes(b"not a protobuf at all")
     model_id = await register_model(gql, name="broken", uri=broken.as_uri(), framework="onnx")
+    # Ray Serve runs the built-in runner only: a serving command is refused, by name or by placement
+    ray_id = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "ray")
+    command = ["python", "my_server.py", "{port}"]
+    assert await deploy_errors(gql, modelId=model_id, centerId=ray_id, command=command) == ["CENTER_CANNOT_SERVE"]
+    assert await deploy_errors(gql, modelId=model_id, command=command) == ["NO_FEASIBLE_CENTER"]
     service = await deploy(gql, modelId=model_id, name="broken-on-ray")
     app = await eventually(lambda: app_under(tmp_path), "the Serve application made", timeout=60, interval=0.2)
     failed = await wait_for_service(gql, service["id"], {"FAILED"}, timeout=120)
