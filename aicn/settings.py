@@ -269,6 +269,13 @@ class Settings(BaseSettings):
             raise ValueError("center names must be unique")
         return centers
 
+    @model_validator(mode="after")
+    def _serve_apart_from_the_gateway(self) -> Settings:
+        for center in self.centers:
+            if center.ray is not None and center.ray.serve_port == self.port:
+                raise ValueError(f"center {center.name!r}: serve_port {self.port} is the gateway's own port; give Ray Serve another")
+        return self
+
     @field_validator("default_account_balance")
     @classmethod
     def _exact_balance(cls, amount: Decimal) -> Decimal:

@@ -39,6 +39,10 @@ def is_replica(spec: JobSpec) -> bool:
     return SERVICE_KEY in spec.environment
 
 
+def _failed_ours(application: serve.Application) -> bool:
+    return application.failed and application.name.startswith(serve.APP_PREFIX) and bool(application.references)
+
+
 class ServeReplicas:
     def __init__(self, center: str, request: Request, options: serve.ServeOptions, dashboard_host: str) -> None:
         self.center = center
@@ -85,13 +89,15 @@ class ServeReplicas:
 
     async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
         applications = await self._applications()
-        if any(application.failed for application in applications.values()):
+        if any(_failed_ours(application) for application in applications.values()):
             async with self._lock:
                 applications = await self._applications()
-                failed = [application for application in applications.values() if application.failed and application.references]
-                for application in failed:
+                for application in [application for application in applications.values() if _failed_ours(application)]:
                     self._fail(application)
-                    applications = await self._deploy(applications, application.name, None)
+                    try:
+                        applications = await self._deploy(applications, application.name, None)
+                    except SubmissionRejected as refused:  # its replicas have failed all the same; removed next time
+                        logger.warning("RAY center %s: removing the failed application %s: %s", self.center, application.name, refused)
         found: dict[str, JobStatus] = {}
         for query in queries:
             status = self._status_of(query.external_id, applications)
