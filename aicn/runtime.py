@@ -104,8 +104,15 @@ def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = 
         from connectors.ray.connector import RayConnector
 
         ray = config.ray or RayConfig()
+        from connectors.ray.serve import ServeOptions
+
         return RayConnector(
-            config.name, ray.url, token=ray.resolved_token(), resource_models=ray.resource_models, request_timeout=ray.request_timeout
+            config.name,
+            ray.url,
+            token=ray.resolved_token(),
+            resource_models=ray.resource_models,
+            request_timeout=ray.request_timeout,
+            serve=ServeOptions(ray.serve_host, ray.serve_port, ray.serve_replica_cpus),
         )
     if config.kind == "PEER":
         from connectors.peer.connector import PeerConnector

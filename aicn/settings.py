@@ -105,6 +105,11 @@ class RayConfig(BaseModel):
         default_factory=dict, description='Ray resource -> catalog model: "GPU", "accelerator_type:A100" or a custom resource such as "NPU"'
     )
     request_timeout: float = Field(default=10.0, gt=0)
+    serve_host: str = Field(default="127.0.0.1", description="where Ray Serve's HTTP proxy listens (the gateway's only way in)")
+    serve_port: int = Field(default=8270, gt=0, lt=65536, description="Ray Serve's HTTP proxy port; never the gateway's own (8000)")
+    serve_replica_cpus: float | None = Field(
+        default=None, gt=0, description="the CPUs one Serve replica reserves (default: what its devices ask, one per cpu-core)"
+    )
 
     def resolved_token(self) -> str | None:
         if self.token is not None:
@@ -277,6 +282,13 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError("center names must be unique")
         return centers
+
+    @model_validator(mode="after")
+    def _serve_apart_from_the_gateway(self) -> Settings:
+        for center in self.centers:
+            if center.ray is not None and center.ray.serve_port == self.port:
+                raise ValueError(f"center {center.name!r}: serve_port {self.port} is the gateway's own port; give Ray Serve another")
+        return self
 
     @field_validator("default_account_balance")
     @classmethod

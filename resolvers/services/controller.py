@@ -61,6 +61,12 @@ class _Round:
         self.notes.append((kind, message))
 
 
+def service_key(service: ServiceRow) -> str:
+    """The service's name on a center that keeps one thing per service (a Ray Serve application):
+    its id and when it was made, so that two gateways' (or databases') service 1 never meet."""
+    return f"{service.id}-{int(service.created_at.timestamp() * 1_000_000):x}"
+
+
 def ordinal_of(job: JobRow) -> int:
     return int((job.environment or {}).get("AICN_SERVICE_REPLICA") or 0)
 
@@ -251,10 +257,9 @@ class ServiceController:
             return None
         external_id = job.external_id
         try:
-            host = await self.registry.call(center, lambda connector: connector.server_host(external_id))
+            url = await self.registry.call(center, lambda connector: connector.server_url(external_id, port))
         except (CenterFault, ConnectorError):
             return None
-        url = f"http://{host}:{port}"
         pool.addresses[job.id] = url
         return url
 
@@ -354,7 +359,12 @@ class ServiceController:
             number = len(await service_store.replica_ids(session, service.id)) + 1
         port = str(free_port())
         command = fill(service.command, {PORT: port, MODEL_DIR: service.model_dir})
-        environment = {"AICN_SERVICE_PORT": port, "AICN_MODEL_DIR": service.model_dir, "AICN_SERVICE_REPLICA": str(number)}
+        environment = {
+            "AICN_SERVICE_PORT": port,
+            "AICN_MODEL_DIR": service.model_dir,
+            "AICN_SERVICE_REPLICA": str(number),
+            "AICN_SERVICE_KEY": service_key(service),
+        }
         outcome = await self.jobs.submit(
             Viewer(account_id=service.owner_id),
             SubmitRequest(

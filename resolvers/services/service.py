@@ -29,7 +29,9 @@ from store.db import Database
 from store.service_tables import ServiceRow
 
 #: center kinds whose connector can say where a replica's server listens
-SERVING_KINDS = frozenset({"LOCAL", "SLURM"})
+SERVING_KINDS = frozenset({"LOCAL", "SLURM", "RAY"})
+#: kinds that serve with the built-in ONNX runner only (a RAY center's replicas are Ray Serve's, not a command)
+BUILTIN_ONLY_KINDS = frozenset({"RAY"})
 MAX_NAME = 200
 MAX_REPLICAS = 64
 MAX_DEADLINE_SECONDS = 600.0
@@ -141,20 +143,20 @@ class ServiceService:
         plan = serving_plan(model, request.command, self.policy.runner_python) if model is not None else None
         if isinstance(plan, UserErrorData):
             errors.append(plan)
-        centers = self._centers(request.center_id, errors)
+        centers = self._centers(request.center_id, errors, plan)
         if errors or model is None or not isinstance(plan, ServingPlan):
             return ServiceOutcome(errors=errors)
         candidates = await self.jobs.rank(viewer, request.request, request.policy, centers)
-        chosen = next((c for c in candidates if c.offer.could_run and c.offer.center.kind in SERVING_KINDS), None)
+        chosen = next((c for c in candidates if c.offer.could_run and _serves(c.offer.center.kind, plan)), None)
         if chosen is None:
             reasons = "; ".join(
-                f"{c.offer.center.name}: {c.reason if c.offer.center.kind in SERVING_KINDS else 'cannot serve models'}"
+                f"{c.offer.center.name}: {c.reason if _serves(c.offer.center.kind, plan) else _why_not(c.offer.center.kind)}"
                 for c in candidates[:5]
             )
             return ServiceOutcome(errors=[UserErrorData(f"no center can serve this model ({reasons})", "NO_FEASIBLE_CENTER", ("request",))])
         return await self._create(viewer, request, model.id, name or f"{model.name}-{model.version}", scale, plan, candidates, chosen)
 
-    def _centers(self, center_id: str | None, errors: list[UserErrorData]) -> list[Center]:
+    def _centers(self, center_id: str | None, errors: list[UserErrorData], plan: ServingPlan | UserErrorData | None) -> list[Center]:
         if center_id is None:
             return self.registry.all()
         key = int_key(center_id, "ComputeCenter")
@@ -162,8 +164,8 @@ class ServiceService:
         if center is None:
             errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("centerId",)))
             return []
-        if center.kind not in SERVING_KINDS:
-            errors.append(UserErrorData(f"a {center.kind} center cannot serve models", "CENTER_CANNOT_SERVE", ("centerId",)))
+        if not _serves(center.kind, plan if isinstance(plan, ServingPlan) else None):
+            errors.append(UserErrorData(f"a {center.kind} center {_why_not(center.kind)}", "CENTER_CANNOT_SERVE", ("centerId",)))
         return [center]
 
     async def _create(
@@ -302,3 +304,13 @@ class ServiceService:
         pool.uncounted += 1
         answer.latency_ms = (time.perf_counter() - started) * 1000.0
         return answer
+
+
+def _serves(kind: str, plan: ServingPlan | None) -> bool:
+    return kind in SERVING_KINDS and (plan is None or plan.builtin or kind not in BUILTIN_ONLY_KINDS)
+
+
+def _why_not(kind: str) -> str:
+    if kind in BUILTIN_ONLY_KINDS:
+        return "serves models with the built-in ONNX runner only (deploy an ONNX model without a command)"
+    return "cannot serve models"
