@@ -38,6 +38,7 @@ class BillLineKind(enum.Enum):
     USAGE = "USAGE"
     ADJUSTMENT = "ADJUSTMENT"
     STORAGE = "STORAGE"
+    TOKENS = strawberry.enum_value("TOKENS", description="Tokens an OPENAI service's servers reported, at its price per million.")
 
 
 @strawberry.enum(description="What moved an account's balance.")
@@ -45,6 +46,8 @@ class BalanceEntryKind(enum.Enum):
     TOP_UP = "TOP_UP"
     USAGE = "USAGE"
     ADJUSTMENT = "ADJUSTMENT"
+    STORAGE = "STORAGE"
+    TOKENS = "TOKENS"
 
 
 @strawberry.enum
