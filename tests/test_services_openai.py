@@ -24,8 +24,9 @@ import pytest
 from aicn.settings import LocalConfig, ServicesConfig
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import python_job, submit, wait_for_state
-from tests.service_helpers import INVOKE, STOP, deploy, register_model, wait_for_service
+from tests.service_helpers import INVOKE, STOP, deploy, deploy_errors, register_model, wait_for_service
 from tests.test_auth import new_account
+from tests.test_services_e2e import _key
 from tests.waiting import eventually
 
 SERVER = Path(__file__).with_name("openai_server.py")
@@ -174,7 +175,7 @@ async def test_openai_faults_protocols_and_tenants(served: Gateway, tmp_path: Pa
     proc = await asyncio.create_subprocess_exec(sys.executable, str(SERVER), "train", str(model_dir))
     assert await proc.wait() == 0
     model_id = await register_model(gql, name="bigram", uri=model_dir.as_uri())
-    ok = await deploy(gql, modelId=model_id, name="ok", protocol="OPENAI", command=serve_command())
+    ok = await deploy(gql, modelId=model_id, name="ok", protocol="OPENAI", command=serve_command("--token-delay", "0.1"))
     failing = await deploy(gql, modelId=model_id, name="fails", protocol="OPENAI", command=serve_command("--mode", "error"))
     hanging = await deploy(
         gql, modelId=model_id, name="hangs", protocol="OPENAI", command=serve_command("--mode", "hang"), deadlineSeconds=1
@@ -203,6 +204,24 @@ async def test_openai_faults_protocols_and_tenants(served: Gateway, tmp_path: Pa
 
     too_large = await gql.http.post(f"{ok['endpoint']}/embeddings", json={"input": "x" * 20_000})
     assert too_large.status_code == 413 and error_of(too_large)["code"] == "PAYLOAD_TOO_LARGE"
+
+    # a client that goes away in the middle of a stream: the replica is released and the request counted
+    pool = served.runtime.service_controller.pool(_key(ok["id"]))
+    streamed = {**chat, "stream": True, "max_tokens": 50}
+    async with gql.http.stream("POST", f"{ok['endpoint']}/chat/completions", json=streamed) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                break
+        assert pool.in_flight == 1
+    await eventually(lambda: pool.in_flight == 0 and all(r.in_flight == 0 for r in pool.ready.values()), "the stream released")
+
+    # the built-in ONNX runner speaks INVOKE only
+    onnx_dir = tmp_path / "onnx"
+    onnx_dir.mkdir()
+    (onnx_dir / "model.onnx").write_bytes(b"not read at deploy")
+    onnx_model = await register_model(gql, name="onnx", uri=onnx_dir.as_uri())
+    assert await deploy_errors(gql, modelId=onnx_model, protocol="OPENAI") == ["MODEL_NOT_SERVABLE"]
 
     # each protocol on its own route, refused with a code on the other
     wrong = await gql.http.post(f"/services/{ok['id']}/invoke", json={"x": 1})

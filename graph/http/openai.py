@@ -8,6 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from graph.http.invoke import Refusal, ViewerOf, refusal_response, request_of
 from resolvers.services.proxy import Passthrough, Relay
@@ -29,6 +30,23 @@ def openai_error(refusal: Refusal) -> JSONResponse:
     return refusal_response({"error": error}, refusal)
 
 
+class RelayedStream(StreamingResponse):
+    """A replica's event stream, sent on as it comes; the relay is closed however sending ends."""
+
+    def __init__(self, relay: Relay) -> None:
+        assert relay.stream is not None
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        super().__init__(relay.stream, status_code=relay.status, media_type=relay.content_type, headers=headers)
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.relay.close is not None:
+                await self.relay.close()
+
+
 def openai_routes(services: ServiceService, viewer_of: ViewerOf) -> list[Route]:
     async def passthrough(request: Request) -> Response:
         read = await request_of(services, viewer_of, request)
@@ -47,8 +65,7 @@ def openai_routes(services: ServiceService, viewer_of: ViewerOf) -> list[Route]:
         if not isinstance(answer, Relay):
             return openai_error(Refusal(answer.message or "", answer.code or "BACKEND_ERROR"))
         if answer.stream is not None:
-            headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-            return StreamingResponse(answer.stream, status_code=answer.status, media_type=answer.content_type, headers=headers)
+            return RelayedStream(answer)
         return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
 
     return [Route("/services/{service_id}/v1/{path:path}", passthrough, methods=["GET", "POST"])]

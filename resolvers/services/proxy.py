@@ -4,7 +4,7 @@ deadline, mapped to coded errors (a replica's own error text never reaches the c
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,9 @@ class Relay:
     content_type: str
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
+    #: ends a stream whether or not it was read (a client gone before the first chunk): the replica
+    #: is released and the request counted, once
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 #: told the usage a request's answer reported (None: it reported none), once, when the answer is over
@@ -176,7 +179,7 @@ class Proxy:
             done(None)
             return Invocation.refused(f"the model server answered HTTP {response.status_code}", "BACKEND_ERROR", response.status_code)
         if content_type.startswith("text/event-stream"):
-            return Relay(response.status_code, content_type, stream=self._events(replica, response, deadline, done))
+            return self._stream(replica, response, deadline, done)
         try:
             body = await response.aread()
         except httpx.TimeoutException:
@@ -189,22 +192,41 @@ class Proxy:
         done(usage_of_body(body) if response.status_code < 400 else None)
         return Relay(response.status_code, content_type, body=body)
 
-    async def _events(self, replica: Replica, response: httpx.Response, deadline: float, done: Done) -> AsyncIterator[bytes]:
+    def _stream(self, replica: Replica, response: httpx.Response, deadline: float, done: Done) -> Relay:
         """The replica's event stream, relayed chunk by chunk; its usage is read on the way."""
         scanner = EventScanner()
-        try:
-            async for chunk in response.aiter_raw():
-                scanner.feed(chunk)
-                yield chunk
-        except httpx.TimeoutException:
-            yield event_error(f"the model stopped sending within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
-        except httpx.TransportError:
-            yield event_error("the replica serving the request failed before it finished", "REPLICA_FAILED")
-        finally:
+        ended = False
+
+        async def end() -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             replica.in_flight -= 1
             await response.aclose()
             scanner.close()
             done(scanner.usage)
+
+        async def events() -> AsyncGenerator[bytes, None]:
+            try:
+                async for chunk in response.aiter_raw():
+                    scanner.feed(chunk)
+                    yield chunk
+            except httpx.TimeoutException:
+                yield event_error(f"the model stopped sending within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
+            except httpx.TransportError:
+                yield event_error("the replica serving the request failed before it finished", "REPLICA_FAILED")
+            finally:
+                await end()
+
+        stream = events()
+
+        async def close() -> None:
+            await stream.aclose()
+            await end()
+
+        content_type = response.headers.get("content-type", "text/event-stream")
+        return Relay(response.status_code, content_type, stream=stream, close=close)
 
     async def _post(self, url: str, body: bytes, deadline: float) -> Invocation:
         try:

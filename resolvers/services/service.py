@@ -142,6 +142,9 @@ class ServiceService:
         plan = serving_plan(model, request.command) if model is not None else None
         if isinstance(plan, UserErrorData):
             errors.append(plan)
+        elif plan is not None and plan.builtin and request.protocol == ServiceProtocol.OPENAI:
+            message = "the built-in ONNX runner speaks INVOKE; an OPENAI service needs a serving command that speaks the OpenAI API"
+            errors.append(UserErrorData(message, "MODEL_NOT_SERVABLE", ("protocol",)))
         centers = self._centers(request.center_id, errors)
         if errors or model is None or not isinstance(plan, ServingPlan):
             return ServiceOutcome(errors=errors)
