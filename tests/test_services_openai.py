@@ -7,6 +7,8 @@ the service and billed once on a TOKENS line; faults are OpenAI-shaped; tenants 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import re
@@ -41,7 +43,8 @@ FAST = ServicesConfig(
 )
 TOKENS = """query($id: ID!) { node(id: $id) { ... on InferenceService {
   requestsTotal promptTokensTotal completionTokensTotal tokensTotal pricePerMillionTokens { amount currency } } } }"""
-BILLS = "{ bills { edges { node { lines { edges { node { kind description amount { amount } } } } } } } }"
+BILLS = """{ bills { edges { node { id csvUrl
+  lines { edges { node { kind description tokens service { id name } amount { amount } } } } } } } }"""
 TRAINED = "query($id: ID!) { node(id: $id) { ... on Job { outputModel { id uri } } } }"
 
 
@@ -77,7 +80,7 @@ async def tokens_of(gateway: Gateway, service_id: str) -> dict[str, Any]:
 
 async def token_lines(gateway: Gateway) -> list[dict[str, Any]]:
     bills = (await gateway.client.execute(BILLS))["bills"]["edges"]
-    lines = [line["node"] for bill in bills for line in bill["node"]["lines"]["edges"]]
+    lines = [{**line["node"], "csvUrl": bill["node"]["csvUrl"]} for bill in bills for line in bill["node"]["lines"]["edges"]]
     return [line for line in lines if line["kind"] == "TOKENS"]
 
 
@@ -163,6 +166,11 @@ async def test_the_openai_client_chats_streams_embeds_and_lists_models_and_the_t
     total = prompt + completion_tokens
     assert f"chat (service {service['id']}): {total} tokens" in line["description"], line
     assert Decimal(line["amount"]["amount"]) == (Decimal(total) * PRICE / 1_000_000).quantize(Decimal("0.000001"))
+    assert line["tokens"] == str(total) and line["service"] == {"id": service["id"], "name": "chat"}
+    exported = await gql.http.get(line["csvUrl"])
+    [row] = [row for row in csv.DictReader(io.StringIO(exported.text)) if row["ResourceId"] == service["id"]]
+    assert (row["ChargeCategory"], row["ConsumedQuantity"], row["ConsumedUnit"]) == ("Usage", str(total), "Tokens")
+    assert Decimal(row["BilledCost"]) == Decimal(line["amount"]["amount"])
     await served.runtime.service_controller.tick_once()
     await served.runtime.service_controller.tick_once()
     assert len(await token_lines(served)) == 1  # once: later rounds add nothing

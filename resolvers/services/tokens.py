@@ -61,6 +61,8 @@ class TokenMeter:
                 f"{service.name} (service {to_global_id('InferenceService', service.id)}): "
                 f"{tokens} tokens x {price} {currency} per million tokens"
             )
-            _, notices = await self.book.post(session, account, bill, kind="TOKENS", amount=amount, description=description)
+            _, notices = await self.book.post(
+                session, account, bill, kind="TOKENS", amount=amount, description=description, service_id=service.id, tokens=tokens
+            )
         for channel, message in notices:
             await self.bus.publish(channel, message)
