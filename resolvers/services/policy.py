@@ -28,3 +28,5 @@ class ServingPolicy:
     price_per_million_tokens: Decimal = Decimal(0)
     #: a priced service's counted tokens go on a bill at most this often, and once more when it ends
     token_billing_seconds: float = 3600.0
+    #: the interpreter the built-in ONNX runner's replicas run with (``[services] python``); None: the gateway's own
+    runner_python: str | None = None
