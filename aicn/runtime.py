@@ -58,6 +58,7 @@ from resolvers.services.proxy import Proxy
 from resolvers.services.reads import ServiceReads
 from resolvers.services.service import ServiceService
 from resolvers.services.streams import ServiceStreams
+from resolvers.services.tokens import TokenMeter
 from resolvers.webhooks.delivery import RetryPolicy, WebhookDeliverer
 from resolvers.webhooks.destinations import DestinationPolicy
 from resolvers.webhooks.service import WebhookService
@@ -188,10 +189,13 @@ class Runtime:
             health_failures=serving.health_failures,
             startup_seconds=serving.startup_seconds,
             max_payload_bytes=serving.max_payload_bytes,
+            price_per_million_tokens=serving.price_per_million_tokens,
+            token_billing_seconds=serving.token_billing_seconds,
             runner_python=str(serving.python) if serving.python is not None else None,
         )
         service_ledger = ServiceLedger(self.db, self.bus)
         self.service_controller = ServiceController(self.db, self.registry, self.jobs, service_ledger, serving_policy)
+        self.service_controller.tokens = TokenMeter(self.db, self.bus, book, serving.token_billing_seconds)
         self.proxy = Proxy()
         self.inference = ServiceService(
             self.db, self.registry, self.jobs, service_ledger, self.service_controller, self.proxy, serving_policy

@@ -132,6 +132,10 @@ class ServicesConfig(BaseModel):
     health_failures: int = Field(default=3, ge=1, description="failed health checks in a row that replace a replica")
     startup_seconds: float = Field(default=120.0, gt=0, description="a running replica that never answers within this is replaced")
     max_payload_bytes: int = Field(default=1_048_576, ge=1)
+    price_per_million_tokens: Decimal = Field(
+        default=Decimal(0), ge=0, decimal_places=6, description="what a million tokens an OPENAI service reports cost (0: free)"
+    )
+    token_billing_seconds: float = Field(default=3600.0, gt=0, description="a service's tokens go on a bill this often, and at its end")
     #: the interpreter the built-in ONNX runner's replicas run with (default: the gateway's own). It needs
     #: onnxruntime and numpy, and isolated LOCAL jobs' users must be able to run it: checked at start
     python: Path | None = None
