@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ CENTERS = "{ centers { edges { node { name } } } }"
 SUBMIT = """mutation($input: SubmitJobInput!) { submitJob(input: $input) { job { id } userErrors { code message } } }"""
 BARE_SUBMIT = """mutation($name: String!) { submitJob(name: $name) { id } }"""
 FAKE_CORES = 10**7
+EVENTS = "query($id: ID!) { node(id: $id) { ... on Job { events(first: 50) { edges { node { at } } } } } }"
 STATE = "query($id: ID!) { node(id: $id) { ... on Job { state failureReason } } }"
 
 
@@ -239,9 +241,11 @@ async def center_ids(port: int) -> dict[str, str]:
         return {edge["node"]["name"]: edge["node"]["id"] for edge in edges}
 
 
-async def submit_to_succeeded(port: int, center_id: str, runs: int) -> tuple[float, float]:
-    """(p50, p95) ms from sending submitJob to seeing the job SUCCEEDED, one job at a time."""
+async def submit_to_succeeded(port: int, center_id: str, runs: int) -> tuple[float, float, float]:
+    """(p50, p95) ms from sending submitJob to seeing the job SUCCEEDED, one job at a time, and the
+    p50 from its first event (PENDING) to its last (SUCCEEDED) as the gateway logged them."""
     spans: list[float] = []
+    logged: list[float] = []
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
         for _ in range(runs):
             started = time.perf_counter()
@@ -249,17 +253,20 @@ async def submit_to_succeeded(port: int, center_id: str, runs: int) -> tuple[flo
             while (node := (await gql(client, STATE, {"id": job["id"]}))["node"])["state"] != "SUCCEEDED":
                 if node["state"] in ("FAILED", "CANCELLED", "LOST"):
                     raise SystemExit(f"the trivial job ended {node}")
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.005)
             spans.append((time.perf_counter() - started) * 1000)
+            events = (await gql(client, EVENTS, {"id": job["id"]}))["node"]["events"]["edges"]
+            stamps = [datetime.fromisoformat(edge["node"]["at"]) for edge in events]
+            logged.append((stamps[-1] - stamps[0]).total_seconds() * 1000)
     spans.sort()
-    return statistics.median(spans), spans[int(len(spans) * 0.95) - 1]
+    return statistics.median(spans), spans[int(len(spans) * 0.95) - 1], statistics.median(logged)
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT)
 
 
-async def main(seconds: float, clients: int, postgres: str, runs: int) -> None:
+async def main(seconds: float, clients: int, postgres: str, runs: int, rounds: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="aicn-bench-requests-"))
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     ports = {name: free_port() for name in ("sqlite", "postgres", "bare-sqlite", "bare-postgres")}
@@ -274,7 +281,7 @@ async def main(seconds: float, clients: int, postgres: str, runs: int) -> None:
             await wait_up(f"http://127.0.0.1:{ports[name]}", process)
         centers = {name: await center_ids(ports[name]) for name in ("sqlite", "postgres")}
         print(
-            f"aicn hot paths against bare strawberry (loopback, one uvicorn worker each, {clients} keep-alive clients in their own processes, {seconds:g} s a run)"
+            f"aicn hot paths against bare strawberry (loopback, one uvicorn worker each, {clients} keep-alive clients in their own processes, best of {rounds} turns of {seconds:g} s)"
         )
 
         def row(label: str, ours: tuple[float, float], bare: tuple[float, float], aim: str) -> None:
@@ -282,17 +289,26 @@ async def main(seconds: float, clients: int, postgres: str, runs: int) -> None:
                 f"  {label:34} aicn {ours[0]:7.0f}/s p50 {ours[1]:5.1f} ms | bare {bare[0]:7.0f}/s p50 {bare[1]:5.1f} ms | {ours[0] / bare[0]:.2f}x  ({aim})"
             )
 
+        def pair(ours: tuple[int, str, dict[str, Any]], bare: tuple[int, str, dict[str, Any]]) -> tuple[tuple[float, float], ...]:
+            """aicn and bare taking turns ``rounds`` times, the best round of each: a machine shared
+            with other work slows both alike within a round, and either at random across rounds."""
+            runs: list[list[tuple[float, float]]] = [[], []]
+            for _ in range(rounds):
+                runs[0].append(load(ours[0], ours[1], ours[2], clients, seconds, TOKEN))
+                runs[1].append(load(bare[0], bare[1], bare[2], clients, seconds, None))
+            return max(runs[0]), max(runs[1])
+
         for label, query in (("{ viewer { name } }", VIEWER), ("centers (2 edges)", CENTERS)):
-            ours = load(ports["sqlite"], query, {}, clients, seconds, TOKEN)
-            bare = load(ports["bare-sqlite"], query, {}, clients, seconds, None)
+            ours, bare = pair((ports["sqlite"], query, {}), (ports["bare-sqlite"], query, {}))
             row(label, ours, bare, "aim >= 0.8x")
         for dialect in ("sqlite", "postgres"):
-            ours = load(ports[dialect], SUBMIT, {"input": job_input(centers[dialect]["queueing"], "print(1)")}, clients, seconds, TOKEN)
-            bare = load(ports[f"bare-{dialect}"], BARE_SUBMIT, {"name": "bench"}, clients, seconds, None)
+            submit = {"input": job_input(centers[dialect]["queueing"], "print(1)")}
+            ours, bare = pair((ports[dialect], SUBMIT, submit), (ports[f"bare-{dialect}"], BARE_SUBMIT, {"name": "bench"}))
             row(f"submitJob on {dialect} (jobs/s)", ours, bare, f"aim >= 200/s: {'met' if ours[0] >= 200 else 'not met'}")
-        p50, p95 = await submit_to_succeeded(ports["sqlite"], centers["sqlite"]["idle"], runs)
+        p50, p95, logged = await submit_to_succeeded(ports["sqlite"], centers["sqlite"]["idle"], runs)
         print(
-            f"  trivial job submit -> SUCCEEDED      p50 {p50:.0f} ms, p95 {p95:.0f} ms over {runs} jobs (aim < 100 ms: {'met' if p50 < 100 else 'not met'})"
+            f"  trivial job submit -> SUCCEEDED      p50 {p50:.0f} ms, p95 {p95:.0f} ms over {runs} jobs, seen by a client polling every 5 ms;"
+            f" {logged:.0f} ms p50 from its PENDING to its SUCCEEDED event (aim < 100 ms: {'met' if p50 < 100 else 'not met'})"
         )
     finally:
         for process in processes.values():
@@ -327,5 +343,6 @@ if __name__ == "__main__":
         parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients, one process each (default 8)")
         parser.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL database (a schema of its own is made and dropped)")
         parser.add_argument("--runs", type=int, default=30, help="trivial jobs timed from submit to SUCCEEDED (default 30)")
+        parser.add_argument("--rounds", type=int, default=3, help="turns aicn and bare take at each load, the best kept (default 3)")
         arguments = parser.parse_args()
-        asyncio.run(main(arguments.seconds, arguments.clients, arguments.postgres, arguments.runs))
+        asyncio.run(main(arguments.seconds, arguments.clients, arguments.postgres, arguments.runs, arguments.rounds))
