@@ -26,6 +26,7 @@ from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
 from resolvers.access.throttle import Throttle
+from resolvers.access.token_cache import TokenCache
 from resolvers.access.viewer import Viewer
 from resolvers.billing.bills import BillBook, BillingPolicy
 from resolvers.billing.budgets import BudgetAlertStream
@@ -153,7 +154,7 @@ class Runtime:
         self.settings = settings
         self.connector_overrides = dict(connectors or {})
         self.db = Database(settings.resolved_database_url, schema=settings.database_schema)
-        self.bus: InMemoryBus = RedisBus(settings.bus_url) if settings.bus_url else InMemoryBus()
+        self.bus: InMemoryBus = RedisBus(settings.bus_url, settings.bus_prefix) if settings.bus_url else InMemoryBus()
         self.catalog = Catalog.with_overrides(settings.catalog)
         self.registry = CenterRegistry([], self.catalog, settings.currency)
         policy = BillingPolicy(settings.currency, settings.default_account_balance, Calendar(settings.billing_timezone))
@@ -169,7 +170,9 @@ class Runtime:
         self.dispatcher.transfers = self.transfers
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
-        self.access = AccessService(self.db, self.bus)
+        auth = settings.auth
+        cache = TokenCache(auth.token_cache_size, auth.token_cache_seconds) if auth.token_cache_size and auth.token_cache_seconds else None
+        self.access = AccessService(self.db, self.bus, cache)
         self.quotas = QuotaService(self.db, settings.quota_mode)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)

@@ -246,6 +246,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_schema: str | None = None
     bus_url: str | None = None
+    #: the prefix of this deployment's Redis channels (default ``aicn:``): deployments sharing one Redis keep apart
+    bus_prefix: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     currency: str = "CNY"
