@@ -1,14 +1,14 @@
 """peer services: the id of a PEER center's service at the peer gateway
 
-Revision ID: 0014
-Revises: 0011
+Revision ID: 0019
+Revises: 0018
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0011"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
