@@ -130,7 +130,7 @@ class DatasetRow(Base):
     #: the job that wrote it to its AICN_OUTPUT_DIR (None: registered by hand)
     produced_by_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    #: when an upload put it in the gateway's artifact store (None: it lives elsewhere; migration 0019)
+    #: when an upload put it in the gateway's artifact store (None: it lives elsewhere; migration 0020)
     stored_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
@@ -163,7 +163,7 @@ class ModelRow(Base):
     #: how to serve it: an argv with {port} and {model_dir} (migration 0010)
     serving_command: Mapped[list[str] | None] = mapped_column(Document)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    #: when an upload put it in the gateway's artifact store (None: it lives elsewhere; migration 0019)
+    #: when an upload put it in the gateway's artifact store (None: it lives elsewhere; migration 0020)
     stored_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 

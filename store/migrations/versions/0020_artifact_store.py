@@ -1,14 +1,14 @@
 """the gateway's artifact store: when an uploaded dataset or model was stored by the gateway itself
 
-Revision ID: 0019
-Revises: 0011
+Revision ID: 0020
+Revises: 0019
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0011"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
