@@ -16,14 +16,17 @@ from aicn.telemetry import flush_tracing
 from aicn.watch_settings import WebhookSettings
 from connectors.base import Connector
 from connectors.catalog import Catalog
+from connectors.errors import ConnectorError
 from connectors.local.connector import LocalConnector, default_work_root, prepare_work_root
-from connectors.local.identity import falls_back_to_the_gateway_user, resolve_job_user
+from connectors.local.identity import JobUser, UidRange, falls_back_to_the_gateway_user, resolve_job_user
+from connectors.serving.runner_check import ANY_JOB_UID, gateway_python, runnable_by_anyone, runner_refusal
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
 from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
 from resolvers.access.throttle import Throttle
+from resolvers.access.token_cache import TokenCache
 from resolvers.access.viewer import Viewer
 from resolvers.billing.bills import BillBook, BillingPolicy
 from resolvers.billing.budgets import BudgetAlertStream
@@ -56,6 +59,7 @@ from resolvers.services.proxy import Proxy
 from resolvers.services.reads import ServiceReads
 from resolvers.services.service import ServiceService
 from resolvers.services.streams import ServiceStreams
+from resolvers.services.tokens import TokenMeter
 from resolvers.webhooks.delivery import RetryPolicy, WebhookDeliverer
 from resolvers.webhooks.destinations import DestinationPolicy
 from resolvers.webhooks.service import WebhookService
@@ -78,6 +82,7 @@ def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = 
             devices or {"cpu-core": 1},
             run_as=local.run_as,
             work_root=local.work_dir,
+            job_uid_range=local.job_uid_range,
         )
     if config.kind == "SLURM":
         from connectors.slurm.connector import SlurmConnector
@@ -101,8 +106,15 @@ def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = 
         from connectors.ray.connector import RayConnector
 
         ray = config.ray or RayConfig()
+        from connectors.ray.serve import ServeOptions
+
         return RayConnector(
-            config.name, ray.url, token=ray.resolved_token(), resource_models=ray.resource_models, request_timeout=ray.request_timeout
+            config.name,
+            ray.url,
+            token=ray.resolved_token(),
+            resource_models=ray.resource_models,
+            request_timeout=ray.request_timeout,
+            serve=ServeOptions(ray.serve_host, ray.serve_port, ray.serve_replica_cpus),
         )
     if config.kind == "PEER":
         from connectors.peer.connector import PeerConnector
@@ -142,7 +154,7 @@ class Runtime:
         self.settings = settings
         self.connector_overrides = dict(connectors or {})
         self.db = Database(settings.resolved_database_url, schema=settings.database_schema)
-        self.bus: InMemoryBus = RedisBus(settings.bus_url) if settings.bus_url else InMemoryBus()
+        self.bus: InMemoryBus = RedisBus(settings.bus_url, settings.bus_prefix) if settings.bus_url else InMemoryBus()
         self.catalog = Catalog.with_overrides(settings.catalog)
         self.registry = CenterRegistry([], self.catalog, settings.currency)
         policy = BillingPolicy(settings.currency, settings.default_account_balance, Calendar(settings.billing_timezone))
@@ -153,12 +165,16 @@ class Runtime:
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(self.db, self.registry, settings.data_import_roots)
+        self.data = DataService(
+            self.db, self.registry, settings.data_import_roots, pushed_root=(settings.data_dir / "models" / "pushed").absolute()
+        )
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
         self.dispatcher.transfers = self.transfers
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
-        self.access = AccessService(self.db, self.bus)
+        auth = settings.auth
+        cache = TokenCache(auth.token_cache_size, auth.token_cache_seconds) if auth.token_cache_size and auth.token_cache_seconds else None
+        self.access = AccessService(self.db, self.bus, cache)
         self.quotas = QuotaService(self.db, settings.quota_mode)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
@@ -178,9 +194,13 @@ class Runtime:
             health_failures=serving.health_failures,
             startup_seconds=serving.startup_seconds,
             max_payload_bytes=serving.max_payload_bytes,
+            price_per_million_tokens=serving.price_per_million_tokens,
+            token_billing_seconds=serving.token_billing_seconds,
+            runner_python=str(serving.python) if serving.python is not None else None,
         )
         service_ledger = ServiceLedger(self.db, self.bus)
         self.service_controller = ServiceController(self.db, self.registry, self.jobs, service_ledger, serving_policy)
+        self.service_controller.tokens = TokenMeter(self.db, self.bus, book, serving.token_billing_seconds)
         self.proxy = Proxy()
         self.inference = ServiceService(
             self.db, self.registry, self.jobs, service_ledger, self.service_controller, self.proxy, serving_policy
@@ -188,6 +208,7 @@ class Runtime:
         self.gateway_id = ""
         self._warned_unisolated = False
         self._isolated_local_centers: list[str] = []
+        self._runner_python_checked = False
         self.services = Services(
             centers=self.registry,
             jobs=self.jobs,
@@ -224,7 +245,8 @@ class Runtime:
         A LOCAL center left at ``run_as = "auto"`` on a gateway that cannot switch users is warned about
         in one line, once."""
         local = [(config.name, config.local or LocalConfig()) for config in self.settings.centers if config.kind == "LOCAL"]
-        isolated = [name for name, options in local if resolve_job_user(options.run_as) is not None]
+        users = {name: resolve_job_user(options.run_as, options.job_uid_range) for name, options in local}
+        isolated = [name for name, user in users.items() if user is not None]
         for name, options in local:
             if name in isolated:
                 prepare_work_root(options.work_dir or default_work_root(name))
@@ -237,6 +259,27 @@ class Runtime:
                 ", ".join(unisolated),
             )
         self._isolated_local_centers = isolated
+        self._check_runner_python([user for user in users.values() if user is not None])
+
+    def _check_runner_python(self, job_users: list[JobUser | UidRange]) -> None:
+        """``[services] python`` must run the built-in ONNX runner as the LOCAL jobs' users (one line naming
+        the setting if not); left unset, a gateway Python they cannot run is warned about, once."""
+        if self._runner_python_checked:
+            return
+        self._runner_python_checked = True
+        python = self.settings.services.python
+        if python is None:
+            if job_users and not runnable_by_anyone(gateway_python()):
+                log.warning(
+                    "services.python is not set and LOCAL jobs' users cannot run the gateway's Python %s: replicas of the "
+                    'built-in ONNX runner will not start on isolated LOCAL centers (see README "Isolation of LOCAL jobs")',
+                    gateway_python(),
+                )
+            return
+        identities = sorted({(user.uid, user.gid) if isinstance(user, JobUser) else (ANY_JOB_UID, ANY_JOB_UID) for user in job_users})
+        refusal = runner_refusal(python, identities)
+        if refusal is not None:
+            raise ConnectorError(f"services.python = {str(python)!r}: cannot run the built-in ONNX runner: {refusal}")
 
     def _data_root(self, config: CenterConfig) -> Path:
         isolated = config.name in self._isolated_local_centers

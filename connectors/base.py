@@ -86,6 +86,9 @@ class JobSpec:
     partition: str | None = None
     #: the stable ids of the gateways the job has passed through, its origin first (this one last)
     via: tuple[str, ...] = ()
+    #: folders of this job alone (its input and output folders): a center that runs each job as a user
+    #: of its own hands them to that user (0700) while it runs, and back to the gateway's user after
+    private_folders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,11 @@ class Connector(abc.ABC):
         """Where the gateway reaches a server a running job bound on its node (an inference
         replica). Never shown to clients. Raises ConnectorError where this kind cannot serve."""
         raise SubmissionRejected(f"a {self.kind} center cannot serve models", center=self.name)
+
+    async def server_url(self, external_id: str, port: str) -> str:
+        """The base URL of the server a running job bound on ``port`` (its ``/health`` and ``/invoke``
+        lie under it); a kind whose replicas share a proxy answers its own. Never shown to clients."""
+        return f"http://{await self.server_host(external_id)}:{port}"
 
     async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
         """At most ``max_bytes`` (and MAX_LOG_READ_BYTES) of the job's output from byte ``offset``;

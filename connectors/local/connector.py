@@ -41,7 +41,9 @@ from connectors.base import (
 from connectors.errors import ConnectorError, JobNotFound, SubmissionRejected
 from connectors.files import read_file_range, tail_file
 from connectors.local.follow import STATE_FILES, DirectoryWatch
-from connectors.local.identity import AUTO, JobUser, resolve_job_user
+from connectors.local.identity import AUTO, DEFAULT_UID_RANGE, JobUser, UidRange, resolve_job_user
+from connectors.local.runner import kill_every_process_of, release_job_identity
+from connectors.local.uids import UidAllocator
 from connectors.progress import parse_progress_line
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -61,6 +63,8 @@ class _Job:
     cancel_requested: bool = False
     progress: list[ProgressReport] = field(default_factory=list)
     partial_line: bytes = b""
+    #: the uid of the job's own (run_as = "auto" as root), until it is free for another job
+    own_uid: int | None = None
 
     @property
     def result_path(self) -> Path:
@@ -79,13 +83,16 @@ class LocalConnector(Connector):
         poll_interval: float = 0.05,
         run_as: str = AUTO,
         work_root: Path | None = None,
+        job_uid_range: tuple[int, int] = DEFAULT_UID_RANGE,
     ) -> None:
         super().__init__(name)
         self.root = Path(root)
         #: who jobs run as (see identity.py): "auto", "none" or a user name
         self.run_as = run_as
+        self.job_uid_range = job_uid_range
         self.work_root = Path(work_root) if work_root is not None else default_work_root(name)
-        self._job_user: JobUser | None = None
+        self._job_user: JobUser | UidRange | None = None
+        self._uids: UidAllocator | None = None
         self.devices = dict(devices)
         self.poll_interval = poll_interval
         self._jobs: dict[str, _Job] = {}
@@ -104,7 +111,9 @@ class LocalConnector(Connector):
 
     async def start(self) -> None:
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
-        self._job_user = await asyncio.to_thread(resolve_job_user, self.run_as)
+        self._job_user = await asyncio.to_thread(resolve_job_user, self.run_as, self.job_uid_range)
+        if isinstance(self._job_user, UidRange):
+            self._uids = UidAllocator(self._job_user, self.name)
         if self._job_user is not None:
             self.root.chmod(0o700)  # job folders, logs and results: the supervisor's, out of every job's reach
             prepare_work_root(self.work_root)
@@ -135,6 +144,7 @@ class LocalConnector(Connector):
     def _recover(self) -> None:
         """Rebuild the queue and the running set from the job directories on disk."""
         found: list[_Job] = []
+        newest_uid: tuple[int, int] | None = None  # (queued at, uid) of the latest job given a uid
         for directory in (self.root / "jobs").iterdir():
             spec_path = directory / "spec.json"
             if not spec_path.exists():
@@ -147,6 +157,11 @@ class LocalConnector(Connector):
                 devices=spec["devices"],
                 queued_at_ns=spec["queued_at_ns"],
             )
+            if spec.get("own_uid"):
+                uid = int(spec["uid"])
+                newest_uid = max(newest_uid or (job.queued_at_ns, uid), (job.queued_at_ns, uid))
+                if not job.result_path.exists():
+                    job.own_uid = uid
             pid_path = directory / "runner.pid"
             if pid_path.exists():
                 job.runner_pid = int(pid_path.read_text())
@@ -159,6 +174,9 @@ class LocalConnector(Connector):
                 self._queue.append(job.external_id)
             else:  # alive: re-attached; dead without a result: reported LOST on the next look
                 self._running.add(job.external_id)
+        if self._uids is not None:  # a uid stays taken while its job is not finished, across restarts
+            unfinished = [job.own_uid for job in found if job.own_uid is not None]
+            self._uids.recover(unfinished, newest_uid[1] if newest_uid is not None else None)
         self._collect_finished()
 
     # ------------------------------------------------------------------ contract
@@ -217,13 +235,14 @@ class LocalConnector(Connector):
                 return
             if external_id in self._queue:
                 self._queue.remove(external_id)
-                _write_json(job.result_path, {"exit_code": None, "reason": "CANCELLED", "finished_at": _now_iso()})
+                await asyncio.to_thread(self._end_without_supervisor, job, "CANCELLED")
                 return
             job.cancel_requested = True
             if job.runner_pid is not None and not self._runner_gone(job.runner_pid, job.directory):
                 _signal(job.runner_pid, signal.SIGTERM)
             else:
                 _kill_child_group(job.directory)
+                _kill_own_uid(job.directory)
 
     async def logs(self, external_id: str, tail_lines: int = 100) -> str:
         job = self._jobs.get(external_id)
@@ -253,12 +272,22 @@ class LocalConnector(Connector):
         environment.update(spec.environment)
         payload: dict[str, Any] = {}
         if self._job_user is not None:
+            if self._uids is not None:  # a uid (and gid) of the job's own, its folders its alone
+                uid = gid = self._uids.allocate()
+                private = [folder for folder in spec.private_folders if Path(folder).is_dir()]
+                for folder in private:
+                    os.chown(folder, uid, gid)
+                    os.chmod(folder, 0o700)
+                payload.update({"own_uid": True, "private_folders": private})
+            else:
+                assert isinstance(self._job_user, JobUser)
+                uid, gid = self._job_user.uid, self._job_user.gid
             work_dir = self.work_root / external_id
             work_dir.mkdir(mode=0o700)
-            os.chown(work_dir, self._job_user.uid, self._job_user.gid)
+            os.chown(work_dir, uid, gid)
             environment["HOME"] = str(work_dir)
             environment["TMPDIR"] = str(work_dir)
-            payload.update({"work_dir": str(work_dir), "uid": self._job_user.uid, "gid": self._job_user.gid})
+            payload.update({"work_dir": str(work_dir), "uid": uid, "gid": gid})
         payload |= {
             "reference": spec.reference,
             "name": spec.name,
@@ -270,7 +299,14 @@ class LocalConnector(Connector):
             "queued_at_ns": queued_at_ns,
         }
         _write_json(directory / "spec.json", payload)
-        return _Job(external_id, directory, spec.accelerator, spec.devices, queued_at_ns)
+        return _Job(
+            external_id,
+            directory,
+            spec.accelerator,
+            spec.devices,
+            queued_at_ns,
+            own_uid=payload.get("uid") if payload.get("own_uid") else None,
+        )
 
     def _devices_in_use(self) -> dict[str, int]:
         used: dict[str, int] = {}
@@ -285,13 +321,27 @@ class LocalConnector(Connector):
             if job.result_path.exists():
                 self._running.discard(external_id)
                 self._watch.unwatch(external_id)
+                self._release_uid(job)
             elif job.runner_pid is not None and self._runner_gone(job.runner_pid, job.directory):
                 # a supervisor cancelled before it could set up its signal handler dies quietly
                 reason = "CANCELLED" if job.cancel_requested else "LOST: the job's supervisor process died"
                 _kill_child_group(job.directory)
-                _write_json(job.result_path, {"exit_code": None, "reason": reason, "finished_at": _now_iso()})
+                self._end_without_supervisor(job, reason)
                 self._running.discard(external_id)
                 self._watch.unwatch(external_id)
+
+    def _end_without_supervisor(self, job: _Job, reason: str) -> None:
+        """Record the end of a job no supervisor will record (cancelled while queued, or its supervisor died),
+        after what the supervisor would have done: its uid's processes killed, its folders handed back."""
+        spec = json.loads((job.directory / "spec.json").read_text())
+        release_job_identity(spec)
+        _write_json(job.result_path, {"exit_code": None, "reason": reason, "finished_at": _now_iso()})
+        self._release_uid(job)
+
+    def _release_uid(self, job: _Job) -> None:
+        if self._uids is not None and job.own_uid is not None:
+            self._uids.release(job.own_uid)
+            job.own_uid = None
 
     def _runner_gone(self, pid: int, directory: Path) -> bool:
         # A runner we started stays ours until reaped; between fork and exec its
@@ -316,7 +366,9 @@ class LocalConnector(Connector):
         log = open(job.directory / "runner.log", "ab")
         try:
             process = subprocess.Popen(
-                [sys.executable, str(RUNNER), str(job.directory)],
+                # -S: the supervisor needs only the standard library, and skipping site-packages
+                # (editable installs' hooks and all) saves most of an interpreter's start
+                [sys.executable, "-S", str(RUNNER), str(job.directory)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -329,6 +381,25 @@ class LocalConnector(Connector):
         _write_text_atomically(job.directory / "runner.pid", str(process.pid))
         self._running.add(job.external_id)
         self._children.add(process.pid)
+        self._tell_when_exited(process.pid)
+
+    def _tell_when_exited(self, pid: int) -> None:
+        """Call ``on_activity`` the moment the supervisor exits (its result is written by then), so
+        that a job's end is seen at once instead of at the next poll. A pidfd does not reap the
+        child: ``_reap_children`` still does."""
+        try:
+            loop = asyncio.get_running_loop()
+            descriptor = os.pidfd_open(pid)
+        except (RuntimeError, OSError, AttributeError):  # no loop (recovery), or no pidfd: the poll sees it
+            return
+
+        def exited() -> None:
+            loop.remove_reader(descriptor)
+            os.close(descriptor)
+            if self.on_activity is not None:
+                self.on_activity()
+
+        loop.add_reader(descriptor, exited)
 
     def _reap_children(self) -> None:
         for pid in list(self._children):
@@ -489,6 +560,12 @@ def _kill_child_group(directory: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _kill_own_uid(directory: Path) -> None:
+    spec = json.loads((directory / "spec.json").read_text())
+    if spec.get("own_uid"):
+        kill_every_process_of(int(spec["uid"]))
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
