@@ -353,6 +353,7 @@ class Runtime:
             by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
             for reconciler in self.reconcilers:  # a center that tells of changes unasked is looked at at once
                 reconciler.center.connector.on_activity = reconciler.wake
+                reconciler.center.connector.on_jobs_changed = reconciler.told
             self.dispatcher.on_hand_over = lambda center_id: by_center[center_id].wake() if center_id in by_center else None
             self.service_controller.start()
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)

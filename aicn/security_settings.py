@@ -43,6 +43,9 @@ class LimitSettings(BaseModel):
     restore_rate: float = Field(default=200.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    #: messages waiting to be written to one WebSocket connection at most; a client that falls
+    #: further behind is closed with 4413 SLOW_CONSUMER and resumes with `after`
+    subscription_queue: int = Field(default=1_000, ge=2)
     #: the lines a `jobLogs` subscription sends a second at most; beyond, lines are dropped and counted
     log_lines_per_second: int = Field(default=200, ge=1, le=100_000)
     introspection: bool = True

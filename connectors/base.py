@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -192,6 +192,9 @@ class Connector(abc.ABC):
         self.name = name
         #: called when the center tells of a change unasked (a live link): the caller looks sooner
         self.on_activity: Callable[[], None] | None = None
+        #: called with the external ids of jobs whose state or progress the center has just
+        #: told of (a LOCAL job's output as it is written): the caller looks at those jobs now
+        self.on_jobs_changed: Callable[[Collection[str]], None] | None = None
 
     async def quote(self, request: QuoteRequest) -> CenterQuote | None:
         """The center's own offer; None (the default) leaves pricing to the gateway's configuration."""

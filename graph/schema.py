@@ -26,6 +26,7 @@ from graph.centers.subscription import CenterSubscription
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.errors import ShapeErrors
 from graph.core.scalars import SCALAR_MAP
+from graph.core.sharing import SharingExecutor
 from graph.data.mutations import DataMutation
 from graph.data.query import DataQuery
 from graph.data.types import Dataset, Model
@@ -128,6 +129,7 @@ def schema_arguments() -> dict[str, Any]:
         "types": NODE_TYPES,
         "config": StrawberryConfig(scalar_map=SCALAR_MAP),
         "extensions": extensions(),
+        "execution_context_class": SharingExecutor,
     }
 
 

@@ -10,6 +10,7 @@ the declared capacity wait in a FIFO queue that is rebuilt from disk on start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorError, JobNotFound, SubmissionRejected
 from connectors.files import read_file_range, tail_file
+from connectors.local.follow import STATE_FILES, DirectoryWatch
 from connectors.local.identity import AUTO, DEFAULT_UID_RANGE, JobUser, UidRange, resolve_job_user
 from connectors.local.runner import kill_every_process_of, release_job_identity
 from connectors.local.uids import UidAllocator
@@ -99,6 +101,11 @@ class LocalConnector(Connector):
         self._lock = asyncio.Lock()
         self._pump_task: asyncio.Task[None] | None = None
         self._children: set[int] = set()
+        # jobs followed as they write (inotify): external id -> True when a state file changed
+        self._watch = DirectoryWatch(self._file_changed)
+        self._changed: dict[str, bool] = {}
+        self._changed_event: asyncio.Event | None = None
+        self._follow_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -110,10 +117,22 @@ class LocalConnector(Connector):
         if self._job_user is not None:
             self.root.chmod(0o700)  # job folders, logs and results: the supervisor's, out of every job's reach
             prepare_work_root(self.work_root)
+        following = self._watch.start()
         await asyncio.to_thread(self._recover)
+        if following:
+            self._changed_event = asyncio.Event()
+            for external_id in self._running:
+                self._watch.watch(external_id, self._jobs[external_id].directory)
+            self._follow_task = asyncio.create_task(self._follow_forever(), name=f"local-follow-{self.name}")
         self._pump_task = asyncio.create_task(self._pump_forever(), name=f"local-pump-{self.name}")
 
     async def close(self) -> None:
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow_task
+            self._follow_task = None
+        self._watch.close()
         if self._pump_task is not None:
             self._pump_task.cancel()
             try:
@@ -301,6 +320,7 @@ class LocalConnector(Connector):
             job = self._jobs[external_id]
             if job.result_path.exists():
                 self._running.discard(external_id)
+                self._watch.unwatch(external_id)
                 self._release_uid(job)
             elif job.runner_pid is not None and self._runner_gone(job.runner_pid, job.directory):
                 # a supervisor cancelled before it could set up its signal handler dies quietly
@@ -308,6 +328,7 @@ class LocalConnector(Connector):
                 _kill_child_group(job.directory)
                 self._end_without_supervisor(job, reason)
                 self._running.discard(external_id)
+                self._watch.unwatch(external_id)
 
     def _end_without_supervisor(self, job: _Job, reason: str) -> None:
         """Record the end of a job no supervisor will record (cancelled while queued, or its supervisor died),
@@ -341,6 +362,7 @@ class LocalConnector(Connector):
             used[job.accelerator] = used.get(job.accelerator, 0) + job.devices
 
     def _launch(self, job: _Job) -> None:
+        self._watch.watch(job.external_id, job.directory)  # before the job can write
         log = open(job.directory / "runner.log", "ab")
         try:
             process = subprocess.Popen(
@@ -421,6 +443,36 @@ class LocalConnector(Connector):
             finished_at=finished_at,
             progress=tuple(report for report in job.progress if report.ordinal > progress_after),
         )
+
+    def _file_changed(self, external_id: str, name: str) -> None:
+        self._changed[external_id] = self._changed.get(external_id, False) or name in STATE_FILES
+        if self._changed_event is not None:
+            self._changed_event.set()
+
+    async def _follow_forever(self) -> None:
+        """Tell ``on_jobs_changed`` of each job that printed a progress line or changed state, as it does."""
+        assert self._changed_event is not None
+        while True:
+            await self._changed_event.wait()
+            self._changed_event.clear()
+            changed, self._changed = self._changed, {}
+            async with self._lock:
+                jobs = [(self._jobs[key], state) for key, state in changed.items() if key in self._jobs]
+                told = await asyncio.to_thread(self._told_of, jobs)
+            if told:
+                if self.on_jobs_changed is not None:
+                    self.on_jobs_changed(told)
+                elif self.on_activity is not None:
+                    self.on_activity()
+
+    def _told_of(self, jobs: list[tuple[_Job, bool]]) -> list[str]:
+        return [job.external_id for job, state_changed in jobs if self._progressed(job) or state_changed]
+
+    def _progressed(self, job: _Job) -> bool:
+        """Read the job's new output; True when it held a new progress report."""
+        before = len(job.progress)
+        self._read_new_output(job)
+        return len(job.progress) > before
 
     def _read_new_output(self, job: _Job) -> None:
         path = job.directory / "output.log"

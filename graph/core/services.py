@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from graph.core.sharing import SharedResults
 from resolvers.access.audit import AuditLog
 from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
@@ -58,3 +59,5 @@ class Services:
     transfers: TransferService | None = None
     downloads: Downloads | None = None
     uploads: ArtifactStore | None = None
+    #: subscription results that subscribers of one gateway share (graph/core/sharing.py)
+    shared_results: SharedResults = field(default_factory=SharedResults)

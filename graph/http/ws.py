@@ -8,12 +8,21 @@ a `subscribe` before an accepted `connection_init` is closed with 4401. When the
 revoked, its open connections are closed with 4403 at once (news of the revocation comes
 over the event bus), and when it expires they are closed with 4403 at its expiry; each new
 operation checks the token again anyway.
+
+Each connection's messages wait in an outbox that one writer task sends in order, so an
+operation never waits for its client's socket: a client that does not read holds back only
+itself. When more than ``limits.subscription_queue`` messages wait, the client has fallen
+too far behind: the connection is closed with 4413 (``SLOW_CONSUMER``), and the client
+reconnects and resumes with `after` (`jobUpdates`: `since`), losing nothing. A result that
+several subscribers share (graph/core/sharing.py) is serialized once and its text sent to each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,10 +30,14 @@ from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message, SubscribeMessage
 
+from graph.core.sharing import SharedResults
 from graph.http.rules import bearer_token
 from resolvers.common import metrics
 
 TOO_MANY_OPERATIONS = "TOO_MANY_SUBSCRIPTIONS"
+#: the close code of a connection whose client fell more than `limits.subscription_queue` messages behind
+SLOW_CONSUMER_CODE = 4413
+SLOW_CONSUMER = "SLOW_CONSUMER"
 
 
 class _Missing:
@@ -53,6 +66,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     """strawberry's handler, closing on revocation, with a coded error for too many operations."""
 
     _watcher: asyncio.Task[None] | None = None
+    _writer: asyncio.Task[None] | None = None
+    _closing = False
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
@@ -80,6 +95,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
                     return
 
     async def shutdown(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -94,9 +113,44 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             metrics.subscriptions_open.dec()
 
     async def send_message(self, message: Message) -> None:
+        if self._closing:
+            return
         if message["type"] == "next":
             metrics.subscription_events.inc()
-        await super().send_message(message)
+        if not hasattr(self, "_outbox"):
+            self._outbox: deque[str] = deque()
+            self._queued = asyncio.Event()
+        limit = self.context.limits.subscription_queue
+        if len(self._outbox) >= limit:
+            await self._close_slow(limit)
+            return
+        self._outbox.append(encode(message, self.context.services.shared_results))
+        self._queued.set()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_forever(), name="ws-writer")
+        if len(self._outbox) > limit // 2:
+            await asyncio.sleep(0)  # a burst (a long replay): let the writer catch up before more
+
+    async def _write_forever(self) -> None:
+        try:
+            while True:
+                await self._queued.wait()
+                self._queued.clear()
+                while self._outbox:
+                    await self.websocket.ws.send_text(self._outbox.popleft())  # type: ignore[attr-defined]
+        except Exception:  # the client has gone: the connection's own loop ends it
+            self._closing = True
+            self._outbox.clear()
+
+    async def _close_slow(self, limit: int) -> None:
+        self._closing = True
+        metrics.slow_subscribers_closed.inc()
+        if self._writer is not None:
+            self._writer.cancel()
+        self._outbox.clear()
+        reason = f"{SLOW_CONSUMER}: more than {limit} messages waited; reconnect and resume with `after`"
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=SLOW_CONSUMER_CODE, reason=reason)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -108,3 +162,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
             return
         await super().handle_subscribe(message)
+
+
+def encode(message: Message, shared: SharedResults) -> str:
+    """The message's JSON text; a shared result's data goes in as the text made once for all."""
+    fields: dict[str, Any] = dict(message)
+    payload = fields.get("payload")
+    data_text = shared.data_text(payload.get("data")) if fields["type"] == "next" and isinstance(payload, dict) else None
+    if data_text is None or not isinstance(payload, dict):
+        return json.dumps(fields, separators=(",", ":"))
+    rest = "".join(f",{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}" for key, value in payload.items() if key != "data")
+    return f'{{"id":{json.dumps(fields["id"])},"type":"next","payload":{{"data":{data_text}{rest}}}}}'

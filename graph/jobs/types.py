@@ -145,6 +145,11 @@ class JobEvent:
     message: str | None
     job_key: strawberry.Private[int]
 
+    @property
+    def share_tag(self) -> tuple[str, int, int]:
+        """Which event this is, for subscribers that share its execution (graph/core/sharing.py)."""
+        return ("JobEvent", self.job_key, self.seq)
+
     @strawberry.field
     async def job(self, info: Info[Context, None]) -> Job:
         job = await info.context.loaders.job.load(self.job_key)
@@ -185,6 +190,11 @@ class Job(Node):
     updated_at: datetime = strawberry.field(description="When the job last changed; `jobUpdates(since:)` resumes from it.")
     priority: int = strawberry.field(description="Its place in the network queue's order (higher first; see queuePosition).")
     row: strawberry.Private[JobRow]
+
+    @property
+    def share_tag(self) -> tuple[str, int, int]:
+        """The job as of its latest event, for `jobUpdates` subscribers that share its execution."""
+        return ("Job", self.row.id, self.row.last_seq)
 
     @classmethod
     def from_row(cls, row: JobRow) -> Job:

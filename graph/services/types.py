@@ -42,10 +42,17 @@ class ServiceEvent:
     state: ServiceState | None
     replicas_ready: int | None
     message: str | None
+    service_key: strawberry.Private[int] = 0
+
+    @property
+    def share_tag(self) -> tuple[str, int, int]:
+        """Which event this is, for subscribers that share its execution (graph/core/sharing.py)."""
+        return ("ServiceEvent", self.service_key, self.seq)
 
     @classmethod
     def from_record(cls, record: ServiceEventRecord) -> ServiceEvent:
         return cls(
+            service_key=record.service_id,
             seq=record.seq,
             at=record.at,
             kind=record.kind,

@@ -51,6 +51,17 @@ subscriptions_open = Gauge("aicn_subscriptions_open", "GraphQL subscriptions (We
 subscription_events = Counter(
     "aicn_subscription_events", "Results sent to WebSocket subscribers (rate() of it: events delivered per second)", registry=REGISTRY
 )
+subscription_executions = Counter(
+    "aicn_subscription_executions",
+    "Subscription events whose selection was executed (once per event and group of subscribers that share it)",
+    registry=REGISTRY,
+)
+subscription_shared = Counter(
+    "aicn_subscription_shared", "Subscription results taken from another subscriber's execution of the same event", registry=REGISTRY
+)
+slow_subscribers_closed = Counter(
+    "aicn_slow_subscribers_closed", "WebSocket connections closed because the client fell too far behind", registry=REGISTRY
+)
 webhook_attempts = Counter(
     "aicn_webhook_attempts",
     "Webhook delivery attempts, by event kind and outcome (delivered, failed, refused: the destination check said no)",

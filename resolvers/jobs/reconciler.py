@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from connectors.base import CenterJobState, JobStatus, StatusQuery
@@ -56,6 +57,9 @@ class Reconciler:
         self.vanished_grace = vanished_grace
         self._missing_since: dict[int, datetime] = {}
         self._alarm = Alarm()
+        #: external ids the center told of since the last round: looked at before the next poll is due
+        self._told: set[str] = set()
+        self._full = True  # the next round looks at every job (a start, a hand-over)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"reconciler-{self.center.name}")
@@ -66,34 +70,44 @@ class Reconciler:
 
     def wake(self) -> None:
         """A job was just handed to this center: look now, not after an idle wait."""
+        self._full = True
+        self._alarm.ring()
+
+    def told(self, external_ids: Collection[str]) -> None:
+        """The center has just told of these jobs (a progress line, a change of state): look at them now."""
+        self._told.update(external_ids)
         self._alarm.ring()
 
     async def _run(self) -> None:
         await self.recover()
+        loop = asyncio.get_running_loop()
+        due = loop.time()  # when the next full round (the poll, the safety net) is due
         while True:
             busy = True
             try:
-                busy = await self.reconcile_once()
+                if self._full or loop.time() >= due:
+                    self._full = False
+                    self._told.clear()  # a full round looks at every job anyway
+                    busy = await self.reconcile_once()
+                    # with nothing to watch, look less often (another gateway may still hand it jobs)
+                    interval = self.center.poll_interval_seconds
+                    due = loop.time() + (interval if busy else max(interval, IDLE_INTERVAL_SECONDS))
+                elif self._told:
+                    told, self._told = self._told, set()
+                    await self.reconcile_once(only=told)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reconciling center %s failed", self.center.name)
-            # with nothing to watch, look less often (another gateway may still hand it jobs)
-            interval = self.center.poll_interval_seconds if busy else max(self.center.poll_interval_seconds, IDLE_INTERVAL_SECONDS)
-            await self._alarm.sleep(interval)
+            if not self._told and not self._full:
+                await self._alarm.sleep(max(0.0, due - loop.time()))
 
-    async def recover(self) -> None:
-        """After a gateway start: finish handing over submissions a crash interrupted."""
-        async with self.db.read() as session:
-            jobs = await job_store.unfinished_jobs(session, self.center.id)
-        for job in jobs:
-            if job.external_id is None:
-                await self.jobs.resubmit(job.id)
-
-    async def reconcile_once(self) -> bool:
-        """One round; False when the center has no unfinished job to watch."""
+    async def reconcile_once(self, only: Collection[str] | None = None) -> bool:
+        """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch."""
         async with self.db.read() as session:
             jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id) if job.external_id]
+        if only is not None:
+            jobs = [job for job in jobs if job.external_id in only]
         if not jobs:
             return False
         queries = [StatusQuery(job.external_id, job.progress_count) for job in jobs if job.external_id]
@@ -104,11 +118,20 @@ class Reconciler:
         for job in jobs:
             status = answer.get(job.external_id or "")
             if status is None:
-                await self._handle_missing(job)
+                if only is None:  # a job is only missing when a full round misses it
+                    await self._handle_missing(job)
                 continue
             self._missing_since.pop(job.id, None)
             await self._apply(job, status)
         return True
+
+    async def recover(self) -> None:
+        """After a gateway start: finish handing over submissions a crash interrupted."""
+        async with self.db.read() as session:
+            jobs = await job_store.unfinished_jobs(session, self.center.id)
+        for job in jobs:
+            if job.external_id is None:
+                await self.jobs.resubmit(job.id)
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
         if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None:

@@ -7,6 +7,7 @@ ending after the job's terminal state.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -34,6 +35,7 @@ class JobStreams:
     def __init__(self, db: Database, bus: InMemoryBus) -> None:
         self.db = db
         self.bus = bus
+        self.rows = FreshRows(db)
 
     async def _read_after(self, job_id: int, owner_id: int, after: int) -> list[EventRecord]:
         async with self.db.read() as session:
@@ -80,6 +82,7 @@ class JobStreams:
         """
         scope_query = query or JobQuery(owner_id=viewer.scope)
         sent: dict[int, int] = {}  # job id -> the last seq sent
+        seen: dict[int, int] = {}  # job id -> the newest seq the news told of
         async with self.bus.subscribe("jobs") as live:
             for job in await self._opening(scope_query, snapshot, since):
                 if accept(job):
@@ -92,11 +95,12 @@ class JobStreams:
                 if message is not None:
                     record = EventRecord.from_message(message)
                     if viewer.scope is None or record.owner_id == viewer.scope:
+                        seen[record.job_id] = max(seen.get(record.job_id, 0), record.seq)
                         if record.kind == JobEventKind.PROGRESS and not throttle.may_send(record.job_id):
                             throttle.defer(record.job_id)
                         else:
                             due.add(record.job_id)
-                for job in await self._current(due, viewer.scope):
+                for job in await self.rows.current({job_id: seen.get(job_id, 0) for job_id in due}, viewer.scope):
                     if job.last_seq > sent.get(job.id, 0) and accept(job):
                         sent[job.id] = job.last_seq
                         throttle.sent(job.id)
@@ -110,13 +114,6 @@ class JobStreams:
                 return await job_store.jobs_changed_since(session, query, since, SNAPSHOT_LIMIT)
             return list((await job_store.jobs_page(session, query, first=SNAPSHOT_LIMIT, after=None)).rows)
 
-    async def _current(self, job_ids: set[int], scope: int | None) -> list[JobRow]:
-        if not job_ids:
-            return []
-        async with self.db.read() as session:
-            found = await job_store.jobs_by_ids(session, job_ids, scope)
-        return [found[key] for key in sorted(found)]
-
     async def center_changes(self) -> AsyncIterator[int]:
         """The id of each center whose health state changes, as it changes."""
         async with self.bus.subscribe("centers") as live:
@@ -124,6 +121,63 @@ class JobStreams:
                 message = await live.get()
                 if message is not None:
                     yield int(message["center_id"])
+
+
+class FreshRows:
+    """Jobs' rows as of at least a given event, read once for every `jobUpdates` stream that
+    wants them: two thousand dashboards told of one event make one read, not two thousand."""
+
+    LIMIT = 10_000
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._rows: dict[int, JobRow] = {}
+        self._reading: dict[int, asyncio.Future[JobRow | None]] = {}
+
+    async def current(self, wanted: dict[int, int], scope: int | None) -> list[JobRow]:
+        """The rows of ``wanted`` (job id -> the seq they must show at least) that ``scope`` may see, by id."""
+        found: dict[int, JobRow | None] = {}
+        waits: dict[int, asyncio.Future[JobRow | None]] = {}
+        missing: list[int] = []
+        for job_id, seq in wanted.items():
+            row = self._rows.get(job_id)
+            if row is not None and row.last_seq >= seq:
+                found[job_id] = row
+            elif job_id in self._reading:
+                waits[job_id] = self._reading[job_id]
+            else:
+                missing.append(job_id)
+        if missing:
+            found.update(await self._read(missing))
+        for job_id, future in waits.items():
+            found[job_id] = await asyncio.shield(future)
+        return [row for _, row in sorted(found.items()) if row is not None and (scope is None or row.owner_id == scope)]
+
+    async def _read(self, job_ids: list[int]) -> dict[int, JobRow | None]:
+        loop = asyncio.get_running_loop()
+        futures = {job_id: loop.create_future() for job_id in job_ids}
+        self._reading.update(futures)
+        try:
+            async with self.db.read() as session:
+                rows = await job_store.jobs_by_ids(session, job_ids, None)
+        except BaseException as error:
+            for future in futures.values():
+                future.set_exception(error)
+                future.exception()
+            raise
+        finally:
+            for job_id in job_ids:
+                self._reading.pop(job_id, None)
+        if len(self._rows) > self.LIMIT:
+            self._rows.clear()
+        result: dict[int, JobRow | None] = {}
+        for job_id, future in futures.items():
+            row = rows.get(job_id)
+            if row is not None:
+                self._rows[job_id] = row
+            result[job_id] = row
+            future.set_result(row)
+        return result
 
 
 class ProgressThrottle:
