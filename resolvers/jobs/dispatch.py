@@ -25,6 +25,7 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
+from resolvers.common.leases import Fence
 from resolvers.data.areas import JobArea
 from resolvers.data.transfers import TransferService
 from resolvers.jobs.ledger import Change, JobLedger
@@ -93,6 +94,8 @@ class Dispatcher:
         self.transfers: TransferService | None = None
         #: what moving 10^9 bytes of input to a center costs; set, DATA_LOCAL weighs it against price
         self.transfer_price_per_gb: Decimal | None = None
+        #: the network queue's lease (several replicas): a stale holder's queue round hands nothing over
+        self.queue_fence: Fence | None = None
         self._staging: dict[int, asyncio.Task[None]] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
@@ -155,12 +158,15 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ placing one job
 
-    async def place(self, job_id: int, candidates: Sequence[Candidate], policy: str | None) -> JobRow | None:
-        """Hand the job to the first candidate that can start it now and accepts it; else queue it."""
+    async def place(self, job_id: int, candidates: Sequence[Candidate], policy: str | None, fence: Fence | None = None) -> JobRow | None:
+        """Hand the job to the first candidate that can start it now and accepts it; else queue it.
+
+        ``fence``: the network queue's lease, checked where the center is chosen, so a replica
+        that lost the queue's lease never hands a job over."""
         for index, candidate in enumerate(candidates):
             if not candidate.offer.feasible:
                 continue
-            job = await self._choose(job_id, candidates, candidate, policy)
+            job = await self._choose(job_id, candidates, candidate, policy, fence)
             if job is None:
                 return None  # ended or claimed meanwhile
             handed, failure = await self.hand_over(job, candidate.offer.center)
@@ -171,7 +177,9 @@ class Dispatcher:
             await self._release(job_id, candidate.offer.center, failure, next_step)
         return await self._wait(job_id, candidates, policy)
 
-    async def _choose(self, job_id: int, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None) -> JobRow | None:
+    async def _choose(
+        self, job_id: int, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None, fence: Fence | None
+    ) -> JobRow | None:
         offer = chosen.offer
 
         def choose(job: JobRow) -> Change:
@@ -197,7 +205,7 @@ class Dispatcher:
             change.events.append({"kind": JobEventKind.PLACEMENT, "message": f"placed on {offer.center.name}: {chosen.reason}"})
             return change
 
-        job, records = await self.ledger.apply(job_id, choose)
+        job, records = await self.ledger.apply(job_id, choose, fence)
         return job if records else None
 
     async def hand_over(self, job: JobRow, center: Center) -> tuple[JobRow | None, str | None]:
@@ -346,9 +354,13 @@ class Dispatcher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="network-queue")
 
-    async def stop(self) -> None:
+    async def stop_queue(self) -> None:
+        """Stop the network queue's loop only (its lease went to another replica); stagings go on."""
         await stop_task(self._task)
         self._task = None
+
+    async def stop(self) -> None:
+        await self.stop_queue()
         for task in list(self._staging.values()):
             await stop_task(task)
 
@@ -421,7 +433,7 @@ class Dispatcher:
 
         async def hand(job: JobRow, candidates: list[Candidate]) -> bool:
             async with gate:
-                result = await self.place(job.id, candidates, job.policy)
+                result = await self.place(job.id, candidates, job.policy, self.queue_fence)
             return result is not None and result.external_id is not None
 
         outcomes = await asyncio.gather(*(hand(job, candidates) for job, candidates in startable))
