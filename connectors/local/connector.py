@@ -65,6 +65,25 @@ class _Job:
         return self.directory / "result.json"
 
 
+def _load_job(directory: Path) -> _Job | None:
+    """A job directory's job as its spec and runner pid tell (None: not a job's, or half written)."""
+    spec_path = directory / "spec.json"
+    if not spec_path.exists():
+        return None
+    spec = json.loads(spec_path.read_text())
+    job = _Job(
+        external_id=directory.name,
+        directory=directory,
+        accelerator=spec["accelerator"],
+        devices=spec["devices"],
+        queued_at_ns=spec["queued_at_ns"],
+    )
+    pid_path = directory / "runner.pid"
+    if pid_path.exists():
+        job.runner_pid = int(pid_path.read_text())
+    return job
+
+
 class LocalConnector(Connector):
     kind = "LOCAL"
 
@@ -115,23 +134,7 @@ class LocalConnector(Connector):
 
     def _recover(self) -> None:
         """Rebuild the queue and the running set from the job directories on disk."""
-        found: list[_Job] = []
-        for directory in (self.root / "jobs").iterdir():
-            spec_path = directory / "spec.json"
-            if not spec_path.exists():
-                continue
-            spec = json.loads(spec_path.read_text())
-            job = _Job(
-                external_id=directory.name,
-                directory=directory,
-                accelerator=spec["accelerator"],
-                devices=spec["devices"],
-                queued_at_ns=spec["queued_at_ns"],
-            )
-            pid_path = directory / "runner.pid"
-            if pid_path.exists():
-                job.runner_pid = int(pid_path.read_text())
-            found.append(job)
+        found = [job for job in map(_load_job, (self.root / "jobs").iterdir()) if job is not None]
         for job in sorted(found, key=lambda j: j.queued_at_ns):
             self._jobs[job.external_id] = job
             if job.result_path.exists():
@@ -141,6 +144,17 @@ class LocalConnector(Connector):
             else:  # alive: re-attached; dead without a result: reported LOST on the next look
                 self._running.add(job.external_id)
         self._collect_finished()
+
+    def _adopt(self, external_ids: Sequence[str]) -> None:
+        """Take on jobs another gateway replica on this host started in the same root (it handed
+        them over; this one reconciles the center). A job still queued in that replica is left to it."""
+        for external_id in external_ids:
+            job = _load_job(self.root / "jobs" / external_id)
+            if job is None or (job.runner_pid is None and not job.result_path.exists()):
+                continue
+            self._jobs[external_id] = job
+            if not job.result_path.exists():
+                self._running.add(external_id)
 
     # ------------------------------------------------------------------ contract
 
@@ -172,6 +186,8 @@ class LocalConnector(Connector):
             )
         external_id = _SAFE_ID.sub("_", spec.reference)
         async with self._lock:
+            if external_id not in self._jobs:  # another replica on this host may have taken it already
+                await asyncio.to_thread(self._adopt, [external_id])
             existing = self._jobs.get(external_id)
             if existing is not None:  # the same reference twice is the same job
                 return Submission(external_id, self._state_of(existing))
@@ -185,6 +201,10 @@ class LocalConnector(Connector):
         async with self._lock:
             self._collect_finished()
             self._start_queued()
+            unknown = [q.external_id for q in queries if q.external_id not in self._jobs]
+            if unknown:
+                await asyncio.to_thread(self._adopt, unknown)
+                self._collect_finished()
             known = [(self._jobs[q.external_id], q.progress_after) for q in queries if q.external_id in self._jobs]
             # one trip to a worker thread for all the file reads, not one per job
             return await asyncio.to_thread(lambda: {job.external_id: self._status_of(job, after) for job, after in known})
