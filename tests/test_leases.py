@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from resolvers.common.ids import int_key
 from resolvers.common.leases import Leases
+from resolvers.jobs import reconciler
+from resolvers.jobs.states import JobState
 from store.db import Database
+from store.tables import JobRow
+from store.types import utcnow
 from tests.conftest import DatabaseChoice
+from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_databases  # the lease is the database's row and its locks
 
@@ -76,3 +85,31 @@ async def test_a_clean_stop_hands_the_lease_over_at_the_next_beat(db: Database) 
     await second.beat_once()
     assert second.held() == {"center:a": 2} and second_loop.running
     await second.stop()
+
+
+async def test_a_hand_over_a_dead_replica_left_unfinished_is_finished_by_the_reconciling_one(
+    gateway_factory: Any, database: DatabaseChoice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconciler, "SWEEP_INTERVAL_SECONDS", 0.1)
+    gateway = await gateway_factory()
+    job = await submit(gateway.client, python_job("import time; time.sleep(3)", name="left-behind"))
+    key = int_key(job["id"], "Job")
+    # what a replica killed between choosing the center and recording the submission leaves behind
+    db = Database(database.url or "", schema=database.schema)
+    try:
+        async with db.transaction() as session:
+            row = await session.get(JobRow, key)
+            assert row is not None and row.external_id is not None
+            submitted_as = row.external_id
+            row.external_id, row.state, row.updated_at = None, JobState.QUEUED, utcnow() - timedelta(minutes=5)
+
+        async def submitted_again() -> str | None:
+            async with db.read() as session:
+                found = await session.get(JobRow, key, populate_existing=True)
+                return found.external_id if found is not None else None
+
+        assert await eventually(submitted_again, "the sweep finished the hand-over", timeout=15) == submitted_as  # the same job
+    finally:
+        await db.dispose()
+    finished = await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
+    assert finished["state"] == "SUCCEEDED"

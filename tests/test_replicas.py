@@ -7,14 +7,17 @@ its events gap-free."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from websockets import Subprotocol
 
 from resolvers.common.ids import int_key
 from tests.client import GraphQLClient
@@ -101,6 +104,23 @@ async def test_the_rate_limit_is_one_bucket_across_the_replicas(database: Databa
         assert {index % 2 for index, body in enumerate(answers) if "errors" in body} == {0, 1}  # refused on both replicas
 
 
+async def socket_closed_with_4403(holder: GraphQLClient, revoker: ServedGateway) -> bool:
+    """Open a subscription with a fresh token on ``holder``'s replica, revoke the token on ``revoker``: True
+    once the holder's replica closes the WebSocket with 4403."""
+    account = (await revoker.client.execute(ACCOUNT))["viewer"]["id"]
+    created = (await revoker.client.execute(CREATE_TOKEN % account))["createApiToken"]
+    async with websockets.connect(holder.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
+        await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {created['secret']}"}}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": UPDATES}}))
+        await revoker.client.execute(REVOKE, {"id": created["token"]["id"]})
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    await socket.recv()
+    return closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
 CREATE_TOKEN = """
 mutation { createApiToken(input: {accountId: "%s", name: "ci", scopes: [READ]}) { secret token { id } userErrors { code } } }
 """
@@ -121,6 +141,7 @@ async def test_a_token_revoked_on_one_replica_is_refused_on_the_other_at_once(da
             await second.client.execute(REVOKE, {"id": created["token"]["id"]})
             refused = await on_first.post(VIEWER)  # the very next request, on the other replica
             assert refused.status_code == 401, refused.text
+            assert await socket_closed_with_4403(on_first, second)  # and its open WebSocket there is closed
             assert "errors" not in (await first.client.post(VIEWER)).json()  # the admin's own token still works there
         finally:
             await on_first.close()

@@ -118,7 +118,7 @@ class Leases:
         self._task = None
         held = dict(self._held)
         for name in held:
-            await self._lose(name, "the gateway stops")
+            await self._lose(name, "the gateway stops", logging.INFO)
         try:
             async with self.db.transaction() as session:
                 await lease_store.release(session, self.holder, held, utcnow())
@@ -168,9 +168,9 @@ class Leases:
             for name in list(self._held):
                 await self._lose(name, "the database did not answer the heartbeat in time")
 
-    async def _lose(self, name: str, why: str) -> None:
+    async def _lose(self, name: str, why: str, level: int = logging.WARNING) -> None:
         self._held.pop(name, None)
-        log.warning("lease %s lost (%s): stopping it on this replica", name, why)
+        log.log(level, "lease %s given up (%s): stopping it on this replica", name, why)
         try:
             await self._loops[name].stop()
         except Exception:

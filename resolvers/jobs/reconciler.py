@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 
 from connectors.base import CenterJobState, JobStatus, StatusQuery
@@ -33,6 +34,10 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL_SECONDS = 2.0
+#: how often a running reconciler looks for hand-overs that another replica's death interrupted
+SWEEP_INTERVAL_SECONDS = 15.0
+#: a job placed on the center this long ago and still not submitted (nor staging) was left by a dead replica
+INTERRUPTED_AFTER = timedelta(seconds=60)
 TIME_LIMIT_REASON = "TIME_LIMIT: the job ran past its maxDurationMinutes and was stopped by the gateway"
 
 
@@ -70,9 +75,13 @@ class Reconciler:
 
     async def _run(self) -> None:
         await self.recover()
+        swept = time.monotonic()
         while True:
             busy = True
             try:
+                if time.monotonic() - swept >= SWEEP_INTERVAL_SECONDS:
+                    swept = time.monotonic()
+                    await self.recover(unchanged_for=INTERRUPTED_AFTER)
                 busy = await self.reconcile_once()
             except asyncio.CancelledError:
                 raise
@@ -82,12 +91,16 @@ class Reconciler:
             interval = self.center.poll_interval_seconds if busy else max(self.center.poll_interval_seconds, IDLE_INTERVAL_SECONDS)
             await self._alarm.sleep(interval)
 
-    async def recover(self) -> None:
-        """After a gateway start: finish handing over submissions a crash interrupted."""
+    async def recover(self, unchanged_for: timedelta | None = None) -> None:
+        """After a gateway start (or a take-over of this center): finish handing over submissions
+        a crash interrupted. With ``unchanged_for``, only those that have not changed for so long
+        (the replica that handed them over died; a hand-over in progress or a staging writes events):
+        submitting is keyed by the job's reference, so one finished meanwhile is not submitted twice."""
         async with self.db.read() as session:
             jobs = await job_store.unfinished_jobs(session, self.center.id)
+        cutoff = utcnow() - unchanged_for if unchanged_for is not None else None
         for job in jobs:
-            if job.external_id is None:
+            if job.external_id is None and (cutoff is None or job.updated_at < cutoff):
                 await self.jobs.resubmit(job.id)
 
     async def reconcile_once(self) -> bool:
