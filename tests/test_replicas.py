@@ -66,7 +66,7 @@ async def test_every_replica_is_ready_and_exactly_one_holds_each_lease(database:
         assert reports[1]["leases"] == [] and reports[2]["leases"] == []  # ready while holding nothing
 
 
-async def test_a_subscriber_on_one_replica_sees_a_job_submitted_on_another(database: DatabaseChoice, tmp_path: Path) -> None:
+async def test_a_subscriber_on_one_replica_sees_a_job_submitted_on_another(database: DatabaseChoice, tmp_path: Path, go: Path) -> None:
     assert database.url is not None
     async with replica_set(tmp_path, database.url, database.schema, 2) as (leader, other):
         seen: list[dict[str, Any]] = []
@@ -78,8 +78,11 @@ async def test_a_subscriber_on_one_replica_sees_a_job_submitted_on_another(datab
                     return
 
         watcher = asyncio.create_task(follow())
-        # submitted on the leader (which reconciles the center) until the follower on the other replica hears of one
-        job = await submit(leader.client, python_job("import time; time.sleep(1.5)", name="across"))
+        # submitted on the leader, which reconciles the center and writes the job's events; the job reports
+        # progress until it is let go, so the follower hears of it whenever its subscription is in place
+        job = await submit(leader.client, python_job(waits_then_reports(go), name="across"))
+        await eventually(lambda: seen or watcher.done(), "the other replica's subscriber heard of the job", timeout=20)
+        go.touch()
         await asyncio.wait_for(watcher, 30)
         assert {update["id"] for update in seen} == {job["id"]}
         assert seen[-1]["state"] == "SUCCEEDED"
