@@ -16,8 +16,10 @@ from aicn.telemetry import flush_tracing
 from aicn.watch_settings import WebhookSettings
 from connectors.base import Connector
 from connectors.catalog import Catalog
+from connectors.errors import ConnectorError
 from connectors.local.connector import LocalConnector, default_work_root, prepare_work_root
-from connectors.local.identity import falls_back_to_the_gateway_user, resolve_job_user
+from connectors.local.identity import JobUser, UidRange, falls_back_to_the_gateway_user, resolve_job_user
+from connectors.serving.runner_check import ANY_JOB_UID, gateway_python, runnable_by_anyone, runner_refusal
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
 from resolvers.access.quotas import QuotaService
@@ -94,6 +96,7 @@ def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = 
             devices or {"cpu-core": 1},
             run_as=local.run_as,
             work_root=local.work_dir,
+            job_uid_range=local.job_uid_range,
         )
     if config.kind == "SLURM":
         from connectors.slurm.connector import SlurmConnector
@@ -204,6 +207,7 @@ class Runtime:
             health_failures=serving.health_failures,
             startup_seconds=serving.startup_seconds,
             max_payload_bytes=serving.max_payload_bytes,
+            runner_python=str(serving.python) if serving.python is not None else None,
         )
         service_ledger = ServiceLedger(self.db, self.bus)
         self.service_controller = ServiceController(self.db, self.registry, self.jobs, service_ledger, serving_policy)
@@ -214,6 +218,7 @@ class Runtime:
         self.gateway_id = ""
         self._warned_unisolated = False
         self._isolated_local_centers: list[str] = []
+        self._runner_python_checked = False
         self.services = Services(
             centers=self.registry,
             jobs=self.jobs,
@@ -250,7 +255,8 @@ class Runtime:
         A LOCAL center left at ``run_as = "auto"`` on a gateway that cannot switch users is warned about
         in one line, once."""
         local = [(config.name, config.local or LocalConfig()) for config in self.settings.centers if config.kind == "LOCAL"]
-        isolated = [name for name, options in local if resolve_job_user(options.run_as) is not None]
+        users = {name: resolve_job_user(options.run_as, options.job_uid_range) for name, options in local}
+        isolated = [name for name, user in users.items() if user is not None]
         for name, options in local:
             if name in isolated:
                 prepare_work_root(options.work_dir or default_work_root(name))
@@ -263,6 +269,27 @@ class Runtime:
                 ", ".join(unisolated),
             )
         self._isolated_local_centers = isolated
+        self._check_runner_python([user for user in users.values() if user is not None])
+
+    def _check_runner_python(self, job_users: list[JobUser | UidRange]) -> None:
+        """``[services] python`` must run the built-in ONNX runner as the LOCAL jobs' users (one line naming
+        the setting if not); left unset, a gateway Python they cannot run is warned about, once."""
+        if self._runner_python_checked:
+            return
+        self._runner_python_checked = True
+        python = self.settings.services.python
+        if python is None:
+            if job_users and not runnable_by_anyone(gateway_python()):
+                log.warning(
+                    "services.python is not set and LOCAL jobs' users cannot run the gateway's Python %s: replicas of the "
+                    'built-in ONNX runner will not start on isolated LOCAL centers (see README "Isolation of LOCAL jobs")',
+                    gateway_python(),
+                )
+            return
+        identities = sorted({(user.uid, user.gid) if isinstance(user, JobUser) else (ANY_JOB_UID, ANY_JOB_UID) for user in job_users})
+        refusal = runner_refusal(python, identities)
+        if refusal is not None:
+            raise ConnectorError(f"services.python = {str(python)!r}: cannot run the built-in ONNX runner: {refusal}")
 
     def _data_root(self, config: CenterConfig) -> Path:
         isolated = config.name in self._isolated_local_centers

@@ -79,8 +79,19 @@ class LocalConfig(BaseModel):
     #: when the gateway runs as root; else the gateway's own user, with a warning at start), "none" (the
     #: gateway's own user: jobs can reach everything it can) or an unprivileged user of the jobs' own
     run_as: str = Field(default="auto", min_length=1)
+    #: with run_as = "auto" as root: the uids (and gids of the same numbers) jobs get, one of its own per live
+    #: job; no passwd entries needed (default: above systemd's container range, below 2^31)
+    job_uid_range: tuple[int, int] = (1_900_000_000, 1_900_065_535)
     #: where each job gets a working directory only it can read (default: <tmp>/aicn-work-<center>)
     work_dir: Path | None = None
+
+    @field_validator("job_uid_range")
+    @classmethod
+    def _an_unprivileged_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        first, last = value
+        if not 1000 <= first <= last < 2**31 - 1:
+            raise ValueError("give [first, last] with 1000 <= first <= last < 2147483647")
+        return value
 
 
 class RayConfig(BaseModel):
@@ -117,6 +128,9 @@ class ServicesConfig(BaseModel):
     health_failures: int = Field(default=3, ge=1, description="failed health checks in a row that replace a replica")
     startup_seconds: float = Field(default=120.0, gt=0, description="a running replica that never answers within this is replaced")
     max_payload_bytes: int = Field(default=1_048_576, ge=1)
+    #: the interpreter the built-in ONNX runner's replicas run with (default: the gateway's own). It needs
+    #: onnxruntime and numpy, and isolated LOCAL jobs' users must be able to run it: checked at start
+    python: Path | None = None
 
 
 class PeerConfig(BaseModel):

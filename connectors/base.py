@@ -86,6 +86,9 @@ class JobSpec:
     partition: str | None = None
     #: the stable ids of the gateways the job has passed through, its origin first (this one last)
     via: tuple[str, ...] = ()
+    #: folders of this job alone (its input and output folders): a center that runs each job as a user
+    #: of its own hands them to that user (0700) while it runs, and back to the gateway's user after
+    private_folders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

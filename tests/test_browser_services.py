@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,13 @@ from playwright.async_api import WebSocketRoute, expect
 
 from tests.browser import browser_on
 from tests.conftest import DatabaseChoice
+from tests.processes import JOB_PYTHON, folder_jobs_can_read
 from tests.served_gateway import ServedGateway, served_gateway
 from tests.service_helpers import SERVER_SCRIPT, deploy, register_model
 from tests.test_browser_console import sign_in
 
-#: replicas run the gateway's own interpreter as the gateway's user; the services controller looks often
+#: the services controller looks often
 SERVING = """
-[centers.local]
-run_as = "none"
-
 [services]
 tick_seconds = 0.1
 health_interval_seconds = 0.3
@@ -38,10 +35,17 @@ async def served(database: DatabaseChoice, tmp_path: Path) -> AsyncIterator[Serv
         yield gateway
 
 
-async def test_a_service_turns_ready_answers_scales_and_stops(served: ServedGateway, tmp_path: Path) -> None:
+@pytest.fixture
+def scripts() -> Iterator[Path]:
+    """A folder the replicas' users may read (pytest's tmp_path is private)."""
+    with folder_jobs_can_read() as folder:
+        yield folder
+
+
+async def test_a_service_turns_ready_answers_scales_and_stops(served: ServedGateway, tmp_path: Path, scripts: Path) -> None:
     weights = tmp_path / "weights"
     weights.mkdir()
-    server = tmp_path / "server.py"
+    server = scripts / "server.py"
     server.write_text(SERVER_SCRIPT)
     model = await register_model(served.client, name="echo-model", uri=weights.as_uri())
     async with browser_on(served.url) as browser:
@@ -62,7 +66,7 @@ async def test_a_service_turns_ready_answers_scales_and_stops(served: ServedGate
 
         await browser.context.route_web_socket(re.compile(r".*/graphql$"), proxy)
         page = await sign_in(browser, served.token)
-        service = await deploy(served.client, modelId=model, name="echo", command=[sys.executable, str(server), "ok", "{port}"])
+        service = await deploy(served.client, modelId=model, name="echo", command=[JOB_PYTHON, str(server), "ok", "{port}"])
         await page.get_by_role("link", name="Inference services").click()
         card = page.get_by_role("article", name="service echo")
         badge = card.locator("h3 .badge")

@@ -1,5 +1,5 @@
 """LOCAL jobs are isolated by default (`[centers.local] run_as = "auto"`): on a gateway that may switch
-users each job runs as the unprivileged user aicn-job and cannot reach other jobs' folders and logs, the
+users each job runs as an unprivileged uid of its own and cannot reach other jobs' folders and logs, the
 database, the gateway's process or its own supervisor's records; it is metered by what the supervisor
 saw. A gateway without the right to switch users says so at start: in one error line for an explicit
 `run_as`, in one warning line for "auto"."""
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from connectors.local.identity import DEFAULT_JOB_USER
+from connectors.local.identity import DEFAULT_UID_RANGE
 from tests.conftest import DatabaseChoice, Gateway, local_center
 from tests.jobs_helpers import JOB, python_job, submit, wait_for_state
 from tests.served_gateway import ServedGateway, write_config
@@ -80,7 +80,7 @@ async def test_by_default_a_job_cannot_reach_the_gateway_and_is_metered_by_its_s
     seen = json.loads(line.removeprefix("PROBE "))
     denied = {name: value for name, value in seen.items() if value in ("allowed", "denied")}
     assert set(denied.values()) == {"denied"}, denied
-    assert seen["uid"] == pwd.getpwnam(DEFAULT_JOB_USER).pw_uid and seen["cwd_mode"] == "0o700"
+    assert DEFAULT_UID_RANGE[0] <= seen["uid"] <= DEFAULT_UID_RANGE[1] and seen["cwd_mode"] == "0o700"
     assert "AICN_ADMIN_TOKEN" not in seen["env"] and set(seen["env"]) <= {
         "PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONUNBUFFERED", "AICN_JOB_REFERENCE", "AICN_OWN_DIR",
         "AICN_INPUT_DIR", "AICN_OUTPUT_DIR",
@@ -120,13 +120,212 @@ def test_a_work_dir_someone_else_made_first_fails_the_start_in_one_line(tmp_path
     taken = tmp_path / "work"
     taken.mkdir()
     os.chown(taken, pwd.getpwnam("nobody").pw_uid, -1)  # as a local user could in the shared /tmp
-    config = f'[[centers]]\nname = "local"\nkind = "LOCAL"\n[centers.local]\nwork_dir = "{taken}"\n'
-    (tmp_path / "aicn.toml").write_text(config)
-    env = {"AICN_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-m", "aicn.cli", "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    done = _serve(tmp_path, f'[[centers]]\nname = "local"\nkind = "LOCAL"\n[centers.local]\nwork_dir = "{taken}"\n')
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"aicn: configuration: centers.local.work_dir: {taken} is not a directory of the gateway's own user (set work_dir)"
     ]
+
+
+def _serve(folder: Path, config: str) -> subprocess.CompletedProcess[str]:
+    """`aicn serve` with ``config`` as its aicn.toml, in ``folder``, to its end (a start that fails)."""
+    (folder / "aicn.toml").write_text(config)
+    env = {"AICN_DATA_DIR": str(folder / "data"), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "aicn.cli", "serve", "--port", "0"]
+    return subprocess.run(command, env=env, cwd=folder, capture_output=True, text=True, timeout=60)
+
+
+NEIGHBOUR = textwrap.dedent(
+    """
+    import errno, json, os, pathlib, sys, time
+    me, signals = sys.argv[1], pathlib.Path(sys.argv[2])
+    out = pathlib.Path(os.environ["AICN_OUTPUT_DIR"])
+    (out / "result.txt").write_text(me)
+    pathlib.Path("secret.txt").write_text(me)
+    print("READY " + json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "work": os.getcwd(), "output": str(out)}), flush=True)
+    while not (signals / "go.json").exists():
+        time.sleep(0.05)
+    other = json.loads((signals / "go.json").read_text())[me]
+    def attempt(action):
+        try:
+            action()
+            return "allowed"
+        except OSError as error:
+            return errno.errorcode[error.errno]
+    tries = {}
+    for kind in ("work", "output"):
+        folder = pathlib.Path(other[kind])
+        tries[f"list {kind}"] = attempt(lambda: os.listdir(folder))
+        tries[f"read {kind}"] = attempt(lambda: (folder / ("secret.txt" if kind == "work" else "result.txt")).read_text())
+        tries[f"write {kind}"] = attempt(lambda: (folder / "intruder.txt").write_text(me))
+    print("PROBE " + json.dumps(tries), flush=True)
+    while not (signals / "done").exists():  # both probe while both run
+        time.sleep(0.05)
+    """
+)
+
+DOWNLOAD_JOB = "query($id: ID!) { node(id: $id) { ... on Job { logs(tailLines: 20) outputDataset { id } } } }"
+
+
+def _logged(logs: str, tag: str) -> dict[str, Any]:
+    return json.loads(next(line for line in logs.splitlines() if line.startswith(tag + " ")).removeprefix(tag + " "))
+
+
+async def test_two_accounts_jobs_run_as_uids_of_their_own_and_cannot_reach_each_others_folders(gateway: Gateway) -> None:
+    import httpx
+
+    from tests.processes import folder_jobs_can_read
+    from tests.test_auth import new_account
+    from tests.waiting import eventually
+
+    _, _, client_b = await new_account(gateway, "neighbour")
+    with folder_jobs_can_read() as signals:
+        jobs = {}
+        for name, client in (("a", gateway.client), ("b", client_b)):
+            spec = python_job(NEIGHBOUR, name=name, outputDatasetName=f"out-{name}")
+            spec["command"] += [name, str(signals)]
+            jobs[name] = (client, await submit(client, spec))
+
+        async def logged(name: str, tag: str) -> dict[str, Any] | None:
+            client, job = jobs[name]
+            logs = (await client.execute(DOWNLOAD_JOB, {"id": job["id"]}))["node"]["logs"] or ""
+            return _logged(logs, tag) if f"{tag} " in logs else None
+
+        seen = {name: await eventually(lambda name=name: logged(name, "READY"), f"job {name} ready", timeout=30) for name in jobs}
+        (signals / "go.json").write_text(json.dumps({"a": seen["b"], "b": seen["a"]}))
+        probed = {name: await eventually(lambda name=name: logged(name, "PROBE"), f"job {name} probed", timeout=30) for name in jobs}
+        (signals / "done").touch()
+        for client, job in jobs.values():
+            await wait_for_state(client, job["id"], {"SUCCEEDED"}, timeout=30)
+
+    low, high = DEFAULT_UID_RANGE
+    assert seen["a"]["uid"] != seen["b"]["uid"] and all(low <= s["uid"] <= high and s["gid"] == s["uid"] for s in seen.values())
+    assert seen["a"]["groups"] == seen["b"]["groups"] == []
+    for name, (client, job) in jobs.items():
+        assert set(probed[name].values()) == {"EACCES"}, (name, probed[name])
+        final = (await client.execute(DOWNLOAD_JOB, {"id": job["id"]}))["node"]
+        # afterwards the output is the gateway's again: registered, downloadable, readable, and no longer the job uid's
+        output = Path(seen[name]["output"])
+        assert output.stat().st_uid == os.geteuid() and (output / "result.txt").stat().st_uid == os.geteuid()
+        assert Path(seen[name]["work"]).stat().st_uid == os.geteuid()
+        token = client.token
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+            download = await http.get(f"/datasets/{final['outputDataset']['id']}/download", headers={"authorization": f"Bearer {token}"})
+        assert download.status_code == 200 and name.encode() in download.content and b"intruder" not in download.content
+
+
+ESCAPER = textwrap.dedent(
+    """
+    import os, subprocess, sys, time
+    leftover, linger = sys.argv[1], float(sys.argv[2])
+    open(leftover, "w").write("left behind")
+    daemon = subprocess.Popen(["sleep", "300"], start_new_session=True)  # out of the job's process group
+    print("DAEMON", daemon.pid, flush=True)
+    time.sleep(linger)
+    """
+)
+
+
+@pytest.mark.parametrize("end", ["SUCCEEDED", "CANCELLED"])
+async def test_a_job_leaves_no_process_and_no_file_in_shared_folders_behind(gateway: Gateway, end: str) -> None:
+    import secrets
+
+    from tests.jobs_helpers import CANCEL
+    from tests.waiting import eventually
+
+    leftover = Path("/tmp") / f"aicn-test-leftover-{secrets.token_hex(4)}"
+    spec = python_job(ESCAPER, name="escaper")
+    spec["command"] += [str(leftover), "0" if end == "SUCCEEDED" else "300"]
+    job = await submit(gateway.client, spec)
+
+    async def daemon_pid() -> int | None:
+        logs = (await gateway.client.execute(DOWNLOAD_JOB, {"id": job["id"]}))["node"]["logs"] or ""
+        return next((int(line.split()[1]) for line in logs.splitlines() if line.startswith("DAEMON ")), None)
+
+    daemon = await eventually(daemon_pid, "the job started its daemon", timeout=30)
+    if end == "CANCELLED":
+        assert _alive(daemon) and leftover.exists()
+        await gateway.client.execute(CANCEL, {"id": job["id"]})
+    await wait_for_state(gateway.client, job["id"], {end}, timeout=30)
+    assert not _alive(daemon), "the job's daemon outlived it"
+    assert not leftover.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+async def test_a_uid_is_not_given_again_while_a_process_runs_as_it_nor_across_a_restart(tmp_path: Path) -> None:
+    from connectors.base import CenterJobState
+    from connectors.errors import SubmissionRejected
+    from connectors.local.connector import LocalConnector
+    from connectors.local.identity import UidRange
+    from connectors.local.uids import UidAllocator
+    from tests.connector_contract import ConnectorContract, wait_for
+    from tests.processes import JOB_PYTHON
+
+    first = DEFAULT_UID_RANGE[1] - 1
+    squatter = subprocess.Popen(["sleep", "300"], user=first, group=first, extra_groups=[])
+    try:
+        allocator = UidAllocator(UidRange(first, first + 1), "local")
+        assert allocator.allocate() == first + 1  # ``first`` still has a process
+        with pytest.raises(SubmissionRejected):
+            allocator.allocate()
+    finally:
+        squatter.kill()
+        squatter.wait()
+    allocator.release(first + 1)
+    assert allocator.allocate() == first
+
+    contract = ConnectorContract()
+    sleeper = contract.spec([JOB_PYTHON, "-c", "import os, time; print(os.getuid(), flush=True); time.sleep(60)"])
+    before = LocalConnector("local", tmp_path / "center", {"cpu-core": 2}, job_uid_range=(first, first + 1))
+    await before.start()
+    running = await before.submit(sleeper)
+    await wait_for(before, running.external_id, [CenterJobState.RUNNING], 10)
+    await before.close()  # the gateway goes; its job's supervisor stays
+    after = LocalConnector("local", tmp_path / "center", {"cpu-core": 2}, job_uid_range=(first, first + 1))
+    await after.start()
+    try:
+        second = await after.submit(contract.spec([JOB_PYTHON, "-c", "import os; print(os.getuid())"]))
+        await wait_for(after, second.external_id, [CenterJobState.SUCCEEDED], 15)
+        uids = [int((tmp_path / "center" / "jobs" / s.external_id / "output.log").read_text().split()[0]) for s in (running, second)]
+        assert uids[0] != uids[1] and set(uids) == {first, first + 1}
+    finally:
+        await after.cancel(running.external_id)
+        await wait_for(after, running.external_id, [CenterJobState.CANCELLED], 15)
+        await after.close()
+
+
+@pytest.mark.parametrize("which", ["private", "without onnxruntime"])
+def test_a_services_python_the_jobs_users_cannot_use_fails_the_start_in_one_line(tmp_path: Path, which: str) -> None:
+    if which == "private":  # a Python in a folder only the gateway's user may enter (as a pyenv under /root)
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        python = private / "python3"
+        python.symlink_to("/usr/bin/python3")
+        expected = "Permission denied"
+    else:
+        python, expected = Path("/usr/bin/python3"), "onnxruntime"
+    done = _serve(tmp_path, f'[services]\npython = "{python}"\n\n[[centers]]\nname = "local"\nkind = "LOCAL"\n')
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"aicn: configuration: services.python = '{python}': cannot run the built-in ONNX runner: uid 65534"), line
+    assert expected in line and "aicn_" not in done.stdout + done.stderr
+
+
+def test_preparing_a_job_area_again_leaves_folders_handed_to_a_job_uid_private(tmp_path: Path) -> None:
+    from resolvers.data.areas import JobArea
+
+    area = JobArea(tmp_path, "job-1")
+    area.prepare()
+    uid = DEFAULT_UID_RANGE[0]
+    for folder in (area.input_dir, area.output_dir):  # as the LOCAL center hands them to a running job
+        os.chown(folder, uid, uid)
+        folder.chmod(0o700)
+    area.prepare()  # a submission found again after a restart prepares the area once more
+    assert [oct(folder.stat().st_mode & 0o777) for folder in (area.input_dir, area.output_dir)] == ["0o700", "0o700"]

@@ -10,17 +10,16 @@ import json
 import os
 import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from aicn.settings import LocalConfig, ServicesConfig
+from aicn.settings import ServicesConfig
 from tests.conftest import Gateway, local_center
 from tests.jobs_helpers import python_job, submit, wait_for_state
-from tests.processes import group_alive
+from tests.processes import folder_jobs_can_read, group_alive, python_with_packages
 from tests.service_helpers import (
     SERVER_SCRIPT,
     STOP,
@@ -35,9 +34,6 @@ from tests.service_helpers import (
 from tests.test_auth import new_account
 from tests.waiting import eventually
 
-#: replicas here run the gateway's own interpreter (it has onnxruntime and scikit-learn; the isolated
-#: job user cannot run it): the jobs run as the gateway's user
-AS_GATEWAY = LocalConfig(run_as="none")
 FAST = ServicesConfig(
     tick_seconds=0.1, health_interval_seconds=0.5, cool_down_seconds=1.0, scale_up_after_seconds=0.3, max_payload_bytes=10_000
 )
@@ -47,10 +43,22 @@ USAGE = """query($id: ID!) { node(id: $id) { ... on InferenceService { requestsT
 REPLICAS = "query($id: ID!) { node(id: $id) { ... on InferenceService { replicaJobs { id state } } } }"
 
 
+def fast() -> ServicesConfig:
+    """FAST, with an interpreter the isolated jobs' users can run for the built-in runner's replicas."""
+    return FAST.model_copy(update={"python": Path(python_with_packages())})
+
+
 @pytest.fixture
 async def served(gateway_factory: Any) -> Gateway:
-    gateway: Gateway = await gateway_factory([local_center(cores=8, price="36.00", local=AS_GATEWAY)], services=FAST)
+    gateway: Gateway = await gateway_factory([local_center(cores=8, price="36.00")], services=fast())
     return gateway
+
+
+@pytest.fixture
+def scripts() -> Any:
+    """Where a test puts its serving scripts: a folder the jobs' users may read (pytest's tmp_path is private)."""
+    with folder_jobs_can_read() as folder:
+        yield folder
 
 
 TRAINED = "query($id: ID!) { node(id: $id) { ... on Job { outputModel { id uri trainedBy { id } } } } }"
@@ -59,7 +67,7 @@ TRAINED = "query($id: ID!) { node(id: $id) { ... on Job { outputModel { id uri t
 async def trained_model(gateway: Gateway) -> str:
     """A training job writes model.onnx to its AICN_OUTPUT_DIR; `outputModelName` registers that folder."""
     training = python_job(TRAIN_SCRIPT, name="train", minutes=2, kind="TRAINING", outputModelName="classifier")
-    training["command"][0] = sys.executable  # scikit-learn and skl2onnx are the gateway's test extras
+    training["command"][0] = python_with_packages()  # scikit-learn and skl2onnx are the gateway's test extras
     job = await submit(gateway.client, training)
     await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"}, timeout=60)
     model = (await gateway.client.execute(TRAINED, {"id": job["id"]}))["node"]["outputModel"]
@@ -67,10 +75,10 @@ async def trained_model(gateway: Gateway) -> str:
     return str(model["id"])
 
 
-def server_command(tmp_path: Path, mode: str, *extra: str) -> list[str]:
-    script = tmp_path / "server.py"
+def server_command(scripts: Path, mode: str, *extra: str) -> list[str]:
+    script = scripts / "server.py"
     script.write_text(SERVER_SCRIPT)
-    return [sys.executable, str(script), mode, "{port}", *extra]
+    return [python_with_packages(), str(script), mode, "{port}", *extra]
 
 
 async def replica_groups(gateway: Gateway, service_id: str) -> list[int]:
@@ -135,15 +143,15 @@ async def test_train_register_deploy_invoke_stop_and_bill(served: Gateway, tmp_p
     assert listed["services"]["totalCount"] == 1
 
 
-async def test_a_custom_serving_command_and_its_faults(served: Gateway, tmp_path: Path) -> None:
+async def test_a_custom_serving_command_and_its_faults(served: Gateway, tmp_path: Path, scripts: Path) -> None:
     gql = served.client
     model_dir = tmp_path / "weights"
     model_dir.mkdir()
     model_id = await register_model(gql, name="custom", uri=model_dir.as_uri())
-    ok = await deploy(gql, modelId=model_id, name="echo", command=server_command(tmp_path, "ok"))
-    failing = await deploy(gql, modelId=model_id, name="fails", command=server_command(tmp_path, "error"))
-    hanging = await deploy(gql, modelId=model_id, name="hangs", command=server_command(tmp_path, "hang"), deadlineSeconds=1)
-    broken = await deploy(gql, modelId=model_id, name="broken", command=server_command(tmp_path, "exit"))
+    ok = await deploy(gql, modelId=model_id, name="echo", command=server_command(scripts, "ok"))
+    failing = await deploy(gql, modelId=model_id, name="fails", command=server_command(scripts, "error"))
+    hanging = await deploy(gql, modelId=model_id, name="hangs", command=server_command(scripts, "hang"), deadlineSeconds=1)
+    broken = await deploy(gql, modelId=model_id, name="broken", command=server_command(scripts, "exit"))
     for service in (ok, failing, hanging):
         await wait_for_service(gql, service["id"], {"READY"}, ready=1)
 
@@ -194,7 +202,7 @@ async def test_a_custom_serving_command_and_its_faults(served: Gateway, tmp_path
     assert response.status_code == 503
 
 
-async def test_deploy_refuses_bad_input_with_codes(served: Gateway, tmp_path: Path) -> None:
+async def test_deploy_refuses_bad_input_with_codes(served: Gateway, tmp_path: Path, scripts: Path) -> None:
     gql = served.client
     model_dir = tmp_path / "plain"
     model_dir.mkdir()
@@ -203,7 +211,7 @@ async def test_deploy_refuses_bad_input_with_codes(served: Gateway, tmp_path: Pa
     assert await deploy_errors(gql, modelId="TW9kZWw6OTk5OQ") == ["MODEL_NOT_FOUND"]
     assert await deploy_errors(gql, modelId=plain) == ["MODEL_NOT_SERVABLE"]
     assert await deploy_errors(gql, modelId=placeholder) == ["MODEL_ARTIFACT_MISSING"]
-    command = server_command(tmp_path, "ok")
+    command = server_command(scripts, "ok")
     assert await deploy_errors(gql, modelId=plain, command=command, scale={"min": 3, "max": 2}) == ["INVALID_SCALE"]
     assert await deploy_errors(gql, modelId=plain, command=command, scale={"min": -1, "max": 2}) == ["INVALID_SCALE"]
     assert await deploy_errors(gql, modelId=plain, command=command, scale={"min": 1, "max": 2, "targetRequestsPerReplica": 0}) == [
@@ -213,7 +221,7 @@ async def test_deploy_refuses_bad_input_with_codes(served: Gateway, tmp_path: Pa
     assert listed["services"]["totalCount"] == 0
 
 
-async def test_scale_up_under_load_down_to_zero_and_a_cold_start(served: Gateway, tmp_path: Path) -> None:
+async def test_scale_up_under_load_down_to_zero_and_a_cold_start(served: Gateway, tmp_path: Path, scripts: Path) -> None:
     gql = served.client
     model_dir = tmp_path / "weights"
     model_dir.mkdir()
@@ -222,7 +230,7 @@ async def test_scale_up_under_load_down_to_zero_and_a_cold_start(served: Gateway
         gql,
         modelId=model_id,
         name="slow",
-        command=server_command(tmp_path, "slow"),
+        command=server_command(scripts, "slow"),
         scale={"min": 0, "max": 2, "targetRequestsPerReplica": 1},
     )
     await wait_for_service(gql, service["id"], {"READY"}, ready=1)
@@ -261,14 +269,14 @@ async def kill_replica_serving(gateway: Gateway, service_id: str) -> None:
     os.killpg(int(json.loads(child.read_text())["pid"]), signal.SIGKILL)
 
 
-async def test_a_replica_that_dies_is_replaced_and_its_request_answered_or_retried(served: Gateway, tmp_path: Path) -> None:
+async def test_a_replica_that_dies_is_replaced_and_its_request_answered_or_retried(served: Gateway, tmp_path: Path, scripts: Path) -> None:
     gql = served.client
     model_dir = tmp_path / "weights"
     model_dir.mkdir()
     model_id = await register_model(gql, name="dies", uri=model_dir.as_uri())
-    plain = await deploy(gql, modelId=model_id, name="plain", command=server_command(tmp_path, "slow", "3"))
+    plain = await deploy(gql, modelId=model_id, name="plain", command=server_command(scripts, "slow", "3"))
     retried = await deploy(
-        gql, modelId=model_id, name="retried", command=server_command(tmp_path, "slow", "3"), idempotent=True, scale={"min": 2, "max": 2}
+        gql, modelId=model_id, name="retried", command=server_command(scripts, "slow", "3"), idempotent=True, scale={"min": 2, "max": 2}
     )
     await wait_for_service(gql, plain["id"], {"READY"}, ready=1)
     await wait_for_service(gql, retried["id"], {"READY"}, ready=2)
@@ -297,7 +305,7 @@ async def test_a_replica_that_dies_is_replaced_and_its_request_answered_or_retri
 
 
 async def test_a_center_that_cannot_read_the_artifact_gets_a_verified_copy_first(gateway_factory: Any, tmp_path: Path) -> None:
-    gateway: Gateway = await gateway_factory([local_center(cores=4, reads_gateway_files=False, local=AS_GATEWAY)], services=FAST)
+    gateway: Gateway = await gateway_factory([local_center(cores=4, reads_gateway_files=False)], services=fast())
     gql = gateway.client
     trained = await gql.execute("query($id: ID!) { node(id: $id) { ... on Model { uri } } }", {"id": await trained_model(gateway)})
     elsewhere = tmp_path / "elsewhere"

@@ -3,13 +3,13 @@ answers, no second replica is started, and after the stop the replica is metered
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import DatabaseChoice
+from tests.processes import folder_jobs_can_read, python_with_packages
 from tests.served_gateway import ServedGateway, write_config
 from tests.service_helpers import SERVER_SCRIPT, STOP, deploy, invoke, register_model, wait_for_service
 from tests.waiting import eventually
@@ -22,7 +22,7 @@ REPLICA_JOBS = "{ jobs(filter: {kinds: [INFERENCE]}) { totalCount edges { node {
 async def served(database: DatabaseChoice, tmp_path: Path) -> AsyncIterator[ServedGateway]:
     assert database.url is not None
     config = write_config(tmp_path, database.url, database.schema)
-    config.write_text(config.read_text() + '[centers.local]\nrun_as = "none"\n')  # the servers run the gateway's interpreter
+    config.write_text(config.read_text() + f'\n[services]\npython = "{python_with_packages()}"\n')  # one the jobs' uids may run
     gateway = ServedGateway(config)
     try:
         yield gateway
@@ -33,11 +33,16 @@ async def served(database: DatabaseChoice, tmp_path: Path) -> AsyncIterator[Serv
 
 async def test_a_service_survives_a_gateway_restart_and_is_metered_once(served: ServedGateway, tmp_path: Path) -> None:
     await served.start()
+    with folder_jobs_can_read() as scripts:
+        await _serve_across_a_restart(served, tmp_path, scripts)
+
+
+async def _serve_across_a_restart(served: ServedGateway, tmp_path: Path, scripts: Path) -> None:
     gql = served.client
-    script = tmp_path / "server.py"
+    script = scripts / "server.py"
     script.write_text(SERVER_SCRIPT)
     model_id = await register_model(gql, name="echo", uri=tmp_path.as_uri())
-    service = await deploy(gql, modelId=model_id, name="echo", command=[sys.executable, str(script), "ok", "{port}"])
+    service = await deploy(gql, modelId=model_id, name="echo", command=[python_with_packages(), str(script), "ok", "{port}"])
     await wait_for_service(gql, service["id"], {"READY"}, ready=1)
     before = await invoke(gql, service["id"], {"n": 1})
     served.kill()

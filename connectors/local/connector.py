@@ -39,7 +39,9 @@ from connectors.base import (
 )
 from connectors.errors import ConnectorError, JobNotFound, SubmissionRejected
 from connectors.files import read_file_range, tail_file
-from connectors.local.identity import AUTO, JobUser, resolve_job_user
+from connectors.local.identity import AUTO, DEFAULT_UID_RANGE, JobUser, UidRange, resolve_job_user
+from connectors.local.runner import kill_every_process_of, release_job_identity
+from connectors.local.uids import UidAllocator
 from connectors.progress import parse_progress_line
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -59,14 +61,17 @@ class _Job:
     cancel_requested: bool = False
     progress: list[ProgressReport] = field(default_factory=list)
     partial_line: bytes = b""
+    #: the uid of the job's own (run_as = "auto" as root), until it is free for another job
+    own_uid: int | None = None
 
     @property
     def result_path(self) -> Path:
         return self.directory / "result.json"
 
 
-def _load_job(directory: Path) -> _Job | None:
-    """A job directory's job as its spec and runner pid tell (None: not a job's, or half written)."""
+def _load_job(directory: Path) -> tuple[_Job, int | None] | None:
+    """A job directory's job as its spec and runner pid tell, and the uid of its own it was given
+    (None: not a job's folder, or half written). An unfinished job keeps its uid in ``own_uid``."""
     spec_path = directory / "spec.json"
     if not spec_path.exists():
         return None
@@ -78,10 +83,13 @@ def _load_job(directory: Path) -> _Job | None:
         devices=spec["devices"],
         queued_at_ns=spec["queued_at_ns"],
     )
+    uid = int(spec["uid"]) if spec.get("own_uid") else None
+    if uid is not None and not job.result_path.exists():
+        job.own_uid = uid
     pid_path = directory / "runner.pid"
     if pid_path.exists():
         job.runner_pid = int(pid_path.read_text())
-    return job
+    return job, uid
 
 
 class LocalConnector(Connector):
@@ -96,13 +104,16 @@ class LocalConnector(Connector):
         poll_interval: float = 0.05,
         run_as: str = AUTO,
         work_root: Path | None = None,
+        job_uid_range: tuple[int, int] = DEFAULT_UID_RANGE,
     ) -> None:
         super().__init__(name)
         self.root = Path(root)
         #: who jobs run as (see identity.py): "auto", "none" or a user name
         self.run_as = run_as
+        self.job_uid_range = job_uid_range
         self.work_root = Path(work_root) if work_root is not None else default_work_root(name)
-        self._job_user: JobUser | None = None
+        self._job_user: JobUser | UidRange | None = None
+        self._uids: UidAllocator | None = None
         self.devices = dict(devices)
         self.poll_interval = poll_interval
         self._jobs: dict[str, _Job] = {}
@@ -116,7 +127,9 @@ class LocalConnector(Connector):
 
     async def start(self) -> None:
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
-        self._job_user = await asyncio.to_thread(resolve_job_user, self.run_as)
+        self._job_user = await asyncio.to_thread(resolve_job_user, self.run_as, self.job_uid_range)
+        if isinstance(self._job_user, UidRange):
+            self._uids = UidAllocator(self._job_user, self.name)
         if self._job_user is not None:
             self.root.chmod(0o700)  # job folders, logs and results: the supervisor's, out of every job's reach
             prepare_work_root(self.work_root)
@@ -134,7 +147,16 @@ class LocalConnector(Connector):
 
     def _recover(self) -> None:
         """Rebuild the queue and the running set from the job directories on disk."""
-        found = [job for job in map(_load_job, (self.root / "jobs").iterdir()) if job is not None]
+        found: list[_Job] = []
+        newest_uid: tuple[int, int] | None = None  # (queued at, uid) of the latest job given a uid
+        for directory in (self.root / "jobs").iterdir():
+            loaded = _load_job(directory)
+            if loaded is None:
+                continue
+            job, uid = loaded
+            if uid is not None:
+                newest_uid = max(newest_uid or (job.queued_at_ns, uid), (job.queued_at_ns, uid))
+            found.append(job)
         for job in sorted(found, key=lambda j: j.queued_at_ns):
             self._jobs[job.external_id] = job
             if job.result_path.exists():
@@ -143,18 +165,24 @@ class LocalConnector(Connector):
                 self._queue.append(job.external_id)
             else:  # alive: re-attached; dead without a result: reported LOST on the next look
                 self._running.add(job.external_id)
+        if self._uids is not None:  # a uid stays taken while its job is not finished, across restarts
+            unfinished = [job.own_uid for job in found if job.own_uid is not None]
+            self._uids.recover(unfinished, newest_uid[1] if newest_uid is not None else None)
         self._collect_finished()
 
     def _adopt(self, external_ids: Sequence[str]) -> None:
         """Take on jobs another gateway replica on this host started in the same root (it handed
         them over; this one reconciles the center). A job still queued in that replica is left to it."""
         for external_id in external_ids:
-            job = _load_job(self.root / "jobs" / external_id)
-            if job is None or (job.runner_pid is None and not job.result_path.exists()):
+            loaded = _load_job(self.root / "jobs" / external_id)
+            if loaded is None or (loaded[0].runner_pid is None and not loaded[0].result_path.exists()):
                 continue
+            job = loaded[0]
             self._jobs[external_id] = job
             if not job.result_path.exists():
                 self._running.add(external_id)
+                if self._uids is not None and job.own_uid is not None:  # taken here too until the job ends
+                    self._uids.recover([job.own_uid], None)
 
     # ------------------------------------------------------------------ contract
 
@@ -218,13 +246,14 @@ class LocalConnector(Connector):
                 return
             if external_id in self._queue:
                 self._queue.remove(external_id)
-                _write_json(job.result_path, {"exit_code": None, "reason": "CANCELLED", "finished_at": _now_iso()})
+                await asyncio.to_thread(self._end_without_supervisor, job, "CANCELLED")
                 return
             job.cancel_requested = True
             if job.runner_pid is not None and not self._runner_gone(job.runner_pid, job.directory):
                 _signal(job.runner_pid, signal.SIGTERM)
             else:
                 _kill_child_group(job.directory)
+                _kill_own_uid(job.directory)
 
     async def logs(self, external_id: str, tail_lines: int = 100) -> str:
         job = self._jobs.get(external_id)
@@ -254,12 +283,22 @@ class LocalConnector(Connector):
         environment.update(spec.environment)
         payload: dict[str, Any] = {}
         if self._job_user is not None:
+            if self._uids is not None:  # a uid (and gid) of the job's own, its folders its alone
+                uid = gid = self._uids.allocate()
+                private = [folder for folder in spec.private_folders if Path(folder).is_dir()]
+                for folder in private:
+                    os.chown(folder, uid, gid)
+                    os.chmod(folder, 0o700)
+                payload.update({"own_uid": True, "private_folders": private})
+            else:
+                assert isinstance(self._job_user, JobUser)
+                uid, gid = self._job_user.uid, self._job_user.gid
             work_dir = self.work_root / external_id
             work_dir.mkdir(mode=0o700)
-            os.chown(work_dir, self._job_user.uid, self._job_user.gid)
+            os.chown(work_dir, uid, gid)
             environment["HOME"] = str(work_dir)
             environment["TMPDIR"] = str(work_dir)
-            payload.update({"work_dir": str(work_dir), "uid": self._job_user.uid, "gid": self._job_user.gid})
+            payload.update({"work_dir": str(work_dir), "uid": uid, "gid": gid})
         payload |= {
             "reference": spec.reference,
             "name": spec.name,
@@ -271,7 +310,14 @@ class LocalConnector(Connector):
             "queued_at_ns": queued_at_ns,
         }
         _write_json(directory / "spec.json", payload)
-        return _Job(external_id, directory, spec.accelerator, spec.devices, queued_at_ns)
+        return _Job(
+            external_id,
+            directory,
+            spec.accelerator,
+            spec.devices,
+            queued_at_ns,
+            own_uid=payload.get("uid") if payload.get("own_uid") else None,
+        )
 
     def _devices_in_use(self) -> dict[str, int]:
         used: dict[str, int] = {}
@@ -285,12 +331,26 @@ class LocalConnector(Connector):
             job = self._jobs[external_id]
             if job.result_path.exists():
                 self._running.discard(external_id)
+                self._release_uid(job)
             elif job.runner_pid is not None and self._runner_gone(job.runner_pid, job.directory):
                 # a supervisor cancelled before it could set up its signal handler dies quietly
                 reason = "CANCELLED" if job.cancel_requested else "LOST: the job's supervisor process died"
                 _kill_child_group(job.directory)
-                _write_json(job.result_path, {"exit_code": None, "reason": reason, "finished_at": _now_iso()})
+                self._end_without_supervisor(job, reason)
                 self._running.discard(external_id)
+
+    def _end_without_supervisor(self, job: _Job, reason: str) -> None:
+        """Record the end of a job no supervisor will record (cancelled while queued, or its supervisor died),
+        after what the supervisor would have done: its uid's processes killed, its folders handed back."""
+        spec = json.loads((job.directory / "spec.json").read_text())
+        release_job_identity(spec)
+        _write_json(job.result_path, {"exit_code": None, "reason": reason, "finished_at": _now_iso()})
+        self._release_uid(job)
+
+    def _release_uid(self, job: _Job) -> None:
+        if self._uids is not None and job.own_uid is not None:
+            self._uids.release(job.own_uid)
+            job.own_uid = None
 
     def _runner_gone(self, pid: int, directory: Path) -> bool:
         # A runner we started stays ours until reaped; between fork and exec its
@@ -457,6 +517,12 @@ def _kill_child_group(directory: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _kill_own_uid(directory: Path) -> None:
+    spec = json.loads((directory / "spec.json").read_text())
+    if spec.get("own_uid"):
+        kill_every_process_of(int(spec["uid"]))
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -1,8 +1,9 @@
 """The user LOCAL jobs run as (``[centers.local] run_as``): resolved, checked or created, at start.
 
-``run_as`` is ``"auto"`` (the default: the user ``aicn-job`` when the gateway may switch users,
-else the gateway's own user, which the gateway warns about once at start), ``"none"`` (the
-gateway's own user, on purpose) or the name of a user of the jobs' own, which must work.
+``run_as`` is ``"auto"`` (the default: a uid of its own for each job, from ``job_uid_range``, when
+the gateway may switch users, else the gateway's own user, which the gateway warns about once at
+start), ``"none"`` (the gateway's own user, on purpose) or the name of one user all jobs share,
+which must work.
 """
 
 from __future__ import annotations
@@ -18,14 +19,24 @@ from connectors.errors import ConnectorError
 
 AUTO = "auto"
 NO_ISOLATION = "none"
-DEFAULT_JOB_USER = "aicn-job"
+DEFAULT_UID_RANGE = (1_900_000_000, 1_900_065_535)
 
 
 @dataclass(frozen=True)
 class JobUser:
+    """One named user every job runs as (an explicit ``run_as``)."""
+
     name: str
     uid: int
     gid: int
+
+
+@dataclass(frozen=True)
+class UidRange:
+    """Each job runs as a uid (and gid) of its own from ``first``..``last`` (``run_as = "auto"`` as root)."""
+
+    first: int
+    last: int
 
 
 #: what running jobs as another user takes: set their uid and gid, hand them their working
@@ -49,11 +60,13 @@ def can_switch_users() -> bool:
     return all(held >> bit & 1 for bit in _SWITCHING_CAPABILITIES.values())
 
 
-def resolve_job_user(run_as: str) -> JobUser | None:
-    """The user jobs run as; None: the gateway's own (``"none"``, or ``"auto"`` without the right to switch)."""
+def resolve_job_user(run_as: str, uid_range: tuple[int, int] = DEFAULT_UID_RANGE) -> JobUser | UidRange | None:
+    """Who jobs run as; None: the gateway's own user (``"none"``, or ``"auto"`` without the right to switch)."""
     if run_as == NO_ISOLATION or (run_as == AUTO and not can_switch_users()):
         return None
-    return ensure_job_user(DEFAULT_JOB_USER if run_as == AUTO else run_as)
+    if run_as == AUTO:
+        return UidRange(*uid_range)
+    return ensure_job_user(run_as)
 
 
 def falls_back_to_the_gateway_user(run_as: str) -> bool:

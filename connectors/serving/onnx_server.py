@@ -115,7 +115,20 @@ def make_handler(model: Model) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def check() -> int:
+    """``--check``: this interpreter can run the runner (it read this file, and finds numpy and onnxruntime)."""
+    import importlib.util
+
+    missing = [name for name in ("numpy", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"missing {', '.join(missing)} (install aicn[onnx] for this interpreter)", file=sys.stderr)
+        return 3
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--check"]:
+        return check()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model-dir", type=Path, required=True)

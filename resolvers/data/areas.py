@@ -9,6 +9,7 @@ from it).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -59,8 +60,9 @@ class JobArea:
         self.input_dir.mkdir(parents=True, exist_ok=True)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)
-        self.input_dir.chmod(0o755)
-        self.output_dir.chmod(0o777)
+        for folder, mode in ((self.input_dir, 0o755), (self.output_dir, 0o777)):
+            if folder.stat().st_uid == os.geteuid():  # not once a center handed it to the job's own uid (0700)
+                folder.chmod(mode)
 
     def environment(self) -> dict[str, str]:
         return {INPUT_ENVIRONMENT: str(self.input_dir), OUTPUT_ENVIRONMENT: str(self.output_dir)}

@@ -223,6 +223,8 @@ class Dispatcher:
 
     async def _submit(self, job: JobRow, center: Center, area: JobArea | None) -> tuple[JobRow | None, str | None]:
         spec = spec_for(job, self.gateway_id, area.environment() if area is not None else {})
+        if area is not None:
+            spec = replace(spec, private_folders=(str(area.input_dir), str(area.output_dir)))
         try:
             submission = await self.registry.call(center, lambda connector: connector.submit(spec))
         except CenterFault as fault:

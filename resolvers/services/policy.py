@@ -23,3 +23,5 @@ class ServingPolicy:
     #: replicas that end before they are ever READY, in a row, that fail the service
     failures_to_fail: int = 3
     max_payload_bytes: int = 1_048_576
+    #: the interpreter the built-in ONNX runner's replicas run with (``[services] python``); None: the gateway's own
+    runner_python: str | None = None

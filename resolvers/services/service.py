@@ -138,7 +138,7 @@ class ServiceService:
                 model = (await dataset_store.models_by_ids(session, [model_key], viewer.scope)).get(model_key)
         if model is None:
             errors.append(UserErrorData("no such model", "MODEL_NOT_FOUND", ("modelId",)))
-        plan = serving_plan(model, request.command) if model is not None else None
+        plan = serving_plan(model, request.command, self.policy.runner_python) if model is not None else None
         if isinstance(plan, UserErrorData):
             errors.append(plan)
         centers = self._centers(request.center_id, errors)

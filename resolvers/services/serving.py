@@ -44,11 +44,12 @@ def _is_onnx(model: ModelRow, path: Path) -> bool:
     return path.is_dir() and any(path.rglob("*.onnx"))
 
 
-def builtin_command() -> list[str]:
-    return [sys.executable, str(ONNX_SERVER), "--port", PORT, "--model-dir", MODEL_DIR]
+def builtin_command(python: str | None = None) -> list[str]:
+    return [python or sys.executable, str(ONNX_SERVER), "--port", PORT, "--model-dir", MODEL_DIR]
 
 
-def serving_plan(model: ModelRow, command: Sequence[str] | None) -> ServingPlan | UserErrorData:
+def serving_plan(model: ModelRow, command: Sequence[str] | None, python: str | None = None) -> ServingPlan | UserErrorData:
+    """``python``: the built-in runner's interpreter (``[services] python``, checked at start); None: the gateway's."""
     """The argv template and model directory for ``model``, or why it cannot be served."""
     path = artifact_path(model.uri)
     if path is None or not path.exists():
@@ -66,9 +67,9 @@ def serving_plan(model: ModelRow, command: Sequence[str] | None) -> ServingPlan 
     if not _is_onnx(model, path):
         message = "the model has no serving command and no built-in format (ONNX): give deployModel a `command`"
         return UserErrorData(message, "MODEL_NOT_SERVABLE", ("modelId",))
-    if importlib.util.find_spec("onnxruntime") is None:
+    if python is None and importlib.util.find_spec("onnxruntime") is None:
         return UserErrorData("the built-in ONNX runner needs onnxruntime: install aicn[onnx]", "MODEL_NOT_SERVABLE", ("modelId",))
-    return ServingPlan(builtin_command(), model_dir, builtin=True)
+    return ServingPlan(builtin_command(python), model_dir, builtin=True)
 
 
 def fill(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
