@@ -56,7 +56,10 @@ async def wait_for_holder(gateways: list[ServedGateway], lease: str, timeout: fl
 async def replica_set(
     tmp_path: Path, database_url: str, schema: str | None, count: int, extra: str = ""
 ) -> AsyncIterator[list[ServedGateway]]:
-    """``count`` replicas, started one after another (the first takes every lease)."""
+    """``count`` replicas, started one after another (the first takes every lease). Their rate limit
+    is generous unless ``extra`` sets one: the tests poll, and the bucket is one across the replicas."""
+    if "[limits]" not in extra:
+        extra += "\n[limits]\nbucket_size = 1000000\nmax_cost = 1000000\nrestore_rate = 1000000\n"
     shared = tmp_path / "shared-data"
     gateways = [
         ServedGateway(replica_config(tmp_path / f"replica-{index}", shared, database_url, schema, f"replica-{index}", extra))
