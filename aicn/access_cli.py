@@ -18,6 +18,7 @@ from resolvers.common.errors import UserErrorData
 from resolvers.common.ids import int_key, parse_key, to_global_id
 from store import tenancy
 from store import tokens as token_store
+from store.bus import RedisBus
 from store.db import Database
 
 
@@ -52,10 +53,16 @@ def _run(command: Callable[[AccessService, argparse.Namespace], Awaitable[int]])
         async def main() -> int:
             settings = Settings()
             db = Database(settings.resolved_database_url, schema=settings.database_schema)
+            # with a Redis bus, a revocation from the shell reaches every gateway's token cache at once
+            bus = RedisBus(settings.bus_url, settings.bus_prefix) if settings.bus_url else None
             try:
                 await db.migrate()
-                return await command(AccessService(db), args)
+                if bus is not None:
+                    await bus.start()
+                return await command(AccessService(db, bus), args)
             finally:
+                if bus is not None:
+                    await bus.close()
                 await db.dispose()
 
         return asyncio.run(main())

@@ -26,6 +26,7 @@ from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
 from resolvers.access.throttle import Throttle
+from resolvers.access.token_cache import TokenCache
 from resolvers.access.viewer import Viewer
 from resolvers.billing.bills import BillBook, BillingPolicy
 from resolvers.billing.budgets import BudgetAlertStream
@@ -60,6 +61,7 @@ from resolvers.services.proxy import Proxy
 from resolvers.services.reads import ServiceReads
 from resolvers.services.service import ServiceService
 from resolvers.services.streams import ServiceStreams
+from resolvers.services.tokens import TokenMeter
 from resolvers.webhooks.delivery import RetryPolicy, WebhookDeliverer
 from resolvers.webhooks.destinations import DestinationPolicy
 from resolvers.webhooks.service import WebhookService
@@ -120,8 +122,15 @@ def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = 
         from connectors.ray.connector import RayConnector
 
         ray = config.ray or RayConfig()
+        from connectors.ray.serve import ServeOptions
+
         return RayConnector(
-            config.name, ray.url, token=ray.resolved_token(), resource_models=ray.resource_models, request_timeout=ray.request_timeout
+            config.name,
+            ray.url,
+            token=ray.resolved_token(),
+            resource_models=ray.resource_models,
+            request_timeout=ray.request_timeout,
+            serve=ServeOptions(ray.serve_host, ray.serve_port, ray.serve_replica_cpus),
         )
     if config.kind == "PEER":
         from connectors.peer.connector import PeerConnector
@@ -161,7 +170,7 @@ class Runtime:
         self.settings = settings
         self.connector_overrides = dict(connectors or {})
         self.db = Database(settings.resolved_database_url, schema=settings.database_schema)
-        self.bus: InMemoryBus = RedisBus(settings.bus_url) if settings.bus_url else InMemoryBus()
+        self.bus: InMemoryBus = RedisBus(settings.bus_url, settings.bus_prefix) if settings.bus_url else InMemoryBus()
         self.catalog = Catalog.with_overrides(settings.catalog)
         self.registry = CenterRegistry([], self.catalog, settings.currency)
         policy = BillingPolicy(settings.currency, settings.default_account_balance, Calendar(settings.billing_timezone))
@@ -172,12 +181,16 @@ class Runtime:
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(self.db, self.registry, settings.data_import_roots)
+        self.data = DataService(
+            self.db, self.registry, settings.data_import_roots, pushed_root=(settings.data_dir / "models" / "pushed").absolute()
+        )
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
         self.dispatcher.transfers = self.transfers
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
-        self.access = AccessService(self.db, self.bus)
+        auth = settings.auth
+        cache = TokenCache(auth.token_cache_size, auth.token_cache_seconds) if auth.token_cache_size and auth.token_cache_seconds else None
+        self.access = AccessService(self.db, self.bus, cache)
         self.quotas = QuotaService(self.db, settings.quota_mode)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
@@ -207,10 +220,13 @@ class Runtime:
             health_failures=serving.health_failures,
             startup_seconds=serving.startup_seconds,
             max_payload_bytes=serving.max_payload_bytes,
+            price_per_million_tokens=serving.price_per_million_tokens,
+            token_billing_seconds=serving.token_billing_seconds,
             runner_python=str(serving.python) if serving.python is not None else None,
         )
         service_ledger = ServiceLedger(self.db, self.bus)
         self.service_controller = ServiceController(self.db, self.registry, self.jobs, service_ledger, serving_policy)
+        self.service_controller.tokens = TokenMeter(self.db, self.bus, book, serving.token_billing_seconds)
         self.proxy = Proxy()
         self.inference = ServiceService(
             self.db, self.registry, self.jobs, service_ledger, self.service_controller, self.proxy, serving_policy

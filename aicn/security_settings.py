@@ -15,6 +15,13 @@ class AuthSettings(BaseModel):
     #: ``dev``: requests without a token from this host act as the default account
     #: (read and submit); anything from elsewhere still needs a token.
     mode: Literal["required", "dev"] = "required"
+    #: tokens kept in each gateway's cache (0: read every request's token from the database)
+    token_cache_size: int = Field(default=10_000, ge=0)
+    #: how long a cached token is trusted before it is read again. Revocations through the
+    #: gateway (GraphQL, or `aicn tokens revoke` with `AICN_BUS_URL`) reach every cache at
+    #: once; this bounds only a change made behind the gateway's back (a shell revocation of a
+    #: gateway without Redis, an edited row)
+    token_cache_seconds: float = Field(default=10.0, ge=0)
 
 
 class LimitSettings(BaseModel):

@@ -106,6 +106,11 @@ class RayConfig(BaseModel):
         default_factory=dict, description='Ray resource -> catalog model: "GPU", "accelerator_type:A100" or a custom resource such as "NPU"'
     )
     request_timeout: float = Field(default=10.0, gt=0)
+    serve_host: str = Field(default="127.0.0.1", description="where Ray Serve's HTTP proxy listens (the gateway's only way in)")
+    serve_port: int = Field(default=8270, gt=0, lt=65536, description="Ray Serve's HTTP proxy port; never the gateway's own (8000)")
+    serve_replica_cpus: float | None = Field(
+        default=None, gt=0, description="the CPUs one Serve replica reserves (default: what its devices ask, one per cpu-core)"
+    )
 
     def resolved_token(self) -> str | None:
         if self.token is not None:
@@ -128,6 +133,10 @@ class ServicesConfig(BaseModel):
     health_failures: int = Field(default=3, ge=1, description="failed health checks in a row that replace a replica")
     startup_seconds: float = Field(default=120.0, gt=0, description="a running replica that never answers within this is replaced")
     max_payload_bytes: int = Field(default=1_048_576, ge=1)
+    price_per_million_tokens: Decimal = Field(
+        default=Decimal(0), ge=0, decimal_places=6, description="what a million tokens an OPENAI service reports cost (0: free)"
+    )
+    token_billing_seconds: float = Field(default=3600.0, gt=0, description="a service's tokens go on a bill this often, and at its end")
     #: the interpreter the built-in ONNX runner's replicas run with (default: the gateway's own). It needs
     #: onnxruntime and numpy, and isolated LOCAL jobs' users must be able to run it: checked at start
     python: Path | None = None
@@ -238,6 +247,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_schema: str | None = None
     bus_url: str | None = None
+    #: the prefix of this deployment's Redis channels (default ``aicn:``): deployments sharing one Redis keep apart
+    bus_prefix: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     currency: str = "CNY"
@@ -279,6 +290,13 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError("center names must be unique")
         return centers
+
+    @model_validator(mode="after")
+    def _serve_apart_from_the_gateway(self) -> Settings:
+        for center in self.centers:
+            if center.ray is not None and center.ray.serve_port == self.port:
+                raise ValueError(f"center {center.name!r}: serve_port {self.port} is the gateway's own port; give Ray Serve another")
+        return self
 
     @field_validator("default_account_balance")
     @classmethod

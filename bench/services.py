@@ -41,12 +41,20 @@ def serve(port: int, data_dir: str) -> None:
     from aicn.cli import tune_gc
     from aicn.runtime import Runtime
     from aicn.security_settings import LimitSettings
-    from aicn.settings import CenterConfig, DeviceConfig, ServicesConfig, Settings
+    from aicn.settings import CenterConfig, DeviceConfig, LocalConfig, ServicesConfig, Settings
     from graph.http.app import create_app
 
     settings = Settings(
         data_dir=Path(data_dir),
-        centers=[CenterConfig(name="local", devices=[DeviceConfig(accelerator="cpu-core", count=8)], poll_interval_seconds=0.05)],
+        # the replicas run the gateway's interpreter (onnxruntime): as the gateway's user, which the isolated job user cannot run
+        centers=[
+            CenterConfig(
+                name="local",
+                devices=[DeviceConfig(accelerator="cpu-core", count=8)],
+                poll_interval_seconds=0.05,
+                local=LocalConfig(run_as="none"),
+            )
+        ],
         admin_token=SecretStr(TOKEN),
         limits=LimitSettings(bucket_size=10**9, restore_rate=1e9),
         services=ServicesConfig(tick_seconds=0.1, cool_down_seconds=2.0, health_interval_seconds=1.0),

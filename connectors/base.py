@@ -236,6 +236,11 @@ class Connector(abc.ABC):
         replica). Never shown to clients. Raises ConnectorError where this kind cannot serve."""
         raise SubmissionRejected(f"a {self.kind} center cannot serve models", center=self.name)
 
+    async def server_url(self, external_id: str, port: str) -> str:
+        """The base URL of the server a running job bound on ``port`` (its ``/health`` and ``/invoke``
+        lie under it); a kind whose replicas share a proxy answers its own. Never shown to clients."""
+        return f"http://{await self.server_host(external_id)}:{port}"
+
     async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
         """At most ``max_bytes`` (and MAX_LOG_READ_BYTES) of the job's output from byte ``offset``;
         a negative offset reads the last ``-offset`` bytes there are. Nothing written yet: empty data.

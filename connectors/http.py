@@ -110,10 +110,20 @@ class HttpClient:
         """``text`` without the connector's secrets: for every message that may quote the center."""
         return self._scrub(text)
 
-    async def request(self, method: str, path: str, *, json_body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
-        """The JSON a successful answer carries; raises a ConnectorError for anything else."""
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        expect_json: bool = True,
+    ) -> Any:
+        """The JSON a successful answer carries (None for an answer without a body when not
+        ``expect_json``); raises a ConnectorError for anything else. ``content``: raw bytes to send."""
         try:
-            response = await self._client.request(method, path, json=json_body, headers=headers)
+            response = await self._client.request(method, path, json=json_body, headers=headers, content=content)
         except httpx.TimeoutException:
             raise self._error(
                 CenterTimeout, f"{self.service} at {self.base_url} did not answer {method} {path} within {self.timeout:g}s"
@@ -137,6 +147,8 @@ class HttpClient:
                 body=_json_of(response.content),
                 text=text,
             )
+        if not expect_json and not response.content.strip():
+            return None
         body = _json_of(response.content, _NOT_JSON)
         if body is _NOT_JSON:
             raise self._not_json(method, path)

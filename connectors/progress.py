@@ -6,7 +6,8 @@ A job prints (LOCAL) or sets as its comment (SLURM) a line of the form
 
 Every key is optional. A line that starts with the marker but does not hold a JSON
 object, or holds values of the wrong type, is ignored: a job's own output can never
-break the gateway.
+break the gateway. Metrics that are not finite numbers (``NaN``, ``Infinity``, as Python's
+``json.dumps`` writes them) are kept as null.
 """
 
 from __future__ import annotations
@@ -44,8 +45,20 @@ def parse_progress_line(line: str, ordinal: int, at: datetime) -> ProgressReport
         step=_integer(payload.get("step")),
         total_steps=_integer(payload.get("totalSteps", payload.get("total_steps"))),
         message=message[:2000] if isinstance(message, str) else None,
-        metrics=metrics if isinstance(metrics, dict) else None,
+        metrics=_finite(metrics) if isinstance(metrics, dict) else None,
     )
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity made null: JSON has no such numbers (PostgreSQL's
+    json type refuses them, and so do GraphQL clients), yet a diverging loss prints them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _number(value: Any) -> float | None:

@@ -3,7 +3,8 @@
 # http://127.0.0.1:$RAY_DASHBOARD_PORT (adapted from shared/reference/ray/start-ray.sh). Idempotent.
 #
 # Usage:
-#   start-ray.sh           install ray[default] into $RAY_VENV if missing, start the head, wait for the Jobs API
+#   start-ray.sh           install ray[serve,default] and onnxruntime into $RAY_VENV if missing (an older venv
+#                          gains what it lacks), start the head, wait for the Jobs API
 #   start-ray.sh stop      end the head this script started (its process group, by the PID file only)
 #   start-ray.sh status    say whether the Jobs API answers and which PID the script started
 #
@@ -69,11 +70,15 @@ case "${1:-start}" in
   *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
 esac
 
-# 1. venv + ray[default]
+# 1. venv + ray[serve,default] + onnxruntime (Ray Serve replicas run aicn's built-in ONNX runner)
 if [ ! -x "$RAY_VENV/bin/ray" ]; then
-  log "creating venv $RAY_VENV and installing ray[default]==$RAY_VERSION"
+  log "creating venv $RAY_VENV"
   python3 -m venv "$RAY_VENV"
-  "$RAY_VENV/bin/pip" install -q "ray[default]==${RAY_VERSION}"
+fi
+if ! "$RAY_VENV/bin/python" -c "import ray, ray.serve, onnxruntime; assert ray.__version__ == '${RAY_VERSION}'" 2>/dev/null; then
+  log "installing ray[serve,default]==$RAY_VERSION and onnxruntime into $RAY_VENV"
+  # a head already running needs no restart: its dashboard imports Serve when a request first needs it
+  "$RAY_VENV/bin/pip" install -q "ray[serve,default]==${RAY_VERSION}" onnxruntime
 fi
 
 # 2. already up?

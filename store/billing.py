@@ -162,12 +162,21 @@ async def add_line(
     description: str,
     usage_id: int | None = None,
     corrects_bill_id: int | None = None,
+    service_id: int | None = None,
+    tokens: int | None = None,
 ) -> BillLineRow:
     """Append a line to an OPEN bill and add it to the bill's total, in the caller's transaction."""
     if bill.status != "OPEN":
         raise ValueError(f"bill {bill.id} is {bill.status}; lines go on an OPEN bill")
     line = BillLineRow(
-        bill_id=bill.id, kind=kind, usage_id=usage_id, corrects_bill_id=corrects_bill_id, description=description, amount=amount
+        bill_id=bill.id,
+        kind=kind,
+        usage_id=usage_id,
+        corrects_bill_id=corrects_bill_id,
+        description=description,
+        amount=amount,
+        service_id=service_id,
+        tokens=tokens,
     )
     session.add(line)
     await session.flush()

@@ -112,6 +112,9 @@ class BillLineRow(Base):
     corrects_bill_id: Mapped[int | None] = mapped_column(ForeignKey("bills.id"))
     description: Mapped[str] = mapped_column(Text)
     amount: Mapped[Decimal] = mapped_column(MONEY)
+    #: a TOKENS line's service and how many tokens it bills (migration 0018)
+    service_id: Mapped[int | None] = mapped_column(BigId)
+    tokens: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,30 @@ class Subscription:
             return None
 
 
+class _Watch(Subscription):
+    """A subscription that hands each message to a callback as it is delivered, with no queue."""
+
+    def __init__(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self.callback = callback
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        try:
+            self.callback(message)
+        except Exception:
+            log.warning("a bus watcher failed on %s", message, exc_info=True)
+
+
 class InMemoryBus:
+    #: publish() has delivered to every subscriber when it returns (no other process listens)
+    synchronous = True
+
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscription]] = {}
+        #: bumped whenever news may have been lost (a Redis connection dropped or came back):
+        #: whoever caches what the news would invalidate compares it before trusting the cache
+        self.epoch = 0
+        self.connected = True
 
     async def start(self) -> None:
         return None
@@ -55,8 +76,10 @@ class InMemoryBus:
     async def close(self) -> None:
         self._subscribers.clear()
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def publish(self, channel: str, message: dict[str, Any]) -> int:
+        """Deliver ``message``; the number of gateway processes it reached (this one's included)."""
         self._deliver(channel, message)
+        return 1
 
     def subscribers(self, channel: str) -> int:
         """How many subscriptions of this process listen on ``channel`` now (read-only: lets a
@@ -67,6 +90,20 @@ class InMemoryBus:
         for subscription in list(self._subscribers.get(channel, ())):
             subscription.deliver(message)
 
+    def watch(self, channel: str, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``callback`` with each message of ``channel`` the moment it is delivered (before any
+        task that was woken by later input runs); returns the function that stops watching."""
+        watch = _Watch(callback)
+        self._subscribers.setdefault(channel, set()).add(watch)
+        return lambda: self._forget(channel, watch)
+
+    def _forget(self, channel: str, subscription: Subscription) -> None:
+        subscribers = self._subscribers.get(channel)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[channel]
+
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         subscription = Subscription()
@@ -74,20 +111,20 @@ class InMemoryBus:
         try:
             yield subscription
         finally:
-            subscribers = self._subscribers.get(channel)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscribers[channel]
+            self._forget(channel, subscription)
 
 
 class RedisBus(InMemoryBus):
     """Publishes through Redis; one pattern subscription per gateway fans out locally."""
 
     PREFIX = "aicn:"
+    synchronous = False
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str | None = None) -> None:
         super().__init__()
+        self.connected = False
+        if prefix is not None:
+            self.PREFIX = prefix
         self.url = url
         self._redis: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -103,6 +140,8 @@ class RedisBus(InMemoryBus):
             await self._ready.wait()
 
     async def close(self) -> None:
+        self.connected = False
+        self.epoch += 1
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,17 +150,20 @@ class RedisBus(InMemoryBus):
             await self._redis.aclose()
         await super().close()
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def publish(self, channel: str, message: dict[str, Any]) -> int:
         try:
-            await self._redis.publish(self.PREFIX + channel, json.dumps(message, default=str))
+            return int(await self._redis.publish(self.PREFIX + channel, json.dumps(message, default=str)))
         except Exception:  # the log still has the event; subscribers catch up on their next look
             log.warning("bus publish to %s failed", channel, exc_info=True)
+            return 0
 
     async def _read_forever(self) -> None:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self.PREFIX + "*")
+                self.epoch += 1
+                self.connected = True
                 self._ready.set()
                 async for item in pubsub.listen():
                     if item.get("type") != "pmessage":
@@ -131,6 +173,8 @@ class RedisBus(InMemoryBus):
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.connected = False
+                self.epoch += 1
                 log.warning("bus connection lost; reconnecting", exc_info=True)
                 await asyncio.sleep(0.5)
             finally:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, tuple_
+from sqlalchemy import Select, and_, func, insert, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
@@ -168,6 +168,27 @@ def append_event(
     event = JobEventRow(job_id=job.id, seq=job.last_seq, at=at or utcnow(), kind=kind, state=state, progress=progress, message=message)
     session.add(event)
     return event
+
+
+async def first_events(session: AsyncSession, job: JobRow, events: Sequence[Mapping[str, Any]]) -> list[JobEventRow]:
+    """Write the events of a job inserted just now with ``last_seq = len(events)`` already set, in one
+    statement; the job row needs no UPDATE after them (``append_event`` would bump ``last_seq`` again)."""
+    assert job.id is not None and job.last_seq == len(events), "insert the job with last_seq = the number of its first events"
+    at = utcnow()
+    values = [
+        {
+            "job_id": job.id,
+            "seq": seq,
+            "at": at,
+            "kind": event["kind"],
+            "state": event.get("state"),
+            "progress": None,
+            "message": event.get("message"),
+        }
+        for seq, event in enumerate(events, start=1)
+    ]
+    await session.execute(insert(JobEventRow).execution_options(render_nulls=True), values)
+    return [JobEventRow(**value) for value in values]
 
 
 async def events_after(session: AsyncSession, job_id: int, after: int, limit: int) -> list[JobEventRow]:

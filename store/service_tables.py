@@ -8,11 +8,13 @@ with its end, by the job ledger.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from store.billing_tables import MONEY
 from store.resources import ResourceRequest
 from store.tables import Base
 from store.types import BigId, Document, RequestDocument, UtcDateTime, utcnow
@@ -47,7 +49,17 @@ class ServiceRow(Base):
     policy: Mapped[str | None] = mapped_column(String(20))
     placement: Mapped[dict[str, Any] | None] = mapped_column(Document)
     requests_total: Mapped[int] = mapped_column(BigId, default=0)
+    #: tokens an OPENAI service's servers reported in ``usage`` (migration 0018)
+    prompt_tokens_total: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    completion_tokens_total: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    #: counted tokens not yet on a bill (only a priced service keeps any), and when they last went on one
+    tokens_unbilled: Mapped[int] = mapped_column(BigId, default=0, server_default="0", index=True)
+    tokens_billed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: the gateway's price per million tokens when the service was deployed (None: tokens are free)
+    price_per_million_tokens: Mapped[Decimal | None] = mapped_column(MONEY)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    #: on a PEER center: the service's id at the peer gateway, once deployed there
+    remote_id: Mapped[str | None] = mapped_column(String(200))
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.billing_tables import UsageRecordRow
@@ -155,6 +156,33 @@ async def add_requests(session: AsyncSession, counts: dict[int, int]) -> None:
             await session.execute(
                 update(ServiceRow).where(ServiceRow.id == service_id).values(requests_total=ServiceRow.requests_total + count)
             )
+
+
+async def add_tokens(session: AsyncSession, tokens: dict[int, tuple[int, int]]) -> None:
+    """Add each service's newly reported (prompt, completion) tokens to its totals; a priced
+    service also keeps them as not yet billed."""
+    for service_id, (prompt, completion) in tokens.items():
+        priced = case((ServiceRow.price_per_million_tokens > Decimal(0), prompt + completion), else_=0)
+        await session.execute(
+            update(ServiceRow)
+            .where(ServiceRow.id == service_id)
+            .values(
+                prompt_tokens_total=ServiceRow.prompt_tokens_total + prompt,
+                completion_tokens_total=ServiceRow.completion_tokens_total + completion,
+                tokens_unbilled=ServiceRow.tokens_unbilled + priced,
+            )
+        )
+
+
+async def tokens_to_bill(session: AsyncSession, ended: Iterable[str], cutoff: datetime) -> list[int]:
+    """Services with tokens not yet billed that ended, or last went on a bill before ``cutoff``."""
+    rows = await session.scalars(
+        select(ServiceRow.id)
+        .where(ServiceRow.tokens_unbilled > 0)
+        .where(or_(ServiceRow.state.in_(list(ended)), func.coalesce(ServiceRow.tokens_billed_at, ServiceRow.created_at) <= cutoff))
+        .order_by(ServiceRow.id)
+    )
+    return list(rows)
 
 
 async def usage_page(session: AsyncSession, service_id: int, *, first: int, after: int | None) -> Page[UsageRecordRow]:

@@ -53,6 +53,7 @@ def gateway_config(
     grace_seconds: float = 30.0,
     port: int | None = None,
     extra_centers: str = "",
+    local_extra: str = "",
 ) -> Path:
     """A served gateway's config: write_config's LOCAL center (2 cores at ``price``), then the PEER centers."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def gateway_config(
     if port is not None:
         text = "\n".join(f"port = {port}" if line.startswith("port =") else line for line in text.splitlines()) + "\n"
     head, _, centers = text.partition("[[centers]]")
-    lines = [head + f"vanished_grace_seconds = {grace_seconds}\n\n[[centers]]" + centers.rstrip("\n")]
+    lines = [head + f"vanished_grace_seconds = {grace_seconds}\n\n[[centers]]" + centers.rstrip("\n") + local_extra.rstrip("\n")]
     for peer in peers:
         lines += [
             "",
@@ -105,6 +106,7 @@ async def start_gateway(
     markup: str = "0",
     grace_seconds: float = 30.0,
     extra_centers: str = "",
+    local_extra: str = "",
 ) -> NetworkGateway:
     """Start gateway ``name`` with a PEER center for each of ``peers`` (already running)."""
     links: list[PeerLinkSpec] = []
@@ -112,7 +114,14 @@ async def start_gateway(
         secret, token_id = await account_token(peer.served, f"peer-{name}")
         links.append(PeerLinkSpec(f"peer-{peer.name}", peer.graphql_url, secret, markup, token_id))
     config = gateway_config(
-        directory / name, database_url, schema, price=price, peers=links, grace_seconds=grace_seconds, extra_centers=extra_centers
+        directory / name,
+        database_url,
+        schema,
+        price=price,
+        peers=links,
+        grace_seconds=grace_seconds,
+        extra_centers=extra_centers,
+        local_extra=local_extra,
     )
     served = ServedGateway(config)
     await served.start()

@@ -22,12 +22,12 @@ COUNTED = {"x-request-id": COUNTED_REQUEST}
 
 
 @contextmanager
-def statements_of(gateway: Any, *, selects_only: bool = True) -> Iterator[list[str]]:
-    """Record the statements of requests sent with ``COUNTED`` headers, but the token lookup."""
+def statements_of(gateway: Any, *, selects_only: bool = True, tokens_too: bool = False) -> Iterator[list[str]]:
+    """Record the statements of requests sent with ``COUNTED`` headers, but the token lookup (unless ``tokens_too``)."""
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if REQUEST_ID.get() != COUNTED_REQUEST or "FROM api_tokens" in statement:
+        if REQUEST_ID.get() != COUNTED_REQUEST or ("FROM api_tokens" in statement and not tokens_too):
             return
         if not selects_only or statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)

@@ -6,32 +6,36 @@ Without a head the live tests are skipped on a developer machine and fail in CI 
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from aicn.runtime import build_connector
 from aicn.settings import CenterConfig, RayConfig, Settings
-from connectors.base import CenterJobState
-from connectors.errors import CenterUnreachable
-from connectors.ray import api
+from connectors.base import CenterJobState, JobSpec, StatusQuery
+from connectors.errors import CenterUnreachable, JobNotFound, SubmissionRejected
+from connectors.ray import api, serve
 from connectors.ray.connector import RayConnector
 from connectors.ray.progress import MAX_PROGRESS_LINE, LogCursor
+from connectors.ray.replicas import MODEL_DIR, SERVICE_KEY
+from connectors.ray.serve import ServeOptions
+from connectors.serving import ONNX_SERVER
 from tests.connector_contract import PYTHON, ConnectorContract, wait_for
 from tests.leftovers import RemembersSubmissions
 from tests.ray_helpers import NPU, RAY_URL, RESOURCE_MODELS, require_ray
+from tests.service_helpers import TRAIN_SCRIPT
 
 
 class _CleaningRayConnector(RemembersSubmissions, RayConnector):
     """Remembers what it submitted, so a failing test leaves nothing running on the shared center."""
 
 
-@pytest.fixture
-async def connector() -> AsyncIterator[RayConnector]:
-    require_ray()
-    # alone, without a gateway's reconciler to stop jobs at their limits: the node-side guard does, at once
-    ray = _CleaningRayConnector("ray-test", RAY_URL, resource_models=RESOURCE_MODELS, backstop_seconds=0)
+async def _cleaning(ray: _CleaningRayConnector) -> AsyncIterator[RayConnector]:
     ray.submitted = []
     await ray.start()
     try:
@@ -41,6 +45,14 @@ async def connector() -> AsyncIterator[RayConnector]:
             await ray.cancel_leftovers()
         finally:
             await ray.close()
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[RayConnector]:
+    require_ray()
+    # alone, without a gateway's reconciler to stop jobs at their limits: the node-side guard does, at once
+    async for ray in _cleaning(_CleaningRayConnector("ray-test", RAY_URL, resource_models=RESOURCE_MODELS, backstop_seconds=0)):
+        yield ray
 
 
 @pytest.mark.ray
@@ -128,3 +140,81 @@ def test_a_ray_center_config_builds_a_connector_and_hides_its_token(tmp_path: Pa
     assert isinstance(connector, RayConnector) and connector.kind == "RAY"
     assert "file-token" not in repr(connector)
     assert CenterConfig(name="r2", kind="RAY").ray == RayConfig()
+
+
+# ---------------------------------------------------------------------- Serve replicas
+
+
+def _replica_spec(reference: str, key: str, model_dir: Path, command: tuple[str, ...] | None = None) -> JobSpec:
+    return JobSpec(
+        reference=reference,
+        name=f"served replica {reference}",
+        command=command or (sys.executable, str(ONNX_SERVER), "--port", "1", "--model-dir", str(model_dir)),
+        max_duration_seconds=600,
+        environment={SERVICE_KEY: key, MODEL_DIR: str(model_dir), "AICN_SERVICE_PORT": "1"},
+    )
+
+
+@pytest.fixture
+async def serving() -> AsyncIterator[RayConnector]:
+    require_ray()
+    # a replica reserves a tenth of a CPU: the shared head has two
+    options = ServeOptions(replica_cpus=0.1)
+    async for ray in _cleaning(_CleaningRayConnector("ray-serve", RAY_URL, resource_models=RESOURCE_MODELS, serve=options)):
+        yield ray
+
+
+@pytest.mark.ray
+async def test_serve_replicas_are_one_application_scaled_by_its_replica_list(serving: RayConnector, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(model)], check=True, capture_output=True, timeout=120)
+    key = uuid.uuid4().hex[:12]
+    first = await serving.submit(_replica_spec("r-one", key, model))
+    again = await serving.submit(_replica_spec("r-one", key, model))  # a retried hand-over adds nothing
+    assert first.external_id == again.external_id and first.external_id.startswith("serve:")
+    await wait_for(serving, first.external_id, {CenterJobState.RUNNING}, timeout=90)
+    url = await serving.server_url(first.external_id, "1")
+    assert url.startswith("http://127.0.0.1:8270/aicn-service-")
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(url + "/health")).status_code == 200
+        answer = (await client.post(url + "/invoke", json={"inputs": [[2.0, 2.0]]})).json()
+        assert answer["outputs"]["label"] == [1]
+
+    second = await serving.submit(_replica_spec("r-two", key, model))
+    running = await wait_for(serving, second.external_id, {CenterJobState.RUNNING}, timeout=90)
+    assert running.started_at is not None
+    assert "2 of 2 replicas running" in await serving.logs(second.external_id)
+
+    await serving.cancel(first.external_id)
+    [ended] = (await serving.status([StatusQuery(first.external_id)])).values()
+    assert ended.state is CenterJobState.CANCELLED and ended.finished_at is not None and ended.started_at is not None
+    assert (await serving.status([StatusQuery(second.external_id)]))[second.external_id].state is CenterJobState.RUNNING
+    await serving.cancel(first.external_id)  # ended already: nothing to do
+    await serving.cancel(second.external_id)
+    async with httpx.AsyncClient(timeout=10) as client:
+        applications = (await client.get(f"{RAY_URL}/api/serve/applications/")).json()["applications"]
+    # the last replica took the application with it
+    assert all(details["status"] == "DELETING" for name, details in applications.items() if key in name), applications
+    with pytest.raises(JobNotFound):
+        await serving.cancel(serve.external_id(serve.app_name(key), "never-made"))
+
+
+@pytest.mark.ray
+async def test_serve_replicas_run_the_built_in_runner_only(serving: RayConnector, tmp_path: Path) -> None:
+    with pytest.raises(SubmissionRejected, match="built-in ONNX runner"):
+        await serving.submit(_replica_spec("r-custom", "custom", tmp_path, command=("python", "my_server.py")))
+
+
+def test_serve_configs_change_only_the_replica_list() -> None:
+    name, data = serve.package()
+    assert name == serve.package()[0] and name.startswith("_ray_pkg_") and data == serve.package()[1]  # content-addressed
+    options = ServeOptions(replica_cpus=0.25)
+    config = serve.app_config("aicn-service-1-ab", "/models/m", name, ["a"], api.Resources(num_cpus=1, custom={"NPU": 1}), options)
+    assert config["deployments"][0]["ray_actor_options"] == {"num_cpus": 0.25, "resources": {"NPU": 1}}
+    scaled = serve.with_references(config, ["a", "b"])
+    assert scaled["deployments"][0]["num_replicas"] == 2 and serve.references_of(scaled) == ("a", "b")
+    assert {key: value for key, value in scaled.items() if key != "deployments"} == {k: v for k, v in config.items() if k != "deployments"}
+    body = serve.deploy_body([scaled], options)
+    assert body["http_options"] == {"host": "127.0.0.1", "port": 8270}  # never the gateway's 8000
+    assert serve.parse_external_id(serve.external_id("aicn-service-1-ab", "ref:x")) == ("aicn-service-1-ab", "ref:x")
+    assert serve.parse_external_id("aicn-123") is None

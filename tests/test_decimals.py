@@ -29,7 +29,7 @@ query($job: ID!, $running: ID!) {
   offers(request: { devices: 1, maxDurationMinutes: 7 }) { pricePerHour { amount } maxCost { amount } }
   node(id: $job) { ... on Job { costSoFar { amount } usage { unitPrice { amount } amount { amount } standardUnitsPerDevice standardUnitHours } } }
   running: node(id: $running) { ... on Job { costSoFar { amount } hold { amount } } }
-  services { edges { node { pricePerUnitHour { amount } usage { edges { node { amount { amount } } } } } } }
+  services { edges { node { pricePerUnitHour { amount } pricePerMillionTokens { amount } usage { edges { node { amount { amount } } } } } } }
 }
 """
 COVERED = {
@@ -38,7 +38,7 @@ COVERED = {
     ("ComputeUnit", "pricePerUnitHour"), ("Offer", "pricePerHour"), ("Offer", "maxCost"), ("UsageRecord", "unitPrice"),
     ("UsageRecord", "amount"), ("UsageRecord", "standardUnitsPerDevice"), ("UsageRecord", "standardUnitHours"),
     ("Money", "amount"), ("Account", "lowBalanceThreshold"), ("BalanceEntry", "amount"), ("BalanceEntry", "balanceAfter"),
-    ("Job", "costSoFar"), ("Job", "hold"), ("InferenceService", "pricePerUnitHour"),
+    ("Job", "costSoFar"), ("Job", "hold"), ("InferenceService", "pricePerUnitHour"), ("InferenceService", "pricePerMillionTokens"),
     # a settlement needs a peer gateway: tests/test_peer_e2e.py sweeps these the same way
     ("PeerSettlement", "originCharged"), ("PeerSettlement", "expectedPeerCharge"), ("PeerSettlement", "peerCharged"),
     ("PeerSettlement", "margin"), ("PeerSettlementLine", "originAmount"), ("PeerSettlementLine", "expectedPeerAmount"),

@@ -254,3 +254,19 @@ async def test_a_job_lost_while_the_gateway_was_down_ends_failed(gateway_factory
     final = await wait_for_state(second.client, job["id"], {"SUCCEEDED", "FAILED"})
     assert final["state"] == "FAILED"
     assert final["failureReason"].startswith("LOST")
+
+
+@pytest.mark.both_databases  # PostgreSQL's JSON refuses NaN; the event log must still take the line
+async def test_metrics_that_are_not_finite_numbers_reach_the_graph_as_null(gateway: Gateway) -> None:
+    gql = gateway.client
+    script = 'print(\'AICN_PROGRESS {"step": 1, "metrics": {"loss": NaN, "grad": [Infinity, 1.5], "lr": 0.1}}\', flush=True)'
+    job = await submit(gql, python_job(script))
+    final = await wait_for_state(gql, job["id"], {"SUCCEEDED", "FAILED"})
+    assert final["state"] == "SUCCEEDED"
+    data = await gql.execute(
+        "query($id: ID!) { node(id: $id) { ... on Job { progress { step metrics } events { edges { node { kind progress { metrics } } } } } } }",
+        {"id": job["id"]},
+    )
+    assert data["node"]["progress"] == {"step": 1, "metrics": {"loss": None, "grad": [None, 1.5], "lr": 0.1}}
+    progress = [edge["node"]["progress"] for edge in data["node"]["events"]["edges"] if edge["node"]["kind"] == "PROGRESS"]
+    assert progress == [{"metrics": {"loss": None, "grad": [None, 1.5], "lr": 0.1}}]

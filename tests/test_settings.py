@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from aicn.settings import CenterConfig, Settings
+from aicn.settings import CenterConfig, RayConfig, Settings
 
 CONFIG = """
 data_dir = "{data}"
@@ -192,3 +192,11 @@ def test_a_peer_center_needs_its_section_and_a_token_and_hides_it(tmp_path: Path
     connector = build_connector(config, Settings(data_dir=tmp_path), "gw-test")
     assert isinstance(connector, PeerConnector) and connector.kind == "PEER" and connector.markup == 0
     assert "peer-file-token" not in repr(connector) and "peer-file-token" not in repr(connector.graph)
+
+
+def test_ray_serve_never_listens_on_the_gateways_port(tmp_path: Path) -> None:
+    clash = CenterConfig(name="ray", kind="RAY", ray=RayConfig(serve_port=8000))
+    with pytest.raises(ValidationError, match="serve_port 8000 is the gateway's own port"):
+        Settings(data_dir=tmp_path, centers=[clash])
+    assert Settings(data_dir=tmp_path, port=8001, centers=[clash]).centers[0].ray == RayConfig(serve_port=8000)
+    assert RayConfig().serve_port == 8270 and RayConfig().serve_host == "127.0.0.1"

@@ -39,6 +39,7 @@ from connectors.hops import VIA
 from connectors.peer import documents
 from connectors.peer.client import PeerGraph, PeerLoop
 from connectors.peer.link import LiveLink
+from connectors.peer.services import PeerServices
 from connectors.peer.views import STATES, JobView
 
 #: jobs asked about in one poll of the peer's graph
@@ -67,6 +68,8 @@ class PeerConnector(Connector):
         self.gateway_id = gateway_id
         self.markup = markup
         self.graph = PeerGraph(name, url, token, timeout=request_timeout)
+        #: inference services deployed at the peer (its graph and its invoke route)
+        self.services = PeerServices(self.graph, timeout=request_timeout)
         self.views: dict[str, JobView] = {}
         self.link = LiveLink(
             name,
@@ -89,9 +92,13 @@ class PeerConnector(Connector):
 
     async def close(self) -> None:
         await self.link.close()
+        await self.services.aclose()
         await self.graph.aclose()
 
     # ------------------------------------------------------------------ the peer's network
+
+    def via(self) -> tuple[str, ...]:
+        return self._via()
 
     def _via(self) -> tuple[str, ...]:
         """The path of this call: the gateways the request being served came through, then this one."""

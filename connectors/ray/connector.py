@@ -8,7 +8,8 @@ time limit of its own: the gateway's reconciler stops a job at its limit
 (``time_limits_by_gateway``), and the entrypoint runs under coreutils ``timeout`` as a backstop
 a little later (see ``api.entrypoint``). A started job's log is followed through Ray's WebSocket
 tail (``tail.py``), read once: its progress reports and ``read_log`` come from there, never from
-the whole log fetched again.
+the whole log fetched again. An inference replica is a Serve replica instead (``replicas.py``):
+its external id starts ``serve:`` and every call about it goes to Serve's REST API.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlparse
 
 from connectors.base import (
     MAX_LOG_READ_BYTES,
@@ -36,6 +38,8 @@ from connectors.errors import CenterUnreachable, JobNotFound, SubmissionRejected
 from connectors.http import HttpClient, HttpFailure, StatusRule, redact
 from connectors.ray import api
 from connectors.ray.devices import DeviceMap, Unsatisfiable
+from connectors.ray.replicas import ServeReplicas, is_replica
+from connectors.ray.serve import EXTERNAL_PREFIX, ServeOptions
 from connectors.ray.tail import Followers, LogFollower
 
 logger = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class RayConnector(Connector):
         request_timeout: float = 10.0,
         max_concurrent_requests: int = 4,
         backstop_seconds: float = api.BACKSTOP_SECONDS,
+        serve: ServeOptions | None = None,
     ) -> None:
         super().__init__(name)
         self.base_url = base_url.rstrip("/")
@@ -74,6 +79,7 @@ class RayConnector(Connector):
         self._followers = Followers(self._new_follower)
         self._running_since: dict[str, datetime] = {}
         self._draining_since: dict[str, float] = {}
+        self.replicas = ServeReplicas(name, self._request, serve or ServeOptions(), urlparse(self.base_url).hostname or "127.0.0.1")
 
     def __repr__(self) -> str:
         return f"RayConnector(name={self.name!r}, base_url={self.base_url!r})"
@@ -113,6 +119,8 @@ class RayConnector(Connector):
         return self.devices.capacity(nodes, held)
 
     async def submit(self, spec: JobSpec) -> Submission:
+        if is_replica(spec):
+            return await self.replicas.submit(spec, self._job_request(spec, await self._nodes()).resources)
         request = self._job_request(spec, await self._nodes())
         try:
             await self._object("POST", api.JOBS, json_body=api.submit_body(request, self.backstop_seconds))
@@ -130,10 +138,18 @@ class RayConnector(Connector):
         return Submission(spec.reference, CenterJobState.QUEUED)
 
     async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
-        found = await asyncio.gather(*(self._status_of(query) for query in queries))
-        return {status.external_id: status for status in found if status is not None}
+        served = [query for query in queries if query.external_id.startswith(EXTERNAL_PREFIX)]
+        jobs = [query for query in queries if not query.external_id.startswith(EXTERNAL_PREFIX)]
+        found = await asyncio.gather(*(self._status_of(query) for query in jobs))
+        answer = {status.external_id: status for status in found if status is not None}
+        if served:
+            answer.update(await self.replicas.status(served))
+        return answer
 
     async def cancel(self, external_id: str) -> None:
+        if external_id.startswith(EXTERNAL_PREFIX):
+            await self.replicas.cancel(external_id)
+            return
         try:
             await self._object("POST", api.job_path(external_id, "/stop"))
         except HttpFailure as failure:
@@ -144,6 +160,8 @@ class RayConnector(Connector):
         # stays PENDING until its supervisor starts, then ends STOPPED
 
     async def logs(self, external_id: str, tail_lines: int = 100) -> str:
+        if external_id.startswith(EXTERNAL_PREFIX):
+            return await self.replicas.logs(external_id, tail_lines)
         record = await self._job(external_id)
         if record is None:
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
@@ -152,6 +170,8 @@ class RayConnector(Connector):
 
     async def read_log(self, external_id: str, offset: int, max_bytes: int) -> LogChunk:
         """From the job's follower: offsets count the UTF-8 bytes of the log Ray streams, its own lines included."""
+        if external_id.startswith(EXTERNAL_PREFIX):
+            return await super().read_log(external_id, offset, max_bytes)  # a Serve replica's output is in Ray's own logs
         follower = self._followers.of(external_id)
         await follower.wait_answered(self.request_timeout / 2)
         if offset < 0:
@@ -159,6 +179,12 @@ class RayConnector(Connector):
         if follower.missing:
             raise JobNotFound(f"no job {external_id} on this center", center=self.name)
         return follower.read(offset, min(max_bytes, MAX_LOG_READ_BYTES))
+
+    async def server_url(self, external_id: str, port: str) -> str:
+        """A Serve replica's application behind Serve's HTTP proxy (its port is the center's, not the replica's)."""
+        if not external_id.startswith(EXTERNAL_PREFIX):
+            return await super().server_url(external_id, port)
+        return self.replicas.url(external_id)
 
     # ------------------------------------------------------------------ jobs
 
@@ -256,11 +282,13 @@ class RayConnector(Connector):
             raise CenterUnreachable(f"the Ray Jobs API answered {method} {path} with something that is not a JSON object", center=self.name)
         return body
 
-    async def _request(self, method: str, path: str, *, json_body: Any = None) -> Any:
+    async def _request(
+        self, method: str, path: str, *, json_body: Any = None, content: bytes | None = None, expect_json: bool = True
+    ) -> Any:
         if self._http is None:
             raise CenterUnreachable("the RAY connector is not started", center=self.name)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
-        return await self._http.request(method, path, json_body=json_body, headers=headers)
+        return await self._http.request(method, path, json_body=json_body, headers=headers, content=content, expect_json=expect_json)
 
     def _scrub(self, text: str) -> str:
         return redact(text, (self._token or "",), "<token>")

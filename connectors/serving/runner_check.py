@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from connectors.serving import ONNX_SERVER
+from connectors.serving import onnx_runner
 
 #: who stands for "a uid of the job's own" in the check: the kernel's overflow uid, with no rights of its own
 ANY_JOB_UID = 65534
@@ -20,7 +20,7 @@ def runner_refusal(python: Path, identities: Sequence[tuple[int, int]]) -> str |
         switch = uid != os.geteuid()
         try:
             done = subprocess.run(
-                [str(python), str(ONNX_SERVER), "--check"],
+                [str(python), str(onnx_runner()), "--check"],
                 capture_output=True,
                 text=True,
                 timeout=60,

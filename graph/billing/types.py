@@ -14,6 +14,7 @@ from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.context import Context
 from graph.core.money import QUANTITY_SCALE, Money
 from graph.core.relay import Connection, Node, connection_from_page
+from graph.core.scalars import BigInt
 from resolvers.billing.budgets import AlertRecord
 from resolvers.billing.records import BalanceEntryRow, BillLineRow, BillRow, UsageRecordRow
 from resolvers.common.ids import decode_cursor, page_size, to_global_id
@@ -21,6 +22,7 @@ from resolvers.common.ids import decode_cursor, page_size, to_global_id
 if TYPE_CHECKING:
     from graph.access.accounts import Account
     from graph.jobs.types import Job
+    from graph.services.types import InferenceService
 
 
 def csv_path(bill_key: int) -> str:
@@ -38,6 +40,7 @@ class BillLineKind(enum.Enum):
     USAGE = "USAGE"
     ADJUSTMENT = "ADJUSTMENT"
     STORAGE = "STORAGE"
+    TOKENS = strawberry.enum_value("TOKENS", description="Tokens an OPENAI service's servers reported, at its price per million.")
 
 
 @strawberry.enum(description="What moved an account's balance.")
@@ -45,6 +48,8 @@ class BalanceEntryKind(enum.Enum):
     TOP_UP = "TOP_UP"
     USAGE = "USAGE"
     ADJUSTMENT = "ADJUSTMENT"
+    STORAGE = "STORAGE"
+    TOKENS = "TOKENS"
 
 
 @strawberry.enum
@@ -114,6 +119,10 @@ class UsageRecord(Node):
     async def job(self, info: Info[Context, None]) -> Annotated[Job, strawberry.lazy("graph.jobs.types")] | None:
         return await info.context.loaders.job.load(self.row.job_id)
 
+    @strawberry.field(description="The inference service whose replica the job was, if it was one.")
+    async def service(self, info: Info[Context, None]) -> Annotated[InferenceService, strawberry.lazy("graph.services.types")] | None:
+        return await info.context.loaders.service.load(self.row.service_id) if self.row.service_id is not None else None
+
     @strawberry.field(description="The center that ran the job; null if it is no longer configured.")
     def center(self, info: Info[Context, None]) -> ComputeCenter | None:
         center = info.context.services.centers.get(self.row.center_id)
@@ -150,6 +159,14 @@ class BillLine:
             created_at=row.created_at,
             row=row,
         )
+
+    @strawberry.field(description="A TOKENS line's tokens (what its service's servers reported).")
+    def tokens(self) -> BigInt | None:
+        return BigInt(self.row.tokens) if self.row.tokens is not None else None
+
+    @strawberry.field(description="The inference service a TOKENS line bills.")
+    async def service(self, info: Info[Context, None]) -> Annotated[InferenceService, strawberry.lazy("graph.services.types")] | None:
+        return await info.context.loaders.service.load(self.row.service_id) if self.row.service_id is not None else None
 
     @strawberry.field(description="The usage record of a USAGE line.")
     async def usage(self, info: Info[Context, None]) -> UsageRecord | None:

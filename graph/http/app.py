@@ -30,6 +30,7 @@ from graph.http.downloads import download_routes
 from graph.http.exports import export_routes
 from graph.http.invoke import invoke_routes
 from graph.http.metrics import metrics_route
+from graph.http.openai import openai_routes
 from graph.http.persisted import PersistedRefusal, cache_headers, resolve
 from graph.http.request_ids import RequestIds, new_request_id, offered_id
 from graph.http.rules import (
@@ -332,6 +333,7 @@ def create_app(gateway: Gateway) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             *export_routes(gateway.services.billing_reads, graphql.authenticate),
             *invoke_routes(gateway.services.services, graphql.authenticate),
+            *openai_routes(gateway.services.services, graphql.authenticate),
             *([metrics_route(gateway.services.monitoring, gateway.settings.metrics)] if gateway.settings.metrics.enabled else []),
             *web_routes(),
             *(

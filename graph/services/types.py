@@ -55,8 +55,10 @@ class ServiceEvent:
         )
 
 
-def endpoint_of(service_id: int) -> str:
-    return f"/services/{to_global_id('InferenceService', service_id)}/invoke"
+def endpoint_of(service_id: int, protocol: str = "INVOKE") -> str:
+    """INVOKE: ``POST <endpoint>``; OPENAI: the base URL of an OpenAI client (``<endpoint>/chat/completions``...)."""
+    tail = "v1" if protocol == "OPENAI" else "invoke"
+    return f"/services/{to_global_id('InferenceService', service_id)}/{tail}"
 
 
 @strawberry.type(description="A model version served on a center behind one endpoint, scaled between min and max replicas.")
@@ -65,12 +67,18 @@ class InferenceService(Node):
     name: str
     state: ServiceState
     failure_reason: str | None
-    endpoint: str = strawberry.field(description="Where clients send requests: the gateway's own route, never a center's address.")
+    endpoint: str = strawberry.field(
+        description="Where clients send requests: the gateway's own route, never a center's address. "
+        "INVOKE: POST JSON to it; OPENAI: the base URL of an OpenAI client (/services/{id}/v1)."
+    )
     protocol: ServiceProtocol
     request: ResourceRequest = strawberry.field(description="What each replica asks for.")
     idempotent: bool = strawberry.field(description="A request whose replica fails is retried once on another.")
     deadline_seconds: float = strawberry.field(description="How long one request may take.")
     requests_total: BigInt
+    prompt_tokens_total: BigInt = strawberry.field(description="Prompt tokens the servers reported in `usage` (OPENAI).")
+    completion_tokens_total: BigInt = strawberry.field(description="Completion tokens the servers reported in `usage` (OPENAI).")
+    tokens_total: BigInt = strawberry.field(description="promptTokensTotal + completionTokensTotal.")
     created_at: datetime
     stopped_at: datetime | None
     row: strawberry.Private[ServiceRow]
@@ -82,12 +90,15 @@ class InferenceService(Node):
             name=row.name,
             state=ServiceState(row.state),
             failure_reason=row.failure_reason,
-            endpoint=endpoint_of(row.id),
+            endpoint=endpoint_of(row.id, row.protocol),
             protocol=ServiceProtocol(row.protocol),
             request=ResourceRequest.from_request(row.request),
             idempotent=row.idempotent,
             deadline_seconds=row.deadline_seconds,
             requests_total=BigInt(row.requests_total),
+            prompt_tokens_total=BigInt(row.prompt_tokens_total),
+            completion_tokens_total=BigInt(row.completion_tokens_total),
+            tokens_total=BigInt(row.prompt_tokens_total + row.completion_tokens_total),
             created_at=row.created_at,
             stopped_at=row.stopped_at,
             row=row,
@@ -114,7 +125,8 @@ class InferenceService(Node):
     @strawberry.field
     def replicas(self, info: Info[Context, None]) -> ServiceReplicas:
         pool = info.context.services.services.controller.pools.get(self.row.id)
-        ready = len(pool.ready) if pool is not None and self.row.state not in ("STOPPED", "FAILED") else 0
+        counted = (pool.remote_ready if pool.remote_ready is not None else len(pool.ready)) if pool is not None else 0
+        ready = counted if self.row.state not in ("STOPPED", "FAILED") else 0
         return ServiceReplicas(min=self.row.min_replicas, max=self.row.max_replicas, ready=ready, desired=self.row.desired_replicas)
 
     @strawberry.field(description="Requests in flight per replica above which a replica is added.")
@@ -130,6 +142,14 @@ class InferenceService(Node):
         accelerator = self.row.request.accelerator or "cpu-core"
         offer = next((offer for offer in center.offers if offer.accelerator == accelerator), None)
         return Money(amount=offer.price_per_unit_hour, currency=registry.currency) if offer else None
+
+    @strawberry.field(
+        description="What a million of the tokens its servers report cost (quoted when it was deployed); "
+        "null: tokens are free. Billed as TOKENS lines naming the service."
+    )
+    def price_per_million_tokens(self, info: Info[Context, None]) -> Money | None:
+        price = self.row.price_per_million_tokens
+        return Money(amount=price, currency=info.context.services.centers.currency) if price is not None else None
 
     @strawberry.field(description="Where the service was placed, with every candidate center and why.")
     def placement(self) -> Placement | None:

@@ -3,14 +3,20 @@
 A token is ``aicn_`` followed by 40 random URL-safe characters (240 bits from
 ``secrets``). It is shown once; the database keeps its SHA-256, which is enough for a
 secret of that entropy (no salt or slow hash needed: nobody can guess one to try).
-Every request looks its token up again, so a revocation counts from the next request.
+A gateway keeps the tokens it checked recently in a ``TokenCache`` (so a request reads no
+token from the database); a revocation is published on the bus and every gateway drops the
+token from its cache as the news arrives: ``revoke_token`` answers only once every gateway on
+the bus has confirmed (within ``ACK_SECONDS``), so the very next request is refused everywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 import secrets
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -18,6 +24,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
+from resolvers.access.token_cache import TokenCache
 from resolvers.access.viewer import SCOPES, Viewer
 from resolvers.common.errors import UserErrorData
 from store import tenancy
@@ -34,8 +41,14 @@ MIN_SECRET_LENGTH = 20
 MAX_SECRET_LENGTH = 512
 MAX_EXPIRY_DAYS = 3650
 MAX_MEMBERS = 100
-#: the bus channel that tells open connections a token was revoked
+#: the bus channel that tells open connections and token caches a token was revoked
 REVOCATIONS = "tokens:revoked"
+#: where each gateway confirms it has dropped a revoked token from its cache
+REVOCATION_ACKS = "tokens:revoked:acks"
+#: how long a revocation waits for the other gateways' confirmations (one that lost its bus
+#: connection stops trusting its cache anyway)
+ACK_SECONDS = 1.0
+log = logging.getLogger(__name__)
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -66,9 +79,14 @@ class TokenOutcome:
 
 
 class AccessService:
-    def __init__(self, db: Database, bus: InMemoryBus | None = None) -> None:
+    def __init__(self, db: Database, bus: InMemoryBus | None = None, cache: TokenCache | None = None) -> None:
         self.db = db
         self.bus = bus
+        # without a bus no revocation news could reach the cache: then there is none
+        self.cache = cache if bus is not None else None
+        self._acks: set[asyncio.Task[int]] = set()
+        if bus is not None:
+            self._unwatch = bus.watch(REVOCATIONS, self._on_revoked)
 
     # ------------------------------------------------------------------ checking
 
@@ -76,11 +94,55 @@ class AccessService:
         """The viewer a token stands for; None for an unknown, revoked or expired token."""
         if not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH:
             return None
+        token_hash = hash_secret(secret)
+        cache = self.cache if self.bus is not None and self.bus.connected else None
+        epoch, generation = self._epoch(), 0
+        if cache is not None:
+            entry = cache.get(token_hash, epoch)
+            if entry is not None:
+                if entry.expires_at is not None and entry.expires_at <= utcnow():
+                    return None
+                return entry.viewer
+            generation = cache.generation
         async with self.db.read() as session:
-            row = await token_store.token_by_hash(session, hash_secret(secret))
+            row = await token_store.token_by_hash(session, token_hash)
         if row is None or not _usable(row):
             return None
-        return Viewer.for_token(row.account_id, row.id, row.scope_set)
+        viewer = Viewer.for_token(row.account_id, row.id, row.scope_set)
+        # a revocation (or a lost bus connection) while we read: what we read may be stale
+        if cache is not None and cache.generation == generation and self._epoch() == epoch:
+            cache.put(token_hash, viewer, row.expires_at, epoch)
+        return viewer
+
+    def _epoch(self) -> int:
+        return self.bus.epoch if self.bus is not None else 0
+
+    def _on_revoked(self, message: dict[str, object]) -> None:
+        token_id, nonce = message.get("tokenId"), message.get("ack")
+        if self.cache is not None and isinstance(token_id, int):
+            self.cache.forget(token_id)
+        if isinstance(nonce, str) and self.bus is not None and not self.bus.synchronous:
+            task = asyncio.get_running_loop().create_task(self.bus.publish(REVOCATION_ACKS, {"ack": nonce}))
+            self._acks.add(task)
+            task.add_done_callback(self._acks.discard)
+
+    async def _announce_revocation(self, token_id: int) -> None:
+        """Publish the revocation; on a bus between processes, wait until every one confirmed it."""
+        assert self.bus is not None
+        if self.bus.synchronous:
+            await self.bus.publish(REVOCATIONS, {"tokenId": token_id})
+            return
+        nonce = secrets.token_hex(8)
+        async with self.bus.subscribe(REVOCATION_ACKS) as acks:
+            reached = await self.bus.publish(REVOCATIONS, {"tokenId": token_id, "ack": nonce})
+            deadline = time.monotonic() + ACK_SECONDS
+            heard = 0
+            while heard < reached:
+                message = await acks.get(timeout=max(0.0, deadline - time.monotonic()))
+                if message is None:
+                    log.warning("only %d of %d bus listeners confirmed the revocation of token %d", heard, reached, token_id)
+                    return
+                heard += message.get("ack") == nonce
 
     async def still_valid(self, token_id: int) -> bool:
         """For long-lived connections: has the token been revoked or expired since?"""
@@ -168,8 +230,8 @@ class AccessService:
             if newly:
                 row.revoked_at = utcnow()
                 await session.flush()
-        if newly and self.bus is not None:  # open WebSockets with this token close now
-            await self.bus.publish(REVOCATIONS, {"tokenId": row.id})
+        if newly and self.bus is not None:  # caches drop it, open WebSockets with this token close now
+            await self._announce_revocation(row.id)
         return TokenOutcome(token=row)
 
     async def bootstrap(self, account_id: int, admin_secret: str | None) -> str | None:

@@ -72,9 +72,19 @@ class BillBook:
         description: str,
         usage_id: int | None = None,
         corrects_bill_id: int | None = None,
+        service_id: int | None = None,
+        tokens: int | None = None,
     ) -> tuple[BillLineRow, list[Notice]]:
         line = await billing_store.add_line(
-            session, bill, kind=kind, amount=amount, description=description, usage_id=usage_id, corrects_bill_id=corrects_bill_id
+            session,
+            bill,
+            kind=kind,
+            amount=amount,
+            description=description,
+            usage_id=usage_id,
+            corrects_bill_id=corrects_bill_id,
+            service_id=service_id,
+            tokens=tokens,
         )
         billing_store.charge(account, amount)
         billing_store.add_balance_entry(session, account, kind=kind, amount=-amount, description=description)

@@ -24,6 +24,8 @@ from store.db import Database
 PAGE = 1000
 SERVICE_NAME = "AI Compute"
 CONSUMED_UNIT = "Standard Compute Unit-Hours"
+#: a TOKENS line's unit (the tokens an OPENAI service's servers reported)
+TOKENS_UNIT = "Tokens"
 
 COLUMNS = (
     "BilledCost",
@@ -88,7 +90,21 @@ def focus_row(bill: BillRow, item: billing_store.ExportLine) -> list[str]:
         "BillingAccountId": account,
         "SubAccountId": account,
     }
-    if usage is None:
+    if usage is None and line.kind == "TOKENS" and line.tokens is not None and line.service_id is not None:
+        tokens = str(line.tokens)
+        fields = {
+            **common,
+            "ChargePeriodStart": _when(bill.period_start),
+            "ChargePeriodEnd": _when(bill.period_end),
+            "ChargeCategory": "Usage",
+            "ConsumedQuantity": tokens,
+            "ConsumedUnit": TOKENS_UNIT,
+            "PricingQuantity": tokens,
+            "PricingUnit": TOKENS_UNIT,
+            "ResourceId": to_global_id("InferenceService", line.service_id),
+            "ProviderName": "aicn",
+        }
+    elif usage is None:
         fields = {
             **common,
             "ChargePeriodStart": _when(bill.period_start),

@@ -22,7 +22,7 @@ class HealthMonitor:
         self.registry = registry
         self.bus = bus
         self._tasks: list[asyncio.Task[None]] = []
-        self._announcements: set[asyncio.Task[None]] = set()
+        self._announcements: set[asyncio.Task[int]] = set()
 
     def start(self) -> None:
         for center in self.registry.all():

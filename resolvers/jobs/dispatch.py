@@ -158,18 +158,33 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ placing one job
 
-    async def place(self, job_id: int, candidates: Sequence[Candidate], policy: str | None, fence: Fence | None = None) -> JobRow | None:
+    async def place(
+        self,
+        job_id: int,
+        candidates: Sequence[Candidate],
+        policy: str | None,
+        placed: JobRow | None = None,
+        *,
+        has_inputs: bool | None = None,
+        fence: Fence | None = None,
+    ) -> JobRow | None:
         """Hand the job to the first candidate that can start it now and accepts it; else queue it.
 
+        ``placed``: the job as just written, already placed on the first feasible candidate (by
+        ``placement_change``, in the transaction that created it): handed over with no new read.
         ``fence``: the network queue's lease, checked where the center is chosen, so a replica
         that lost the queue's lease never hands a job over."""
         for index, candidate in enumerate(candidates):
             if not candidate.offer.feasible:
                 continue
-            job = await self._choose(job_id, candidates, candidate, policy, fence)
+            if placed is not None and placed.center_id == candidate.offer.center.id:
+                job: JobRow | None = placed
+            else:
+                job = await self._choose(job_id, candidates, candidate, policy, fence)
+            placed = None
             if job is None:
                 return None  # ended or claimed meanwhile
-            handed, failure = await self.hand_over(job, candidate.offer.center)
+            handed, failure = await self.hand_over(job, candidate.offer.center, has_inputs=has_inputs)
             if failure is None:
                 return handed
             nexts = [c for c in candidates[index + 1 :] if c.offer.feasible]
@@ -178,37 +193,37 @@ class Dispatcher:
         return await self._wait(job_id, candidates, policy)
 
     async def _choose(
-        self, job_id: int, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None, fence: Fence | None
+        self, job_id: int, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None, fence: Fence | None = None
     ) -> JobRow | None:
-        offer = chosen.offer
-
-        def choose(job: JobRow) -> Change:
-            change = Change()
-            if job.state in TERMINAL_STATES or job.state == JobState.CANCELLING or job.external_id is not None:
-                return change
-            request = job.request.placed(offer.unit.accelerator.model if offer.unit else None, offer.devices)
-            terms = dict((job.placement or {}).get("terms") or {})
-            if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
-                # the center could not quote at submission (it was down): it quotes now
-                quote = self.billing.quote(
-                    offer.center,
-                    offer.unit.accelerator.model,
-                    offer.devices,
-                    float(job.request.max_duration_minutes),
-                    offer.unit.price_per_unit_hour,
-                )
-                terms.update(quote_terms({offer.center.id: quote}))
-            change.columns.update(
-                center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms)
-            )
-            change.columns.update(chosen_terms(terms.get(str(offer.center.id))))
-            change.events.append({"kind": JobEventKind.PLACEMENT, "message": f"placed on {offer.center.name}: {chosen.reason}"})
-            return change
-
-        job, records = await self.ledger.apply(job_id, choose, fence)
+        job, records = await self.ledger.apply(job_id, lambda job: self.placement_change(job, candidates, chosen, policy), fence)
         return job if records else None
 
-    async def hand_over(self, job: JobRow, center: Center) -> tuple[JobRow | None, str | None]:
+    def placement_change(self, job: JobRow, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None) -> Change:
+        """What placing ``job`` on ``chosen`` writes: its center, request, terms and a PLACEMENT event."""
+        offer = chosen.offer
+        change = Change()
+        if job.state in TERMINAL_STATES or job.state == JobState.CANCELLING or job.external_id is not None:
+            return change
+        request = job.request.placed(offer.unit.accelerator.model if offer.unit else None, offer.devices)
+        terms = dict((job.placement or {}).get("terms") or {})
+        if str(offer.center.id) not in terms and self.billing is not None and offer.unit is not None:
+            # the center could not quote at submission (it was down): it quotes now
+            quote = self.billing.quote(
+                offer.center,
+                offer.unit.accelerator.model,
+                offer.devices,
+                float(job.request.max_duration_minutes),
+                offer.unit.price_per_unit_hour,
+            )
+            terms.update(quote_terms({offer.center.id: quote}))
+        change.columns.update(
+            center_id=offer.center.id, request=request, placement=placement_document(policy, candidates, offer.center.id, terms=terms)
+        )
+        change.columns.update(chosen_terms(terms.get(str(offer.center.id))))
+        change.events.append({"kind": JobEventKind.PLACEMENT, "message": f"placed on {offer.center.name}: {chosen.reason}"})
+        return change
+
+    async def hand_over(self, job: JobRow, center: Center, *, has_inputs: bool | None = None) -> tuple[JobRow | None, str | None]:
         """Submit to the job's center: (the updated job, None), or (None, why the center failed).
 
         A job with inputs first has them staged into its AICN_INPUT_DIR; that runs in the
@@ -217,7 +232,7 @@ class Dispatcher:
         area = job_area(center, job)
         if area is not None:
             await asyncio.to_thread(area.prepare)
-            if self.transfers is not None and await self._has_inputs(job.id):
+            if self.transfers is not None and (has_inputs if has_inputs is not None else await self._has_inputs(job.id)):
                 return await self._begin_staging(job, center, area), None
         return await self._submit(job, center, area)
 
@@ -435,7 +450,7 @@ class Dispatcher:
 
         async def hand(job: JobRow, candidates: list[Candidate]) -> bool:
             async with gate:
-                result = await self.place(job.id, candidates, job.policy, self.queue_fence)
+                result = await self.place(job.id, candidates, job.policy, fence=self.queue_fence)
             return result is not None and result.external_id is not None
 
         outcomes = await asyncio.gather(*(hand(job, candidates) for job, candidates in startable))

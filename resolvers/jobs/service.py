@@ -111,7 +111,7 @@ class JobService:
             return SubmitOutcome(errors=errors)
         resources = request.request
         candidates = await self.rank(viewer, resources, request.policy, centers, dataset_ids)
-        refusal = self._refusal(candidates, await self._quota_mode(viewer.account_id))
+        refusal = await self._refusal(candidates, viewer.account_id)
         if refusal is not None:
             return SubmitOutcome(errors=[refusal])
         policy = None if request.center_id else request.policy
@@ -150,14 +150,22 @@ class JobService:
                     service_id=request.service_id,
                     **provisional_terms(quotes, candidates),
                 )
+                # written placed on the first center that can start it now: one INSERT of the job, one of its events
+                events: list[dict[str, Any]] = [
+                    {"kind": JobEventKind.STATE, "state": JobState.PENDING, "message": "accepted by the gateway"}
+                ]
+                first = next((candidate for candidate in candidates if candidate.offer.feasible), None)
+                if first is not None:
+                    placing = self.dispatcher.placement_change(job, candidates, first, policy)
+                    for column, value in placing.columns.items():
+                        setattr(job, column, value)
+                    events.extend(placing.events)
+                job.last_seq = len(events)
                 session.add(job)
                 await session.flush()
                 await job_store.set_inputs(session, job.id, dataset_ids)
-                first_event = job_store.append_event(
-                    session, job, JobEventKind.STATE, state=JobState.PENDING, message="accepted by the gateway"
-                )
-                await session.flush()
-                records = [EventRecord.from_row(first_event, job.owner_id)]
+                rows = await job_store.first_events(session, job, events)
+                records = [EventRecord.from_row(row, job.owner_id) for row in rows]
         except IntegrityError:
             # a concurrent twin with the same idempotency key committed first: its job is the answer
             winner = await self._idempotent_twin(viewer, request.idempotency_key)
@@ -168,7 +176,7 @@ class JobService:
             if notices and self.billing is not None:  # a refusal by the low-balance threshold raised an alert
                 await self.billing.publish(notices)
         await self.ledger.announce(records)
-        placed = await self.dispatcher.place(job.id, candidates, policy)
+        placed = await self.dispatcher.place(job.id, candidates, policy, job, has_inputs=bool(dataset_ids))
         return SubmitOutcome(job=placed or job)
 
     async def _idempotent_twin(self, viewer: Viewer, key: str | None) -> JobRow | None:
@@ -228,14 +236,14 @@ class JobService:
             account = (await account_store.accounts_by_ids(session, [account_id])).get(account_id)
         return (account.quota_mode if account is not None else None) or self.quota_mode
 
-    def _refusal(self, candidates: Sequence[Candidate], quota_mode: str) -> UserErrorData | None:
+    async def _refusal(self, candidates: Sequence[Candidate], account_id: int) -> UserErrorData | None:
         """Why nothing should be created: no center could ever run it, or the quota says no.
         The message names every center's reason."""
         if any(candidate.offer.could_run for candidate in candidates):
             return None
         codes = {candidate.offer.reason_code for candidate in candidates}
         reasons = "; ".join(f"{c.offer.center.name}: {c.reason}" for c in candidates)
-        if "OVER_QUOTA" in codes and quota_mode == "refuse":
+        if "OVER_QUOTA" in codes and await self._quota_mode(account_id) == "refuse":
             return UserErrorData(f"the job would exceed the account's quota ({reasons})", "QUOTA_EXCEEDED", ("request",))
         if codes & {"CENTER_DOWN", "OVER_QUOTA"}:
             return None  # it may run later: it waits in the network queue

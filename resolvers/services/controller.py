@@ -32,8 +32,10 @@ from resolvers.services.artifacts import ArtifactMismatch, copy_verified, destin
 from resolvers.services.ledger import ServiceChange, ServiceLedger
 from resolvers.services.policy import ServingPolicy
 from resolvers.services.pool import Replica, ServicePool
+from resolvers.services.remote import RemoteServices
 from resolvers.services.serving import MODEL_DIR, PORT, fill, free_port
 from resolvers.services.states import ServiceEventKind, ServiceState
+from resolvers.services.tokens import TokenMeter
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store import services as service_store
@@ -61,6 +63,12 @@ class _Round:
         self.notes.append((kind, message))
 
 
+def service_key(service: ServiceRow) -> str:
+    """The service's name on a center that keeps one thing per service (a Ray Serve application):
+    its id and when it was made, so that two gateways' (or databases') service 1 never meet."""
+    return f"{service.id}-{int(service.created_at.timestamp() * 1_000_000):x}"
+
+
 def ordinal_of(job: JobRow) -> int:
     return int((job.environment or {}).get("AICN_SERVICE_REPLICA") or 0)
 
@@ -80,6 +88,10 @@ class ServiceController:
         #: whether this replica runs the services now (its lease); a lone gateway always does
         self.leading: Callable[[], bool] = lambda: True
         self._probe = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS)
+        #: the services on PEER centers, deployed and followed at the peer gateway
+        self.remote = RemoteServices(db, registry, jobs, ledger)
+        #: bills priced services' tokens each round (None: tokens are only counted)
+        self.tokens: TokenMeter | None = None
 
     def pool(self, service_id: int) -> ServicePool:
         pool = self.pools.get(service_id)
@@ -94,6 +106,8 @@ class ServiceController:
         await stop_task(self._task)
         self._task = None
         await self.flush_counts()
+        if self.tokens is not None:
+            await self.tokens.bill_due()
         await self._probe.aclose()
 
     def wake(self) -> None:
@@ -113,13 +127,31 @@ class ServiceController:
             await self._alarm.sleep(self.policy.tick_seconds)
 
     async def flush_counts(self) -> None:
+        """Write the requests (and tokens) counted since the last flush; put back what a failed write did not keep."""
         counts = {service_id: pool.uncounted for service_id, pool in self.pools.items() if pool.uncounted}
-        if not counts:
+        tokens = {
+            service_id: (pool.prompt_tokens, pool.completion_tokens)
+            for service_id, pool in self.pools.items()
+            if pool.prompt_tokens or pool.completion_tokens
+        }
+        if not counts and not tokens:
             return
-        for service_id in counts:
-            self.pools[service_id].uncounted -= counts[service_id]
-        async with self.db.transaction() as session:
-            await service_store.add_requests(session, counts)
+        self._take(counts, tokens, -1)
+        try:
+            async with self.db.transaction() as session:
+                await service_store.add_requests(session, counts)
+                await service_store.add_tokens(session, tokens)
+        except BaseException:
+            self._take(counts, tokens, 1)
+            raise
+
+    def _take(self, counts: dict[int, int], tokens: dict[int, tuple[int, int]], sign: int) -> None:
+        for service_id, count in counts.items():
+            self.pool(service_id).uncounted += sign * count
+        for service_id, (prompt, completion) in tokens.items():
+            pool = self.pool(service_id)
+            pool.prompt_tokens += sign * prompt
+            pool.completion_tokens += sign * completion
 
     async def tick_once(self) -> None:
         async with self.db.read() as session:
@@ -128,8 +160,11 @@ class ServiceController:
         self.active = {service.id: service for service in services}
         await asyncio.gather(*(self._guarded(service, live[service.id]) for service in services))
         await self.flush_counts()
+        if self.tokens is not None:
+            await self.tokens.bill_due()
         for service_id in set(self.pools) - {service.id for service in services}:
-            if not self.pools[service_id].in_flight and not self.pools[service_id].uncounted:
+            pool = self.pools[service_id]
+            if not pool.in_flight and not pool.uncounted and not pool.prompt_tokens and not pool.completion_tokens:
                 del self.pools[service_id]
 
     async def _guarded(self, service: ServiceRow, replicas: list[JobRow]) -> None:
@@ -144,6 +179,9 @@ class ServiceController:
 
     async def reconcile(self, service: ServiceRow, replicas: Sequence[JobRow]) -> None:
         pool = self.pool(service.id)
+        if self.remote.peer_of(service) is not None:
+            await self.remote.reconcile(service, replicas, pool)
+            return
         alive = {job.id: job for job in replicas}
         round_ = _Round()
         await self._notice_ended(service, pool, alive, round_)
@@ -256,10 +294,9 @@ class ServiceController:
             return None
         external_id = job.external_id
         try:
-            host = await self.registry.call(center, lambda connector: connector.server_host(external_id))
+            url = await self.registry.call(center, lambda connector: connector.server_url(external_id, port))
         except (CenterFault, ConnectorError):
             return None
-        url = f"http://{host}:{port}"
         pool.addresses[job.id] = url
         return url
 
@@ -359,7 +396,12 @@ class ServiceController:
             number = len(await service_store.replica_ids(session, service.id)) + 1
         port = str(free_port())
         command = fill(service.command, {PORT: port, MODEL_DIR: service.model_dir})
-        environment = {"AICN_SERVICE_PORT": port, "AICN_MODEL_DIR": service.model_dir, "AICN_SERVICE_REPLICA": str(number)}
+        environment = {
+            "AICN_SERVICE_PORT": port,
+            "AICN_MODEL_DIR": service.model_dir,
+            "AICN_SERVICE_REPLICA": str(number),
+            "AICN_SERVICE_KEY": service_key(service),
+        }
         outcome = await self.jobs.submit(
             Viewer(account_id=service.owner_id),
             SubmitRequest(

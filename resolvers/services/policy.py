@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -23,5 +24,9 @@ class ServingPolicy:
     #: replicas that end before they are ever READY, in a row, that fail the service
     failures_to_fail: int = 3
     max_payload_bytes: int = 1_048_576
+    #: what a million tokens an OPENAI service's servers report cost (quoted on the service at deploy; 0: free)
+    price_per_million_tokens: Decimal = Decimal(0)
+    #: a priced service's counted tokens go on a bill at most this often, and once more when it ends
+    token_billing_seconds: float = 3600.0
     #: the interpreter the built-in ONNX runner's replicas run with (``[services] python``); None: the gateway's own
     runner_python: str | None = None

@@ -34,6 +34,9 @@ class ServicePool:
     addresses: dict[int, str] = field(default_factory=dict)
     in_flight: int = 0
     uncounted: int = 0
+    #: tokens the replicas reported in ``usage`` and not yet written (OPENAI services)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     #: when in-flight per replica last went above target, and when the service was last busy
     above_since: float | None = None
     busy_at: float = field(default_factory=time.monotonic)
@@ -41,6 +44,8 @@ class ServicePool:
     lost: bool = False
     failures_in_a_row: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: a service on a PEER center: its replicas ready at the peer, as last read there
+    remote_ready: int | None = None
 
     def pick(self, exclude: set[int] | None = None) -> Replica | None:
         """The READY replica with the fewest requests in flight."""

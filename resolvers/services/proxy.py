@@ -4,13 +4,14 @@ deadline, mapped to coded errors (a replica's own error text never reaches the c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from resolvers.services.pool import ServicePool
+from resolvers.services.pool import Replica, ServicePool
+from resolvers.services.usage import EventScanner, TokenUsage, usage_of_body
 from store.service_tables import ServiceRow
 
 #: connections kept open to replicas (each replica answers over HTTP/1.1 keep-alive)
@@ -40,6 +41,61 @@ class Invocation:
         return json.loads(self.raw) if self.raw is not None else None
 
 
+@dataclass(frozen=True)
+class Passthrough:
+    """One request of an OPENAI service, to pass on as is: ``path`` is what follows ``/v1/``."""
+
+    method: str
+    path: str
+    query: str
+    body: bytes
+    content_type: str | None = None
+    accept: str | None = None
+
+
+@dataclass
+class Relay:
+    """An OPENAI replica's answer, passed on as is: its status, content type, and its body whole
+    or (``stream``, for server-sent events) chunk by chunk as the replica sends them."""
+
+    status: int
+    content_type: str
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    #: ends a stream whether or not it was read (a client gone before the first chunk): the replica
+    #: is released and the request counted, once
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+#: told the usage a request's answer reported (None: it reported none), once, when the answer is over
+Done = Callable[[TokenUsage | None], None]
+
+
+def event_error(message: str, code: str) -> bytes:
+    """An error told inside an event stream that already began (its status was sent)."""
+    error = {"error": {"message": message, "type": "server_error", "code": code}}
+    return b"data: " + json.dumps(error).encode() + b"\n\n"
+
+
+async def _replica(pool: ServicePool, tried: set[int], cold_start: float, wake: Callable[[], None]) -> Replica | None:
+    """A READY replica not tried yet; with none (scaled to zero, or replacing one) the controller is
+    woken to start one, and it is waited for up to ``cold_start`` seconds."""
+    replica = pool.pick(tried)
+    if replica is None:
+        wake()
+        replica = await pool.wait_for_replica(cold_start, tried)
+    return replica
+
+
+def not_ready(cold_start: float) -> Invocation:
+    return Invocation.refused(f"no replica of the service became ready within {cold_start:g} s", "SERVICE_NOT_READY")
+
+
+def replica_failed(service: ServiceRow) -> Invocation:
+    retried = " (retried once on another replica)" if service.idempotent else ""
+    return Invocation.refused(f"the replica serving the request failed before it answered{retried}", "REPLICA_FAILED")
+
+
 class ReplicaLost(Exception):
     """The replica's connection failed before it answered."""
 
@@ -56,12 +112,9 @@ class Proxy:
         tried: set[int] = set()
         attempts = 2 if service.idempotent else 1
         for _ in range(attempts):
-            replica = pool.pick(tried)
+            replica = await _replica(pool, tried, cold_start, wake)
             if replica is None:
-                wake()  # with none READY (scaled to zero, or replacing one) the controller starts one
-                replica = await pool.wait_for_replica(cold_start, tried)
-            if replica is None:
-                return Invocation.refused(f"no replica of the service became ready within {cold_start:g} s", "SERVICE_NOT_READY")
+                return not_ready(cold_start)
             tried.add(replica.job_id)
             replica.in_flight += 1
             try:
@@ -72,8 +125,108 @@ class Proxy:
                 wake()
             finally:
                 replica.in_flight -= 1
-        retried = " (retried once on another replica)" if service.idempotent else ""
-        return Invocation.refused(f"the replica serving the request failed before it answered{retried}", "REPLICA_FAILED")
+        return replica_failed(service)
+
+    async def relay(
+        self, service: ServiceRow, pool: ServicePool, request: Passthrough, cold_start: float, wake: Callable[[], None], done: Done
+    ) -> Invocation | Relay:
+        """Pass ``request`` to a READY replica's ``/v1/...``; ``done`` is told the usage once the answer is over."""
+        tried: set[int] = set()
+        attempts = 2 if service.idempotent else 1
+        for _ in range(attempts):
+            replica = await _replica(pool, tried, cold_start, wake)
+            if replica is None:
+                done(None)
+                return not_ready(cold_start)
+            tried.add(replica.job_id)
+            replica.in_flight += 1
+            try:
+                answer = await self._open(replica, request, service.deadline_seconds, done)
+            except ReplicaLost:
+                replica.in_flight -= 1
+                pool.drop(replica.job_id)
+                pool.lost = True
+                wake()
+                continue
+            except BaseException:
+                replica.in_flight -= 1
+                done(None)
+                raise
+            if not isinstance(answer, Relay) or answer.stream is None:
+                replica.in_flight -= 1
+            return answer
+        done(None)
+        return replica_failed(service)
+
+    async def _open(self, replica: Replica, request: Passthrough, deadline: float, done: Done) -> Invocation | Relay:
+        headers = {name: value for name, value in (("content-type", request.content_type), ("accept", request.accept)) if value}
+        url = f"{replica.url}/v1/{request.path}" + (f"?{request.query}" if request.query else "")
+        outgoing = self.http.build_request(
+            request.method, url, content=request.body or None, headers=headers, timeout=httpx.Timeout(deadline)
+        )
+        try:
+            response = await self.http.send(outgoing, stream=True)
+        except httpx.TimeoutException as error:
+            if isinstance(error, httpx.ConnectTimeout):
+                raise ReplicaLost from None
+            done(None)
+            return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            raise ReplicaLost from None
+        content_type = response.headers.get("content-type", "application/json")
+        if response.status_code >= 500:
+            await response.aclose()
+            done(None)
+            return Invocation.refused(f"the model server answered HTTP {response.status_code}", "BACKEND_ERROR", response.status_code)
+        if content_type.startswith("text/event-stream"):
+            return self._stream(replica, response, deadline, done)
+        try:
+            body = await response.aread()
+        except httpx.TimeoutException:
+            done(None)
+            return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
+        except httpx.TransportError:
+            raise ReplicaLost from None
+        finally:
+            await response.aclose()
+        done(usage_of_body(body) if response.status_code < 400 else None)
+        return Relay(response.status_code, content_type, body=body)
+
+    def _stream(self, replica: Replica, response: httpx.Response, deadline: float, done: Done) -> Relay:
+        """The replica's event stream, relayed chunk by chunk; its usage is read on the way."""
+        scanner = EventScanner()
+        ended = False
+
+        async def end() -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
+            replica.in_flight -= 1
+            await response.aclose()
+            scanner.close()
+            done(scanner.usage)
+
+        async def events() -> AsyncGenerator[bytes, None]:
+            try:
+                async for chunk in response.aiter_raw():
+                    scanner.feed(chunk)
+                    yield chunk
+            except httpx.TimeoutException:
+                yield event_error(f"the model stopped sending within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
+            except httpx.TransportError:
+                yield event_error("the replica serving the request failed before it finished", "REPLICA_FAILED")
+            finally:
+                await end()
+
+        stream = events()
+
+        async def close() -> None:
+            await stream.aclose()
+            await end()
+
+        content_type = response.headers.get("content-type", "text/event-stream")
+        return Relay(response.status_code, content_type, stream=stream, close=close)
 
     async def _post(self, url: str, body: bytes, deadline: float) -> Invocation:
         try:

@@ -10,26 +10,30 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from connectors.errors import ConnectorError
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import Center, CenterRegistry
-from resolvers.common.errors import UserErrorData
-from resolvers.common.ids import int_key
+from resolvers.common.errors import CenterFault, UserErrorData
+from resolvers.common.ids import int_key, to_global_id
 from resolvers.jobs.ranking import Candidate, placement_document
 from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.service import JobService
 from resolvers.services.controller import ServiceController
 from resolvers.services.ledger import ServiceChange, ServiceEventRecord, ServiceLedger
 from resolvers.services.policy import ServingPolicy
-from resolvers.services.proxy import Invocation, Proxy
+from resolvers.services.proxy import Invocation, Passthrough, Proxy, Relay
 from resolvers.services.serving import ServingPlan, serving_plan
 from resolvers.services.states import ENDED_STATES, SERVING_STATES, ServiceEventKind, ServiceProtocol, ServiceState
+from resolvers.services.usage import TokenUsage
 from store import datasets as dataset_store
 from store import services as service_store
 from store.db import Database
 from store.service_tables import ServiceRow
 
 #: center kinds whose connector can say where a replica's server listens
-SERVING_KINDS = frozenset({"LOCAL", "SLURM"})
+SERVING_KINDS = frozenset({"LOCAL", "SLURM", "RAY", "PEER"})
+#: kinds that serve with the built-in ONNX runner only (a RAY center's replicas are Ray Serve's, not a command)
+BUILTIN_ONLY_KINDS = frozenset({"RAY"})
 MAX_NAME = 200
 MAX_REPLICAS = 64
 MAX_DEADLINE_SECONDS = 600.0
@@ -141,20 +145,23 @@ class ServiceService:
         plan = serving_plan(model, request.command, self.policy.runner_python) if model is not None else None
         if isinstance(plan, UserErrorData):
             errors.append(plan)
-        centers = self._centers(request.center_id, errors)
+        elif plan is not None and plan.builtin and request.protocol == ServiceProtocol.OPENAI:
+            message = "the built-in ONNX runner speaks INVOKE; an OPENAI service needs a serving command that speaks the OpenAI API"
+            errors.append(UserErrorData(message, "MODEL_NOT_SERVABLE", ("protocol",)))
+        centers = self._centers(request.center_id, errors, plan)
         if errors or model is None or not isinstance(plan, ServingPlan):
             return ServiceOutcome(errors=errors)
         candidates = await self.jobs.rank(viewer, request.request, request.policy, centers)
-        chosen = next((c for c in candidates if c.offer.could_run and c.offer.center.kind in SERVING_KINDS), None)
+        chosen = next((c for c in candidates if c.offer.could_run and _serves(c.offer.center.kind, plan)), None)
         if chosen is None:
             reasons = "; ".join(
-                f"{c.offer.center.name}: {c.reason if c.offer.center.kind in SERVING_KINDS else 'cannot serve models'}"
+                f"{c.offer.center.name}: {c.reason if _serves(c.offer.center.kind, plan) else _why_not(c.offer.center.kind)}"
                 for c in candidates[:5]
             )
             return ServiceOutcome(errors=[UserErrorData(f"no center can serve this model ({reasons})", "NO_FEASIBLE_CENTER", ("request",))])
         return await self._create(viewer, request, model.id, name or f"{model.name}-{model.version}", scale, plan, candidates, chosen)
 
-    def _centers(self, center_id: str | None, errors: list[UserErrorData]) -> list[Center]:
+    def _centers(self, center_id: str | None, errors: list[UserErrorData], plan: ServingPlan | UserErrorData | None) -> list[Center]:
         if center_id is None:
             return self.registry.all()
         key = int_key(center_id, "ComputeCenter")
@@ -162,8 +169,8 @@ class ServiceService:
         if center is None:
             errors.append(UserErrorData("no such center", "CENTER_NOT_FOUND", ("centerId",)))
             return []
-        if center.kind not in SERVING_KINDS:
-            errors.append(UserErrorData(f"a {center.kind} center cannot serve models", "CENTER_CANNOT_SERVE", ("centerId",)))
+        if not _serves(center.kind, plan if isinstance(plan, ServingPlan) else None):
+            errors.append(UserErrorData(f"a {center.kind} center {_why_not(center.kind)}", "CENTER_CANNOT_SERVE", ("centerId",)))
         return [center]
 
     async def _create(
@@ -200,6 +207,7 @@ class ServiceService:
                     policy=policy,
                     placement=placement_document(policy, candidates, center.id),
                     requests_total=0,
+                    price_per_million_tokens=self.policy.price_per_million_tokens or None,
                     idempotency_key=request.idempotency_key,
                     last_seq=0,
                 )
@@ -255,6 +263,17 @@ class ServiceService:
             change.event(ServiceEventKind.SCALE, f"scale set to {scale.min}..{scale.max} replicas, target {target:g} in flight per replica")
             return change
 
+        if self.controller.remote.peer_of(service) is not None:
+            wanted = {
+                "min": scale.min,
+                "max": scale.max,
+                "targetRequestsPerReplica": scale.target_per_replica or service.target_per_replica,
+            }
+            try:
+                await self.controller.remote.scale(service, wanted)
+            except (CenterFault, ConnectorError) as fault:
+                message = f"the peer did not take the change: {getattr(fault, 'message', None) or fault}"
+                return ServiceOutcome(service=service, errors=[UserErrorData(message, "CENTER_UNAVAILABLE", ("serviceId",))])
         updated, _ = await self.ledger.apply(service.id, rescale)
         self.controller.wake()
         return ServiceOutcome(service=updated)
@@ -286,19 +305,73 @@ class ServiceService:
         body = json.dumps(payload, separators=(",", ":")).encode()
         return await self.invoke_raw(service, body)
 
+    def _refusal(self, service: ServiceRow, protocol: ServiceProtocol, size: int) -> Invocation | None:
+        """Why a request of ``size`` bytes in ``protocol`` is not sent to the service, if it is not."""
+        if size > self.policy.max_payload_bytes:
+            return Invocation.refused(f"the input is larger than {self.policy.max_payload_bytes} bytes", "PAYLOAD_TOO_LARGE")
+        if service.protocol != protocol:
+            return wrong_protocol(service)
+        if service.state not in SERVING_STATES:
+            return Invocation.refused(f"the service is {service.state}, not ready for requests", "SERVICE_NOT_READY")
+        return None
+
     async def invoke_raw(self, service: ServiceRow, body: bytes) -> Invocation:
         """Send ``body`` (JSON) to one of the service's READY replicas and answer what it said."""
         started = time.perf_counter()
-        if len(body) > self.policy.max_payload_bytes:
-            return Invocation.refused(f"the input is larger than {self.policy.max_payload_bytes} bytes", "PAYLOAD_TOO_LARGE")
-        if service.state not in SERVING_STATES:
-            return Invocation.refused(f"the service is {service.state}, not ready for requests", "SERVICE_NOT_READY")
+        refused = self._refusal(service, ServiceProtocol.INVOKE, len(body))
+        if refused is not None:
+            return refused
         pool = self.controller.pool(service.id)
         pool.in_flight += 1
         try:
-            answer = await self.proxy.send(service, pool, body, self.policy.cold_start_seconds, self.controller.wake)
+            if self.controller.remote.peer_of(service) is not None:
+                answer = await self.controller.remote.invoke(service, body)
+            else:
+                answer = await self.proxy.send(service, pool, body, self.policy.cold_start_seconds, self.controller.wake)
         finally:
             pool.in_flight -= 1
         pool.uncounted += 1
         answer.latency_ms = (time.perf_counter() - started) * 1000.0
         return answer
+
+    async def passthrough(self, service: ServiceRow, request: Passthrough) -> Invocation | Relay:
+        """Pass an OPENAI service's request to one of its READY replicas as is; the usage its
+        answer reports is counted (with the request) once the answer is over."""
+        refused = self._refusal(service, ServiceProtocol.OPENAI, len(request.body))
+        if refused is not None:
+            return refused
+        pool = self.controller.pool(service.id)
+        pool.in_flight += 1
+        finished = False
+
+        def done(usage: TokenUsage | None) -> None:
+            nonlocal finished
+            if finished:
+                return
+            finished = True
+            pool.in_flight -= 1
+            pool.uncounted += 1
+            if usage is not None:
+                pool.prompt_tokens += usage.prompt
+                pool.completion_tokens += usage.completion
+
+        return await self.proxy.relay(service, pool, request, self.policy.cold_start_seconds, self.controller.wake, done)
+
+
+def wrong_protocol(service: ServiceRow) -> Invocation:
+    base = f"/services/{to_global_id('InferenceService', service.id)}"
+    if service.protocol == ServiceProtocol.OPENAI:
+        where = f"its OpenAI-compatible API under {base}/v1/ (chat/completions, completions, embeddings, models)"
+    else:
+        where = f"POST {base}/invoke (or invokeService)"
+    return Invocation.refused(f"the service speaks {service.protocol}: send requests to {where}", "WRONG_PROTOCOL")
+
+
+def _serves(kind: str, plan: ServingPlan | None) -> bool:
+    return kind in SERVING_KINDS and (plan is None or plan.builtin or kind not in BUILTIN_ONLY_KINDS)
+
+
+def _why_not(kind: str) -> str:
+    if kind in BUILTIN_ONLY_KINDS:
+        return "serves models with the built-in ONNX runner only (deploy an ONNX model without a command)"
+    return "cannot serve models"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from connectors.serving import ONNX_SERVER
+from connectors.serving import onnx_runner
 from resolvers.common.errors import UserErrorData
 from store.tables import ModelRow
 
@@ -45,7 +45,7 @@ def _is_onnx(model: ModelRow, path: Path) -> bool:
 
 
 def builtin_command(python: str | None = None) -> list[str]:
-    return [python or sys.executable, str(ONNX_SERVER), "--port", PORT, "--model-dir", MODEL_DIR]
+    return [python or sys.executable, str(onnx_runner()), "--port", PORT, "--model-dir", MODEL_DIR]
 
 
 def serving_plan(model: ModelRow, command: Sequence[str] | None, python: str | None = None) -> ServingPlan | UserErrorData:

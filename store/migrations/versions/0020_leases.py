@@ -1,14 +1,14 @@
 """leases: which gateway replica runs each singleton background loop, with a fencing epoch
 
-Revision ID: 0016
-Revises: 0011
+Revision ID: 0020
+Revises: 0019
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0011"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
