@@ -38,6 +38,8 @@ from resolvers.billing.settlement import PeerSettlements
 from resolvers.centers.health import CircuitBreaker
 from resolvers.centers.monitor import HealthMonitor
 from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
+from resolvers.common.background import stop_task
+from resolvers.common.leases import Leases, replica_id
 from resolvers.data.downloads import Downloads
 from resolvers.data.outputs import OutputCatcher
 from resolvers.data.reads import DataReads
@@ -67,10 +69,24 @@ from resolvers.webhooks.service import WebhookService
 from store import accounts as account_store
 from store import centers as center_store
 from store import gateway as gateway_store
+from store.buckets import RedisBuckets
 from store.bus import InMemoryBus, RedisBus
 from store.db import Database
 
 log = logging.getLogger("aicn")
+
+NETWORK_QUEUE = "network-queue"
+SERVICES = "services"
+#: a replica that handed a job over tells the one reconciling that center to look now
+WAKE_CHANNEL = "reconcile-wake"
+
+
+def center_lease(name: str) -> str:
+    return f"center:{name}"
+
+
+async def _nothing() -> None:
+    return None
 
 
 def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = "") -> Connector:
@@ -181,6 +197,16 @@ class Runtime:
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
+        replicas = settings.replicas
+        self.leases = Leases(
+            self.db,
+            replica_id(replicas.name),
+            ttl_seconds=replicas.lease_seconds,
+            heartbeat_seconds=replicas.heartbeat_seconds,
+            reclaim_dead_local=replicas.reclaim_dead_local_holders,
+        )
+        self._wake_listener: asyncio.Task[None] | None = None
+        self._buckets: RedisBuckets | None = None
         self.monitor = HealthMonitor(self.registry, self.bus)
         destinations, retry = webhook_policies(settings.webhooks)
         self.webhooks = WebhookService(self.db, self.bus, destinations)
@@ -309,6 +335,12 @@ class Runtime:
                 [(c.name, c.kind, c.display_name or c.name, c.region) for c in self.settings.centers],
             )
         self.dispatcher.gateway_id = self.gateway_id
+        if self.settings.bus_url and self.settings.bus_url.startswith(("redis://", "rediss://", "unix://")):
+            # the replicas of one database share a gateway id: it names their buckets in Redis
+            limits = self.settings.limits
+            self._buckets = RedisBuckets(self.settings.bus_url, self.gateway_id, limits.bucket_size, limits.restore_rate)
+            await self._buckets.start()
+            self.throttle.shared = self._buckets
         self.default_viewer = Viewer(account_id=account.id, is_admin=False)
         admin_token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
         issued = await self.access.bootstrap(account.id, admin_token)
@@ -342,23 +374,55 @@ class Runtime:
         self.registry.replace(centers)
         self.monitor.start()
         if reconcile:
-            await self.transfers.start()
-            self.deliverer.start()
-            self.dispatcher.start()
-            for center in centers:
-                grace = timedelta(seconds=self.settings.vanished_grace_seconds)
-                reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center, vanished_grace=grace)
-                reconciler.start()
-                self.reconcilers.append(reconciler)
-            by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
-            for reconciler in self.reconcilers:  # a center that tells of changes unasked is looked at at once
-                reconciler.center.connector.on_activity = reconciler.wake
-                reconciler.center.connector.on_jobs_changed = reconciler.told
-            self.dispatcher.on_hand_over = lambda center_id: by_center[center_id].wake() if center_id in by_center else None
-            self.service_controller.start()
+            await self._start_loops(centers)
         log.info("aicn started: %d center(s), database %s", len(centers), self.db.dialect)
 
+    async def _start_loops(self, centers: list[Center]) -> None:
+        """The background loops: those that must run on one replica at a time under a lease
+        (README "Running several gateways"), the others on every replica."""
+        self.deliverer.start()  # every replica: each delivery is leased on its own row
+        self.leases.add("transfers", self.transfers.start, _nothing)  # the copies a dead holder left open
+        self.dispatcher.queue_fence = self.leases.fence(NETWORK_QUEUE)
+        self.leases.add(NETWORK_QUEUE, self.dispatcher.start, self.dispatcher.stop_queue)
+        for center in centers:
+            grace = timedelta(seconds=self.settings.vanished_grace_seconds)
+            reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center, vanished_grace=grace)
+            self.leases.add(center_lease(center.name), reconciler.start, reconciler.stop)
+            self.reconcilers.append(reconciler)
+        by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
+        for reconciler in self.reconcilers:  # a center that tells of changes unasked is looked at at once
+            reconciler.center.connector.on_activity = reconciler.wake
+            reconciler.center.connector.on_jobs_changed = reconciler.told
+        self.dispatcher.on_hand_over = self._handed_over
+        self.service_controller.leading = lambda: self.leases.holds(SERVICES)
+        self.leases.add(SERVICES, _nothing, _nothing)
+        self.service_controller.start()  # every replica records its proxied requests; the holder scales
+        self._wake_listener = asyncio.create_task(self._wake_on_hand_overs(by_center), name="reconciler-wake")
+        await self.leases.start()
+
+    def _handed_over(self, center_id: int) -> None:
+        """A job was just handed to a center: its reconciler looks at once, on whichever replica runs it."""
+        reconciler = next((r for r in self.reconcilers if r.center.id == center_id), None)
+        if reconciler is not None and self.leases.holds(center_lease(reconciler.center.name)):
+            reconciler.wake()
+        else:
+            asyncio.get_running_loop().create_task(self.bus.publish(WAKE_CHANNEL, {"center_id": center_id}))
+
+    async def _wake_on_hand_overs(self, by_center: Mapping[int, Reconciler]) -> None:
+        async with self.bus.subscribe(WAKE_CHANNEL) as live:
+            while True:
+                message = await live.get()
+                reconciler = by_center.get(int((message or {}).get("center_id", 0)))
+                if reconciler is not None:
+                    reconciler.wake()
+
+    def replica_report(self) -> dict[str, object]:
+        """For /readyz: this replica's holder id and the leases it holds now (none is still ready)."""
+        return {"replica": self.leases.holder, "leases": sorted(self.leases.held())}
+
     async def stop(self) -> None:
+        await stop_task(self._wake_listener)
+        await self.leases.stop()  # released at once: another replica takes them on its next beat
         await self.service_controller.stop()
         await self.proxy.close()
         for reconciler in self.reconcilers:
@@ -371,5 +435,7 @@ class Runtime:
         for center in self.registry.all():
             await center.connector.close()
         await self.bus.close()
+        if self._buckets is not None:
+            await self._buckets.close()
         await self.db.dispose()
         await asyncio.to_thread(flush_tracing)

@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from aicn.replica_settings import ReplicaSettings
 from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
 from aicn.watch_settings import MetricsSettings, TelemetrySettings, WebhookSettings
 
@@ -280,6 +281,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
     #: ``AICN_ADMIN_TOKEN``: an admin token to accept (registered on start) instead of printing a new one
     admin_token: SecretStr | None = Field(default=None, min_length=20)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import store.auth_tables
 import store.billing_tables
 import store.gateway
+import store.leases
 import store.operations
 import store.service_tables
 import store.webhook_tables  # noqa: F401

@@ -71,6 +71,29 @@ class _Job:
         return self.directory / "result.json"
 
 
+def _load_job(directory: Path) -> tuple[_Job, int | None] | None:
+    """A job directory's job as its spec and runner pid tell, and the uid of its own it was given
+    (None: not a job's folder, or half written). An unfinished job keeps its uid in ``own_uid``."""
+    spec_path = directory / "spec.json"
+    if not spec_path.exists():
+        return None
+    spec = json.loads(spec_path.read_text())
+    job = _Job(
+        external_id=directory.name,
+        directory=directory,
+        accelerator=spec["accelerator"],
+        devices=spec["devices"],
+        queued_at_ns=spec["queued_at_ns"],
+    )
+    uid = int(spec["uid"]) if spec.get("own_uid") else None
+    if uid is not None and not job.result_path.exists():
+        job.own_uid = uid
+    pid_path = directory / "runner.pid"
+    if pid_path.exists():
+        job.runner_pid = int(pid_path.read_text())
+    return job, uid
+
+
 class LocalConnector(Connector):
     kind = "LOCAL"
 
@@ -146,25 +169,12 @@ class LocalConnector(Connector):
         found: list[_Job] = []
         newest_uid: tuple[int, int] | None = None  # (queued at, uid) of the latest job given a uid
         for directory in (self.root / "jobs").iterdir():
-            spec_path = directory / "spec.json"
-            if not spec_path.exists():
+            loaded = _load_job(directory)
+            if loaded is None:
                 continue
-            spec = json.loads(spec_path.read_text())
-            job = _Job(
-                external_id=directory.name,
-                directory=directory,
-                accelerator=spec["accelerator"],
-                devices=spec["devices"],
-                queued_at_ns=spec["queued_at_ns"],
-            )
-            if spec.get("own_uid"):
-                uid = int(spec["uid"])
+            job, uid = loaded
+            if uid is not None:
                 newest_uid = max(newest_uid or (job.queued_at_ns, uid), (job.queued_at_ns, uid))
-                if not job.result_path.exists():
-                    job.own_uid = uid
-            pid_path = directory / "runner.pid"
-            if pid_path.exists():
-                job.runner_pid = int(pid_path.read_text())
             found.append(job)
         for job in sorted(found, key=lambda j: j.queued_at_ns):
             self._jobs[job.external_id] = job
@@ -178,6 +188,20 @@ class LocalConnector(Connector):
             unfinished = [job.own_uid for job in found if job.own_uid is not None]
             self._uids.recover(unfinished, newest_uid[1] if newest_uid is not None else None)
         self._collect_finished()
+
+    def _adopt(self, external_ids: Sequence[str]) -> None:
+        """Take on jobs another gateway replica on this host started in the same root (it handed
+        them over; this one reconciles the center). A job still queued in that replica is left to it."""
+        for external_id in external_ids:
+            loaded = _load_job(self.root / "jobs" / external_id)
+            if loaded is None or (loaded[0].runner_pid is None and not loaded[0].result_path.exists()):
+                continue
+            job = loaded[0]
+            self._jobs[external_id] = job
+            if not job.result_path.exists():
+                self._running.add(external_id)
+                if self._uids is not None and job.own_uid is not None:  # taken here too until the job ends
+                    self._uids.recover([job.own_uid], None)
 
     # ------------------------------------------------------------------ contract
 
@@ -209,6 +233,8 @@ class LocalConnector(Connector):
             )
         external_id = _SAFE_ID.sub("_", spec.reference)
         async with self._lock:
+            if external_id not in self._jobs:  # another replica on this host may have taken it already
+                await asyncio.to_thread(self._adopt, [external_id])
             existing = self._jobs.get(external_id)
             if existing is not None:  # the same reference twice is the same job
                 return Submission(external_id, self._state_of(existing))
@@ -222,6 +248,10 @@ class LocalConnector(Connector):
         async with self._lock:
             self._collect_finished()
             self._start_queued()
+            unknown = [q.external_id for q in queries if q.external_id not in self._jobs]
+            if unknown:
+                await asyncio.to_thread(self._adopt, unknown)
+                self._collect_finished()
             known = [(self._jobs[q.external_id], q.progress_after) for q in queries if q.external_id in self._jobs]
             # one trip to a worker thread for all the file reads, not one per job
             return await asyncio.to_thread(lambda: {job.external_id: self._status_of(job, after) for job, after in known})

@@ -107,9 +107,9 @@ class Gate(SchemaExtension):
         key = context.throttle_key or "anonymous"
         too_complex = check_shape(shape, limits) or check_introspection(shape, limits)
         if too_complex:
-            self._report = cost_report(shape.cost, services.throttle.peek(key), limits)
+            self._report = cost_report(shape.cost, await services.throttle.available(key), limits)
             return too_complex
-        decision = services.throttle.take(key, shape.cost)
+        decision = await services.throttle.admit(key, shape.cost)
         self._report = cost_report(shape.cost, decision.available, limits)
         if not decision.allowed:
             return [throttled_error(decision)]

@@ -88,6 +88,7 @@ class Gateway(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def database_answers(self) -> bool: ...
+    def replica_report(self) -> dict[str, object]: ...
 
 
 CSRF_MESSAGE = (
@@ -308,7 +309,8 @@ def create_app(gateway: Gateway) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         if gateway.default_viewer is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse({"status": "ready", "centers": len(gateway.services.centers.all())})
+        # a replica that holds no lease is as ready as one that holds them all (README "Running several gateways")
+        return JSONResponse({"status": "ready", "centers": len(gateway.services.centers.all()), **gateway.replica_report()})
 
     middleware: list[Middleware] = [Middleware(RequestIds)]
     origins = gateway.settings.http.cors_origins

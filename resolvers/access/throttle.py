@@ -2,19 +2,31 @@
 
 A bucket holds up to ``capacity`` points and refills at ``restore_rate`` points per
 second. An operation takes its requested cost out of the caller's bucket, or is
-refused with the time after which it would fit. Buckets live in this process: with
-several gateway instances each has its own.
+refused with the time after which it would fit. Buckets live in this process, or, with
+``shared`` (Redis, when the gateway has a Redis bus), in Redis: every replica then draws on the
+same bucket per caller. When Redis does not answer, this process's bucket stands in (a caller
+is still limited, per replica) and a warning says so.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 MAX_BUCKETS = 100_000
+
+
+class SharedBuckets(Protocol):
+    async def take(self, key: str, cost: int) -> tuple[bool, float]:
+        """(allowed, points left) of the shared bucket ``key``; ``cost`` 0 only looks."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,9 @@ class Throttle:
         self.restore_rate = restore_rate
         self.clock = clock  #: public so that tests can drive time
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (points, at)
+        #: the buckets every replica shares (None: this process's own)
+        self.shared: SharedBuckets | None = None
+        self._warned = False
 
     def _level(self, key: str, now: float) -> float:
         points, at = self._buckets.get(key, (float(self.capacity), now))
@@ -59,3 +74,27 @@ class Throttle:
         while len(self._buckets) > MAX_BUCKETS:  # an idle bucket is full anyway: forgetting it is exact
             self._buckets.popitem(last=False)
         return ThrottleDecision(allowed, cost, level, self.capacity, self.restore_rate)
+
+    async def admit(self, key: str, cost: int) -> ThrottleDecision:
+        """``take`` on the shared buckets when there are some, else on this process's."""
+        if self.shared is not None:
+            try:
+                allowed, level = await self.shared.take(key, cost)
+                return ThrottleDecision(allowed, cost, level, self.capacity, self.restore_rate)
+            except Exception:
+                self._warn_once()
+        return self.take(key, cost)
+
+    async def available(self, key: str) -> float:
+        """``peek`` on the shared buckets when there are some, else on this process's."""
+        if self.shared is not None:
+            try:
+                return (await self.shared.take(key, 0))[1]
+            except Exception:
+                self._warn_once()
+        return self.peek(key)
+
+    def _warn_once(self) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("the shared rate-limit buckets (Redis) do not answer: each replica limits on its own", exc_info=True)

@@ -25,6 +25,7 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
+from resolvers.common.leases import Fence
 from resolvers.data.areas import JobArea
 from resolvers.data.transfers import TransferService
 from resolvers.jobs.ledger import Change, JobLedger
@@ -93,6 +94,8 @@ class Dispatcher:
         self.transfers: TransferService | None = None
         #: what moving 10^9 bytes of input to a center costs; set, DATA_LOCAL weighs it against price
         self.transfer_price_per_gb: Decimal | None = None
+        #: the network queue's lease (several replicas): a stale holder's queue round hands nothing over
+        self.queue_fence: Fence | None = None
         self._staging: dict[int, asyncio.Task[None]] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
@@ -163,18 +166,21 @@ class Dispatcher:
         placed: JobRow | None = None,
         *,
         has_inputs: bool | None = None,
+        fence: Fence | None = None,
     ) -> JobRow | None:
         """Hand the job to the first candidate that can start it now and accepts it; else queue it.
 
         ``placed``: the job as just written, already placed on the first feasible candidate (by
-        ``placement_change``, in the transaction that created it): handed over with no new read."""
+        ``placement_change``, in the transaction that created it): handed over with no new read.
+        ``fence``: the network queue's lease, checked where the center is chosen, so a replica
+        that lost the queue's lease never hands a job over."""
         for index, candidate in enumerate(candidates):
             if not candidate.offer.feasible:
                 continue
             if placed is not None and placed.center_id == candidate.offer.center.id:
                 job: JobRow | None = placed
             else:
-                job = await self._choose(job_id, candidates, candidate, policy)
+                job = await self._choose(job_id, candidates, candidate, policy, fence)
             placed = None
             if job is None:
                 return None  # ended or claimed meanwhile
@@ -186,8 +192,10 @@ class Dispatcher:
             await self._release(job_id, candidate.offer.center, failure, next_step)
         return await self._wait(job_id, candidates, policy)
 
-    async def _choose(self, job_id: int, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None) -> JobRow | None:
-        job, records = await self.ledger.apply(job_id, lambda job: self.placement_change(job, candidates, chosen, policy))
+    async def _choose(
+        self, job_id: int, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None, fence: Fence | None = None
+    ) -> JobRow | None:
+        job, records = await self.ledger.apply(job_id, lambda job: self.placement_change(job, candidates, chosen, policy), fence)
         return job if records else None
 
     def placement_change(self, job: JobRow, candidates: Sequence[Candidate], chosen: Candidate, policy: str | None) -> Change:
@@ -363,9 +371,13 @@ class Dispatcher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="network-queue")
 
-    async def stop(self) -> None:
+    async def stop_queue(self) -> None:
+        """Stop the network queue's loop only (its lease went to another replica); stagings go on."""
         await stop_task(self._task)
         self._task = None
+
+    async def stop(self) -> None:
+        await self.stop_queue()
         for task in list(self._staging.values()):
             await stop_task(task)
 
@@ -438,7 +450,7 @@ class Dispatcher:
 
         async def hand(job: JobRow, candidates: list[Candidate]) -> bool:
             async with gate:
-                result = await self.place(job.id, candidates, job.policy)
+                result = await self.place(job.id, candidates, job.policy, fence=self.queue_fence)
             return result is not None and result.external_id is not None
 
         outcomes = await asyncio.gather(*(hand(job, candidates) for job, candidates in startable))

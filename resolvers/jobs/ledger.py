@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import CenterJobState, JobStatus, ProgressReport
 from resolvers.billing.metering import Settlement
 from resolvers.common.ids import to_global_id
+from resolvers.common.leases import Fence
 from resolvers.data.outputs import OutputCatcher
 from resolvers.jobs.states import TERMINAL_STATES, JobEventKind, JobState
 from resolvers.webhooks.events import EventKind
@@ -195,8 +196,11 @@ class JobLedger:
         #: registers what a successful job asked to keep from its AICN_OUTPUT_DIR
         self.outputs = outputs
 
-    async def apply(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
+    async def apply(self, job_id: int, planner: Any, fence: Fence | None = None) -> tuple[JobRow | None, list[EventRecord]]:
         """Lock the job, let ``planner(job) -> Change`` decide, write it, then announce it.
+
+        With ``fence`` (a loop that runs under a lease), nothing is written unless the lease is
+        still this replica's inside the same transaction.
 
         Another writer (a second gateway, or SQLite, where the lock is only in-process) may
         change the job between our read and our write; the unique constraints on event
@@ -204,19 +208,21 @@ class JobLedger:
         """
         for attempt in range(1, RACE_ATTEMPTS + 1):
             try:
-                return await self._apply_once(job_id, planner)
+                return await self._apply_once(job_id, planner, fence)
             except IntegrityError:
                 if attempt == RACE_ATTEMPTS:
                     raise
                 log.info("job %s was changed by another writer; planning again", job_id)
         raise AssertionError("unreachable")
 
-    async def _apply_once(self, job_id: int, planner: Any) -> tuple[JobRow | None, list[EventRecord]]:
+    async def _apply_once(self, job_id: int, planner: Any, fence: Fence | None) -> tuple[JobRow | None, list[EventRecord]]:
         notices: list[tuple[str, dict[str, Any]]] = []
         async with self.db.transaction() as session:
             job = await job_store.lock_job(session, job_id)
             if job is None:
                 return None, []
+            if fence is not None and not await fence(session):
+                return job, []
             change: Change = planner(job)
             if not change:
                 return job, []

@@ -34,6 +34,10 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL_SECONDS = 2.0
+#: how often a running reconciler looks for hand-overs that another replica's death interrupted
+SWEEP_INTERVAL_SECONDS = 15.0
+#: a job placed on the center this long ago and still not submitted (nor staging) was left by a dead replica
+INTERRUPTED_AFTER = timedelta(seconds=60)
 TIME_LIMIT_REASON = "TIME_LIMIT: the job ran past its maxDurationMinutes and was stopped by the gateway"
 
 
@@ -82,9 +86,13 @@ class Reconciler:
         await self.recover()
         loop = asyncio.get_running_loop()
         due = loop.time()  # when the next full round (the poll, the safety net) is due
+        swept = loop.time()
         while True:
             busy = True
             try:
+                if loop.time() - swept >= SWEEP_INTERVAL_SECONDS:
+                    swept = loop.time()
+                    await self.recover(unchanged_for=INTERRUPTED_AFTER)
                 if self._full or loop.time() >= due:
                     self._full = False
                     self._told.clear()  # a full round looks at every job anyway
@@ -101,6 +109,18 @@ class Reconciler:
                 log.exception("reconciling center %s failed", self.center.name)
             if not self._told and not self._full:
                 await self._alarm.sleep(max(0.0, due - loop.time()))
+
+    async def recover(self, unchanged_for: timedelta | None = None) -> None:
+        """After a gateway start (or a take-over of this center): finish handing over submissions
+        a crash interrupted. With ``unchanged_for``, only those that have not changed for so long
+        (the replica that handed them over died; a hand-over in progress or a staging writes events):
+        submitting is keyed by the job's reference, so one finished meanwhile is not submitted twice."""
+        async with self.db.read() as session:
+            jobs = await job_store.unfinished_jobs(session, self.center.id)
+        cutoff = utcnow() - unchanged_for if unchanged_for is not None else None
+        for job in jobs:
+            if job.external_id is None and (cutoff is None or job.updated_at < cutoff):
+                await self.jobs.resubmit(job.id)
 
     async def reconcile_once(self, only: Collection[str] | None = None) -> bool:
         """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch."""
@@ -124,14 +144,6 @@ class Reconciler:
             self._missing_since.pop(job.id, None)
             await self._apply(job, status)
         return True
-
-    async def recover(self) -> None:
-        """After a gateway start: finish handing over submissions a crash interrupted."""
-        async with self.db.read() as session:
-            jobs = await job_store.unfinished_jobs(session, self.center.id)
-        for job in jobs:
-            if job.external_id is None:
-                await self.jobs.resubmit(job.id)
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
         if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None:

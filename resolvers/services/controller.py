@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +85,8 @@ class ServiceController:
         self.active: dict[int, ServiceRow] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
+        #: whether this replica runs the services now (its lease); a lone gateway always does
+        self.leading: Callable[[], bool] = lambda: True
         self._probe = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS)
         #: the services on PEER centers, deployed and followed at the peer gateway
         self.remote = RemoteServices(db, registry, jobs, ledger)
@@ -114,7 +116,10 @@ class ServiceController:
     async def _run(self) -> None:
         while True:
             try:
-                await self.tick_once()
+                if self.leading():
+                    await self.tick_once()
+                else:  # another replica runs the services: this one only records the requests it proxied
+                    await self.flush_counts()
             except asyncio.CancelledError:
                 raise
             except Exception:

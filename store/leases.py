@@ -1,0 +1,97 @@
+"""Leases: which gateway replica runs each singleton background loop (a center's reconciler,
+the network queue, the service controller, transfer recovery).
+
+A lease row names its holder and an epoch that grows by one each time the lease changes hands
+(the fencing token): a write fenced by ``still_held`` commits only while the epoch it was
+granted is current. A holder renews before ``expires_at``; a holder that dies (SIGKILL) stops
+renewing and another replica takes the lease once it has expired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer, String, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.tables import Base
+from store.types import UtcDateTime
+
+
+class LeaseRow(Base):
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    epoch: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+async def renew(session: AsyncSession, holder: str, held: dict[str, int], now: datetime, until: datetime) -> None:
+    """Push back the expiry of the leases ``holder`` holds at the epochs it was granted."""
+    for name, epoch in held.items():
+        await session.execute(
+            update(LeaseRow)
+            .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.epoch == epoch, LeaseRow.expires_at >= now)
+            .values(expires_at=until)
+        )
+
+
+async def holders_of(session: AsyncSession, names: Sequence[str]) -> set[str]:
+    return set(await session.scalars(select(LeaseRow.holder).where(LeaseRow.name.in_(names))))
+
+
+async def take_expired(
+    session: AsyncSession, holder: str, names: Sequence[str], now: datetime, until: datetime, dead: Iterable[str] = ()
+) -> None:
+    """Take the named leases that nobody holds now (expired, released, or held by a ``dead`` holder);
+    create those never held."""
+    if not names:
+        return
+    await session.execute(
+        update(LeaseRow)
+        .where(LeaseRow.name.in_(names), or_(LeaseRow.expires_at < now, LeaseRow.holder.in_(list(dead))))
+        .values(holder=holder, epoch=LeaseRow.epoch + 1, expires_at=until, acquired_at=now)
+    )
+    existing = set(await session.scalars(select(LeaseRow.name).where(LeaseRow.name.in_(names))))
+    for name in names:
+        if name in existing:
+            continue
+        try:
+            async with session.begin_nested():
+                session.add(LeaseRow(name=name, holder=holder, epoch=1, expires_at=until, acquired_at=now))
+        except IntegrityError:  # another replica created it first: it holds it
+            pass
+
+
+async def held_by(session: AsyncSession, holder: str, now: datetime) -> dict[str, int]:
+    """The leases ``holder`` holds now, with their epochs."""
+    rows = await session.execute(select(LeaseRow.name, LeaseRow.epoch).where(LeaseRow.holder == holder, LeaseRow.expires_at >= now))
+    return {name: epoch for name, epoch in rows.all()}
+
+
+async def release(session: AsyncSession, holder: str, held: dict[str, int], now: datetime) -> None:
+    """Give the leases up at once (a clean shutdown): another replica takes them on its next beat."""
+    for name, epoch in held.items():
+        await session.execute(
+            update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.epoch == epoch).values(expires_at=now)
+        )
+
+
+async def still_held(session: AsyncSession, name: str, holder: str, epoch: int, now: datetime) -> bool:
+    """Inside a writing transaction: True while the lease is ours at ``epoch``. On PostgreSQL the
+    row is share-locked until the transaction ends, so a take-over waits for this write to commit."""
+    query = (
+        select(LeaseRow.epoch)
+        .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.epoch == epoch, LeaseRow.expires_at >= now)
+        .with_for_update(read=True)
+    )
+    return (await session.scalar(query)) is not None
+
+
+async def all_leases(session: AsyncSession) -> list[LeaseRow]:
+    return list(await session.scalars(select(LeaseRow).order_by(LeaseRow.name)))

@@ -1,0 +1,115 @@
+"""Leases on the database (SQLite and PostgreSQL): one holder at a time, a new epoch at each change
+of holder, a stale holder's fenced write refused, a clean stop handing the lease over at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from resolvers.common.ids import int_key
+from resolvers.common.leases import Leases
+from resolvers.jobs import reconciler
+from resolvers.jobs.states import JobState
+from store.db import Database
+from store.tables import JobRow
+from store.types import utcnow
+from tests.conftest import DatabaseChoice
+from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.both_databases  # the lease is the database's row and its locks
+
+
+@pytest.fixture
+async def db(database: DatabaseChoice) -> AsyncIterator[Database]:
+    db = Database(database.url or "", schema=database.schema)
+    await db.migrate()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+class Loop:
+    def __init__(self) -> None:
+        self.running = False
+        self.starts = 0
+
+    def start(self) -> None:
+        self.running, self.starts = True, self.starts + 1
+
+    async def stop(self) -> None:
+        self.running = False
+
+
+def replica(db: Database, name: str, loop: Loop, ttl: float = 1.0) -> Leases:
+    leases = Leases(db, f"{name}:test:1:0", ttl_seconds=ttl, heartbeat_seconds=ttl / 4, reclaim_dead_local=False)
+    leases.add("center:a", loop.start, loop.stop)
+    return leases
+
+
+async def test_one_holder_at_a_time_and_a_new_epoch_when_the_holder_changes(db: Database) -> None:
+    first_loop, second_loop = Loop(), Loop()
+    first, second = replica(db, "first", first_loop), replica(db, "second", second_loop)
+    await first.beat_once()
+    await second.beat_once()
+    assert first.held() == {"center:a": 1} and second.held() == {}
+    assert first_loop.running and not second_loop.running
+    async with db.transaction() as session:
+        assert await first.fence("center:a")(session)
+        assert not await second.fence("center:a")(session)
+
+    # the first holder stops beating (as if killed): once its lease has run out, the second takes it
+    while not second.held():
+        await asyncio.sleep(0.05)
+        await second.beat_once()
+    assert second.held() == {"center:a": 2} and second_loop.running
+    async with db.transaction() as session:
+        assert not await first.fence("center:a")(session)  # the stale holder's write is refused
+    await first.beat_once()  # the stale holder learns it lost the lease, and stops its loop
+    assert first.held() == {} and not first_loop.running
+
+
+async def test_a_clean_stop_hands_the_lease_over_at_the_next_beat(db: Database) -> None:
+    first_loop, second_loop = Loop(), Loop()
+    first, second = replica(db, "first", first_loop, ttl=60), replica(db, "second", second_loop, ttl=60)
+    await first.start()
+    await second.start()
+    assert first.held() and not second.held()
+    await first.stop()
+    assert not first_loop.running
+    await second.beat_once()
+    assert second.held() == {"center:a": 2} and second_loop.running
+    await second.stop()
+
+
+async def test_a_hand_over_a_dead_replica_left_unfinished_is_finished_by_the_reconciling_one(
+    gateway_factory: Any, database: DatabaseChoice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconciler, "SWEEP_INTERVAL_SECONDS", 0.1)
+    gateway = await gateway_factory()
+    job = await submit(gateway.client, python_job("import time; time.sleep(3)", name="left-behind"))
+    key = int_key(job["id"], "Job")
+    # what a replica killed between choosing the center and recording the submission leaves behind
+    db = Database(database.url or "", schema=database.schema)
+    try:
+        async with db.transaction() as session:
+            row = await session.get(JobRow, key)
+            assert row is not None and row.external_id is not None
+            submitted_as = row.external_id
+            row.external_id, row.state, row.updated_at = None, JobState.QUEUED, utcnow() - timedelta(minutes=5)
+
+        async def submitted_again() -> str | None:
+            async with db.read() as session:
+                found = await session.get(JobRow, key, populate_existing=True)
+                return found.external_id if found is not None else None
+
+        assert await eventually(submitted_again, "the sweep finished the hand-over", timeout=15) == submitted_as  # the same job
+    finally:
+        await db.dispose()
+    finished = await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
+    assert finished["state"] == "SUCCEEDED"
