@@ -259,6 +259,32 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def live_job(folder: Path) -> Path:
+    """A job folder as the LOCAL connector leaves it while the job has not ended."""
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text("{}")
+    return folder
+
+
+def test_two_gateways_on_one_host_never_give_one_uid_to_two_live_jobs(tmp_path: Path) -> None:
+    from connectors.errors import SubmissionRejected
+    from connectors.local.identity import UidRange
+    from connectors.local.uids import UidAllocator
+
+    first = DEFAULT_UID_RANGE[1] - 2
+    uids = UidRange(first, first + 1)
+    claims = tmp_path / "claims"
+    one, other = UidAllocator(uids, "local", claims=claims), UidAllocator(uids, "local", claims=claims)
+    queued = live_job(tmp_path / "one" / "queued")  # no process runs as its uid yet
+    assert one.allocate(queued) == first
+    assert other.allocate(live_job(tmp_path / "other" / "a")) == first + 1  # not ``first``: the other gateway's claim
+    with pytest.raises(SubmissionRejected):
+        other.allocate(live_job(tmp_path / "other" / "b"))
+    (queued / "result.json").write_text("{}")  # its job ended, and that gateway never said so (it crashed)
+    assert other.allocate(live_job(tmp_path / "other" / "c")) == first
+    assert (claims / str(first)).stat().st_mode & 0o777 == 0o600
+
+
 async def test_a_uid_is_not_given_again_while_a_process_runs_as_it_nor_across_a_restart(tmp_path: Path) -> None:
     from connectors.base import CenterJobState
     from connectors.errors import SubmissionRejected
@@ -271,15 +297,15 @@ async def test_a_uid_is_not_given_again_while_a_process_runs_as_it_nor_across_a_
     first = DEFAULT_UID_RANGE[1] - 1
     squatter = subprocess.Popen(["sleep", "300"], user=first, group=first, extra_groups=[])
     try:
-        allocator = UidAllocator(UidRange(first, first + 1), "local")
-        assert allocator.allocate() == first + 1  # ``first`` still has a process
+        allocator = UidAllocator(UidRange(first, first + 1), "local", claims=tmp_path / "claims")
+        assert allocator.allocate(live_job(tmp_path / "a")) == first + 1  # ``first`` still has a process
         with pytest.raises(SubmissionRejected):
-            allocator.allocate()
+            allocator.allocate(live_job(tmp_path / "b"))
     finally:
         squatter.kill()
         squatter.wait()
-    allocator.release(first + 1)
-    assert allocator.allocate() == first
+    allocator.release(first + 1, tmp_path / "a")
+    assert allocator.allocate(live_job(tmp_path / "c")) == first
 
     contract = ConnectorContract()
     sleeper = contract.spec([JOB_PYTHON, "-c", "import os, time; print(os.getuid(), flush=True); time.sleep(60)"])

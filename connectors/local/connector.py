@@ -303,7 +303,7 @@ class LocalConnector(Connector):
         payload: dict[str, Any] = {}
         if self._job_user is not None:
             if self._uids is not None:  # a uid (and gid) of the job's own, its folders its alone
-                uid = gid = self._uids.allocate()
+                uid = gid = self._uids.allocate(directory)
                 private = [folder for folder in spec.private_folders if Path(folder).is_dir()]
                 for folder in private:
                     os.chown(folder, uid, gid)
@@ -370,7 +370,7 @@ class LocalConnector(Connector):
 
     def _release_uid(self, job: _Job) -> None:
         if self._uids is not None and job.own_uid is not None:
-            self._uids.release(job.own_uid)
+            self._uids.release(job.own_uid, job.directory)
             job.own_uid = None
 
     def _runner_gone(self, pid: int, directory: Path) -> bool:
