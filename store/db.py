@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: how long a SQLite write waits for another connection's lock before it fails
+BUSY_TIMEOUT_MS = 30000
 
 
 class Database:
@@ -60,15 +62,27 @@ class Database:
         return True
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction, committed on success and rolled back on error."""
+    async def transaction(self, lock_wait_seconds: float | None = None) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on success and rolled back on error. With
+        ``lock_wait_seconds``, a write that waits longer than that for a lock fails instead
+        (the default waits as long as the database's own timeout, 30 s on SQLite)."""
         if self._write_lock is None:
             async with self.sessions() as session, session.begin():
+                if lock_wait_seconds is not None:
+                    await session.execute(text(f"SET LOCAL lock_timeout = '{int(lock_wait_seconds * 1000)}ms'"))
                 yield session
             return
         async with self._write_lock:
             async with self.sessions() as session, session.begin():
-                yield session
+                if lock_wait_seconds is None:
+                    yield session
+                    return
+                connection = await session.connection()
+                await connection.exec_driver_sql(f"PRAGMA busy_timeout={int(lock_wait_seconds * 1000)}")
+                try:
+                    yield session
+                finally:  # the connection goes back to the pool with the usual wait
+                    await connection.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -102,6 +116,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

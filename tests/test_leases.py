@@ -113,3 +113,31 @@ async def test_a_hand_over_a_dead_replica_left_unfinished_is_finished_by_the_rec
         await db.dispose()
     finished = await wait_for_state(gateway.client, job["id"], {"SUCCEEDED"})
     assert finished["state"] == "SUCCEEDED"
+
+
+async def test_a_stop_ends_in_bounded_time_when_the_database_cannot_take_the_release(db: Database, database: DatabaseChoice) -> None:
+    import sqlite3
+    import time
+
+    from resolvers.common import leases as leases_module
+
+    if db.dialect != "sqlite":
+        return  # the fault is SQLite's: a file another connection holds locked for writing
+    loop = Loop()
+    leases = replica(db, "stopping", loop, ttl=30.0)
+    await leases.start()
+    assert loop.running and leases.held() == {"center:a": 1}
+    blocker = sqlite3.connect(db.engine.url.database or "", timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck connection would
+    try:
+        started = time.monotonic()
+        await leases.stop()
+        took = time.monotonic() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert not loop.running
+    assert took < leases_module.RELEASE_SECONDS + 2, took
+    successor = replica(db, "successor", Loop(), ttl=30.0)
+    await successor.beat_once()
+    assert successor.held() == {}  # not released: the lease waits for its expiry, as the warning says

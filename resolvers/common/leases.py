@@ -30,6 +30,8 @@ from store.db import Database
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+#: how long a stopping gateway tries to give its leases up before leaving them to expire
+RELEASE_SECONDS = 3.0
 
 #: inside a writing transaction: True while the write may be made (its lease is still ours)
 Fence = Callable[[AsyncSession], Awaitable[bool]]
@@ -120,7 +122,9 @@ class Leases:
         for name in held:
             await self._lose(name, "the gateway stops", logging.INFO)
         try:
-            async with self.db.transaction() as session:
+            # bounded: a stop must end even when the database cannot take the write now (a SQLite
+            # file another connection still locks); leases not released expire on their own
+            async with self.db.transaction(lock_wait_seconds=RELEASE_SECONDS) as session:
                 await lease_store.release(session, self.holder, held, utcnow())
         except Exception:
             log.warning("releasing the leases failed; they expire on their own", exc_info=True)
