@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from resolvers.common.ids import int_key
 from resolvers.common.leases import Leases
@@ -92,7 +93,9 @@ async def test_a_hand_over_a_dead_replica_left_unfinished_is_finished_by_the_rec
 ) -> None:
     monkeypatch.setattr(reconciler, "SWEEP_INTERVAL_SECONDS", 0.1)
     gateway = await gateway_factory()
-    job = await submit(gateway.client, python_job("import time; time.sleep(3)", name="left-behind"))
+    job = await submit(gateway.client, python_job("import time; time.sleep(5)", name="left-behind"))
+    # running first: a reconciler round that saw it start cannot then write over the faked row below
+    await wait_for_state(gateway.client, job["id"], {"RUNNING"})
     key = int_key(job["id"], "Job")
     # what a replica killed between choosing the center and recording the submission leaves behind
     db = Database(database.url or "", schema=database.schema)
@@ -121,21 +124,26 @@ async def test_a_stop_ends_in_bounded_time_when_the_database_cannot_take_the_rel
 
     from resolvers.common import leases as leases_module
 
-    if db.dialect != "sqlite":
-        return  # the fault is SQLite's: a file another connection holds locked for writing
     loop = Loop()
     leases = replica(db, "stopping", loop, ttl=30.0)
     await leases.start()
     assert loop.running and leases.held() == {"center:a": 1}
-    blocker = sqlite3.connect(db.engine.url.database or "", timeout=0)
-    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck connection would
+    other = Database(database.url or "", schema=database.schema)
+    blocker = sqlite3.connect(db.engine.url.database or "", timeout=0) if db.dialect == "sqlite" else None
     try:
-        started = time.monotonic()
-        await leases.stop()
-        took = time.monotonic() - started
+        async with other.transaction() as session:
+            if blocker is not None:
+                blocker.execute("BEGIN IMMEDIATE")  # SQLite: the file's write lock, as a stuck connection holds it
+            else:  # PostgreSQL: the lease's row, locked by another transaction
+                await session.execute(text("SELECT name FROM leases FOR UPDATE"))
+            started = time.monotonic()
+            await leases.stop()
+            took = time.monotonic() - started
     finally:
-        blocker.rollback()
-        blocker.close()
+        if blocker is not None:
+            blocker.rollback()
+            blocker.close()
+        await other.dispose()
     assert not loop.running
     assert took < leases_module.RELEASE_SECONDS + 2, took
     successor = replica(db, "successor", Loop(), ttl=30.0)
