@@ -124,12 +124,15 @@ export function subscribe<T>(query: string, variables: () => Record<string, unkn
     {
       next: (message) => {
         const first = message.errors?.[0] as GraphQLErrorShape | undefined;
+        // a token refused in the middle of a stream signs out as a refused request does
+        if (first?.extensions?.code === "UNAUTHENTICATED") signOut(first.message);
         if (first) handlers.error?.(new ApiError(first.message, first.extensions?.code ?? "ERROR"));
         else if (message.data) handlers.next(message.data as T);
       },
       error: (error) => {
         if (Array.isArray(error)) {
           const first = error[0] as GraphQLErrorShape | undefined;
+          if (first?.extensions?.code === "UNAUTHENTICATED") signOut(first.message);
           handlers.error?.(new ApiError(first?.message ?? "the subscription failed", first?.extensions?.code ?? "ERROR"));
         } else if (!(error instanceof CloseEvent && error.code === 4403)) {
           handlers.error?.(new ApiError(String((error as Error)?.message ?? "the connection failed"), "CONNECTION"));
