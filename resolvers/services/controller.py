@@ -267,12 +267,7 @@ class ServiceController:
             change = ServiceChange()
             for kind, message in round_.notes:
                 change.event(kind, message, 0)
-            if current.state == ServiceState.STOPPING:
-                change.columns.update(stopped_at=utcnow(), desired_replicas=0)
-                if current.failure_reason:
-                    change.state(ServiceState.FAILED, current.failure_reason, 0)
-                else:
-                    change.state(ServiceState.STOPPED, "every replica has stopped", 0)
+            change.finish_stopping(current, "every replica has stopped")
             return change
 
         await self.ledger.apply(service.id, stopped)

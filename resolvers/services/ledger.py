@@ -13,6 +13,7 @@ from store import services as service_store
 from store.bus import InMemoryBus
 from store.db import Database
 from store.service_tables import ServiceEventRow, ServiceRow
+from store.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,16 @@ class ServiceChange:
 
     def event(self, kind: ServiceEventKind, message: str, replicas_ready: int | None = None) -> None:
         self.events.append({"kind": kind, "message": message, "replicas_ready": replicas_ready})
+
+    def finish_stopping(self, current: ServiceRow, message: str) -> None:
+        """A STOPPING service whose last replica has gone ends: FAILED with its reason, else STOPPED."""
+        if current.state != ServiceState.STOPPING:
+            return
+        self.columns.update(stopped_at=utcnow(), desired_replicas=0)
+        if current.failure_reason:
+            self.state(ServiceState.FAILED, current.failure_reason, 0)
+        else:
+            self.state(ServiceState.STOPPED, message, 0)
 
     def __bool__(self) -> bool:
         return bool(self.events or self.columns)

@@ -208,12 +208,7 @@ class RemoteServices:
 
         def stopped(current: ServiceRow) -> ServiceChange:
             change = ServiceChange()
-            if current.state == ServiceState.STOPPING:
-                change.columns.update(stopped_at=utcnow(), desired_replicas=0)
-                if current.failure_reason:
-                    change.state(ServiceState.FAILED, current.failure_reason, 0)
-                else:
-                    change.state(ServiceState.STOPPED, "stopped at the peer", 0)
+            change.finish_stopping(current, "stopped at the peer")
             return change
 
         await self.ledger.apply(service.id, stopped)
