@@ -183,7 +183,6 @@ class Leases:
             async with self.db.transaction() as session:
                 await lease_store.renew(session, self.holder, {**self._held, **self._draining}, now, until)
                 await lease_store.announce(session, self.holder, now, until)
-                await lease_store.forget_gone(session, now - timedelta(seconds=self.ttl * FORGET_AFTER_TTLS))
                 rows, presence = await lease_store.lease_table(session)
                 current = {row.holder for row in (*rows, *presence) if row.expires_at >= now and row.holder != self.holder}
                 dead = {holder for holder in current if died_here(holder)} if self.reclaim_dead_local else set()
@@ -203,6 +202,16 @@ class Leases:
                         await started
             self.view = _view(rows, live, now, self.holder, sorted(self._held))
             await self._hand_over_excess(len(live))
+            if any(row.expires_at < now - timedelta(seconds=self.ttl * FORGET_AFTER_TTLS) for row in presence):
+                await self._forget_gone(now)
+
+    async def _forget_gone(self, now: datetime) -> None:
+        """On its own: another replica may be dropping the same rows (a lost race is harmless)."""
+        try:
+            async with self.db.transaction() as session:
+                await lease_store.forget_gone(session, now - timedelta(seconds=self.ttl * FORGET_AFTER_TTLS))
+        except Exception:
+            log.debug("dropping the presence of gone replicas failed; tried again next beat", exc_info=True)
 
     def _to_take(self, rows: list[lease_store.LeaseRow], dead: set[str], replicas: int, now: datetime) -> list[str]:
         """The free leases to take now: every unspread one, and spread ones up to our fair share. A spread
