@@ -182,9 +182,7 @@ class Runtime:
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(
-            self.db, self.registry, settings.data_import_roots, pushed_root=(settings.data_dir / "models" / "pushed").absolute()
-        )
+        self.data = DataService(self.db, self.registry, settings.data_import_roots)
         self.uploads = ArtifactStore(self.db, settings.data_dir / ARTIFACTS_FOLDER, settings.upload_max_bytes)
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
         self.dispatcher.transfers = self.transfers
