@@ -371,12 +371,22 @@ class Tally:
 
 async def _one_subscriber(ws_url: str, job_id: str, count: int, opened: asyncio.Event, tally: Tally, timeout: float) -> None:
     import websockets
+    from websockets.typing import Subprotocol
 
     steps: set[int] = set()
     seqs: set[int] = set()
     try:
         async with asyncio.timeout(timeout):
-            async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"], compression=None, max_size=None) as socket_:  # type: ignore[list-item]
+            async with websockets.connect(
+                ws_url,
+                subprotocols=[Subprotocol("graphql-transport-ws")],
+                compression=None,
+                max_size=None,
+                # on a loaded machine a client's own keepalive and handshake deadlines would close
+                # connections the server still serves: the run's deadline bounds it instead
+                ping_interval=None,
+                open_timeout=None,
+            ) as socket_:
                 await socket_.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {TOKEN}"}}))
                 if json.loads(await socket_.recv())["type"] != "connection_ack":
                     raise RuntimeError("no connection_ack")
