@@ -36,10 +36,15 @@ class Context:
     connection_params: dict[str, Any] | None = None
     #: the gateways this request came through (the ``aicn-via`` header of a peer's call), origin first
     via: tuple[str, ...] = ()
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(init=False, default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        self.refresh_loaders()
+    @property
+    def loaders(self) -> Loaders:
+        """The loaders, built on first use: a subscription event answered from another
+        subscriber's shared execution never builds any (graph/core/sharing.py)."""
+        if self._loaders is None:
+            self._loaders = self.make_loaders(self.services, self.viewer)
+        return self._loaders
 
     def become(self, viewer: Viewer, throttle_key: str) -> None:
         """Act as ``viewer`` from now on (a WebSocket after its `connection_init`)."""
@@ -49,4 +54,4 @@ class Context:
 
     def refresh_loaders(self) -> None:
         """Forget cached lookups: a subscription's context lives as long as its connection."""
-        self.loaders = self.make_loaders(self.services, self.viewer)
+        self._loaders = None

@@ -89,6 +89,10 @@ class SharedResults:
                 self._texts.pop(id(future.result().data), None)
 
 
+#: the variables that only choose events, by (operation text, operation name)
+_ROOT_VARIABLES: dict[tuple[str, str | None], frozenset[str]] = {}
+
+
 def group_key(executor: Any) -> Hashable | None:
     """What an event's answer depends on besides the event; None for an operation that is not shared."""
     operation: OperationDefinitionNode = executor.operation
@@ -96,9 +100,13 @@ def group_key(executor: Any) -> Hashable | None:
     viewer = getattr(executor.context_value, "viewer", None)
     if source is None or viewer is None:
         return None
-    chooses_events = _root_argument_variables(operation)
-    variables = tuple(sorted((name, repr(value)) for name, value in executor.variable_values.coerced.items() if name not in chooses_events))
     operation_name = operation.name.value if operation.name is not None else None
+    chooses_events = _ROOT_VARIABLES.get((source, operation_name))
+    if chooses_events is None:  # once per operation text, not once per subscriber and event
+        if len(_ROOT_VARIABLES) >= KEEP_RESULTS:
+            _ROOT_VARIABLES.clear()
+        chooses_events = _ROOT_VARIABLES[(source, operation_name)] = _root_argument_variables(operation)
+    variables = tuple(sorted((name, repr(value)) for name, value in executor.variable_values.coerced.items() if name not in chooses_events))
     return (source, operation_name, variables, viewer.account_id, viewer.is_admin, viewer.scopes)
 
 

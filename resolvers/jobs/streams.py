@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from resolvers.access.viewer import Viewer
+from resolvers.common.coalesce import CoalescedReads
 from resolvers.common.streams import replay_then_live
 from resolvers.jobs.ledger import EventRecord
 from resolvers.jobs.states import TERMINAL_STATES, JobEventKind
@@ -36,17 +37,27 @@ class JobStreams:
         self.db = db
         self.bus = bus
         self.rows = FreshRows(db)
+        #: many subscribers of one job replay and recheck its log from the same place at once: one read
+        self._events: CoalescedReads[list[EventRecord]] = CoalescedReads()
+        self._ends: CoalescedReads[bool] = CoalescedReads()
 
     async def _read_after(self, job_id: int, owner_id: int, after: int) -> list[EventRecord]:
-        async with self.db.read() as session:
-            rows = await job_store.events_after(session, job_id, after, REPLAY_BATCH)
-        return [EventRecord.from_row(row, owner_id) for row in rows]
+        async def read() -> list[EventRecord]:
+            async with self.db.read() as session:
+                rows = await job_store.events_after(session, job_id, after, REPLAY_BATCH)
+            return [EventRecord.from_row(row, owner_id) for row in rows]
+
+        return await self._events.read((job_id, after), read)
 
     async def _ended_before(self, job_id: int, seq: int) -> bool:
         """True when the job has ended and the caller has seen all of its events."""
-        async with self.db.read() as session:
-            job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
-        return job is None or (job.state in TERMINAL_STATES and job.last_seq <= seq)
+
+        async def read() -> bool:
+            async with self.db.read() as session:
+                job = (await job_store.jobs_by_ids(session, [job_id])).get(job_id)
+            return job is None or (job.state in TERMINAL_STATES and job.last_seq <= seq)
+
+        return await self._ends.read((job_id, seq), read)
 
     async def job_events(self, job: JobRow, after: int) -> AsyncIterator[EventRecord]:
         async with self.bus.subscribe(f"job:{job.id}") as live:
