@@ -1,18 +1,18 @@
 """Uploads into the gateway's artifact store: a file's bytes become a dataset or a model version.
 
-The bytes go to ``<store>/<account>/<random>/.partial-<name>``, hashed as they arrive; only
-when all ``Content-Length`` bytes came and their checksum matches the one the client sent
-is the file renamed to ``<name>`` beside it, in the same transaction that records the
-dataset or model (a failed commit removes it again). So a record never names a
-half-written file, and a refused or broken upload leaves nothing. Its URI is the file's
-``file://`` path: staging, replicas and downloads read it like any local dataset.
+The bytes go to a sink (``sinks``), hashed as they arrive: ``<store>/<account>/<random>/.partial-<name>``
+in the directory store, an unfinished multipart upload to ``<prefix><account>/<random>/<name>``
+in an S3-compatible one. Only when all ``Content-Length`` bytes came and their checksum matches
+the one the client sent is it published (renamed to ``<name>``; the multipart upload completed),
+in the same transaction that records the dataset or model (a failed commit removes it again).
+So a record never names a half-written file or object, and a refused or broken upload leaves
+nothing. Its URI is the file's ``file://`` path or the object's ``s3://<bucket>/<key>``: staging,
+replicas and downloads read either.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,20 +22,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.access.viewer import Viewer
-from resolvers.data.areas import file_uri, safe_name
+from resolvers.data.areas import safe_name
 from resolvers.data.copier import remove
 from resolvers.data.digest import CHECKSUM_PATTERN, algorithm_of
-from resolvers.data.known import KNOWN
+from resolvers.data.objects import ObjectStore, ObjectStoreFailed
 from resolvers.data.quota import storage_refusal
 from resolvers.data.service import MAX_TEXT
+from resolvers.data.sinks import PARTIAL_PREFIX, FolderSink, ObjectSink, Sink, sweep_objects
 from store import datasets as dataset_store
 from store.db import Database
 from store.tables import DatasetRow, ModelRow
 from store.types import utcnow
 
-#: bytes gathered before one write (and hash update) in a worker thread
-WRITE_BYTES = 1024 * 1024
-PARTIAL_PREFIX = ".partial-"
 #: the artifact store's folder under the gateway's data dir
 ARTIFACTS_FOLDER = "artifacts"
 
@@ -61,46 +59,59 @@ class Upload:
 
 
 class ArtifactStore:
-    def __init__(self, db: Database, root: Path, max_bytes: int) -> None:
+    """Uploads into a folder under the data dir, or into an S3-compatible store when ``objects`` is given."""
+
+    def __init__(self, db: Database, root: Path, max_bytes: int, objects: ObjectStore | None = None) -> None:
         self.db = db
         self.root = Path(root).absolute()
         self.max_bytes = max_bytes
+        self.objects = objects
 
     def sweep(self) -> None:
         """Remove what uploads cut short by a stopped gateway left (blocking; at start)."""
+        if self.objects is not None:
+            sweep_objects(self.objects)
+            return
         if not self.root.exists():
             return
         for partial in self.root.glob(f"*/*/{PARTIAL_PREFIX}*"):
             remove(partial)
 
+    def _sink(self, viewer: Viewer, name: str) -> Sink:
+        if self.objects is not None:
+            return ObjectSink(self.objects, f"{self.objects.location.prefix}{viewer.account_id}/{uuid.uuid4().hex}/{safe_name(name)}")
+        return FolderSink(self.root / str(viewer.account_id) / uuid.uuid4().hex / safe_name(name))
+
     async def receive(self, viewer: Viewer, upload: Upload, body: AsyncIterator[bytes]) -> DatasetRow | ModelRow:
         version = upload.version or "1"
         length = _checked(upload, version, self.max_bytes)
         await self._refusal(viewer, upload, version, length)
-        folder = self.root / str(viewer.account_id) / uuid.uuid4().hex
-        final = folder / safe_name(upload.name)
-        partial = folder / f"{PARTIAL_PREFIX}{final.name}"
+        sink = self._sink(viewer, upload.name)
+        assert upload.checksum is not None
         try:
-            await asyncio.to_thread(folder.mkdir, parents=True)
-            assert upload.checksum is not None
-            digest = await _write(body, partial, algorithm_of(upload.checksum), length)
+            digest = await sink.write(_pieces(body, length, sink.piece_bytes), algorithm_of(upload.checksum))
             if digest != upload.checksum:
                 raise UploadRefused(422, "CHECKSUM_MISMATCH", f"the bytes received hash to {digest}, the upload says {upload.checksum}")
-            return await self._record(viewer, upload, version, length, partial, final)
+            row = await self._record(viewer, upload, version, length, sink)
+        except ObjectStoreFailed as failed:
+            await asyncio.to_thread(sink.discard)
+            raise UploadRefused(503, failed.code, failed.message) from None
         except BaseException:
-            await asyncio.to_thread(remove, folder)
+            await asyncio.to_thread(sink.discard)
             raise
+        await asyncio.to_thread(sink.published, algorithm_of(upload.checksum), upload.checksum.partition(":")[2])
+        return row
 
     async def _refusal(self, viewer: Viewer, upload: Upload, version: str, length: int) -> None:
         async with self.db.read() as session:
             await _still_allowed(session, viewer, upload, version, length)
 
-    async def _record(self, viewer: Viewer, upload: Upload, version: str, length: int, partial: Path, final: Path) -> DatasetRow | ModelRow:
+    async def _record(self, viewer: Viewer, upload: Upload, version: str, length: int, sink: Sink) -> DatasetRow | ModelRow:
         row: DatasetRow | ModelRow
         try:
             async with self.db.transaction() as session:
                 await _still_allowed(session, viewer, upload, version, length)  # again: another upload may have come first
-                common = dict(owner_id=viewer.account_id, name=upload.name, version=version, uri=file_uri(final))
+                common = dict(owner_id=viewer.account_id, name=upload.name, version=version, uri=sink.uri)
                 common.update(size_bytes=length, checksum=upload.checksum, stored_at=utcnow())
                 if upload.kind == "Dataset":
                     row = DatasetRow(format=upload.label, **common)
@@ -108,11 +119,9 @@ class ArtifactStore:
                     row = ModelRow(framework=upload.label, **common)
                 session.add(row)
                 await session.flush()
-                await asyncio.to_thread(_publish, partial, final)
+                await asyncio.to_thread(sink.publish)
         except IntegrityError as error:  # a concurrent twin registered the same name and version first
             raise UploadRefused(409, "ALREADY_EXISTS", f"{upload.kind.lower()} {upload.name} version {version} already exists") from error
-        assert upload.checksum is not None
-        await asyncio.to_thread(KNOWN.remember_copy, final, algorithm_of(upload.checksum), upload.checksum.partition(":")[2])
         return row
 
 
@@ -143,31 +152,19 @@ async def _still_allowed(session: AsyncSession, viewer: Viewer, upload: Upload, 
         raise UploadRefused(507, refusal.code, refusal.message)
 
 
-async def _write(body: AsyncIterator[bytes], partial: Path, algorithm: str, length: int) -> str:
-    """Write the body to ``partial`` and hash it on the way; exactly ``length`` bytes or a refusal."""
-    hasher = hashlib.new(algorithm)
+async def _pieces(body: AsyncIterator[bytes], length: int, size: int) -> AsyncIterator[bytes]:
+    """The body in pieces of ``size`` bytes (the last may be shorter, or empty for an empty body);
+    exactly ``length`` bytes or a refusal."""
     received, pending = 0, bytearray()
-    with partial.open("wb") as writer:
-
-        def flush(data: bytes) -> None:
-            writer.write(data)
-            hasher.update(data)
-
-        async for chunk in body:
-            received += len(chunk)
-            if received > length:
-                raise UploadRefused(400, "LENGTH_MISMATCH", f"the body is longer than its Content-Length of {length} bytes")
-            pending += chunk
-            if len(pending) >= WRITE_BYTES:
-                await asyncio.to_thread(flush, bytes(pending))
-                pending.clear()
-        await asyncio.to_thread(flush, bytes(pending))
-        await asyncio.to_thread(os.fsync, writer.fileno())
+    async for chunk in body:
+        received += len(chunk)
+        if received > length:
+            raise UploadRefused(400, "LENGTH_MISMATCH", f"the body is longer than its Content-Length of {length} bytes")
+        pending += chunk
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
     if received < length:
         raise UploadRefused(400, "LENGTH_MISMATCH", f"the body ended after {received} of its {length} bytes")
-    return f"{algorithm}:{hasher.hexdigest()}"
-
-
-def _publish(partial: Path, final: Path) -> None:
-    partial.chmod(0o644)  # a job staging it may run as a user of its own: it reads it, never writes it
-    os.replace(partial, final)
+    if pending or length == 0:
+        yield bytes(pending)
