@@ -7,13 +7,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from aicn.storage_settings import MIN_PART_BYTES, StorageSettings
+from resolvers.common.ids import int_key
 from resolvers.data.objects import ObjectStore
 from tests.conftest import DatabaseChoice, Gateway, local_center
 from tests.data_helpers import local_path, replicate, transfer_of
@@ -93,6 +96,10 @@ async def test_an_upload_to_s3_is_staged_into_a_job_downloaded_with_ranges_and_r
     assert tail.status_code == 206 and tail.content == content[-17:]
     outside = await fetch(gateway, url, token, range=f"bytes={len(content)}-")
     assert code_of(outside) == (416, "RANGE_NOT_SATISFIABLE")
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:  # a client gone mid-download
+        async with http.stream("GET", url, headers={"authorization": f"Bearer {token}"}) as answer:
+            assert len(await anext(answer.aiter_raw())) > 0
+    await eventually(lambda: not any(t.name.startswith("s3-read-") for t in threading.enumerate()), "the read-ahead thread ends")
 
     center_b = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "b")
     started = await replicate(gql, made["id"], center_b)
@@ -176,6 +183,23 @@ async def test_a_registered_s3_uri_is_never_read_from_the_store(gateway_factory:
     job = await submit(gateway.client, python_job("print(1)", inputDatasetIds=[named["id"]]))
     failed = await wait_for_state(gateway.client, job["id"], {"FAILED"}, timeout=30)
     assert failed["failureReason"].startswith("UNSUPPORTED_URI"), failed["failureReason"]
+
+
+async def test_an_uploaded_object_is_a_transfer_source_for_its_granted_token(gateway_factory: Any, storage: StorageSettings) -> None:
+    """A center or peer that pulls a copy itself reads the object through the gateway, with the token of that transfer."""
+    gateway: Gateway = await gateway_factory([local_center("a"), local_center("b")], storage=storage, transfer_bytes_per_second=500_000)
+    content = os.urandom(3_000_000)
+    made = (await upload(gateway, "/datasets/upload", content, token_of(gateway), name="big")).json()["data"]
+    center_b = next(center.global_id for center in gateway.runtime.registry.all() if center.name == "b")
+    transfer_id = (await replicate(gateway.client, made["id"], center_b))["transfer"]["id"]
+    key = int_key(transfer_id, "Transfer")
+    assert key is not None
+    secret = await gateway.runtime.transfers.grant(key)
+    assert secret is not None
+    path = f"/transfers/{transfer_id}/source"
+    served = await fetch(gateway, path, secret, range="bytes=1000-2999")
+    assert served.status_code == 206 and served.content == content[1000:3000]
+    assert (await fetch(gateway, path, token_of(gateway))).status_code == 404  # an API token is no transfer token
 
 
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)

@@ -8,6 +8,9 @@ code, never the credentials (botocore's messages hold neither the secret nor a s
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +24,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from resolvers.data.digest import CHUNK_BYTES
 
 SCHEME = "s3"
+#: chunks of an object read ahead of the caller
+READ_AHEAD_CHUNKS = 2
 T = TypeVar("T")
 
 
@@ -178,19 +183,39 @@ class ObjectStore:
         return self._call("reading an object's size", head)
 
     def read(self, key: str, first: int, last: int) -> Iterator[bytes]:
-        """Bytes ``first`` to ``last`` inclusive, in chunks as they arrive (memory: one chunk)."""
+        """Bytes ``first`` to ``last`` inclusive, in chunks (memory: a few chunks). A thread of its own reads
+        ahead while the caller writes the previous chunk out: the store and the caller's side both keep moving."""
         if last < first:
             return
         answer = self._call("reading an object", lambda: self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={first}-{last}"))
         body = answer["Body"]
+        chunks = body.iter_chunks(CHUNK_BYTES)
+        ready: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
+        stop = threading.Event()
+
+        def fetch() -> None:
+            try:
+                for chunk in chunks:
+                    while not stop.is_set():
+                        with contextlib.suppress(queue.Full):
+                            ready.put(chunk, timeout=0.5)
+                            break
+                    if stop.is_set():
+                        return
+                ready.put(None)
+            except Exception as error:  # handed to the reader, which raises it as the store's failure
+                ready.put(error)
+
+        reader = threading.Thread(target=fetch, name=f"s3-read-{key[-24:]}", daemon=True)
+        reader.start()
         try:
-            chunks = body.iter_chunks(CHUNK_BYTES)
-            while True:
-                chunk = self._call("reading an object", lambda: next(chunks, None))
-                if chunk is None:
-                    return
-                yield chunk
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise self._failure("reading an object", item) from None
+                yield item
         finally:
+            stop.set()
+            reader.join()
             body.close()
 
     # ------------------------------------------------------------------ errors
@@ -198,12 +223,18 @@ class ObjectStore:
     def _call(self, doing: str, action: Callable[[], T]) -> T:
         try:
             return action()
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
+            raise self._failure(doing, error) from None
+
+    def _failure(self, doing: str, error: BaseException) -> BaseException:
+        """What the caller sees of a store's error (any other error is left as it is)."""
+        if isinstance(error, ClientError):
             if _code(error) in ("NoSuchKey", "NoSuchBucket") or _status(error) == 404:
-                raise ObjectStoreFailed("OBJECT_MISSING", f"{doing} in bucket {self.bucket}: {_code(error)}") from None
-            raise ObjectStoreFailed("STORE_UNAVAILABLE", f"{doing} in bucket {self.bucket} failed: {_code(error)}") from None
-        except BotoCoreError as error:
-            raise ObjectStoreFailed("STORE_UNAVAILABLE", f"{doing} in bucket {self.bucket} failed: {type(error).__name__}") from None
+                return ObjectStoreFailed("OBJECT_MISSING", f"{doing} in bucket {self.bucket}: {_code(error)}")
+            return ObjectStoreFailed("STORE_UNAVAILABLE", f"{doing} in bucket {self.bucket} failed: {_code(error)}")
+        if isinstance(error, BotoCoreError):
+            return ObjectStoreFailed("STORE_UNAVAILABLE", f"{doing} in bucket {self.bucket} failed: {type(error).__name__}")
+        return error
 
 
 def _code(error: ClientError) -> str:
