@@ -14,14 +14,13 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, unquote, urlparse
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from resolvers.data.digest import CHUNK_BYTES
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 SCHEME = "s3"
 #: chunks of an object read ahead of the caller
@@ -62,6 +61,9 @@ class ObjectStore:
         self.location = location
         self.bucket = location.bucket
         self.part_bytes = location.part_bytes
+        import boto3  # here: a gateway without an S3 store never pays for importing it
+        from botocore.config import Config
+
         config = Config(
             s3={"addressing_style": location.addressing_style},
             retries={"max_attempts": 3, "mode": "standard"},
@@ -100,6 +102,8 @@ class ObjectStore:
 
     def ensure_bucket(self) -> None:
         """Make the bucket when it does not exist yet."""
+
+        from botocore.exceptions import ClientError
 
         def ensure() -> None:
             try:
@@ -155,6 +159,8 @@ class ObjectStore:
         )
 
     def abort(self, key: str, upload_id: str) -> None:
+        from botocore.exceptions import ClientError
+
         def abort() -> None:
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
@@ -171,6 +177,8 @@ class ObjectStore:
 
     def size(self, key: str) -> int | None:
         """The object's bytes; None when there is no such object."""
+
+        from botocore.exceptions import ClientError
 
         def head() -> int | None:
             try:
@@ -221,6 +229,8 @@ class ObjectStore:
     # ------------------------------------------------------------------ errors
 
     def _call(self, doing: str, action: Callable[[], T]) -> T:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             return action()
         except (ClientError, BotoCoreError) as error:
@@ -228,6 +238,8 @@ class ObjectStore:
 
     def _failure(self, doing: str, error: BaseException) -> BaseException:
         """What the caller sees of a store's error (any other error is left as it is)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
         if isinstance(error, ClientError):
             if _code(error) in ("NoSuchKey", "NoSuchBucket") or _status(error) == 404:
                 return ObjectStoreFailed("OBJECT_MISSING", f"{doing} in bucket {self.bucket}: {_code(error)}")
