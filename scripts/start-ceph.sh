@@ -15,14 +15,14 @@
 #   CEPH_DIR=/var/lib/aicn-ceph          state, config, logs, PID files
 #   CEPH_RGW_ADDR=127.0.0.1:7480         where radosgw serves S3
 #   CEPH_ENV_FILE=/run/ceph-ci.env       written with CEPH_S3_ENDPOINT, CEPH_S3_ACCESS_KEY, CEPH_S3_SECRET_KEY(_FILE)
-#   CEPH_OSD_BYTES=8589934592            size of the OSD's (sparse) block file
+#   CEPH_OSD_BYTES=34359738368           size of the OSD's (sparse) block file (only what is written takes disk)
 #   CEPH_START_TIMEOUT=120               seconds to wait for each daemon
 set -euo pipefail
 
 DIR="${CEPH_DIR:-/var/lib/aicn-ceph}"
 RGW_ADDR="${CEPH_RGW_ADDR:-127.0.0.1:7480}"
 ENV_FILE="${CEPH_ENV_FILE:-/run/ceph-ci.env}"
-OSD_BYTES="${CEPH_OSD_BYTES:-8589934592}"
+OSD_BYTES="${CEPH_OSD_BYTES:-34359738368}"
 WAIT_S="${CEPH_START_TIMEOUT:-120}"
 
 CONF="$DIR/ceph.conf"
@@ -155,6 +155,10 @@ bluestore_cache_size = 268435456
 rgw_frontends = beast endpoint=$RGW_ADDR
 rgw_data = $DIR/rgw
 rgw_dns_name = 127.0.0.1
+# deleted objects and aborted uploads give their space back within minutes, not the default 2 hours
+rgw_gc_obj_min_wait = 60
+rgw_gc_processor_period = 60
+rgw_gc_processor_max_time = 60
 EOF
   # cephx keys: the monitor's, the admin's (this script's CLI), the gateway's
   ceph-authtool --create-keyring "$DIR/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
