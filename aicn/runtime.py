@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aicn.first_start import announce_admin_token
 from aicn.settings import CenterConfig, LocalConfig, RayConfig, Settings, SlurmConfig, data_root_of
+from aicn.storage_settings import StorageSettings
 from aicn.telemetry import flush_tracing
 from aicn.watch_settings import WebhookSettings
 from connectors.base import Connector
@@ -41,6 +42,7 @@ from resolvers.centers.registry import Center, CenterRegistry, DeviceOffer
 from resolvers.common.background import stop_task
 from resolvers.common.leases import Leases, replica_id
 from resolvers.data.downloads import Downloads
+from resolvers.data.objects import ObjectStore, S3Location
 from resolvers.data.outputs import OutputCatcher
 from resolvers.data.reads import DataReads
 from resolvers.data.service import DataService
@@ -150,6 +152,24 @@ def build_connector(config: CenterConfig, settings: Settings, gateway_id: str = 
     raise ValueError(f"unknown center kind {config.kind}")
 
 
+def object_store(settings: StorageSettings) -> ObjectStore | None:
+    """The S3-compatible artifact store ``[storage]`` names (None: the folder under the data dir)."""
+    if settings.kind != "s3":
+        return None
+    assert settings.bucket is not None
+    location = S3Location(
+        bucket=settings.bucket,
+        endpoint=settings.endpoint,
+        region=settings.region,
+        prefix=settings.prefix,
+        access_key_id=settings.access_key_id,
+        secret_access_key=settings.resolved_secret(),
+        addressing_style=settings.addressing_style,
+        part_bytes=settings.part_bytes,
+    )
+    return ObjectStore(location)
+
+
 def webhook_policies(settings: WebhookSettings) -> tuple[DestinationPolicy, RetryPolicy]:
     destinations = DestinationPolicy(
         allowed_networks=tuple(ipaddress.ip_network(network, strict=False) for network in settings.allowed_networks),
@@ -183,8 +203,9 @@ class Runtime:
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
         self.data = DataService(self.db, self.registry, settings.data_import_roots)
-        self.uploads = ArtifactStore(self.db, settings.data_dir / ARTIFACTS_FOLDER, settings.upload_max_bytes)
-        self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
+        self.objects = object_store(settings.storage)
+        self.uploads = ArtifactStore(self.db, settings.data_dir / ARTIFACTS_FOLDER, settings.upload_max_bytes, self.objects)
+        self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second, objects=self.objects)
         self.dispatcher.transfers = self.transfers
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
@@ -253,7 +274,7 @@ class Runtime:
             throttle=self.throttle,
             operations=PersistedOperations(self.db),
             transfers=self.transfers,
-            downloads=Downloads(self.db),
+            downloads=Downloads(self.db, self.objects),
             uploads=self.uploads,
             services=self.inference,
             service_reads=ServiceReads(self.db),

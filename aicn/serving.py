@@ -13,6 +13,10 @@ and each one after a response on a keep-alive connection, has:
   connection is closed, whichever route the request went to; a request answered before its
   body arrived (the app's 408 or 413) is closed ``BODY_GRACE_SECONDS`` after its answer.
 
+An upload (``STREAMED_BODY_PATHS``: up to ``upload_max_bytes``, gigabytes) may take as long as
+its body keeps coming: its body deadline starts again with every byte that arrives, so only
+a body that stops for ``BODY_SECONDS + BODY_GRACE_SECONDS`` is closed.
+
 A WebSocket upgrade leaves these deadlines behind (its protocol has its own: 4408 for a late init).
 ``server_config`` is the one uvicorn configuration of ``aicn serve`` and of the test gateways.
 """
@@ -32,6 +36,8 @@ HEADER_SECONDS = 10.0
 #: past the app's own body deadline, so that its 408 answer goes out before the protocol closes
 BODY_GRACE_SECONDS = 2.0
 KEEP_ALIVE_SECONDS = 5
+#: routes whose body is streamed to storage as it arrives (see ``graph.http.uploads``)
+STREAMED_BODY_PATHS = frozenset({"/datasets/upload", "/models/upload"})
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
@@ -49,6 +55,18 @@ class DeadlineH11Protocol(H11Protocol):
         super().handle_events()
         if self.cycle is not None and self.cycle is not before and not self.transport.is_closing():
             self._await_body(self.cycle)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        cycle = self.cycle
+        if (
+            cycle is not None
+            and cycle.more_body
+            and not cycle.response_complete  # refused early: the rest of its body only drains (_drained)
+            and cycle.scope["path"] in STREAMED_BODY_PATHS
+            and not self.transport.is_closing()
+        ):
+            self._await_body(cycle)  # still coming: the upload's deadline starts again
 
     def on_response_complete(self) -> None:
         if self.transport.is_closing():

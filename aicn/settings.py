@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from aicn.replica_settings import ReplicaSettings
 from aicn.security_settings import AuthSettings, GraphSettings, HttpSettings, LimitSettings
+from aicn.storage_settings import StorageSettings
 from aicn.watch_settings import MetricsSettings, TelemetrySettings, WebhookSettings
 
 
@@ -268,6 +269,8 @@ class Settings(BaseSettings):
     data_import_roots: list[Path] = Field(default_factory=list)
     #: the largest file ``POST /datasets/upload`` and ``/models/upload`` accept into the artifact store (10 GiB)
     upload_max_bytes: int = Field(default=10 * 1024**3, gt=0)
+    #: where the artifact store keeps uploads: ``<data_dir>/artifacts``, or an S3-compatible store
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     centers: list[CenterConfig] = Field(default_factory=_default_centers)
     catalog: list[dict[str, Any]] = Field(default_factory=list)
     log_level: str = "info"

@@ -166,15 +166,15 @@ async def test_refused_uploads_have_codes_and_leave_nothing(gateway_factory: Any
     assert [path.name for path in artifact_files(gateway)] == ["first"]
 
 
-async def send_part_of_an_upload(url: str, token: str, name: str) -> asyncio.StreamWriter:
-    """Start an upload of 100,000 bytes and send 30,000 of them; the connection stays open."""
+async def send_part_of_an_upload(url: str, token: str, name: str, total: int = 100_000, sent: int = 30_000) -> asyncio.StreamWriter:
+    """Start an upload of ``total`` bytes and send ``sent`` of them; the connection stays open."""
     host, port = url.removeprefix("http://").split(":")
     _reader, writer = await asyncio.open_connection(host, int(port))
     head = (
         f"POST /datasets/upload?name={name} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n"
-        f"x-checksum: {sha256(b'z' * 100_000)}\r\ncontent-length: 100000\r\n\r\n"
+        f"x-checksum: {sha256(b'z' * total)}\r\ncontent-length: {total}\r\n\r\n"
     )
-    writer.write(head.encode() + b"z" * 30_000)
+    writer.write(head.encode() + b"z" * sent)
     await writer.drain()
     return writer
 

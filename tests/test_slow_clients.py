@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from pathlib import Path
 
+import pytest
 import websockets
 
-from aicn.serving import BODY_GRACE_SECONDS, HEADER_SECONDS
+from aicn.serving import BODY_GRACE_SECONDS, HEADER_SECONDS, DeadlineH11Protocol
 from graph.http.rules import BODY_SECONDS
 from tests.conftest import DatabaseChoice, Gateway
 from tests.served_gateway import ServedGateway, write_config
@@ -124,3 +126,35 @@ async def test_every_request_on_a_keep_alive_connection_has_deadlines_a_websocke
         second_request_headers_dribbled(gateway), second_request_body_dribbled(gateway), websocket_outlives_the_deadlines(gateway)
     )
     assert (await gateway.client.post("{ __typename }")).status_code == 200  # and it still serves
+
+
+# ---------------------------------------------------------------------- uploads: as long as the body keeps coming
+
+
+async def test_an_upload_may_take_longer_than_the_body_deadline_while_its_body_keeps_coming(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DeadlineH11Protocol, "body_seconds", 2.0)  # the deadline, shortened for the test
+    pieces = [bytes([index]) * 1000 for index in range(15)]
+    data = b"".join(pieces)
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(gateway.url.rsplit(":", 1)[1]))
+    head = (
+        f"POST /datasets/upload?name=slow HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {gateway.client.token}\r\n"
+        f"X-Checksum: sha256:{hashlib.sha256(data).hexdigest()}\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    writer.write(head.encode())
+    began = time.monotonic()
+    for piece in pieces:  # 3 s in all, never 2 s without a byte
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.2)
+    assert time.monotonic() - began > 2.0
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    assert answer.startswith(b"HTTP/1.1 201"), answer
+    writer.close()
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(gateway.url.rsplit(":", 1)[1]))
+    writer.write(head.replace("name=slow", "name=stalled").encode() + pieces[0])  # and then nothing
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 30) == b""  # closed once 2 s passed without a byte
+    writer.close()

@@ -16,7 +16,8 @@ from starlette.routing import Route
 from graph.http.rules import bearer_token
 from resolvers.access.viewer import READ, Viewer
 from resolvers.common.ids import int_key
-from resolvers.data.downloads import Download, Downloads, RangeNotSatisfiable, byte_range, plan
+from resolvers.data.downloads import Download, Downloads, RangeNotSatisfiable, byte_range
+from resolvers.data.objects import ObjectStoreFailed
 from resolvers.data.transfers import TransferService
 
 
@@ -33,7 +34,10 @@ def download_routes(
             if viewer is None or not viewer.can(READ):
                 return _error(401, "a token with the read scope is required", "UNAUTHENTICATED", {"www-authenticate": "Bearer"})
             key = int_key(request.path_params["node_id"], kind)
-            found = await downloads.locate(kind, key, viewer.scope) if key is not None else None
+            try:
+                found = await downloads.locate(kind, key, viewer.scope) if key is not None else None
+            except ObjectStoreFailed as failed:
+                return _error(503, failed.message, failed.code)
             if found is None:
                 return _error(404, f"no such {kind.lower()} with a copy the gateway can read", "NOT_FOUND")
             return _stream(request, found)
@@ -44,10 +48,14 @@ def download_routes(
         """A transfer's source, for the center or peer holding the token granted for that one transfer."""
         secret = bearer_token(request.headers.get("authorization") or "")
         key = int_key(request.path_params["node_id"], "Transfer")
-        path = await transfers.granted_source(key, secret) if transfers is not None and key is not None and secret else None
-        if path is None:
+        source = await transfers.granted_source(key, secret) if transfers is not None and key is not None and secret else None
+        try:
+            found = await downloads.of_uris([source]) if source is not None else None
+        except ObjectStoreFailed as failed:
+            return _error(503, failed.message, failed.code)
+        if found is None:
             return _error(404, "no such transfer open to this token", "NOT_FOUND")
-        return _stream(request, plan(path, path.name))
+        return _stream(request, found)
 
     return [
         Route("/datasets/{node_id}/download", serve("Dataset"), methods=["GET"]),

@@ -3,8 +3,9 @@
 The copy goes to a hidden ``.partial-<name>`` sibling first; only when the checksum it
 computed on the way matches the expected one is it renamed into place (one rename, so a
 destination either holds a verified copy or nothing). Any failure removes the partial
-copy. Sources: a local path (``file://``, a file or a directory tree) or an HTTP(S) URL
-(one file; a checksum is required).
+copy. Sources: a local path (``file://``, a file or a directory tree), an HTTP(S) URL
+(one file; a checksum is required), or an object of the S3-compatible artifact store
+(``s3://``, one file, streamed from the store).
 
 Blocking: run it in a worker thread. ``on_bytes`` is told each chunk's size (progress)
 and may raise ``TransferStopped`` to abandon the copy (cancelled, or the gateway stops).
@@ -27,6 +28,7 @@ import httpx
 from resolvers.data.areas import path_of
 from resolvers.data.digest import CHUNK_BYTES, Measured, TreeDigest, algorithm_of, regular_files
 from resolvers.data.known import KNOWN, version_of
+from resolvers.data.objects import ObjectStore, ObjectStoreFailed
 
 HTTP_TIMEOUT_SECONDS = 30.0
 #: how much the kernel copies per call (progress, and the stop switch, are checked between calls)
@@ -65,7 +67,9 @@ def partial_of(destination: Path) -> Path:
     return destination.parent / f".partial-{destination.name}"
 
 
-def copy_verified(uri: str, destination: Path, checksum: str | None, on_bytes: Callable[[int], None]) -> Measured:
+def copy_verified(
+    uri: str, destination: Path, checksum: str | None, on_bytes: Callable[[int], None], objects: ObjectStore | None = None
+) -> Measured:
     """Copy ``uri`` to ``destination`` and verify it against ``checksum`` (when given) in one pass."""
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https") and checksum is None:
@@ -79,6 +83,8 @@ def copy_verified(uri: str, destination: Path, checksum: str | None, on_bytes: C
             measured = _copy_local(uri, partial, algorithm, on_bytes)
         elif scheme in ("http", "https"):
             measured = _download(uri, partial, algorithm, on_bytes)
+        elif objects is not None and objects.key_of(uri) is not None:
+            measured = _fetch_object(objects, uri, partial, algorithm, on_bytes)
         else:
             raise TransferFailed("UNSUPPORTED_URI", f"the gateway cannot read {scheme}:// URIs (file, http and https it can)")
         if checksum is not None and measured.checksum != checksum:
@@ -208,6 +214,26 @@ def _download(uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int],
                     on_bytes(len(chunk))
     except httpx.HTTPError as error:
         raise TransferFailed("SOURCE_UNREADABLE", f"downloading {uri} failed: {type(error).__name__}") from error
+    digest.end_file()
+    return digest.result()
+
+
+def _fetch_object(objects: ObjectStore, uri: str, partial: Path, algorithm: str, on_bytes: Callable[[int], None]) -> Measured:
+    key = objects.key_of(uri)
+    assert key is not None
+    digest = TreeDigest(algorithm, single_file=True)
+    digest.begin_file("")
+    try:
+        size = objects.size(key)
+        if size is None:
+            raise TransferFailed("SOURCE_UNREADABLE", f"{uri} is not in the artifact store")
+        with partial.open("wb") as writer:
+            for chunk in objects.read(key, 0, size - 1):
+                writer.write(chunk)
+                digest.update(chunk)
+                on_bytes(len(chunk))
+    except ObjectStoreFailed as failed:
+        raise TransferFailed("SOURCE_UNREADABLE", failed.message) from None
     digest.end_file()
     return digest.result()
 

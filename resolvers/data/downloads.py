@@ -3,18 +3,21 @@
 The tar is built on the fly and always the same bytes for the same folder (sorted names,
 fixed owner and times), so its length is known in advance and a byte range of it can be
 served by skipping to the parts the range covers: memory stays constant whatever the size.
+An object in the S3-compatible artifact store is one file, read with ranged GETs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from resolvers.data.areas import path_of, safe_name
 from resolvers.data.digest import CHUNK_BYTES, regular_files
+from resolvers.data.objects import ObjectStore
 from store import datasets as dataset_store
 from store.db import Database
 
@@ -28,11 +31,13 @@ class RangeNotSatisfiable(Exception):
 
 @dataclass(frozen=True)
 class Part:
-    """A piece of the download: literal bytes (tar headers, padding) or a whole file."""
+    """A piece of the download: literal bytes (tar headers, padding), a whole file, or a whole object."""
 
     length: int
     data: bytes | None = None
     path: Path | None = None
+    #: an object's bytes ``first`` to ``last`` inclusive, streamed from the object store
+    fetch: Callable[[int, int], Iterator[bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,9 +100,16 @@ def plan(path: Path, name: str) -> Download:
     return Download(parts, f"{safe_name(name)}.tar", "application/x-tar")
 
 
+def plan_object(objects: ObjectStore, key: str, size: int, name: str) -> Download:
+    return Download([Part(size, fetch=lambda first, last: objects.read(key, first, last))], safe_name(name), "application/octet-stream")
+
+
 def _slice(part: Part, lo: int, hi: int) -> Iterator[bytes]:
     if part.data is not None:
         yield part.data[lo : hi + 1]
+        return
+    if part.fetch is not None:
+        yield from part.fetch(lo, hi)
         return
     assert part.path is not None
     with part.path.open("rb") as source:
@@ -112,8 +124,9 @@ def _slice(part: Part, lo: int, hi: int) -> Iterator[bytes]:
 
 
 class Downloads:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, objects: ObjectStore | None = None) -> None:
         self.db = db
+        self.objects = objects
 
     async def locate(self, kind: str, key: int, scope: int | None) -> Download | None:
         """What to send for the caller's dataset or model ``key`` (None: missing, another account's, or no local copy)."""
@@ -127,8 +140,18 @@ class Downloads:
         if row is None:
             return None
         uris = [replica.uri for replica in replicas if replica.state == "VERIFIED"] + [row.uri]
+        # an s3:// uri is read only for what was uploaded here: a registered uri may not name another account's object
+        return await self.of_uris(uris, row.name, objects=row.stored_at is not None)
+
+    async def of_uris(self, uris: Sequence[str], name: str | None = None, *, objects: bool = True) -> Download | None:
+        """The first of ``uris`` the gateway can read, as a download (raises ObjectStoreFailed when the store fails)."""
         for uri in uris:
             path = path_of(uri)
             if path is not None and path.exists():
-                return plan(path, row.name)
+                return plan(path, name or path.name)
+            key = self.objects.key_of(uri) if objects and self.objects is not None else None
+            if key is not None and self.objects is not None:
+                size = await asyncio.to_thread(self.objects.size, key)
+                if size is not None:
+                    return plan_object(self.objects, key, size, name or key.rpartition("/")[2])
         return None

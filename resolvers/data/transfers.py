@@ -39,6 +39,7 @@ from resolvers.common.ids import int_key
 from resolvers.data.areas import JobArea, file_uri, path_of, replica_path, safe_name
 from resolvers.data.copier import TransferFailed, TransferStopped, copy_verified, readable_scheme
 from resolvers.data.digest import Measured
+from resolvers.data.objects import ObjectStore
 from resolvers.data.quota import storage_refusal
 from store import datasets as dataset_store
 from store import jobs as job_store
@@ -86,9 +87,13 @@ class _Progress:
 
 
 class TransferService:
-    def __init__(self, db: Database, registry: CenterRegistry, *, bytes_per_second: int | None = None) -> None:
+    def __init__(
+        self, db: Database, registry: CenterRegistry, *, bytes_per_second: int | None = None, objects: ObjectStore | None = None
+    ) -> None:
         self.db = db
         self.registry = registry
+        #: the S3-compatible artifact store, when the gateway keeps its uploads in one
+        self.objects = objects
         self.bytes_per_second = bytes_per_second
         self._stopping = threading.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -176,7 +181,7 @@ class TransferService:
             path = path_of(replica.uri)
             if replica.center_id != center.id and path is not None and path.exists():
                 return replica.uri, None
-        if not readable_scheme(dataset.uri):
+        if not readable_scheme(dataset.uri) and not self._uploaded_object(dataset):
             scheme = dataset.uri.partition(":")[0]
             return "", UserErrorData(
                 f"the gateway cannot read {scheme}:// URIs (file, http and https it can)", "UNSUPPORTED_URI", ("datasetId",)
@@ -184,6 +189,11 @@ class TransferService:
         if dataset.checksum is None:
             return "", UserErrorData("the dataset has no checksum to verify a copy against", "CHECKSUM_REQUIRED", ("datasetId",))
         return dataset.uri, None
+
+    def _uploaded_object(self, dataset: DatasetRow) -> bool:
+        """An object of the artifact store uploaded as this dataset (a registered s3:// uri is never read:
+        it could name another account's object)."""
+        return self.objects is not None and dataset.stored_at is not None and self.objects.key_of(dataset.uri) is not None
 
     async def _room_for(self, session: AsyncSession, dataset: DatasetRow, center: Center) -> UserErrorData | None:
         size = dataset.size_bytes or 0
@@ -219,7 +229,8 @@ class TransferService:
         center = self.registry.get(transfer.center_id)
         progress = _Progress(self.bytes_per_second, self._stopping)
         copying = asyncio.create_task(
-            asyncio.to_thread(copy_verified, transfer.source_uri, destination, transfer.checksum, progress), name=f"copy-{transfer_id}"
+            asyncio.to_thread(copy_verified, transfer.source_uri, destination, transfer.checksum, progress, self.objects),
+            name=f"copy-{transfer_id}",
         )
         try:
             while not copying.done():
@@ -322,16 +333,15 @@ class TransferService:
             row.token_hash = hashlib.sha256(secret.encode()).hexdigest()
         return secret
 
-    async def granted_source(self, transfer_id: int, secret: str) -> Path | None:
-        """The local source of an open transfer, when ``secret`` is its grant; None otherwise (answered as missing)."""
+    async def granted_source(self, transfer_id: int, secret: str) -> str | None:
+        """The source uri of an open transfer, when ``secret`` is its grant; None otherwise (answered as missing)."""
         async with self.db.read() as session:
             row = (await transfer_store.transfers_by_ids(session, [transfer_id])).get(transfer_id)
         if row is None or row.token_hash is None or row.state not in transfer_store.OPEN_STATES:
             return None
         if not hmac.compare_digest(row.token_hash, hashlib.sha256(secret.encode()).hexdigest()):
             return None
-        path = path_of(row.source_uri)
-        return path if path is not None and path.exists() else None
+        return row.source_uri
 
     # ------------------------------------------------------------------ reads
 

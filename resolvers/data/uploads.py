@@ -1,16 +1,20 @@
 """Uploads into the gateway's artifact store: a file's bytes become a dataset or a model version.
 
-The bytes go to ``<store>/<account>/<random>/.partial-<name>``, hashed as they arrive; only
-when all ``Content-Length`` bytes came and their checksum matches the one the client sent
-is the file renamed to ``<name>`` beside it, in the same transaction that records the
-dataset or model (a failed commit removes it again). So a record never names a
-half-written file, and a refused or broken upload leaves nothing. Its URI is the file's
-``file://`` path: staging, replicas and downloads read it like any local dataset.
+The bytes go to a sink (``sinks``), hashed as they arrive: ``<store>/<account>/<random>/.partial-<name>``
+in the directory store, an unfinished multipart upload to ``<prefix><account>/<random>/<name>``
+in an S3-compatible one. Only when all ``Content-Length`` bytes came and their checksum matches
+the one the client sent is it published (renamed to ``<name>``; the multipart upload completed),
+in the same transaction that records the dataset or model (a failed commit removes it again).
+So a record never names a half-written file or object, and a refused or broken upload leaves
+nothing. Its URI is the file's ``file://`` path or the object's ``s3://<bucket>/<key>``: staging,
+replicas and downloads read either.
 
 A folder comes as a tar stream (``Content-Type: application/x-tar``, what a download of a
 folder sends): written to the partial file first, then unpacked into ``.partial-<name>/``
 (regular files only, no path outside it), each file hashed as it is written; the checksum
 is the folder's (the manifest, see ``digest``), so it is the one the sender's model has.
+A folder always goes to the directory store, S3 or not: a record's ``s3://`` URI names one
+object.
 
 The same name, version and checksum again find the record they made (200, nothing new is
 kept); the same name and version with other bytes are ``ALREADY_EXISTS``.
@@ -19,7 +23,6 @@ kept); the same name and version with other bytes are ``ALREADY_EXISTS``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import tarfile
 import uuid
@@ -31,20 +34,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.access.viewer import Viewer
-from resolvers.data.areas import file_uri, safe_name
+from resolvers.data.areas import safe_name
 from resolvers.data.copier import remove
 from resolvers.data.digest import CHECKSUM_PATTERN, CHUNK_BYTES, Measured, TreeDigest, algorithm_of
-from resolvers.data.known import KNOWN
+from resolvers.data.objects import ObjectStore, ObjectStoreFailed
 from resolvers.data.quota import storage_refusal
 from resolvers.data.service import MAX_TEXT
+from resolvers.data.sinks import PARTIAL_PREFIX, FolderSink, ObjectSink, Sink, sweep_objects
 from store import datasets as dataset_store
 from store.db import Database
 from store.tables import DatasetRow, ModelRow
 from store.types import utcnow
 
-#: bytes gathered before one write (and hash update) in a worker thread
-WRITE_BYTES = 1024 * 1024
-PARTIAL_PREFIX = ".partial-"
 #: the artifact store's folder under the gateway's data dir
 ARTIFACTS_FOLDER = "artifacts"
 
@@ -79,17 +80,29 @@ class Received:
 
 
 class ArtifactStore:
-    def __init__(self, db: Database, root: Path, max_bytes: int) -> None:
+    """Uploads into a folder under the data dir, or into an S3-compatible store when ``objects`` is given."""
+
+    def __init__(self, db: Database, root: Path, max_bytes: int, objects: ObjectStore | None = None) -> None:
         self.db = db
         self.root = Path(root).absolute()
         self.max_bytes = max_bytes
+        self.objects = objects
 
     def sweep(self) -> None:
         """Remove what uploads cut short by a stopped gateway left (blocking; at start)."""
+        if self.objects is not None:
+            sweep_objects(self.objects)
         if not self.root.exists():
             return
         for partial in self.root.glob(f"*/*/{PARTIAL_PREFIX}*"):
             remove(partial)
+
+    def _sink(self, viewer: Viewer, upload: Upload) -> Sink:
+        if self.objects is not None and not upload.folder:
+            return ObjectSink(
+                self.objects, f"{self.objects.location.prefix}{viewer.account_id}/{uuid.uuid4().hex}/{safe_name(upload.name)}"
+            )
+        return FolderSink(self.root / str(viewer.account_id) / uuid.uuid4().hex / safe_name(upload.name))
 
     async def receive(self, viewer: Viewer, upload: Upload, body: AsyncIterator[bytes]) -> Received:
         version = upload.version or "1"
@@ -99,41 +112,35 @@ class ArtifactStore:
             async for _ in body:
                 pass
             return Received(existing, created=False)
-        folder = self.root / str(viewer.account_id) / uuid.uuid4().hex
-        final = folder / safe_name(upload.name)
-        partial = folder / f"{PARTIAL_PREFIX}{final.name}"
+        sink = self._sink(viewer, upload)
+        assert upload.checksum is not None
+        algorithm = algorithm_of(upload.checksum)
         try:
-            await asyncio.to_thread(folder.mkdir, parents=True)
-            assert upload.checksum is not None
-            algorithm = algorithm_of(upload.checksum)
-            digest = await _write(body, partial, algorithm, length)
-            size, known = length, [(partial, digest.partition(":")[2])]
-            if upload.folder:
-                tree = partial.with_name(partial.name + ".tar")
-                await asyncio.to_thread(os.replace, partial, tree)
-                measured = await asyncio.to_thread(_unpack, tree, partial, algorithm)
-                await asyncio.to_thread(remove, tree)
+            digest = await sink.write(_pieces(body, length, sink.piece_bytes), algorithm)
+            size = length
+            if isinstance(sink, FolderSink) and upload.folder:
+                measured = await asyncio.to_thread(_unpacked, sink, algorithm)
                 digest, size = measured.checksum, measured.size_bytes
-                known = [(partial.joinpath(*name.split("/")), hexdigest) for name, _, hexdigest in measured.file_digests]
             if digest != upload.checksum:
                 raise UploadRefused(422, "CHECKSUM_MISMATCH", f"the bytes received hash to {digest}, the upload says {upload.checksum}")
-            received = await self._record(viewer, upload, version, size, partial, final)
-            if not received.created:
-                await asyncio.to_thread(remove, folder)
-                return received
-            for path, hexdigest in known:
-                path = final / path.relative_to(partial) if path != partial else final
-                await asyncio.to_thread(KNOWN.remember_copy, path, algorithm, hexdigest)
-            return received
+            received = await self._record(viewer, upload, version, size, sink)
+        except ObjectStoreFailed as failed:
+            await asyncio.to_thread(sink.discard)
+            raise UploadRefused(503, failed.code, failed.message) from None
         except BaseException:
-            await asyncio.to_thread(remove, folder)
+            await asyncio.to_thread(sink.discard)
             raise
+        if not received.created:
+            await asyncio.to_thread(sink.discard)
+            return received
+        await asyncio.to_thread(sink.published, algorithm, digest.partition(":")[2])
+        return received
 
     async def _refusal(self, viewer: Viewer, upload: Upload, version: str, length: int) -> DatasetRow | ModelRow | None:
         async with self.db.read() as session:
             return await _still_allowed(session, viewer, upload, version, length)
 
-    async def _record(self, viewer: Viewer, upload: Upload, version: str, size: int, partial: Path, final: Path) -> Received:
+    async def _record(self, viewer: Viewer, upload: Upload, version: str, size: int, sink: Sink) -> Received:
         row: DatasetRow | ModelRow
         try:
             async with self.db.transaction() as session:
@@ -141,7 +148,7 @@ class ArtifactStore:
                 existing = await _still_allowed(session, viewer, upload, version, size)
                 if existing is not None:
                     return Received(existing, created=False)
-                common = dict(owner_id=viewer.account_id, name=upload.name, version=version, uri=file_uri(final))
+                common = dict(owner_id=viewer.account_id, name=upload.name, version=version, uri=sink.uri)
                 common.update(size_bytes=size, checksum=upload.checksum, stored_at=utcnow())
                 if upload.kind == "Dataset":
                     row = DatasetRow(format=upload.label, **common)
@@ -149,7 +156,7 @@ class ArtifactStore:
                     row = ModelRow(framework=upload.label, **common)
                 session.add(row)
                 await session.flush()
-                await asyncio.to_thread(_publish, partial, final)
+                await asyncio.to_thread(sink.publish)
         except IntegrityError as error:  # a concurrent twin registered the same name and version first
             async with self.db.read() as session:
                 existing = await _find(session, viewer, upload, version)
@@ -196,29 +203,32 @@ async def _still_allowed(session: AsyncSession, viewer: Viewer, upload: Upload, 
     return None
 
 
-async def _write(body: AsyncIterator[bytes], partial: Path, algorithm: str, length: int) -> str:
-    """Write the body to ``partial`` and hash it on the way; exactly ``length`` bytes or a refusal."""
-    hasher = hashlib.new(algorithm)
+async def _pieces(body: AsyncIterator[bytes], length: int, size: int) -> AsyncIterator[bytes]:
+    """The body in pieces of ``size`` bytes (the last may be shorter, or empty for an empty body);
+    exactly ``length`` bytes or a refusal."""
     received, pending = 0, bytearray()
-    with partial.open("wb") as writer:
-
-        def flush(data: bytes) -> None:
-            writer.write(data)
-            hasher.update(data)
-
-        async for chunk in body:
-            received += len(chunk)
-            if received > length:
-                raise UploadRefused(400, "LENGTH_MISMATCH", f"the body is longer than its Content-Length of {length} bytes")
-            pending += chunk
-            if len(pending) >= WRITE_BYTES:
-                await asyncio.to_thread(flush, bytes(pending))
-                pending.clear()
-        await asyncio.to_thread(flush, bytes(pending))
-        await asyncio.to_thread(os.fsync, writer.fileno())
+    async for chunk in body:
+        received += len(chunk)
+        if received > length:
+            raise UploadRefused(400, "LENGTH_MISMATCH", f"the body is longer than its Content-Length of {length} bytes")
+        pending += chunk
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
     if received < length:
         raise UploadRefused(400, "LENGTH_MISMATCH", f"the body ended after {received} of its {length} bytes")
-    return f"{algorithm}:{hasher.hexdigest()}"
+    if pending or length == 0:
+        yield bytes(pending)
+
+
+def _unpacked(sink: FolderSink, algorithm: str) -> Measured:
+    """The sink's partial file, a tar stream, replaced by the folder it holds; the folder's digest."""
+    tree = sink.partial.with_name(sink.partial.name + ".tar")
+    os.replace(sink.partial, tree)
+    measured = _unpack(tree, sink.partial, algorithm)
+    remove(tree)
+    sink.known = [(sink.final.joinpath(*name.split("/")), hexdigest) for name, _, hexdigest in measured.file_digests]
+    return measured
 
 
 def _unpack(tree: Path, target: Path, algorithm: str) -> Measured:
@@ -259,15 +269,3 @@ def _inside(name: str) -> list[str] | None:
     if not parts or name.startswith("/") or ".." in parts or "\x00" in name:
         return None
     return parts
-
-
-def _publish(partial: Path, final: Path) -> None:
-    # a job staging it may run as a user of its own: it reads it, never writes it
-    if partial.is_dir():
-        for directory, _, files in os.walk(partial):
-            Path(directory).chmod(0o755)
-            for name in files:
-                (Path(directory) / name).chmod(0o644)
-    else:
-        partial.chmod(0o644)
-    os.replace(partial, final)
