@@ -189,13 +189,7 @@ class Runtime:
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
         self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing, accounts=self.accounts)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(
-            self.db,
-            self.registry,
-            settings.data_import_roots,
-            pushed_root=(settings.data_dir / "models" / "pushed").absolute(),
-            directory=self.accounts,
-        )
+        self.data = DataService(self.db, self.registry, settings.data_import_roots, directory=self.accounts)
         self.uploads = ArtifactStore(self.db, settings.data_dir / ARTIFACTS_FOLDER, settings.upload_max_bytes)
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second)
         self.dispatcher.transfers = self.transfers
@@ -397,7 +391,8 @@ class Runtime:
         for center in centers:
             grace = timedelta(seconds=self.settings.vanished_grace_seconds)
             reconciler = Reconciler(self.db, self.registry, self.ledger, self.jobs, center, vanished_grace=grace)
-            self.leases.add(center_lease(center.name), reconciler.start, reconciler.stop)
+            reconciler.fence = self.leases.fence(center_lease(center.name))
+            self.leases.add(center_lease(center.name), reconciler.start, reconciler.stop, drain=reconciler.drain, spread=True)
             self.reconcilers.append(reconciler)
         by_center = {reconciler.center.id: reconciler for reconciler in self.reconcilers}
         for reconciler in self.reconcilers:  # a center that tells of changes unasked is looked at at once
@@ -427,8 +422,9 @@ class Runtime:
                     reconciler.wake()
 
     def replica_report(self) -> dict[str, object]:
-        """For /readyz: this replica's holder id and the leases it holds now (none is still ready)."""
-        return {"replica": self.leases.holder, "leases": sorted(self.leases.held())}
+        """For /readyz: this replica's holder id, the leases it holds now (none is still ready), and every
+        live replica with the leases it holds, as of this replica's last heartbeat."""
+        return {"replica": self.leases.holder, "leases": sorted(self.leases.held()), "replicas": self.leases.view}
 
     async def stop(self) -> None:
         await stop_task(self._wake_listener)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from connectors.base import (
     CenterDescription,
@@ -47,6 +47,8 @@ class FaultyConnector(Connector):
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self.submitted: dict[str, JobSpec] = {}
+        #: what ``status`` reports of the jobs of these names (else QUEUED): a value the database refuses, say
+        self.answers: dict[str, JobStatus] = {}
 
     def set(self, mode: str = "ok", latency: float | None = None) -> None:
         self.fault.mode = mode
@@ -92,7 +94,12 @@ class FaultyConnector(Connector):
 
     async def status(self, queries: Sequence[StatusQuery]) -> dict[str, JobStatus]:
         await self._enter("status")
-        return {q.external_id: JobStatus(q.external_id, CenterJobState.QUEUED) for q in queries if q.external_id in self.submitted}
+        found = [q.external_id for q in queries if q.external_id in self.submitted]
+        return {key: self._answer(key) for key in found}
+
+    def _answer(self, external_id: str) -> JobStatus:
+        answer = self.answers.get(self.submitted[external_id].name)
+        return replace(answer, external_id=external_id) if answer is not None else JobStatus(external_id, CenterJobState.QUEUED)
 
     async def cancel(self, external_id: str) -> None:
         await self._enter("cancel")

@@ -5,6 +5,10 @@ A lease row names its holder and an epoch that grows by one each time the lease 
 (the fencing token): a write fenced by ``still_held`` commits only while the epoch it was
 granted is current. A holder renews before ``expires_at``; a holder that dies (SIGKILL) stops
 renewing and another replica takes the lease once it has expired.
+
+Each replica also keeps a presence row of its own (``replica:<holder>``, renewed with its leases
+in the same transaction): the live replicas are those whose presence has not expired, and the
+leases are spread over them (``resolvers.common.leases``).
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, or_, select, update
+from sqlalchemy import BigInteger, Integer, String, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.tables import Base
 from store.types import UtcDateTime
+
+#: the name of a replica's presence row is this prefix and its holder id
+PRESENCE = "replica:"
 
 
 class LeaseRow(Base):
@@ -39,10 +46,6 @@ async def renew(session: AsyncSession, holder: str, held: dict[str, int], now: d
             .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.epoch == epoch, LeaseRow.expires_at >= now)
             .values(expires_at=until)
         )
-
-
-async def holders_of(session: AsyncSession, names: Sequence[str]) -> set[str]:
-    return set(await session.scalars(select(LeaseRow.holder).where(LeaseRow.name.in_(names))))
 
 
 async def take_expired(
@@ -70,7 +73,10 @@ async def take_expired(
 
 async def held_by(session: AsyncSession, holder: str, now: datetime) -> dict[str, int]:
     """The leases ``holder`` holds now, with their epochs."""
-    rows = await session.execute(select(LeaseRow.name, LeaseRow.epoch).where(LeaseRow.holder == holder, LeaseRow.expires_at >= now))
+    query = select(LeaseRow.name, LeaseRow.epoch).where(
+        LeaseRow.holder == holder, LeaseRow.expires_at >= now, ~LeaseRow.name.startswith(PRESENCE, autoescape=True)
+    )
+    rows = await session.execute(query)
     return {name: epoch for name, epoch in rows.all()}
 
 
@@ -93,5 +99,26 @@ async def still_held(session: AsyncSession, name: str, holder: str, epoch: int, 
     return (await session.scalar(query)) is not None
 
 
-async def all_leases(session: AsyncSession) -> list[LeaseRow]:
-    return list(await session.scalars(select(LeaseRow).order_by(LeaseRow.name)))
+async def announce(session: AsyncSession, holder: str, now: datetime, until: datetime) -> None:
+    """Renew (or create) this replica's presence row, so that the others count it as live until ``until``."""
+    name = PRESENCE + holder
+    result = await session.execute(update(LeaseRow).where(LeaseRow.name == name).values(expires_at=until))
+    if not getattr(result, "rowcount", 0):
+        session.add(LeaseRow(name=name, holder=holder, epoch=1, expires_at=until, acquired_at=now))
+
+
+async def withdraw(session: AsyncSession, holder: str) -> None:
+    """This replica leaves (a clean stop): it no longer counts as live."""
+    await session.execute(delete(LeaseRow).where(LeaseRow.name == PRESENCE + holder))
+
+
+async def forget_gone(session: AsyncSession, before: datetime) -> None:
+    """Drop the presence rows of replicas gone since before ``before`` (killed: they never withdrew)."""
+    await session.execute(delete(LeaseRow).where(LeaseRow.name.startswith(PRESENCE, autoescape=True), LeaseRow.expires_at < before))
+
+
+async def lease_table(session: AsyncSession) -> tuple[list[LeaseRow], list[LeaseRow]]:
+    """(every lease row, every presence row), as they are now."""
+    rows = list(await session.scalars(select(LeaseRow).order_by(LeaseRow.name)))
+    presence = [row for row in rows if row.name.startswith(PRESENCE)]
+    return [row for row in rows if not row.name.startswith(PRESENCE)], presence

@@ -26,6 +26,8 @@ class PeerLinkSpec:
     token: str
     markup: str = "0"
     token_id: str = ""
+    #: the PEER center's poll interval: the fallback beside the live link
+    poll_seconds: float = 0.05
 
 
 @dataclass
@@ -70,7 +72,7 @@ def gateway_config(
             f'name = "{peer.name}"',
             'kind = "PEER"',
             f'display_name = "Peer {peer.name}"',
-            "poll_interval_seconds = 0.05",
+            f"poll_interval_seconds = {peer.poll_seconds}",
             "probe_interval_seconds = 0.5",
             "deadline_seconds = 5",
             "[centers.peer]",
@@ -107,12 +109,13 @@ async def start_gateway(
     grace_seconds: float = 30.0,
     extra_centers: str = "",
     local_extra: str = "",
+    peer_poll_seconds: float = 0.05,
 ) -> NetworkGateway:
     """Start gateway ``name`` with a PEER center for each of ``peers`` (already running)."""
     links: list[PeerLinkSpec] = []
     for peer in peers:
         secret, token_id = await account_token(peer.served, f"peer-{name}")
-        links.append(PeerLinkSpec(f"peer-{peer.name}", peer.graphql_url, secret, markup, token_id))
+        links.append(PeerLinkSpec(f"peer-{peer.name}", peer.graphql_url, secret, markup, token_id, peer_poll_seconds))
     config = gateway_config(
         directory / name,
         database_url,

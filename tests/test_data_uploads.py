@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
+import tarfile
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from resolvers.common.ids import to_global_id
 from store import transfers as transfer_store
 from tests.conftest import DatabaseChoice, Gateway, local_center
-from tests.data_helpers import REPLICATE, TRANSFER, local_path
+from tests.data_helpers import REPLICATE, TRANSFER, local_path, tree_checksum
 from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.served_gateway import ServedGateway, write_config
 from tests.test_auth import new_account
@@ -100,7 +102,40 @@ async def test_an_uploaded_model_is_recorded_and_downloads_byte_identical(gatewa
     back = await fetch(gateway, f"/models/{made['id']}/download", token)
     assert back.status_code == 200 and back.content == weights
     again = await upload(gateway, "/models/upload", weights, token, sha512_of(weights), name="tiny")
-    assert code_of(again) == (409, "ALREADY_EXISTS")
+    assert again.status_code == 200 and again.json()["data"]["id"] == made["id"]  # a retried upload finds what it made
+    other = os.urandom(1000)
+    assert code_of(await upload(gateway, "/models/upload", other, token, sha512_of(other), name="tiny")) == (409, "ALREADY_EXISTS")
+
+
+async def test_a_folder_uploaded_as_a_tar_becomes_one_model_with_the_folders_checksum(gateway: Gateway, tmp_path: Path) -> None:
+    token = token_of(gateway)
+    folder = tmp_path / "bert"
+    (folder / "tokenizer").mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(os.urandom(1_500_000))
+    (folder / "tokenizer" / "vocab.txt").write_text("\n".join(f"word{i}" for i in range(5000)))
+    size, checksum = tree_checksum(folder)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(folder, arcname=".")
+    body = archive.getvalue()
+    headers = {"authorization": f"Bearer {token}", "x-checksum": checksum, "content-type": "application/x-tar"}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        answer = await http.post("/models/upload", params={"name": "bert", "framework": "onnx"}, content=body, headers=headers)
+        assert answer.status_code == 201, answer.text
+        made = answer.json()["data"]
+        assert made["checksum"] == checksum and made["sizeBytes"] == str(size)
+        assert tree_checksum(local_path(made["uri"])) == (size, checksum)
+        again = await http.post("/models/upload", params={"name": "bert"}, content=body, headers=headers)
+        assert again.status_code == 200 and again.json()["data"]["id"] == made["id"]
+        wrong = {**headers, "x-checksum": tree_checksum(folder / "tokenizer")[1]}
+        refused = await http.post("/models/upload", params={"name": "bert", "version": "2"}, content=body, headers=wrong)
+        assert code_of(refused) == (422, "CHECKSUM_MISMATCH")
+        escaping = io.BytesIO()
+        with tarfile.open(fileobj=escaping, mode="w") as tar:
+            tar.add(folder / "model.onnx", arcname="../outside.onnx")
+        bad = await http.post("/models/upload", params={"name": "evil"}, content=escaping.getvalue(), headers=headers)
+        assert code_of(bad) == (422, "INVALID_ARCHIVE")
+    assert [path.name for path in artifact_files(gateway) if "evil" in str(path) or ".partial" in str(path)] == []
 
 
 def sha512_of(data: bytes) -> str:

@@ -149,3 +149,76 @@ async def test_a_stop_ends_in_bounded_time_when_the_database_cannot_take_the_rel
     successor = replica(db, "successor", Loop(), ttl=30.0)
     await successor.beat_once()
     assert successor.held() == {}  # not released: the lease waits for its expiry, as the warning says
+
+
+SPREAD = ("center:a", "center:b", "center:c")
+
+
+def spreading_replica(db: Database, name: str, loops: dict[str, Loop], ttl: float = 1.0) -> Leases:
+    leases = Leases(db, f"{name}:test:1:0", ttl_seconds=ttl, heartbeat_seconds=ttl / 4, reclaim_dead_local=False)
+    for lease in SPREAD:
+        loops[lease] = Loop()
+        leases.add(lease, loops[lease].start, loops[lease].stop, spread=True)
+    leases.add("network-queue", Loop().start, Loop().stop)
+    return leases
+
+
+async def beat_all(replicas: list[Leases], loops: list[dict[str, Loop]]) -> None:
+    for leases in replicas:
+        await leases.beat_once()
+        for lease in SPREAD:  # never two replicas running one lease's loop, at any point
+            assert sum(replica_loops[lease].running for replica_loops in loops) <= 1, lease
+
+
+async def test_spread_leases_are_shared_out_fairly_stay_put_and_move_when_a_holder_dies(db: Database) -> None:
+    loops: list[dict[str, Loop]] = [{}, {}, {}]
+    replicas = [spreading_replica(db, f"r{index}", loops[index]) for index in range(3)]
+    await beat_all(replicas[:1], loops)
+    assert set(replicas[0].held()) == {*SPREAD, "network-queue"}  # alone, the first takes everything
+    for _ in range(4):  # the others join: the first hands over what is above its share, the others take it
+        await beat_all(replicas, loops)
+    counts = [len([name for name in leases.held() if name in SPREAD]) for leases in replicas]
+    assert counts == [1, 1, 1], counts
+    assert sum("network-queue" in leases.held() for leases in replicas) == 1
+    settled = [leases.held() for leases in replicas]
+    for _ in range(6):  # a stable set of replicas: nothing moves back and forth
+        await beat_all(replicas, loops)
+    assert [leases.held() for leases in replicas] == settled
+    view = replicas[0].view
+    assert sorted(view) == sorted(leases.holder for leases in replicas)
+    assert all(view[leases.holder] == sorted(leases.held()) for leases in replicas)
+
+    # the third stops beating (killed): once its lease expires the two others share its center
+    lost = [name for name in replicas[2].held() if name in SPREAD]
+    while any(name not in {**replicas[0].held(), **replicas[1].held()} for name in lost):
+        await asyncio.sleep(0.05)
+        await beat_all(replicas[:2], loops[:2])  # its own loops died with it
+    counts = [len([name for name in leases.held() if name in SPREAD]) for leases in replicas[:2]]
+    assert sorted(counts) == [1, 2], counts
+    assert lost[0] in {**replicas[0].held(), **replicas[1].held()}
+
+
+async def test_a_hand_over_lets_the_round_in_progress_end_before_the_lease_is_free(db: Database) -> None:
+    order: list[str] = []
+    first_loops: dict[str, Loop] = {}
+    first = spreading_replica(db, "first", first_loops, ttl=60)
+    finishing = asyncio.Event()
+
+    async def drain() -> None:  # a round still writing when the hand-over begins
+        order.append("drain begins")
+        async with db.read() as session:
+            assert await first.fence("center:c")(session)  # its writes still pass the fence meanwhile
+        finishing.set()
+        order.append("round ended")
+
+    first.add("center:c", first_loops["center:c"].start, first_loops["center:c"].stop, drain=drain, spread=True)
+    await first.beat_once()
+    second = spreading_replica(db, "second", {}, ttl=60)
+    await second.beat_once()  # announces itself: the first is now above its share of ceil(3 / 2) = 2
+    await first.beat_once()
+    assert finishing.is_set() and order == ["drain begins", "round ended"]
+    assert "center:c" not in first.held()
+    await second.beat_once()
+    assert "center:c" in second.held()  # free only once the round had ended
+    async with db.transaction() as session:
+        assert not await first.fence("center:c")(session)

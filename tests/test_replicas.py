@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,3 +230,124 @@ async def usage_records_per_job(database: DatabaseChoice) -> dict[int, int]:
             return {int(job_id): int(count) for job_id, count in rows}
     finally:
         await engine.dispose()
+
+
+def local_centers(*names: str) -> str:
+    """More LOCAL centers, each its own folder in the replicas' shared data_dir."""
+    return "".join(
+        f'\n[[centers]]\nname = "{name}"\nkind = "LOCAL"\nregion = "test"\npoll_interval_seconds = 0.05\n'
+        f'[[centers.devices]]\naccelerator = "cpu-core"\ncount = 2\nprice_per_unit_hour = "36000.00"\n'
+        for name in names
+    )
+
+
+CENTERS = "{ centers { edges { node { id name capacity { byAccelerator { devicesTotal devicesAvailable } } } } } }"
+SPREAD_CENTERS = ("center:local", "center:east", "center:west")
+
+
+async def center_ids(gateway: ServedGateway) -> dict[str, str]:
+    edges = (await gateway.client.execute(CENTERS))["centers"]["edges"]
+    return {edge["node"]["name"]: edge["node"]["id"] for edge in edges}
+
+
+async def center_leases(gateways: list[ServedGateway]) -> list[list[str]]:
+    return [[lease for lease in (await readiness(gateway))["leases"] if lease.startswith("center:")] for gateway in gateways]
+
+
+async def test_center_leases_spread_over_three_replicas_and_move_off_a_killed_one(
+    database: DatabaseChoice, tmp_path: Path, go: Path
+) -> None:
+    assert database.url is not None
+    async with replica_set(tmp_path, database.url, database.schema, 3, FAST_LEASES + local_centers("east", "west")) as gateways:
+
+        async def spread() -> list[list[str]] | None:
+            held = await center_leases(gateways)
+            return held if [len(names) for names in held] == [1, 1, 1] else None
+
+        held = await eventually(spread, "each replica holds one center's lease", timeout=30, interval=0.1)
+        assert sorted(name for names in held for name in names) == sorted(SPREAD_CENTERS)
+        view = (await readiness(gateways[2]))["replicas"]  # every replica's leases, seen from any of them
+        assert sorted(view) == sorted([(await readiness(gateway))["replica"] for gateway in gateways])
+        assert sorted(lease for leases in view.values() for lease in leases if lease.startswith("center:")) == sorted(SPREAD_CENTERS)
+
+        ids = await center_ids(gateways[0])
+        jobs = []
+        for index, name in enumerate(("local", "east", "west")):
+            job = python_job(
+                waits_then_reports(go), name=f"on-{name}", request={"maxDurationMinutes": 1, "devices": 1, "centerIds": [ids[name]]}
+            )
+            jobs.append(await submit(gateways[index].client, job))
+        for job in jobs:
+            await wait_for_state(gateways[0].client, job["id"], {"RUNNING"})
+        assert held == await center_leases(gateways)  # a stable set of replicas: nothing moved
+
+        victim = gateways[1]
+        moved = held[1][0]
+        killed_at = time.monotonic()
+        victim.kill()
+        survivors = [gateways[0], gateways[2]]
+        await wait_for_holder(survivors, moved, timeout=15)
+        took_over = time.monotonic() - killed_at
+        assert took_over < 10, took_over
+        assert sorted(len(names) for names in await center_leases(survivors)) == [1, 2]
+        go.touch()
+        for job in jobs:
+            await wait_for_state(gateways[0].client, job["id"], {"SUCCEEDED"}, timeout=30)
+            events = await all_events(gateways[0], job["id"])
+            assert [event["seq"] for event in events] == list(range(1, len(events) + 1))  # gap-free, none twice
+            assert [event["kind"] for event in events].count("USAGE") == 1
+            states = [event["state"] for event in events if event["kind"] == "STATE"]
+            assert len(states) == len(set(states)) and states[-1] == "SUCCEEDED", states
+        assert await usage_records_per_job(database) == {int_id(job["id"]): 1 for job in jobs}
+        print(f"\n{moved} moved off the killed replica in {took_over:.2f} s")
+
+
+def records_its_company(folder: Path, name: str) -> str:
+    """A job that notes how many jobs of the center run beside it as it starts, then waits for ``go``."""
+    return (
+        "import os, time\n"
+        f"folder = {str(folder)!r}\n"
+        f"open(os.path.join(folder, 'started', {name!r}), 'w').close()\n"
+        "company = len(os.listdir(os.path.join(folder, 'started'))) - len(os.listdir(os.path.join(folder, 'ended')))\n"
+        f"open(os.path.join(folder, 'seen', {name!r}), 'w').write(str(company))\n"
+        "while not os.path.exists(os.path.join(folder, 'go')):\n"
+        "    time.sleep(0.05)\n"
+        f"open(os.path.join(folder, 'ended', {name!r}), 'w').close()\n"
+    )
+
+
+async def free_devices(gateway: ServedGateway) -> int:
+    edges = (await gateway.client.execute(CENTERS))["centers"]["edges"]
+    return int(sum(unit["devicesAvailable"] for edge in edges for unit in edge["node"]["capacity"]["byAccelerator"]))
+
+
+async def test_two_replicas_share_one_local_centers_capacity(database: DatabaseChoice, tmp_path: Path, go: Path) -> None:
+    assert database.url is not None
+    folder = go.parent
+    for sub in ("started", "ended", "seen"):
+        (folder / sub).mkdir()
+        (folder / sub).chmod(0o1777)  # the jobs run as users of their own
+    async with replica_set(tmp_path, database.url, database.schema, 2) as gateways:
+        assert [await free_devices(gateway) for gateway in gateways] == [2, 2]
+        first = await submit(gateways[0].client, python_job(records_its_company(folder, "job-0"), name="job-0"))
+        await wait_for_state(gateways[0].client, first["id"], {"RUNNING"})
+        # the job one replica started holds the host's device on the other replica too
+        assert [await free_devices(gateway) for gateway in gateways] == [1, 1]
+        jobs = [first]
+        for index in range(1, 6):  # more than the center holds, through both replicas
+            jobs.append(
+                await submit(gateways[index % 2].client, python_job(records_its_company(folder, f"job-{index}"), name=f"job-{index}"))
+            )
+        await eventually(lambda: len(os.listdir(folder / "started")) >= 2, "the center runs two jobs", timeout=20)
+        for gateway in gateways:
+
+            async def full(gateway: ServedGateway = gateway) -> bool:
+                return await free_devices(gateway) == 0
+
+            await eventually(full, "both replicas see the center full", timeout=10)
+        go.touch()
+        for job in jobs:
+            await wait_for_state(gateways[0].client, job["id"], {"SUCCEEDED"}, timeout=60)
+        seen = {path.name: int(path.read_text()) for path in (folder / "seen").iterdir()}
+        assert len(seen) == 6 and max(seen.values()) <= 2, seen  # never more than the center's two at once
+        assert await usage_records_per_job(database) == {int_id(job["id"]): 1 for job in jobs}

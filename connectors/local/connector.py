@@ -5,12 +5,19 @@ directory, its combined output and, once it ends, ``result.json``. A small super
 (``runner.py``) runs the command in a process group of its own and records the
 exit, so a job survives a gateway restart and is re-attached afterwards. Jobs beyond
 the declared capacity wait in a FIFO queue that is rebuilt from disk on start.
+
+Several gateway replicas on one host share a LOCAL center (the same root): its capacity is the
+host's, not each replica's. A job holds its devices while its marker in ``<root>/running/`` names
+a live supervisor and the job has no result yet; a replica starts a job only under the root's
+``admission.lock`` (an exclusive flock), after counting every replica's markers, so together they
+never start more than the declared devices, and each reports the same capacity.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -20,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,8 +139,13 @@ class LocalConnector(Connector):
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def _markers(self) -> Path:
+        return self.root / "running"
+
     async def start(self) -> None:
         (self.root / "jobs").mkdir(parents=True, exist_ok=True)
+        self._markers.mkdir(exist_ok=True)
         self._job_user = await asyncio.to_thread(resolve_job_user, self.run_as, self.job_uid_range)
         if isinstance(self._job_user, UidRange):
             self._uids = UidAllocator(self._job_user, self.name)
@@ -184,6 +196,10 @@ class LocalConnector(Connector):
                 self._queue.append(job.external_id)
             else:  # alive: re-attached; dead without a result: reported LOST on the next look
                 self._running.add(job.external_id)
+                marker = self._markers / job.external_id
+                if not marker.exists():  # started by a gateway from before the markers: it holds its devices too
+                    with contextlib.suppress(OSError):
+                        _write_json(marker, {"accelerator": job.accelerator, "devices": job.devices})
         if self._uids is not None:  # a uid stays taken while its job is not finished, across restarts
             unfinished = [job.own_uid for job in found if job.own_uid is not None]
             self._uids.recover(unfinished, newest_uid[1] if newest_uid is not None else None)
@@ -338,11 +354,28 @@ class LocalConnector(Connector):
             own_uid=payload.get("uid") if payload.get("own_uid") else None,
         )
 
-    def _devices_in_use(self) -> dict[str, int]:
+    def _devices_in_use(self, forget_ended: bool = False) -> dict[str, int]:
+        """Devices held on this host by the running jobs of every replica that shares the root;
+        ``forget_ended`` (under the admission lock) removes the markers of jobs that have ended."""
         used: dict[str, int] = {}
-        for external_id in self._running:
-            job = self._jobs[external_id]
-            used[job.accelerator] = used.get(job.accelerator, 0) + job.devices
+        try:
+            markers = list(os.scandir(self._markers))
+        except FileNotFoundError:
+            return used
+        for marker in markers:
+            if marker.name.endswith(".tmp"):  # a marker being written
+                continue
+            directory = self.root / "jobs" / marker.name
+            if not _holds_devices(directory):
+                if forget_ended:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(marker.path)
+                continue
+            try:
+                held = json.loads(Path(marker.path).read_text())
+            except (OSError, ValueError):  # ended and forgotten meanwhile, or half written
+                continue
+            used[held["accelerator"]] = used.get(held["accelerator"], 0) + int(held["devices"])
         return used
 
     def _collect_finished(self) -> None:
@@ -381,15 +414,22 @@ class LocalConnector(Connector):
         return not _runner_alive(pid, directory)
 
     def _start_queued(self) -> None:
-        """Start queued jobs in order while they fit; a job that does not fit blocks those behind it."""
-        used = self._devices_in_use()
-        while self._queue:
-            job = self._jobs[self._queue[0]]
-            if used.get(job.accelerator, 0) + job.devices > self.devices[job.accelerator]:
+        """Start queued jobs in order while they fit on the host; a job that does not fit blocks those
+        behind it. Another replica admitting now holds the lock: the next pump (or status) tries again."""
+        if not self._queue:
+            return
+        with _admission(self.root / "admission.lock") as admitted:
+            if not admitted:
                 return
-            self._queue.pop(0)
-            self._launch(job)
-            used[job.accelerator] = used.get(job.accelerator, 0) + job.devices
+            used = self._devices_in_use(forget_ended=True)
+            while self._queue:
+                job = self._jobs[self._queue[0]]
+                if used.get(job.accelerator, 0) + job.devices > self.devices[job.accelerator]:
+                    return
+                self._queue.pop(0)
+                self._launch(job)
+                _write_json(self._markers / job.external_id, {"accelerator": job.accelerator, "devices": job.devices})
+                used[job.accelerator] = used.get(job.accelerator, 0) + job.devices
 
     def _launch(self, job: _Job) -> None:
         self._watch.watch(job.external_id, job.directory)  # before the job can write
@@ -565,6 +605,30 @@ def _runner_alive(pid: int, directory: Path) -> bool:
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
     return str(directory).encode() in cmdline
+
+
+def _holds_devices(directory: Path) -> bool:
+    """A started job that has not ended: its supervisor lives and it has no result."""
+    try:
+        pid = int((directory / "runner.pid").read_text())
+    except (OSError, ValueError):
+        return False
+    return not (directory / "result.json").exists() and _runner_alive(pid, directory)
+
+
+@contextlib.contextmanager
+def _admission(path: Path) -> Iterator[bool]:
+    """The host-wide right to start jobs in one root: True while held, False when another replica holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)  # closing drops the lock
 
 
 def default_work_root(center: str) -> Path:

@@ -8,14 +8,17 @@
 * ``status`` answers from what the live link (one graphql-transport-ws connection carrying a
   ``jobEvents`` subscription per job) has delivered, and polls the peer's graph for the jobs the
   link is not current on (it is down, or has just subscribed again);
-* ``cancel``, ``logs`` and ``charges`` (the peer's own usage records) go through the peer's graph.
+* ``cancel``, ``logs`` and ``charges`` (the peer's own usage records) go through the peer's graph;
+* an inference service at the peer is followed over the same link (a ``serviceEvents``
+  subscription per service, resumed with ``after``): each event marks its ``ServiceView``
+  changed and calls ``on_service_activity``, so the service controller reads it at once.
 """
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -38,9 +41,9 @@ from connectors.errors import CenterUnreachable, JobNotFound, SubmissionRejected
 from connectors.hops import VIA
 from connectors.peer import documents
 from connectors.peer.client import PeerGraph, PeerLoop
-from connectors.peer.link import LiveLink
+from connectors.peer.link import JOBS, SERVICES, Feed, LiveLink
 from connectors.peer.services import PeerServices
-from connectors.peer.views import STATES, JobView
+from connectors.peer.views import STATES, JobView, ServiceView
 
 #: jobs asked about in one poll of the peer's graph
 POLL_BATCH = 20
@@ -71,14 +74,30 @@ class PeerConnector(Connector):
         #: inference services deployed at the peer (its graph and its invoke route)
         self.services = PeerServices(self.graph, timeout=request_timeout)
         self.views: dict[str, JobView] = {}
-        self.link = LiveLink(
-            name,
-            url.replace("https://", "wss://", 1).replace("http://", "ws://", 1),
-            token,
+        self.service_views: dict[str, ServiceView] = {}
+        #: called when an event of a followed service arrives (the service controller's wake)
+        self.on_service_activity: Callable[[], None] | None = None
+        jobs = Feed(
+            documents.EVENTS,
+            "jobEvents",
             position=lambda external_id: self._view(external_id).last_seq,
             on_event=self._on_event,
             on_gone=self._on_gone,
             on_subscribed=self._on_subscribed,
+        )
+        services = Feed(
+            documents.SERVICE_EVENTS,
+            "serviceEvents",
+            position=lambda remote_id: self.service_view(remote_id).last_seq,
+            on_event=self._on_service_event,
+            on_gone=self._on_service_gone,
+            on_subscribed=self._on_service_subscribed,
+        )
+        self.link = LiveLink(
+            name,
+            url.replace("https://", "wss://", 1).replace("http://", "ws://", 1),
+            token,
+            feeds={JOBS: jobs, SERVICES: services},
             reconnect_seconds=reconnect_seconds,
         )
         self.polls = 0  # how many polls the link could not spare (a measure of the fallback)
@@ -221,6 +240,40 @@ class PeerConnector(Connector):
 
     def _on_gone(self, external_id: str) -> None:
         self._view(external_id).missing = True
+
+    # ------------------------------------------------------------------ services, followed over the link
+
+    def service_view(self, remote_id: str) -> ServiceView:
+        view = self.service_views.get(remote_id)
+        if view is None:
+            view = self.service_views[remote_id] = ServiceView(remote_id)
+        return view
+
+    async def follow_service(self, remote_id: str) -> ServiceView:
+        """The service's view, its ``serviceEvents`` subscription asked for (once) on the link."""
+        view = self.service_view(remote_id)
+        if not view.missing:
+            await self.link.follow(remote_id, SERVICES)
+        return view
+
+    def following_service(self, remote_id: str) -> bool:
+        """True while the link carries the service's subscription: its events arrive as they happen."""
+        return self.link.following(remote_id, SERVICES)
+
+    def forget_service(self, remote_id: str) -> None:
+        self.link.forget(remote_id, SERVICES)
+        self.service_views.pop(remote_id, None)
+
+    def _on_service_event(self, remote_id: str, event: dict[str, Any]) -> None:
+        if self.service_view(remote_id).apply_event(event) and self.on_service_activity is not None:
+            self.on_service_activity()
+
+    def _on_service_gone(self, remote_id: str) -> None:
+        self.service_view(remote_id).missing = True
+
+    def _on_service_subscribed(self, remote_id: str) -> None:
+        # subscribed again (a new service, or the link came back): what it missed is replayed; read once too
+        self.service_view(remote_id).changed = True
 
     def _on_subscribed(self, external_id: str) -> None:
         self._view(external_id).live = False

@@ -52,6 +52,12 @@ subscription PeerJobEvents($id: ID!, $after: Int) {{
 }}
 """
 
+SERVICE_EVENTS = """
+subscription PeerServiceEvents($id: ID!, $after: Int) {
+  serviceEvents(serviceId: $id, after: $after) { seq at kind state replicasReady message }
+}
+"""
+
 CHARGES = "query PeerCharges($ids: [ID!]!) { nodes(ids: $ids) { ... on Job { id usage { amount { amount } } } } }"
 
 

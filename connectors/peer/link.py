@@ -1,7 +1,8 @@
-"""One graphql-transport-ws connection to a peer, carrying a ``jobEvents`` subscription per followed job.
+"""One graphql-transport-ws connection to a peer, carrying a subscription per followed thing:
+``jobEvents`` for each job, ``serviceEvents`` for each inference service (each a ``Feed``).
 
 When the connection drops (the peer restarts, the network breaks), the link connects again
-and subscribes each job again with ``after`` = the last seq it applied, so the peer replays
+and subscribes each one again with ``after`` = the last seq it applied, so the peer replays
 what happened meanwhile: no event is lost, none applied twice. While it is down, the
 connector polls. The token travels in ``connection_init`` only.
 """
@@ -13,13 +14,12 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
-
-from connectors.peer.documents import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -27,32 +27,36 @@ PROTOCOL = "graphql-transport-ws"
 ACK_SECONDS = 10.0
 #: a peer that keeps refusing (down, or the token revoked) is tried at most this seldom
 MAX_RECONNECT_SECONDS = 10.0
+JOBS = "jobs"
+SERVICES = "services"
+
+#: (feed, the followed thing's id at the peer)
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One kind of subscription: its document (variables ``id`` and ``after``), the field its events
+    come in, and where they go."""
+
+    document: str
+    field: str
+    position: Callable[[str], int]
+    on_event: Callable[[str, dict[str, Any]], None]
+    on_gone: Callable[[str], None]
+    on_subscribed: Callable[[str], None]
 
 
 class LiveLink:
-    def __init__(
-        self,
-        center: str,
-        ws_url: str,
-        token: str,
-        *,
-        position: Callable[[str], int],
-        on_event: Callable[[str, dict[str, Any]], None],
-        on_gone: Callable[[str], None],
-        on_subscribed: Callable[[str], None],
-        reconnect_seconds: float = 0.5,
-    ) -> None:
+    def __init__(self, center: str, ws_url: str, token: str, *, feeds: Mapping[str, Feed], reconnect_seconds: float = 0.5) -> None:
         self.center = center
         self.ws_url = ws_url
         self._token = token
-        self._position = position
-        self._on_event = on_event
-        self._on_gone = on_gone
-        self._on_subscribed = on_subscribed
+        self._feeds = dict(feeds)
         self.reconnect_seconds = reconnect_seconds
-        self._wanted: set[str] = set()
-        self._operations: dict[str, str] = {}  # operation id -> external id
-        self._by_job: dict[str, str] = {}  # external id -> operation id
+        self._wanted: set[Key] = set()
+        self._operations: dict[str, Key] = {}  # operation id -> what it follows
+        self._by_key: dict[Key, str] = {}  # what it follows -> operation id
         self._ids = itertools.count(1)
         self._socket: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -76,20 +80,22 @@ class LiveLink:
                 await self._task
             self._task = None
 
-    async def follow(self, external_id: str) -> None:
-        if external_id in self._wanted:
+    async def follow(self, external_id: str, feed: str = JOBS) -> None:
+        key = (feed, external_id)
+        if key in self._wanted:
             return
-        self._wanted.add(external_id)
+        self._wanted.add(key)
         if self._socket is not None:
-            await self._subscribe(self._socket, external_id)
+            await self._subscribe(self._socket, key)
 
-    def following(self, external_id: str) -> bool:
-        """True while this connection carries the job's subscription."""
-        return self._socket is not None and external_id in self._by_job
+    def following(self, external_id: str, feed: str = JOBS) -> bool:
+        """True while this connection carries the job's (or service's) subscription."""
+        return self._socket is not None and (feed, external_id) in self._by_key
 
-    def forget(self, external_id: str) -> None:
-        self._wanted.discard(external_id)
-        operation = self._by_job.pop(external_id, None)
+    def forget(self, external_id: str, feed: str = JOBS) -> None:
+        key = (feed, external_id)
+        self._wanted.discard(key)
+        operation = self._by_key.pop(key, None)
         if operation is not None:
             self._operations.pop(operation, None)
             if self._socket is not None:
@@ -109,7 +115,7 @@ class LiveLink:
             finally:
                 self._socket = None
                 self._operations.clear()
-                self._by_job.clear()
+                self._by_key.clear()
             failures = 0 if self.connections > connections else failures + 1
             await asyncio.sleep(min(self.reconnect_seconds * 2 ** max(0, failures - 1), MAX_RECONNECT_SECONDS))
 
@@ -120,18 +126,19 @@ class LiveLink:
             return
         self._socket = socket
         self.connections += 1
-        for external_id in sorted(self._wanted):
-            await self._subscribe(socket, external_id)
+        for key in sorted(self._wanted):
+            await self._subscribe(socket, key)
         async for raw in socket:
             self._handle(socket, json.loads(raw))
 
-    async def _subscribe(self, socket: ClientConnection, external_id: str) -> None:
+    async def _subscribe(self, socket: ClientConnection, key: Key) -> None:
+        feed = self._feeds[key[0]]
         operation = str(next(self._ids))
-        self._operations[operation] = external_id
-        self._by_job[external_id] = operation
-        variables = {"id": external_id, "after": self._position(external_id)}
-        await self._send(socket, {"id": operation, "type": "subscribe", "payload": {"query": EVENTS, "variables": variables}})
-        self._on_subscribed(external_id)
+        self._operations[operation] = key
+        self._by_key[key] = operation
+        variables = {"id": key[1], "after": feed.position(key[1])}
+        await self._send(socket, {"id": operation, "type": "subscribe", "payload": {"query": feed.document, "variables": variables}})
+        feed.on_subscribed(key[1])
 
     async def _send(self, socket: ClientConnection, message: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):  # a closed socket: the reader notices and reconnects
@@ -142,30 +149,31 @@ class LiveLink:
         if kind == "ping":
             asyncio.get_running_loop().create_task(self._send(socket, {"type": "pong"}))
             return
-        external_id = self._operations.get(str(message.get("id")))
-        if external_id is None:
+        key = self._operations.get(str(message.get("id")))
+        if key is None:
             return
+        feed = self._feeds[key[0]]
         if kind == "next":
             payload = message.get("payload") or {}
-            event = (payload.get("data") or {}).get("jobEvents")
+            event = (payload.get("data") or {}).get(feed.field)
             if isinstance(event, dict):
-                self._on_event(external_id, event)
+                feed.on_event(key[1], event)
             elif _not_found(payload.get("errors")):
-                self._gone(external_id)
+                self._gone(key)
         elif kind == "error":
             if _not_found(message.get("payload")):
-                self._gone(external_id)
-        elif kind == "complete":  # the job ended: its stream is over
-            self._wanted.discard(external_id)
-            self._by_job.pop(external_id, None)
+                self._gone(key)
+        elif kind == "complete":  # the job (or service) ended: its stream is over
+            self._wanted.discard(key)
+            self._by_key.pop(key, None)
             self._operations.pop(str(message.get("id")), None)
 
-    def _gone(self, external_id: str) -> None:
-        self._wanted.discard(external_id)
-        operation = self._by_job.pop(external_id, None)
+    def _gone(self, key: Key) -> None:
+        self._wanted.discard(key)
+        operation = self._by_key.pop(key, None)
         if operation is not None:
             self._operations.pop(operation, None)
-        self._on_gone(external_id)
+        self._feeds[key[0]].on_gone(key[1])
 
 
 def _not_found(errors: Any) -> bool:

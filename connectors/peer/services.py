@@ -1,27 +1,22 @@
-"""Inference services at the peer, through its public contract: push a model, deploy, read,
-scale, stop (its graph) and invoke (its ``POST /services/{id}/invoke``), with the peer token.
+"""Inference services at the peer, through its public contract: send a model (its streamed
+``POST /models/upload``), deploy, read, scale, stop (its graph) and invoke (its
+``POST /services/{id}/invoke``), with the peer token.
 
 Nothing of the peer (its address, its token, its error texts unscrubbed) leaves this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from connectors.errors import JobNotFound, SubmissionRejected
+from connectors.errors import CenterRefusedCredentials, CenterTimeout, CenterUnreachable, JobNotFound, SubmissionRejected
 from connectors.hops import VIA_HEADER, format_via
-from connectors.peer.client import PeerGraph, split_url
-
-PUSH_MODEL = """
-mutation PeerPushModel($input: RegisterModelInput!) {
-  registerModel(input: $input) { model { id checksum } userErrors { code message } }
-}
-"""
+from connectors.peer.client import REFUSED, PeerGraph, split_url
 
 DEPLOY = """
 mutation PeerDeploy($input: DeployModelInput!) {
@@ -35,6 +30,17 @@ replicaJobs { id state startedAt request { devices accelerator } computeUnit { a
 """
 
 SERVICE = f"query PeerService($id: ID!) {{ node(id: $id) {{ ... on InferenceService {{ {SERVICE_FIELDS} }} }} }}"
+
+USAGE = """
+query PeerServiceUsage($id: ID!, $after: String) {
+  node(id: $id) { ... on InferenceService {
+    usage(first: 50, after: $after) {
+      edges { cursor node { accelerator devices unitPrice { amount } job { id } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  } }
+}
+"""
 
 SCALE = """
 mutation PeerScale($input: ScaleServiceInput!) { scaleService(input: $input) { service { id } userErrors { code message } } }
@@ -66,6 +72,14 @@ class RemoteService:
 
 
 @dataclass(frozen=True)
+class UsagePage:
+    """One page of the peer's usage records of a service (newest first): (cursor, the replica it metered)."""
+
+    records: tuple[tuple[str, RemoteReplica], ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
 class RemoteAnswer:
     """What the peer's invoke route answered: its status, its body (JSON), and its error code if any."""
 
@@ -88,14 +102,48 @@ class PeerServices:
         reason = "; ".join(f"{p.get('code')}: {p.get('message')}" for p in problems) or f"the peer made no {what}"
         return SubmissionRejected(self.graph.scrub(reason), center=self.graph.center)
 
-    async def push_model(self, fields: Mapping[str, Any], *, via: tuple[str, ...]) -> str:
-        """The model's id at the peer, made from the files given (the same files again find it)."""
-        data = await self.graph.run(PUSH_MODEL, {"input": dict(fields)}, via=via)
-        answer = data.get("registerModel") or {}
-        model = answer.get("model")
-        if answer.get("userErrors") or not model:
-            raise self._refusal(answer.get("userErrors") or [], "model")
-        return str(model["id"])
+    async def upload_model(
+        self,
+        query: Mapping[str, str],
+        *,
+        checksum: str,
+        length: int,
+        body: AsyncIterator[bytes],
+        folder: bool,
+        via: tuple[str, ...],
+    ) -> str:
+        """The model's id at the peer, made from ``body`` (``length`` bytes: a file, or a folder as a tar
+        stream) by its ``POST /models/upload``; the same name, version and checksum again find it."""
+        headers = {
+            "authorization": f"Bearer {self.graph.token}",
+            "x-checksum": checksum,
+            "content-length": str(length),
+            "content-type": "application/x-tar" if folder else "application/octet-stream",
+        }
+        if via:
+            headers[VIA_HEADER] = format_via(via)
+        try:
+            response = await self._http.post("/models/upload", params=dict(query), content=body, headers=headers)
+        except httpx.TimeoutException as failure:
+            raise CenterTimeout(
+                f"the peer gateway did not take the model in time ({type(failure).__name__})", center=self.graph.center
+            ) from None
+        except httpx.HTTPError as failure:
+            raise CenterUnreachable(f"the peer gateway could not be reached ({type(failure).__name__})", center=self.graph.center) from None
+        if response.status_code == 401:
+            raise CenterRefusedCredentials(REFUSED, center=self.graph.center)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code in (200, 201) and isinstance((answer.get("data") or {}).get("id"), str):
+            return str(answer["data"]["id"])
+        problem = (answer.get("errors") or [{}])[0] if isinstance(answer, dict) else {}
+        code = (problem.get("extensions") or {}).get("code") or f"HTTP_{response.status_code}"
+        message = f"{code}: {problem.get('message') or 'the peer kept no model'}"
+        if response.status_code >= 500 and code != "STORAGE_QUOTA_EXCEEDED":
+            raise CenterUnreachable(self.graph.scrub(message), center=self.graph.center)
+        raise SubmissionRejected(self.graph.scrub(message), center=self.graph.center)
 
     async def deploy(self, fields: Mapping[str, Any], *, via: tuple[str, ...]) -> str:
         """The service's id at the peer; ``fields`` carry an idempotency key, so a retry finds it."""
@@ -133,6 +181,29 @@ class PeerServices:
             replicas=replicas,
             price=_amount((node.get("pricePerUnitHour") or {}).get("amount")),
         )
+
+    async def usage(self, remote_id: str, after: str | None) -> UsagePage:
+        """The peer's usage records of the service after the cursor ``after`` (older ones): each replica that ran, once."""
+        node = (await self.graph.run(USAGE, {"id": remote_id, "after": after})).get("node")
+        if not node:
+            raise JobNotFound(f"the peer does not know service {remote_id}", center=self.graph.center)
+        usage = node.get("usage") or {}
+        records = tuple(
+            (
+                str(edge["cursor"]),
+                RemoteReplica(
+                    external_id=str(edge["node"]["job"]["id"]),
+                    state="ENDED",
+                    accelerator=str(edge["node"].get("accelerator") or ""),
+                    devices=int(edge["node"].get("devices") or 1),
+                    price=_amount((edge["node"].get("unitPrice") or {}).get("amount")),
+                ),
+            )
+            for edge in usage.get("edges") or []
+            if (edge.get("node") or {}).get("job")
+        )
+        info = usage.get("pageInfo") or {}
+        return UsagePage(records, str(info["endCursor"]) if info.get("hasNextPage") and info.get("endCursor") else None)
 
     async def scale(self, remote_id: str, scale: Mapping[str, Any]) -> None:
         data = await self.graph.run(SCALE, {"input": {"serviceId": remote_id, "scale": dict(scale)}})

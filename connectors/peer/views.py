@@ -95,3 +95,33 @@ class JobView:
             finished_at=self.finished_at,
             progress=tuple(report for report in self.progress if report.ordinal > progress_after),
         )
+
+
+@dataclass
+class ServiceView:
+    """What the live link has told of one inference service at the peer: how far its events go
+    (``last_seq``, where a resubscription resumes), the last state and ready count they gave,
+    and whether something happened since the origin last read the service."""
+
+    remote_id: str
+    last_seq: int = 0
+    state: str | None = None
+    ready: int | None = None
+    #: an event came (or the link subscribed again) since the last read: read the service now
+    changed: bool = True
+    #: the peer said it does not know the service
+    missing: bool = False
+
+    def apply_event(self, event: dict[str, Any]) -> bool:
+        """Apply one event of the peer's log; False when it was applied before (or is out of order)."""
+        seq = int(event.get("seq") or 0)
+        if seq <= self.last_seq:
+            return False
+        # a gap (seq beyond the next) cannot lose anything here: the read it triggers is the whole service
+        self.last_seq = seq
+        if event.get("kind") == "STATE" and event.get("state"):
+            self.state = str(event["state"])
+        if event.get("replicasReady") is not None:
+            self.ready = int(event["replicasReady"])
+        self.changed = True
+        return True

@@ -10,7 +10,6 @@ from graph.core.payloads import UserError, user_errors
 from graph.core.scalars import BigInt
 from graph.data.transfers import Transfer
 from graph.data.types import Dataset, Model
-from resolvers.data.pushed import PushedFile
 from resolvers.data.service import DatasetRequest, ModelRequest
 
 
@@ -39,18 +38,6 @@ class RegisterDatasetPayload:
     client_mutation_id: str | None
 
 
-@strawberry.input(description="One file of a model sent with registerModel: its path inside the model's folder, its bytes.")
-class ModelFileInput:
-    path: str
-    content_base64: str
-
-
-@strawberry.input(description="A model's files themselves, for a gateway that cannot read where they are (a peer).")
-class ModelArtifactInput:
-    files: list[ModelFileInput]
-    checksum: str = strawberry.field(description="The folder's checksum over these files, e.g. sha256:<hex>; verified once written.")
-
-
 @strawberry.input
 class RegisterModelInput:
     name: str
@@ -60,10 +47,6 @@ class RegisterModelInput:
     trained_by_job_id: strawberry.ID | None = None
     serving_command: list[str] | None = strawberry.field(
         default=None, description="How to serve the model: an argv with {port} and {model_dir} filled in by the gateway."
-    )
-    artifact: ModelArtifactInput | None = strawberry.field(
-        default=None,
-        description="The model's files, written into a folder of this gateway's and verified; the model's uri then names that folder.",
     )
     client_mutation_id: str | None = None
 
@@ -135,8 +118,6 @@ class DataMutation:
                 framework=input.framework,
                 trained_by_job_id=input.trained_by_job_id,
                 serving_command=list(input.serving_command) if input.serving_command is not None else None,
-                artifact=[PushedFile(f.path, f.content_base64) for f in input.artifact.files] if input.artifact else None,
-                artifact_checksum=input.artifact.checksum if input.artifact else None,
             ),
         )
         return RegisterModelPayload(

@@ -3,8 +3,10 @@
 Authorised like the graph's mutations (a bearer token with the submit scope). The query
 string names it (``name``, optional ``version``, and ``format`` or ``framework``); the
 ``X-Checksum`` header says what the bytes hash to, ``Content-Length`` how many there are.
-A refusal is JSON ``{"errors": [{"message", "extensions": {"code"}}]}`` with its status;
-success is ``201`` with the new record's id, uri, size and checksum.
+A folder comes as a tar stream with ``Content-Type: application/x-tar`` and the folder's
+checksum. A refusal is JSON ``{"errors": [{"message", "extensions": {"code"}}]}`` with its
+status; success is ``201`` with the new record's id, uri, size and checksum, or ``200`` with
+the record the same upload (name, version, checksum) made before.
 """
 
 from __future__ import annotations
@@ -37,16 +39,18 @@ def upload_routes(store: ArtifactStore, viewer_of: Callable[[Request], Awaitable
                 checksum=request.headers.get("x-checksum"),
                 length=int(length) if length is not None and length.isdigit() else None,
                 label=request.query_params.get(label),
+                folder=request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/x-tar",
             )
             try:
-                row = await store.receive(viewer, wanted, request.stream())
+                received = await store.receive(viewer, wanted, request.stream())
             except UploadRefused as refused:
                 return error_response(request, refused.status, refused.message, refused.code)
             except ClientDisconnect:
                 return error_response(request, 400, "the client went away before the whole body came", "LENGTH_MISMATCH")
+            row = received.row
             body = {"id": to_global_id(kind, row.id), "name": row.name, "version": row.version, "uri": row.uri}
             body.update(sizeBytes=str(row.size_bytes), checksum=row.checksum or "")
-            return JSONResponse({"data": body}, status_code=201)
+            return JSONResponse({"data": body}, status_code=201 if received.created else 200)
 
         return upload
 

@@ -47,6 +47,12 @@ connector_errors = Counter(
 connector_seconds = Histogram(
     "aicn_connector_call_seconds", "Duration of a connector call", ["center"], buckets=_LATENCY_BUCKETS, registry=REGISTRY
 )
+reconcile_job_failures = Counter(
+    "aicn_reconcile_job_failures",
+    "Jobs whose write in a reconciler round failed (the job is tried again next round; the center's other jobs go on)",
+    ["center"],
+    registry=REGISTRY,
+)
 subscriptions_open = Gauge("aicn_subscriptions_open", "GraphQL subscriptions (WebSocket operations) running now", registry=REGISTRY)
 subscription_events = Counter(
     "aicn_subscription_events", "Results sent to WebSocket subscribers (rate() of it: events delivered per second)", registry=REGISTRY

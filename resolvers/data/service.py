@@ -14,9 +14,8 @@ from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import CenterRegistry
 from resolvers.common.errors import UserErrorData
 from resolvers.common.ids import int_key
-from resolvers.data.areas import file_uri, path_of
+from resolvers.data.areas import path_of
 from resolvers.data.digest import CHECKSUM_PATTERN, Measured, algorithm_of, measure
-from resolvers.data.pushed import PushedFile, Written, write_pushed
 from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store
@@ -49,9 +48,6 @@ class ModelRequest:
     framework: str | None = None
     trained_by_job_id: str | None = None
     serving_command: Sequence[str] | None = None
-    #: the model's files themselves (a peer gateway pushing the model it deploys here), with their checksum
-    artifact: Sequence[PushedFile] | None = None
-    artifact_checksum: str | None = None
 
 
 @dataclass
@@ -72,19 +68,12 @@ def _check_common(name: str, uri: str, version: str | None, errors: list[UserErr
 
 class DataService:
     def __init__(
-        self,
-        db: Database,
-        registry: CenterRegistry,
-        import_roots: Sequence[Path] = (),
-        pushed_root: Path | None = None,
-        directory: AccountDirectory | None = None,
+        self, db: Database, registry: CenterRegistry, import_roots: Sequence[Path] = (), directory: AccountDirectory | None = None
     ) -> None:
         self.db = db
         #: told of every change to an account's storage quota (every gateway's cache drops the account)
         self.directory = directory or AccountDirectory(db)
         self.registry = registry
-        #: where the files of a model sent with registerModel are written
-        self.pushed_root = pushed_root
         #: folders besides the centers' data roots whose files may be registered by a file:// uri
         self.import_roots = [Path(root).absolute() for root in import_roots]
 
@@ -197,12 +186,6 @@ class DataService:
         if errors:
             return Registered(errors=errors)
         version = request.version or "1"
-        uri, measured = request.uri, None
-        if request.artifact is not None:
-            pushed = await self._write_pushed(viewer, request, version)
-            if isinstance(pushed, Registered):
-                return pushed
-            uri, measured = file_uri(pushed.path), pushed.measured
         try:
             async with self.db.transaction() as session:
                 if await dataset_store.find_model(session, viewer.account_id, request.name, version) is not None:
@@ -211,9 +194,7 @@ class DataService:
                     owner_id=viewer.account_id,
                     name=request.name,
                     version=version,
-                    uri=uri,
-                    size_bytes=measured.size_bytes if measured is not None else None,
-                    checksum=measured.checksum if measured is not None else None,
+                    uri=request.uri,
                     framework=request.framework,
                     trained_by_job_id=job_key,
                     serving_command=list(request.serving_command) if request.serving_command else None,
@@ -223,22 +204,6 @@ class DataService:
         except IntegrityError:  # a concurrent twin registered the same name and version first
             return _already_exists("model", request.name, version)
         return Registered(model=row)
-
-    async def _write_pushed(self, viewer: Viewer, request: ModelRequest, version: str) -> Written | Registered:
-        """The pushed files written and verified; the same files sent again find the model they made."""
-        checksum = request.artifact_checksum or ""
-        async with self.db.read() as session:
-            existing = await dataset_store.find_model(session, viewer.account_id, request.name, version)
-        if existing is not None:
-            if existing.checksum == checksum:
-                return Registered(model=existing)  # a retried push: the model it registered
-            return _already_exists("model", request.name, version)
-        if self.pushed_root is None:
-            return Registered(errors=[UserErrorData("this gateway takes no model files", "ARTIFACT_REFUSED", ("artifact",))])
-        written = await write_pushed(self.pushed_root, request.artifact or (), checksum)
-        if isinstance(written, UserErrorData):
-            return Registered(errors=[written])
-        return written
 
 
 async def _measure_local(uri: str, checksum: str | None) -> Measured | UserErrorData | None:

@@ -6,6 +6,14 @@ is the file renamed to ``<name>`` beside it, in the same transaction that record
 dataset or model (a failed commit removes it again). So a record never names a
 half-written file, and a refused or broken upload leaves nothing. Its URI is the file's
 ``file://`` path: staging, replicas and downloads read it like any local dataset.
+
+A folder comes as a tar stream (``Content-Type: application/x-tar``, what a download of a
+folder sends): written to the partial file first, then unpacked into ``.partial-<name>/``
+(regular files only, no path outside it), each file hashed as it is written; the checksum
+is the folder's (the manifest, see ``digest``), so it is the one the sender's model has.
+
+The same name, version and checksum again find the record they made (200, nothing new is
+kept); the same name and version with other bytes are ``ALREADY_EXISTS``.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import tarfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers.access.viewer import Viewer
 from resolvers.data.areas import file_uri, safe_name
 from resolvers.data.copier import remove
-from resolvers.data.digest import CHECKSUM_PATTERN, algorithm_of
+from resolvers.data.digest import CHECKSUM_PATTERN, CHUNK_BYTES, Measured, TreeDigest, algorithm_of
 from resolvers.data.known import KNOWN
 from resolvers.data.quota import storage_refusal
 from resolvers.data.service import MAX_TEXT
@@ -58,6 +67,15 @@ class Upload:
     checksum: str | None
     length: int | None
     label: str | None = None  # a dataset's format, a model's framework
+    #: the body is a tar stream of a folder, and the checksum the folder's
+    folder: bool = False
+
+
+@dataclass(frozen=True)
+class Received:
+    row: DatasetRow | ModelRow
+    #: False: the same upload made it before, and it is that record
+    created: bool = True
 
 
 class ArtifactStore:
@@ -73,35 +91,58 @@ class ArtifactStore:
         for partial in self.root.glob(f"*/*/{PARTIAL_PREFIX}*"):
             remove(partial)
 
-    async def receive(self, viewer: Viewer, upload: Upload, body: AsyncIterator[bytes]) -> DatasetRow | ModelRow:
+    async def receive(self, viewer: Viewer, upload: Upload, body: AsyncIterator[bytes]) -> Received:
         version = upload.version or "1"
         length = _checked(upload, version, self.max_bytes)
-        await self._refusal(viewer, upload, version, length)
+        existing = await self._refusal(viewer, upload, version, length)
+        if existing is not None:  # a retry of an upload that was kept: its bytes are read and dropped
+            async for _ in body:
+                pass
+            return Received(existing, created=False)
         folder = self.root / str(viewer.account_id) / uuid.uuid4().hex
         final = folder / safe_name(upload.name)
         partial = folder / f"{PARTIAL_PREFIX}{final.name}"
         try:
             await asyncio.to_thread(folder.mkdir, parents=True)
             assert upload.checksum is not None
-            digest = await _write(body, partial, algorithm_of(upload.checksum), length)
+            algorithm = algorithm_of(upload.checksum)
+            digest = await _write(body, partial, algorithm, length)
+            size, known = length, [(partial, digest.partition(":")[2])]
+            if upload.folder:
+                tree = partial.with_name(partial.name + ".tar")
+                await asyncio.to_thread(os.replace, partial, tree)
+                measured = await asyncio.to_thread(_unpack, tree, partial, algorithm)
+                await asyncio.to_thread(remove, tree)
+                digest, size = measured.checksum, measured.size_bytes
+                known = [(partial.joinpath(*name.split("/")), hexdigest) for name, _, hexdigest in measured.file_digests]
             if digest != upload.checksum:
                 raise UploadRefused(422, "CHECKSUM_MISMATCH", f"the bytes received hash to {digest}, the upload says {upload.checksum}")
-            return await self._record(viewer, upload, version, length, partial, final)
+            received = await self._record(viewer, upload, version, size, partial, final)
+            if not received.created:
+                await asyncio.to_thread(remove, folder)
+                return received
+            for path, hexdigest in known:
+                path = final / path.relative_to(partial) if path != partial else final
+                await asyncio.to_thread(KNOWN.remember_copy, path, algorithm, hexdigest)
+            return received
         except BaseException:
             await asyncio.to_thread(remove, folder)
             raise
 
-    async def _refusal(self, viewer: Viewer, upload: Upload, version: str, length: int) -> None:
+    async def _refusal(self, viewer: Viewer, upload: Upload, version: str, length: int) -> DatasetRow | ModelRow | None:
         async with self.db.read() as session:
-            await _still_allowed(session, viewer, upload, version, length)
+            return await _still_allowed(session, viewer, upload, version, length)
 
-    async def _record(self, viewer: Viewer, upload: Upload, version: str, length: int, partial: Path, final: Path) -> DatasetRow | ModelRow:
+    async def _record(self, viewer: Viewer, upload: Upload, version: str, size: int, partial: Path, final: Path) -> Received:
         row: DatasetRow | ModelRow
         try:
             async with self.db.transaction() as session:
-                await _still_allowed(session, viewer, upload, version, length)  # again: another upload may have come first
+                # again: another upload may have come first
+                existing = await _still_allowed(session, viewer, upload, version, size)
+                if existing is not None:
+                    return Received(existing, created=False)
                 common = dict(owner_id=viewer.account_id, name=upload.name, version=version, uri=file_uri(final))
-                common.update(size_bytes=length, checksum=upload.checksum, stored_at=utcnow())
+                common.update(size_bytes=size, checksum=upload.checksum, stored_at=utcnow())
                 if upload.kind == "Dataset":
                     row = DatasetRow(format=upload.label, **common)
                 else:
@@ -110,10 +151,12 @@ class ArtifactStore:
                 await session.flush()
                 await asyncio.to_thread(_publish, partial, final)
         except IntegrityError as error:  # a concurrent twin registered the same name and version first
+            async with self.db.read() as session:
+                existing = await _find(session, viewer, upload, version)
+            if existing is not None and existing.checksum == upload.checksum:
+                return Received(existing, created=False)
             raise UploadRefused(409, "ALREADY_EXISTS", f"{upload.kind.lower()} {upload.name} version {version} already exists") from error
-        assert upload.checksum is not None
-        await asyncio.to_thread(KNOWN.remember_copy, final, algorithm_of(upload.checksum), upload.checksum.partition(":")[2])
-        return row
+        return Received(row)
 
 
 def _checked(upload: Upload, version: str, max_bytes: int) -> int:
@@ -134,13 +177,23 @@ def _checked(upload: Upload, version: str, max_bytes: int) -> int:
     return upload.length
 
 
-async def _still_allowed(session: AsyncSession, viewer: Viewer, upload: Upload, version: str, length: int) -> None:
-    find = dataset_store.find_dataset if upload.kind == "Dataset" else dataset_store.find_model
-    if await find(session, viewer.account_id, upload.name, version) is not None:
+async def _find(session: AsyncSession, viewer: Viewer, upload: Upload, version: str) -> DatasetRow | ModelRow | None:
+    if upload.kind == "Dataset":
+        return await dataset_store.find_dataset(session, viewer.account_id, upload.name, version)
+    return await dataset_store.find_model(session, viewer.account_id, upload.name, version)
+
+
+async def _still_allowed(session: AsyncSession, viewer: Viewer, upload: Upload, version: str, length: int) -> DatasetRow | ModelRow | None:
+    """None when the upload may be kept; the record it made before when it is a retry of one; else a refusal."""
+    existing = await _find(session, viewer, upload, version)
+    if existing is not None:
+        if existing.checksum == upload.checksum:
+            return existing
         raise UploadRefused(409, "ALREADY_EXISTS", f"{upload.kind.lower()} {upload.name} version {version} already exists")
     refusal = await storage_refusal(session, viewer.account_id, length)
     if refusal is not None:
         raise UploadRefused(507, refusal.code, refusal.message)
+    return None
 
 
 async def _write(body: AsyncIterator[bytes], partial: Path, algorithm: str, length: int) -> str:
@@ -168,6 +221,53 @@ async def _write(body: AsyncIterator[bytes], partial: Path, algorithm: str, leng
     return f"{algorithm}:{hasher.hexdigest()}"
 
 
+def _unpack(tree: Path, target: Path, algorithm: str) -> Measured:
+    """The tar ``tree`` unpacked into ``target`` (regular files and folders only), each file hashed as it is written."""
+    digest = TreeDigest(algorithm)
+    target.mkdir()
+    names: set[str] = set()
+    try:
+        with tarfile.open(tree, "r:") as archive:
+            for member in archive:
+                relative = _inside(member.name)
+                if member.isdir():  # made as its files need it (an empty one is no part of the checksum)
+                    continue
+                if not member.isreg() or relative is None or "/".join(relative) in names:
+                    raise UploadRefused(422, "INVALID_ARCHIVE", f"{member.name!r} is not a regular file inside the folder, or comes twice")
+                names.add("/".join(relative))
+                path = target.joinpath(*relative)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                assert source is not None
+                digest.begin_file("/".join(relative))
+                with path.open("wb") as writer:
+                    while chunk := source.read(CHUNK_BYTES):
+                        writer.write(chunk)
+                        digest.update(chunk)
+                    os.fsync(writer.fileno())
+                digest.end_file()
+    except tarfile.TarError as error:
+        raise UploadRefused(422, "INVALID_ARCHIVE", f"the body is not a tar stream: {error}") from error
+    if not names:
+        raise UploadRefused(422, "INVALID_ARCHIVE", "the tar stream holds no file")
+    return digest.result()
+
+
+def _inside(name: str) -> list[str] | None:
+    """The parts of a member's path inside the folder; None for one that would leave it."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if not parts or name.startswith("/") or ".." in parts or "\x00" in name:
+        return None
+    return parts
+
+
 def _publish(partial: Path, final: Path) -> None:
-    partial.chmod(0o644)  # a job staging it may run as a user of its own: it reads it, never writes it
+    # a job staging it may run as a user of its own: it reads it, never writes it
+    if partial.is_dir():
+        for directory, _, files in os.walk(partial):
+            Path(directory).chmod(0o755)
+            for name in files:
+                (Path(directory) / name).chmod(0o644)
+    else:
+        partial.chmod(0o644)
     os.replace(partial, final)

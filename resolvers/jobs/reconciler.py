@@ -9,6 +9,11 @@ On a center without time limits of its own (``Connector.time_limits_by_gateway``
 reconciler is the time limit: a job still running past ``maxDurationMinutes`` after it was
 first seen running is stopped through the connector's ``cancel`` and ended FAILED with a
 TIME_LIMIT reason in the same ledger write that meters it, once.
+
+One job's write that fails (the database refuses a value the center reported) costs that job
+its round only: it is logged with the job's id and counted, and the center's other jobs go on.
+Under replicas every write is fenced by the center's lease (``fence``), and a hand-over waits
+for the round in progress to end (``drain``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from connectors.errors import ConnectorError, JobNotFound
 from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
+from resolvers.common.leases import Fence
+from resolvers.common.metrics import reconcile_job_failures
 from resolvers.jobs.ledger import Change, JobLedger, plan_changes
 from resolvers.jobs.service import JobService
 from resolvers.jobs.states import TERMINAL_STATES, JobState
@@ -64,12 +71,31 @@ class Reconciler:
         #: external ids the center told of since the last round: looked at before the next poll is due
         self._told: set[str] = set()
         self._full = True  # the next round looks at every job (a start, a hand-over)
+        #: the center's lease (replicas): no write once another replica holds it
+        self.fence: Fence | None = None
+        self._draining = False
 
     def start(self) -> None:
+        self._draining = False
         self._task = asyncio.create_task(self._run(), name=f"reconciler-{self.center.name}")
 
     async def stop(self) -> None:
         await stop_task(self._task)
+        self._task = None
+
+    async def drain(self) -> None:
+        """Stop at the next clean point: after the round in progress (a hand-over to another replica)."""
+        task = self._task
+        if task is None:
+            return
+        self._draining = True
+        self._alarm.ring()
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():  # our caller gave up waiting: stop it outright
+                await self.stop()
+                raise
         self._task = None
 
     def wake(self) -> None:
@@ -87,7 +113,7 @@ class Reconciler:
         loop = asyncio.get_running_loop()
         due = loop.time()  # when the next full round (the poll, the safety net) is due
         swept = loop.time()
-        while True:
+        while not self._draining:
             busy = True
             try:
                 if loop.time() - swept >= SWEEP_INTERVAL_SECONDS:
@@ -107,7 +133,7 @@ class Reconciler:
                 raise
             except Exception:
                 log.exception("reconciling center %s failed", self.center.name)
-            if not self._told and not self._full:
+            if not self._told and not self._full and not self._draining:
                 await self._alarm.sleep(max(0.0, due - loop.time()))
 
     async def recover(self, unchanged_for: timedelta | None = None) -> None:
@@ -137,18 +163,31 @@ class Reconciler:
             return True  # the center's health records it; try again next round
         for job in jobs:
             status = answer.get(job.external_id or "")
-            if status is None:
-                if only is None:  # a job is only missing when a full round misses it
-                    await self._handle_missing(job)
-                continue
-            self._missing_since.pop(job.id, None)
-            await self._apply(job, status)
+            try:
+                if status is None:
+                    if only is None:  # a job is only missing when a full round misses it
+                        await self._handle_missing(job)
+                    continue
+                self._missing_since.pop(job.id, None)
+                await self._apply(job, status)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                reconcile_job_failures.labels(center=self.center.name).inc()
+                log.exception(
+                    "reconciling job %s on center %s failed; its other jobs go on, it is tried again next round", job.id, self.center.name
+                )
         return True
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
         if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None:
             await self.ledger.outputs.prime(job)
-        updated, _ = await self.ledger.apply(job.id, lambda current: plan_changes(current, status))
+
+        def plan(current: JobRow) -> Change:
+            # what the center said is of the submission we asked about: not of a row changed since
+            return plan_changes(current, status) if current.external_id == job.external_id else Change()
+
+        updated, _ = await self.ledger.apply(job.id, plan, self.fence)
         if updated is not None and updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)
         elif updated is not None and status.state is CenterJobState.RUNNING and self._past_its_limit(updated):
@@ -179,7 +218,7 @@ class Reconciler:
             change.state(JobState.FAILED, TIME_LIMIT_REASON)
             return change
 
-        await self.ledger.apply(job.id, end)
+        await self.ledger.apply(job.id, end, self.fence)
 
     async def _handle_missing(self, job: JobRow) -> None:
         first_seen = self._missing_since.setdefault(job.id, utcnow())
@@ -195,5 +234,5 @@ class Reconciler:
             change.state(JobState.FAILED, reason)
             return change
 
-        await self.ledger.apply(job.id, lose)
+        await self.ledger.apply(job.id, lose, self.fence)
         self._missing_since.pop(job.id, None)

@@ -89,7 +89,7 @@ class ServiceController:
         self.leading: Callable[[], bool] = lambda: True
         self._probe = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS)
         #: the services on PEER centers, deployed and followed at the peer gateway
-        self.remote = RemoteServices(db, registry, jobs, ledger)
+        self.remote = RemoteServices(db, registry, jobs, ledger, wake=self.wake)
         #: bills priced services' tokens each round (None: tokens are only counted)
         self.tokens: TokenMeter | None = None
 

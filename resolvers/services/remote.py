@@ -1,8 +1,24 @@
 """Services on a PEER center: deployed at the peer gateway through its own graph, followed there.
 
-Each controller round, per PEER service: push the model's files to the peer and deploy it there
-once (idempotent: the model's files find the model they made, the service's key finds the service),
-then read the peer's service and take its state and ready count. Each replica the peer runs
+Each controller round, per PEER service: send the model to the peer and deploy it there once,
+then follow the peer's service and take its state and ready count. The model is streamed to the
+peer's ``POST /models/upload`` in constant memory (a folder as the tar a download of it is, with
+the folder's checksum, which the peer checks again over what it unpacked); its name and version
+come from this gateway's model and its checksum, so the same files sent again (a retry after a
+crash or a lost answer) find the model they made, never a second one. The service's
+idempotency key finds the service it made in the same way.
+
+The peer's service is followed like a delegated job: a ``serviceEvents`` subscription on the
+peer's one live link (resumed with ``after`` when it drops, so a peer restart loses no event).
+Each event wakes the controller, and that round reads the peer's service once and applies it
+(state, ready and desired replicas, the replicas running); a round with no event reads nothing.
+It reads anyway while the link does not carry the subscription (the fallback, as for jobs) and
+every ``poll_interval_seconds`` of the PEER center (at least ``RESYNC_SECONDS``).
+
+Every replica the peer runs is metered here exactly once whatever its life: the running ones
+are taken from the service's ``replicaJobs`` as they are read, and every one that ran from the
+peer's own usage records of the service (read back to the newest one already taken), so a
+replica that started and ended between two reads is not missed. Each replica the peer runs
 (a job of the origin's account there) becomes a job of this gateway on the PEER center, made once
 (its idempotency key is the peer job's id): the jobs' machinery follows it over the peer link and
 meters it at its end at this gateway's quote (the peer's price plus the markup), and
@@ -16,8 +32,11 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +45,11 @@ from sqlalchemy.exc import IntegrityError
 
 from connectors.errors import ConnectorError, SubmissionRejected
 from connectors.peer.connector import PeerConnector
-from connectors.peer.services import RemoteReplica, RemoteService
+from connectors.peer.services import RemoteReplica, RemoteService, UsagePage
 from resolvers.centers.registry import Center, CenterRegistry
 from resolvers.common.errors import CenterFault
-from resolvers.data.digest import regular_files
-from resolvers.data.pushed import MAX_PUSHED_BYTES, tree_checksum
+from resolvers.data.digest import measure
+from resolvers.data.downloads import Download, plan
 from resolvers.jobs.ledger import EventRecord
 from resolvers.jobs.service import JobService
 from resolvers.jobs.states import JobEventKind, JobKind, JobState
@@ -50,6 +69,8 @@ log = logging.getLogger(__name__)
 
 #: the peer's service states this gateway's service takes as they are
 FOLLOWED = {ServiceState.DEPLOYING, ServiceState.READY, ServiceState.SCALING, ServiceState.DEGRADED}
+#: a service followed live is read at least this seldom anyway (and at the center's poll interval if longer)
+RESYNC_SECONDS = 5.0
 
 
 def service_key(gateway_id: str, service_id: int) -> str:
@@ -57,23 +78,28 @@ def service_key(gateway_id: str, service_id: int) -> str:
     return f"aicn-service-{gateway_id}-{service_id}"
 
 
-def _files(source: Path) -> list[tuple[str, bytes]]:
-    if source.is_dir():
-        pairs = list(regular_files(source))
-    else:
-        pairs = [(source.name, source)]
-    total = sum(path.stat().st_size for _, path in pairs)
-    if total > MAX_PUSHED_BYTES:
-        raise ValueError(f"the model is {total} bytes; a peer takes at most {MAX_PUSHED_BYTES} this way")
-    return [(name, path.read_bytes()) for name, path in pairs]
+async def _streamed(download: Download) -> AsyncIterator[bytes]:
+    """The download's bytes, read a chunk at a time in a worker thread (constant memory)."""
+    chunks = download.chunks()
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        yield chunk
 
 
 class RemoteServices:
-    def __init__(self, db: Database, registry: CenterRegistry, jobs: JobService, ledger: ServiceLedger) -> None:
+    def __init__(
+        self, db: Database, registry: CenterRegistry, jobs: JobService, ledger: ServiceLedger, wake: Callable[[], None] = lambda: None
+    ) -> None:
         self.db = db
         self.registry = registry
         self.jobs = jobs
         self.ledger = ledger
+        self.wake = wake
+        #: when each followed service was last read at the peer (monotonic)
+        self._read_at: dict[int, float] = {}
+        #: the newest of the peer's usage records of each service already taken (its cursor)
+        self._usage_seen: dict[int, str] = {}
+        #: the model sent for a service not yet deployed at the peer (a deploy retried does not send it again)
+        self._sent: dict[int, tuple[str, str]] = {}
 
     def peer_of(self, service: ServiceRow) -> tuple[Center, PeerConnector] | None:
         center = self.registry.get(service.center_id) if service.center_id is not None else None
@@ -95,13 +121,30 @@ class RemoteServices:
             if service.remote_id is None:
                 await self._deploy(service, center, peer)
                 return
-            remote = await self.registry.call(center, lambda _: peer.services.read(service.remote_id or ""))
+            remote_id = service.remote_id
+            if not await self._due(service, center, peer, remote_id):
+                return  # nothing happened at the peer since the last read
+            peer.service_view(remote_id).changed = False  # an event during the read marks it again
+            try:
+                remote = await self.registry.call(center, lambda _: peer.services.read(remote_id))
+                await self._mirror(service, center, peer, remote, mirrors)
+            except BaseException:
+                peer.service_view(remote_id).changed = True
+                raise
+            self._read_at[service.id] = time.monotonic()
         except (CenterFault, ConnectorError) as fault:
             log.info("service %s at peer %s: %s (tried again next round)", service.id, center.name, fault)
             return
         pool.remote_ready = remote.ready
-        await self._mirror(service, center, peer, remote, mirrors)
         await self._follow(service, remote, pool)
+
+    async def _due(self, service: ServiceRow, center: Center, peer: PeerConnector, remote_id: str) -> bool:
+        """Whether this round reads the peer's service: an event came, the link does not carry it, or the resync is due."""
+        peer.on_service_activity = self.wake
+        view = await peer.follow_service(remote_id)
+        resync = max(center.poll_interval_seconds, RESYNC_SECONDS)
+        last = self._read_at.get(service.id)
+        return view.changed or not peer.following_service(remote_id) or last is None or time.monotonic() - last >= resync
 
     async def _deploy(self, service: ServiceRow, center: Center, peer: PeerConnector) -> None:
         async with self.db.read() as session:
@@ -110,13 +153,13 @@ class RemoteServices:
         try:
             if model is None or service.model_dir is None:
                 raise ValueError("the model is gone")
-            fields = await asyncio.to_thread(self._model_fields, model, Path(service.model_dir))
-            model_id = await self.registry.call(center, lambda _: peer.services.push_model(fields, via=via))
+            model_id, checksum = self._sent.get(service.id) or await self._send(model, Path(service.model_dir), peer, via)
+            self._sent[service.id] = (model_id, checksum)
             remote_id = await self.registry.call(center, lambda _: peer.services.deploy(self._deploy_fields(service, model_id), via=via))
         except (ValueError, OSError, SubmissionRejected) as refusal:
+            self._sent.pop(service.id, None)
             await self._fail(service, f"DEPLOY_REFUSED: the peer did not take the service: {_message(refusal)}")
             return
-        checksum = fields["artifact"]["checksum"]
 
         def deployed(current: ServiceRow) -> ServiceChange:
             change = ServiceChange()
@@ -127,26 +170,28 @@ class RemoteServices:
             return change
 
         await self.ledger.apply(service.id, deployed)
+        self._sent.pop(service.id, None)
 
-    def _model_fields(self, model: ModelRow, source: Path) -> dict[str, Any]:
-        import base64
+    async def _send(self, model: ModelRow, source: Path, peer: PeerConnector, via: tuple[str, ...]) -> tuple[str, str]:
+        """(the model's id at the peer, its checksum): the files streamed to the peer's upload route.
 
-        files = _files(source)
-        measured = tree_checksum(files)
-        if source.is_dir() and model.checksum is not None and model.checksum.startswith("sha256:") and model.checksum != measured.checksum:
+        Not under the center's call deadline (a model may take minutes): the transfer's own
+        timeouts bound each read and write instead."""
+        measured = await measure(source)  # each file read once per version: its digest is remembered
+        if model.checksum is not None and model.checksum.partition(":")[0] == "sha256" and model.checksum != measured.checksum:
             raise ValueError(f"the model's files have checksum {measured.checksum}, the model says {model.checksum}")
-        return {
+        download = await asyncio.to_thread(plan, source, "model")
+        query = {
             # the peer learns an opaque name, never the user's
             "name": f"aicn-model-{self.jobs.gateway_id[:12]}-{model.id}",
             "version": measured.checksum.split(":", 1)[1][:16],
-            "uri": "aicn://pushed",
-            "framework": model.framework,
-            "servingCommand": model.serving_command,
-            "artifact": {
-                "files": [{"path": name, "contentBase64": base64.b64encode(data).decode()} for name, data in files],
-                "checksum": measured.checksum,
-            },
         }
+        if model.framework:
+            query["framework"] = model.framework
+        model_id = await peer.services.upload_model(
+            query, checksum=measured.checksum, length=download.length, body=_streamed(download), folder=source.is_dir(), via=via
+        )
+        return model_id, measured.checksum
 
     def _deploy_fields(self, service: ServiceRow, model_id: str) -> dict[str, Any]:
         request = service.request.as_asked()
@@ -213,6 +258,10 @@ class RemoteServices:
 
         await self.ledger.apply(service.id, stopped)
         pool.changed.set()
+        if service.remote_id is not None:
+            peer.forget_service(service.remote_id)
+        self._read_at.pop(service.id, None)
+        self._usage_seen.pop(service.id, None)
 
     async def _fail(self, service: ServiceRow, reason: str) -> None:
         def fail(current: ServiceRow) -> ServiceChange:
@@ -230,6 +279,7 @@ class RemoteServices:
         self, service: ServiceRow, center: Center, peer: PeerConnector, remote: RemoteService, mirrors: Sequence[JobRow]
     ) -> None:
         known = {job.external_id for job in mirrors}
+        adopted = False
         for replica in remote.replicas:
             if replica.external_id in known or replica.state in ("SUCCEEDED", "FAILED", "CANCELLED", "LOST", "TIME_LIMIT"):
                 continue
@@ -237,10 +287,38 @@ class RemoteServices:
             price = replica.price if replica.price is not None else remote.price
             if price is None:
                 continue  # not priced at the peer yet: adopted in a later round, at the price it runs at
-            await self._adopt(service, center, replica, price + peer.markup)
+            adopted |= await self._adopt(service, center, replica, price + peer.markup)
+        adopted |= await self._metered_there(service, center, peer, remote.remote_id, known)
+        if adopted and peer.on_activity is not None:
+            peer.on_activity()  # the jobs' reconciler follows (and meters) the new ones now
 
-    async def _adopt(self, service: ServiceRow, center: Center, replica: RemoteReplica, price: Decimal) -> None:
-        """This gateway's job for one replica at the peer, made once; followed and metered like a delegated job."""
+    async def _metered_there(
+        self, service: ServiceRow, center: Center, peer: PeerConnector, remote_id: str, known: set[str | None]
+    ) -> bool:
+        """Every replica the peer metered since the newest usage record taken: adopted here (once), so a
+        replica too short-lived to be seen running is metered here too. True when one was new."""
+        seen = self._usage_seen.get(service.id)
+        newest: str | None = None
+        adopted = False
+        after: str | None = None
+        while True:
+            page = await self.registry.call(center, partial(_usage, peer, remote_id, after))
+            for cursor, replica in page.records:
+                if cursor == seen:
+                    page = replace(page, next_cursor=None)
+                    break
+                newest = newest or cursor
+                if replica.external_id not in known and replica.price is not None:
+                    adopted |= await self._adopt(service, center, replica, replica.price + peer.markup)
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+        if newest is not None:
+            self._usage_seen[service.id] = newest
+        return adopted
+
+    async def _adopt(self, service: ServiceRow, center: Center, replica: RemoteReplica, price: Decimal) -> bool:
+        """This gateway's job for one replica at the peer, made once (True: made now); followed and metered like a delegated job."""
         billing = self.jobs.billing
         accelerator = replica.accelerator or service.request.accelerator or "cpu-core"
         request = service.request.as_asked().placed(accelerator, replica.devices)
@@ -252,7 +330,7 @@ class RemoteServices:
         try:
             async with self.db.transaction() as session:
                 if await job_store.find_by_idempotency_key(session, service.owner_id, key) is not None:
-                    return
+                    return False
                 job = JobRow(
                     owner_id=service.owner_id,
                     reference=f"aicn-{secrets.token_hex(6)}",
@@ -278,8 +356,9 @@ class RemoteServices:
                 await session.flush()
                 record = EventRecord.from_row(event, job.owner_id)
         except IntegrityError:  # another round (or gateway) made it first
-            return
+            return False
         await self.jobs.ledger.announce([record])
+        return True
 
     # ------------------------------------------------------------------ requests
 
@@ -316,6 +395,10 @@ class RemoteServices:
 
 #: the peer's refusals passed on as they are (its own service's codes); anything else is BACKEND_ERROR
 PASSED_ON = frozenset({"SERVICE_NOT_READY", "BACKEND_ERROR", "SERVICE_TIMEOUT", "REPLICA_FAILED", "PAYLOAD_TOO_LARGE", "INVALID_INPUT"})
+
+
+async def _usage(peer: PeerConnector, remote_id: str, after: str | None, _: object) -> UsagePage:
+    return await peer.services.usage(remote_id, after)
 
 
 def _message(error: BaseException) -> str:
