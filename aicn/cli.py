@@ -111,7 +111,9 @@ def _export_schema(args: argparse.Namespace) -> int:
 
 def _set_quota(args: argparse.Namespace) -> int:
     from aicn.settings import Settings
+    from resolvers.access.directory import AccountDirectory
     from resolvers.access.quotas import QuotaService
+    from store.bus import RedisBus
     from store.db import Database
 
     settings = Settings()
@@ -122,10 +124,17 @@ def _set_quota(args: argparse.Namespace) -> int:
 
     async def run() -> list[str]:
         db = Database(settings.resolved_database_url, schema=settings.database_schema)
+        # with a Redis bus, every gateway drops the account from its cache before this answers
+        bus = RedisBus(settings.bus_url, settings.bus_prefix) if settings.bus_url else None
         try:
             await db.migrate()
-            outcome = await QuotaService(db, settings.quota_mode).set_quota_by_name(args.account, limit, args.mode)
+            if bus is not None:
+                await bus.start()
+            quotas = QuotaService(db, settings.quota_mode, AccountDirectory(db, bus))
+            outcome = await quotas.set_quota_by_name(args.account, limit, args.mode)
         finally:
+            if bus is not None:
+                await bus.close()
             await db.dispose()
         return [f"{error.code}: {error.message}" for error in outcome.errors]
 

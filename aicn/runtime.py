@@ -23,6 +23,8 @@ from connectors.local.identity import JobUser, UidRange, falls_back_to_the_gatew
 from connectors.serving.runner_check import ANY_JOB_UID, gateway_python, runnable_by_anyone, runner_refusal
 from graph.core.services import Services
 from resolvers.access.audit import AuditLog
+from resolvers.access.cache import BusCache
+from resolvers.access.directory import AccountDirectory
 from resolvers.access.quotas import QuotaService
 from resolvers.access.reads import AccountReads
 from resolvers.access.service import AccessService
@@ -74,6 +76,7 @@ from store import gateway as gateway_store
 from store.buckets import RedisBuckets
 from store.bus import InMemoryBus, RedisBus
 from store.db import Database
+from store.tables import AccountRow
 
 log = logging.getLogger("aicn")
 
@@ -199,20 +202,23 @@ class Runtime:
         self.billing = BillingService(self.db, self.bus, book, self.catalog)
         self.billing.storage_price_per_gb_month = settings.storage_price_per_gb_month
         self.budget_alerts = BudgetAlertStream(self.db, self.bus)
+        auth = settings.auth
+        caching = bool(auth.token_cache_size and auth.token_cache_seconds)
+        account_cache: BusCache[int, AccountRow] | None = BusCache(auth.token_cache_size, auth.token_cache_seconds) if caching else None
+        self.accounts = AccountDirectory(self.db, self.bus, account_cache)
         self.ledger = JobLedger(self.db, self.bus, meter=Meter(book), outputs=OutputCatcher(self.registry))
-        self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing)
+        self.dispatcher = Dispatcher(self.db, self.registry, self.ledger, self.catalog, billing=self.billing, accounts=self.accounts)
         self.jobs = JobService(self.db, self.registry, self.ledger, self.dispatcher, quota_mode=settings.quota_mode, billing=self.billing)
-        self.data = DataService(self.db, self.registry, settings.data_import_roots)
+        self.data = DataService(self.db, self.registry, settings.data_import_roots, directory=self.accounts)
         self.objects = object_store(settings.storage)
         self.uploads = ArtifactStore(self.db, settings.data_dir / ARTIFACTS_FOLDER, settings.upload_max_bytes, self.objects)
         self.transfers = TransferService(self.db, self.registry, bytes_per_second=settings.transfer_bytes_per_second, objects=self.objects)
         self.dispatcher.transfers = self.transfers
         self.dispatcher.transfer_price_per_gb = settings.transfer_price_per_gb
         self.streams = JobStreams(self.db, self.bus)
-        auth = settings.auth
-        cache = TokenCache(auth.token_cache_size, auth.token_cache_seconds) if auth.token_cache_size and auth.token_cache_seconds else None
+        cache = TokenCache(auth.token_cache_size, auth.token_cache_seconds) if caching else None
         self.access = AccessService(self.db, self.bus, cache)
-        self.quotas = QuotaService(self.db, settings.quota_mode)
+        self.quotas = QuotaService(self.db, settings.quota_mode, self.accounts)
         self.audit = AuditLog(self.db)
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
@@ -269,7 +275,7 @@ class Runtime:
             budget_alerts=self.budget_alerts,
             access=self.access,
             quotas=self.quotas,
-            account_reads=AccountReads(self.db),
+            account_reads=AccountReads(self.db, self.accounts),
             audit=self.audit,
             throttle=self.throttle,
             operations=PersistedOperations(self.db),

@@ -9,7 +9,9 @@ a ``submitJob`` that inserts one row. The load generator runs in C processes of 
 keep-alive HTTP/1.1 connection each (``http.client``, so that it costs the 2 cores little).
 
 Printed, with the ratio to bare strawberry:
-1. requests/s of ``{ viewer { name } }`` and ``{ centers { name } }`` with a token (aim: >= 0.8x bare);
+1. requests/s of ``{ viewer { name } }`` and ``{ centers { name } }`` with a token (aim: >= 0.8x bare),
+   and the server's CPU time per request (user + system, from /proc: on a machine shared with other
+   work, requests/s swing with the load while CPU per request barely does);
 2. ``submitJob`` jobs/s on SQLite and PostgreSQL (aim: >= 200), handed to a center behind a
    fault-injecting connector with no faults (connectors/fault.py) that queues them for ever: the
    gateway's whole submit path, with no process started per job;
@@ -24,6 +26,7 @@ import contextlib
 import http.client
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import subprocess
@@ -182,8 +185,16 @@ def _client(port: int, body: bytes, headers: dict[str, str], start: float, secon
     out.put(latencies)
 
 
-def load(port: int, query: str, variables: dict[str, Any], clients: int, seconds: float, token: str | None) -> tuple[float, float]:
-    """(requests/s, p50 ms) of ``clients`` processes for ``seconds``."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(
+    port: int, query: str, variables: dict[str, Any], clients: int, seconds: float, token: str | None, pid: int
+) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, server CPU ms per request) of ``clients`` processes for ``seconds``."""
     headers = {"content-type": "application/json"} | ({"authorization": f"Bearer {token}"} if token else {})
     body = json.dumps({"query": query, "variables": variables}).encode()
     out: Any = multiprocessing.Queue()
@@ -191,12 +202,16 @@ def load(port: int, query: str, variables: dict[str, Any], clients: int, seconds
     workers = [multiprocessing.Process(target=_client, args=(port, body, headers, start, seconds, out)) for _ in range(clients)]
     for worker in workers:
         worker.start()
+    while time.time() < start:
+        time.sleep(0.001)
+    used = cpu_seconds(pid)
     latencies = [latency for _ in workers for latency in out.get(timeout=seconds + 60)]
+    used = cpu_seconds(pid) - used
     for worker in workers:
         worker.join()
         if worker.exitcode:
             raise SystemExit("a load generator failed")
-    return len(latencies) / seconds, statistics.median(latencies) * 1000
+    return len(latencies) / seconds, statistics.median(latencies) * 1000, used * 1000 / max(1, len(latencies))
 
 
 # ---------------------------------------------------------------------- the run
@@ -284,26 +299,30 @@ async def main(seconds: float, clients: int, postgres: str, runs: int, rounds: i
             f"aicn hot paths against bare strawberry (loopback, one uvicorn worker each, {clients} keep-alive clients in their own processes, best of {rounds} turns of {seconds:g} s)"
         )
 
-        def row(label: str, ours: tuple[float, float], bare: tuple[float, float], aim: str) -> None:
+        def row(label: str, ours: tuple[float, float, float], bare: tuple[float, float, float], aim: str) -> None:
             print(
-                f"  {label:34} aicn {ours[0]:7.0f}/s p50 {ours[1]:5.1f} ms | bare {bare[0]:7.0f}/s p50 {bare[1]:5.1f} ms | {ours[0] / bare[0]:.2f}x  ({aim})"
+                f"  {label:34} aicn {ours[0]:7.0f}/s p50 {ours[1]:5.1f} ms cpu {ours[2]:5.2f} ms/req"
+                f" | bare {bare[0]:7.0f}/s p50 {bare[1]:5.1f} ms cpu {bare[2]:5.2f} ms/req"
+                f" | {ours[0] / bare[0]:.2f}x, cpu {bare[2] / ours[2]:.2f}x  ({aim})"
             )
 
-        def pair(ours: tuple[int, str, dict[str, Any]], bare: tuple[int, str, dict[str, Any]]) -> tuple[tuple[float, float], ...]:
+        def pair(ours: tuple[str, str, dict[str, Any]], bare: tuple[str, str, dict[str, Any]]) -> tuple[tuple[float, float, float], ...]:
             """aicn and bare taking turns ``rounds`` times, the best round of each: a machine shared
-            with other work slows both alike within a round, and either at random across rounds."""
-            runs: list[list[tuple[float, float]]] = [[], []]
+            with other work slows both alike within a round, and either at random across rounds
+            (CPU per request: the least of the rounds)."""
+            runs: list[list[tuple[float, float, float]]] = [[], []]
             for _ in range(rounds):
-                runs[0].append(load(ours[0], ours[1], ours[2], clients, seconds, TOKEN))
-                runs[1].append(load(bare[0], bare[1], bare[2], clients, seconds, None))
-            return max(runs[0]), max(runs[1])
+                for side, (server, query, variables) in enumerate((ours, bare)):
+                    token = TOKEN if side == 0 else None
+                    runs[side].append(load(ports[server], query, variables, clients, seconds, token, processes[server].pid))
+            return tuple((*max(side)[:2], min(run[2] for run in side)) for side in runs)
 
         for label, query in (("{ viewer { name } }", VIEWER), ("centers (2 edges)", CENTERS)):
-            ours, bare = pair((ports["sqlite"], query, {}), (ports["bare-sqlite"], query, {}))
+            ours, bare = pair(("sqlite", query, {}), ("bare-sqlite", query, {}))
             row(label, ours, bare, "aim >= 0.8x")
         for dialect in ("sqlite", "postgres"):
             submit = {"input": job_input(centers[dialect]["queueing"], "print(1)")}
-            ours, bare = pair((ports[dialect], SUBMIT, submit), (ports[f"bare-{dialect}"], BARE_SUBMIT, {"name": "bench"}))
+            ours, bare = pair((dialect, SUBMIT, submit), (f"bare-{dialect}", BARE_SUBMIT, {"name": "bench"}))
             row(f"submitJob on {dialect} (jobs/s)", ours, bare, f"aim >= 200/s: {'met' if ours[0] >= 200 else 'not met'}")
         p50, p95, logged = await submit_to_succeeded(ports["sqlite"], centers["sqlite"]["idle"], runs)
         print(

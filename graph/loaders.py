@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import cached_property
 
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
@@ -34,31 +35,107 @@ from resolvers.data.records import DatasetReplicaRow, ModelReplicaRow
 
 
 class Loaders:
+    """A request's loaders, each made on first use (most requests touch one or two of them)."""
+
     def __init__(self, services: Services, viewer: Viewer) -> None:
         self.services = services
-        scope = viewer.scope
-        accounts, jobs, data = services.account_reads, services.job_reads, services.data_reads
-        self.account: DataLoader[int, Account | None] = nodes(lambda ids: accounts.by_ids(ids, scope), Account.from_row)
-        self.tokens: DataLoader[int, list[ApiToken]] = node_lists(accounts.tokens, ApiToken.from_row)
-        self.members: DataLoader[int, list[AccountMember]] = node_lists(accounts.members, AccountMember.from_row)
-        self.job: DataLoader[int, Job | None] = nodes(lambda ids: jobs.by_ids(ids, scope), Job.from_row)
-        self.inputs: DataLoader[int, list[Dataset]] = node_lists(lambda ids: jobs.inputs(ids, scope), Dataset.from_row)
-        self.dataset: DataLoader[int, Dataset | None] = nodes(lambda ids: data.datasets_by_ids(ids, scope), Dataset.from_row)
-        self.model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_ids(ids, scope), Model.from_row)
-        self.trained_model: DataLoader[int, Model | None] = nodes(lambda ids: data.models_by_training_jobs(ids, scope), Model.from_row)
-        self.produced_dataset: DataLoader[int, Dataset | None] = nodes(lambda ids: data.datasets_by_producers(ids, scope), Dataset.from_row)
-        self.transfer: DataLoader[int, Transfer | None] = nodes(lambda ids: data.transfers_by_ids(ids, scope), Transfer.from_row)
-        self.replicas: DataLoader[int, list[DatasetReplicaRow]] = grouped(data.replicas, [])
-        self.model_replicas: DataLoader[int, list[ModelReplicaRow]] = grouped(data.model_replicas, [])
-        self.capacity: DataLoader[int, list[ComputeUnitInfo]] = SharedLoader(load_fn=self._load_capacity)
-        self.stored_bytes: DataLoader[int, int] = grouped(services.data.stored_bytes, 0)
-        self.billing = BillingLoaders(services, viewer)
-        self.queue_length: DataLoader[int, int] = complete(jobs.queue_lengths)
-        self.webhooks = WebhookLoaders(services, viewer)
-        self.service: DataLoader[int, InferenceService | None] = nodes(
-            lambda ids: services.service_reads.by_ids(ids, scope), InferenceService.from_row
-        )
+        self.viewer = viewer
+        self.scope = viewer.scope
         self._queue_positions: asyncio.Task[dict[int, int]] | None = None
+
+    @cached_property
+    def account(self) -> DataLoader[int, Account | None]:
+        accounts = self.services.account_reads
+        scope = self.scope
+        return nodes(lambda ids: accounts.by_ids(ids, scope), Account.from_row)
+
+    @cached_property
+    def tokens(self) -> DataLoader[int, list[ApiToken]]:
+        accounts = self.services.account_reads
+        return node_lists(accounts.tokens, ApiToken.from_row)
+
+    @cached_property
+    def members(self) -> DataLoader[int, list[AccountMember]]:
+        accounts = self.services.account_reads
+        return node_lists(accounts.members, AccountMember.from_row)
+
+    @cached_property
+    def job(self) -> DataLoader[int, Job | None]:
+        jobs = self.services.job_reads
+        scope = self.scope
+        return nodes(lambda ids: jobs.by_ids(ids, scope), Job.from_row)
+
+    @cached_property
+    def inputs(self) -> DataLoader[int, list[Dataset]]:
+        jobs = self.services.job_reads
+        scope = self.scope
+        return node_lists(lambda ids: jobs.inputs(ids, scope), Dataset.from_row)
+
+    @cached_property
+    def dataset(self) -> DataLoader[int, Dataset | None]:
+        data = self.services.data_reads
+        scope = self.scope
+        return nodes(lambda ids: data.datasets_by_ids(ids, scope), Dataset.from_row)
+
+    @cached_property
+    def model(self) -> DataLoader[int, Model | None]:
+        data = self.services.data_reads
+        scope = self.scope
+        return nodes(lambda ids: data.models_by_ids(ids, scope), Model.from_row)
+
+    @cached_property
+    def trained_model(self) -> DataLoader[int, Model | None]:
+        data = self.services.data_reads
+        scope = self.scope
+        return nodes(lambda ids: data.models_by_training_jobs(ids, scope), Model.from_row)
+
+    @cached_property
+    def produced_dataset(self) -> DataLoader[int, Dataset | None]:
+        data = self.services.data_reads
+        scope = self.scope
+        return nodes(lambda ids: data.datasets_by_producers(ids, scope), Dataset.from_row)
+
+    @cached_property
+    def transfer(self) -> DataLoader[int, Transfer | None]:
+        data = self.services.data_reads
+        scope = self.scope
+        return nodes(lambda ids: data.transfers_by_ids(ids, scope), Transfer.from_row)
+
+    @cached_property
+    def replicas(self) -> DataLoader[int, list[DatasetReplicaRow]]:
+        data = self.services.data_reads
+        return grouped(data.replicas, [])
+
+    @cached_property
+    def model_replicas(self) -> DataLoader[int, list[ModelReplicaRow]]:
+        data = self.services.data_reads
+        return grouped(data.model_replicas, [])
+
+    @cached_property
+    def capacity(self) -> DataLoader[int, list[ComputeUnitInfo]]:
+        return SharedLoader(load_fn=self._load_capacity)
+
+    @cached_property
+    def stored_bytes(self) -> DataLoader[int, int]:
+        return grouped(self.services.data.stored_bytes, 0)
+
+    @cached_property
+    def billing(self) -> BillingLoaders:
+        return BillingLoaders(self.services, self.viewer)
+
+    @cached_property
+    def queue_length(self) -> DataLoader[int, int]:
+        jobs = self.services.job_reads
+        return complete(jobs.queue_lengths)
+
+    @cached_property
+    def webhooks(self) -> WebhookLoaders:
+        return WebhookLoaders(self.services, self.viewer)
+
+    @cached_property
+    def service(self) -> DataLoader[int, InferenceService | None]:
+        services, scope = self.services.service_reads, self.scope
+        return nodes(lambda ids: services.by_ids(ids, scope), InferenceService.from_row)
 
     async def queue_positions(self) -> dict[int, int]:
         """The network queue's order, read once per request however many jobs ask."""

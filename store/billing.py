@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.billing_tables import BalanceEntryRow, BillingAccountRow, BillLineRow, BillRow, UsageRecordRow
@@ -37,34 +36,35 @@ def _owned(statement: Select[Any], column: Any, owner_id: int | None) -> Select[
 async def lock_account(session: AsyncSession, account_id: int, *, currency: str, opening_balance: Decimal) -> BillingAccountRow:
     """The account's billing row, created with ``opening_balance`` on first use, locked
     for the rest of the transaction (the UPDATE takes PostgreSQL's row lock and SQLite's
-    write lock alike, so the reads that follow are consistent)."""
+    write lock alike, so the reads that follow are consistent). One statement: the UPDATE
+    returns the row it locked."""
     now = utcnow()
     bump = (
         update(BillingAccountRow)
         .where(BillingAccountRow.account_id == account_id)
         .values(lock_version=BillingAccountRow.lock_version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .returning(BillingAccountRow)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    bumped = cast("CursorResult[Any]", await session.execute(bump))
-    if bumped.rowcount == 0:  # first use; a concurrent first use may insert it too
-        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(
-            insert(BillingAccountRow)
-            .values(
-                account_id=account_id,
-                currency=currency,
-                opening_balance=opening_balance,
-                balance=opening_balance,
-                lock_version=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["account_id"])
+    locked = (await session.scalars(bump)).first()
+    if locked is not None:
+        return locked
+    # first use; a concurrent first use may insert it too
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(BillingAccountRow)
+        .values(
+            account_id=account_id,
+            currency=currency,
+            opening_balance=opening_balance,
+            balance=opening_balance,
+            lock_version=0,
+            created_at=now,
+            updated_at=now,
         )
-        await session.execute(bump)
-    row = await session.scalar(
-        select(BillingAccountRow).where(BillingAccountRow.account_id == account_id).execution_options(populate_existing=True)
+        .on_conflict_do_nothing(index_elements=["account_id"])
     )
+    row = (await session.scalars(bump)).first()
     assert row is not None
     return row
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from resolvers.billing.budgets import CHANNEL as BUDGET_CHANNEL
 from tests.billing_helpers import PRICE, money
 from tests.client import GraphQLClient
-from tests.conftest import Gateway, local_center
+from tests.conftest import Gateway, local_center, require_service
 from tests.jobs_helpers import SUBMIT, python_job, submit, wait_for_state
 from tests.waiting import eventually, subscribed
 
@@ -232,8 +233,12 @@ async def test_a_waiting_job_keeps_its_center_set_when_the_queue_places_it(gatew
 
 
 async def test_the_cli_sets_the_same_quota_as_the_graph(gateway_factory: Any, database: Any, tmp_path: Path) -> None:
-    gateway: Gateway = await gateway_factory()
+    """Through the Redis bus the gateway hears of each change (it caches the account with the token)."""
+    require_service("127.0.0.1", 6379, "Redis")
+    bus = {"bus_url": "redis://127.0.0.1:6379/0", "bus_prefix": f"aicn-test-{uuid.uuid4().hex[:12]}:"}
+    gateway: Gateway = await gateway_factory(**bus)
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "AICN_DATA_DIR": str(tmp_path / "cli"), "AICN_DATABASE_URL": database.url}
+    environment.update(AICN_BUS_URL=bus["bus_url"], AICN_BUS_PREFIX=bus["bus_prefix"])
     if database.schema:
         environment["AICN_DATABASE_SCHEMA"] = database.schema
 
@@ -241,6 +246,7 @@ async def test_the_cli_sets_the_same_quota_as_the_graph(gateway_factory: Any, da
         command = [sys.executable, "-m", "aicn.cli", "set-quota", *arguments]
         return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
 
+    assert (await gateway.client.execute("{ viewer { quota { mode } } }"))["viewer"]["quota"] is None  # now cached
     done = await asyncio.to_thread(cli, "default", "2.5", "--mode", "refuse")
     assert done.returncode == 0 and "mode refuse" in done.stdout, done.stderr
     quota = (await gateway.client.execute("{ viewer { quota { maxStandardUnits mode } } }"))["viewer"]["quota"]

@@ -1,20 +1,23 @@
 """What one `submitJob` costs in SQL: a fixed number of statements, however many jobs exist and
-however many inputs the job reads (batched inserts, one transaction to create it placed)."""
+however many inputs the job reads (batched inserts, one transaction to create it placed). The
+account (its quota) comes from the cache with the token; running jobs are read only when a center
+lacks free devices (to estimate when it could start the job)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, local_center
 from tests.data_helpers import file_at, register
 from tests.jobs_helpers import SUBMIT, python_job
 from tests.statements import COUNTED, statements_of
 
-#: busy devices, the account's quota, the billing lock (3), the job, its first events, the
-#: center's answer (lock, event, update) and the audit entry
-TRIVIAL_SUBMIT = 11
+#: the billing lock (one UPDATE ... RETURNING), the holds, the job, its first events, the center's
+#: answer (lock, event, update) and the audit entry
+TRIVIAL_SUBMIT = 8
 
 
 async def counted_submit(gateway: Gateway, **fields: Any) -> list[str]:
@@ -26,7 +29,8 @@ async def counted_submit(gateway: Gateway, **fields: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
-async def test_a_trivial_submit_costs_a_fixed_number_of_statements(gateway: Gateway) -> None:
+async def test_a_trivial_submit_costs_a_fixed_number_of_statements(gateway_factory: Callable[..., Any]) -> None:
+    gateway = await gateway_factory([local_center(cores=64)])  # room for every job: each is handed over at once
     await counted_submit(gateway)  # the account's billing row is created on its first job
     assert len(await counted_submit(gateway)) == TRIVIAL_SUBMIT
     for _ in range(5):
@@ -34,6 +38,16 @@ async def test_a_trivial_submit_costs_a_fixed_number_of_statements(gateway: Gate
     statements = await counted_submit(gateway)
     assert len(statements) == TRIVIAL_SUBMIT, statements
     assert not [statement for statement in statements if "api_tokens" in statement]  # the token came from the cache
+    assert not [statement for statement in statements if "FROM accounts" in statement]  # and the account with it
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+async def test_a_busy_center_costs_one_read_of_the_running_jobs(gateway_factory: Callable[..., Any]) -> None:
+    gateway = await gateway_factory([local_center(cores=1)])
+    await counted_submit(gateway, command=["sleep", "60"])
+    statements = await counted_submit(gateway)  # waits QUEUED: the center's one core is taken
+    running = [statement for statement in statements if "jobs.started_at" in statement and "jobs.external_id IS NOT NULL" in statement]
+    assert len(running) == 1 and len(statements) == TRIVIAL_SUBMIT + 1, statements
 
 
 async def test_a_jobs_inputs_are_read_and_written_in_one_statement_each(gateway: Gateway) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from resolvers.access.directory import AccountDirectory
 from resolvers.access.viewer import Viewer
 from resolvers.common.errors import UserErrorData
 from store.db import Database
@@ -37,8 +38,10 @@ def quota_errors(max_standard_units: float | None, mode: str | None) -> list[Use
 
 
 class QuotaService:
-    def __init__(self, db: Database, default_mode: str) -> None:
+    def __init__(self, db: Database, default_mode: str, directory: AccountDirectory | None = None) -> None:
         self.db = db
+        #: told of every change, so that every gateway's next request sees the new quota
+        self.directory = directory or AccountDirectory(db)
         #: the ``quota_mode`` setting: the mode of an account that has none of its own
         self.default_mode = default_mode
 
@@ -68,4 +71,5 @@ class QuotaService:
             account.max_standard_units = max_standard_units
             account.quota_mode = mode
             await session.flush()
+        await self.directory.changed(account.id)
         return QuotaOutcome(account=account)

@@ -6,17 +6,14 @@ secret of that entropy (no salt or slow hash needed: nobody can guess one to try
 A gateway keeps the tokens it checked recently in a ``TokenCache`` (so a request reads no
 token from the database); a revocation is published on the bus and every gateway drops the
 token from its cache as the news arrives: ``revoke_token`` answers only once every gateway on
-the bus has confirmed (within ``ACK_SECONDS``), so the very next request is refused everywhere.
+the bus has confirmed (``resolvers.access.news``), so the very next request is refused everywhere.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import re
 import secrets
-import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -24,6 +21,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
+from resolvers.access.news import Acknowledger, announce
 from resolvers.access.token_cache import TokenCache
 from resolvers.access.viewer import SCOPES, Viewer
 from resolvers.common.errors import UserErrorData
@@ -45,10 +43,6 @@ MAX_MEMBERS = 100
 REVOCATIONS = "tokens:revoked"
 #: where each gateway confirms it has dropped a revoked token from its cache
 REVOCATION_ACKS = "tokens:revoked:acks"
-#: how long a revocation waits for the other gateways' confirmations (one that lost its bus
-#: connection stops trusting its cache anyway)
-ACK_SECONDS = 1.0
-log = logging.getLogger(__name__)
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -84,8 +78,8 @@ class AccessService:
         self.bus = bus
         # without a bus no revocation news could reach the cache: then there is none
         self.cache = cache if bus is not None else None
-        self._acks: set[asyncio.Task[int]] = set()
         if bus is not None:
+            self._acks = Acknowledger(bus, REVOCATION_ACKS)
             self._unwatch = bus.watch(REVOCATIONS, self._on_revoked)
 
     # ------------------------------------------------------------------ checking
@@ -118,31 +112,10 @@ class AccessService:
         return self.bus.epoch if self.bus is not None else 0
 
     def _on_revoked(self, message: dict[str, object]) -> None:
-        token_id, nonce = message.get("tokenId"), message.get("ack")
+        token_id = message.get("tokenId")
         if self.cache is not None and isinstance(token_id, int):
             self.cache.forget(token_id)
-        if isinstance(nonce, str) and self.bus is not None and not self.bus.synchronous:
-            task = asyncio.get_running_loop().create_task(self.bus.publish(REVOCATION_ACKS, {"ack": nonce}))
-            self._acks.add(task)
-            task.add_done_callback(self._acks.discard)
-
-    async def _announce_revocation(self, token_id: int) -> None:
-        """Publish the revocation; on a bus between processes, wait until every one confirmed it."""
-        assert self.bus is not None
-        if self.bus.synchronous:
-            await self.bus.publish(REVOCATIONS, {"tokenId": token_id})
-            return
-        nonce = secrets.token_hex(8)
-        async with self.bus.subscribe(REVOCATION_ACKS) as acks:
-            reached = await self.bus.publish(REVOCATIONS, {"tokenId": token_id, "ack": nonce})
-            deadline = time.monotonic() + ACK_SECONDS
-            heard = 0
-            while heard < reached:
-                message = await acks.get(timeout=max(0.0, deadline - time.monotonic()))
-                if message is None:
-                    log.warning("only %d of %d bus listeners confirmed the revocation of token %d", heard, reached, token_id)
-                    return
-                heard += message.get("ack") == nonce
+        self._acks.confirm(message)
 
     async def still_valid(self, token_id: int) -> bool:
         """For long-lived connections: has the token been revoked or expired since?"""
@@ -231,7 +204,7 @@ class AccessService:
                 row.revoked_at = utcnow()
                 await session.flush()
         if newly and self.bus is not None:  # caches drop it, open WebSockets with this token close now
-            await self._announce_revocation(row.id)
+            await announce(self.bus, REVOCATIONS, REVOCATION_ACKS, {"tokenId": row.id})
         return TokenOutcome(token=row)
 
     async def bootstrap(self, account_id: int, admin_secret: str | None) -> str | None:

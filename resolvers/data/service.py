@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
+from resolvers.access.directory import AccountDirectory
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import CenterRegistry
 from resolvers.common.errors import UserErrorData
@@ -66,8 +67,12 @@ def _check_common(name: str, uri: str, version: str | None, errors: list[UserErr
 
 
 class DataService:
-    def __init__(self, db: Database, registry: CenterRegistry, import_roots: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, db: Database, registry: CenterRegistry, import_roots: Sequence[Path] = (), directory: AccountDirectory | None = None
+    ) -> None:
         self.db = db
+        #: told of every change to an account's storage quota (every gateway's cache drops the account)
+        self.directory = directory or AccountDirectory(db)
         self.registry = registry
         #: folders besides the centers' data roots whose files may be registered by a file:// uri
         self.import_roots = [Path(root).absolute() for root in import_roots]
@@ -159,6 +164,7 @@ class DataService:
                 return None, errors
             assert account is not None
             account.max_storage_bytes = max_bytes
+        await self.directory.changed(account.id)
         return account, []
 
     async def stored_bytes(self, account_ids: Sequence[int]) -> dict[int, int]:

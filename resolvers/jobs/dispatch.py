@@ -20,6 +20,7 @@ from typing import Any
 from connectors.base import CenterJobState, CenterQuote, JobSpec
 from connectors.catalog import Catalog
 from connectors.errors import ConnectorError
+from resolvers.access.directory import AccountDirectory
 from resolvers.billing.pricing import chosen_terms, quote_terms
 from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
@@ -34,7 +35,6 @@ from resolvers.jobs.queue import queue_order
 from resolvers.jobs.ranking import Candidate, placement_document, rank
 from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobState
-from store import accounts as account_store
 from store import jobs as job_store
 from store.db import Database
 from store.tables import DatasetRow, JobRow, TransferRow
@@ -54,7 +54,9 @@ class Snapshot:
     """What the centers reported in one round, adjusted as jobs are handed to them."""
 
     units: dict[int, list[ComputeUnitInfo] | CenterFault]
-    busy: list[BusyDevices]
+    #: the devices running jobs hold, with when their time limits free them: read only when an
+    #: offer needs them (a center without enough free devices estimates its start from them)
+    busy: list[BusyDevices] | None
     taken_at: datetime
     #: the own offers of centers that price a request themselves (PEER), for the request asked about
     quotes: dict[int, CenterQuote] = field(default_factory=dict)
@@ -80,8 +82,11 @@ class Dispatcher:
         *,
         billing: BillingService | None = None,
         gateway_id: str = "",
+        accounts: AccountDirectory | None = None,
     ) -> None:
         self.db = db
+        #: the accounts' quotas, mostly from memory
+        self.accounts = accounts or AccountDirectory(db)
         #: this gateway's stable id: the last step of the path a hand-over to a peer carries
         self.gateway_id = gateway_id
         self.registry = registry
@@ -122,10 +127,23 @@ class Dispatcher:
                 return fault
 
         answers = await asyncio.gather(*(ask(center) for center in centers))
-        async with self.db.read() as session:
-            busy = await busy_devices(session)
         units = {center.id: answer for center, answer in zip(centers, answers, strict=True)}
-        return Snapshot(units=units, busy=busy, taken_at=utcnow(), quotes=quotes)
+        return Snapshot(units=units, busy=None, taken_at=utcnow(), quotes=quotes)
+
+    async def read_busy(self, snapshot: Snapshot) -> None:
+        if snapshot.busy is None:
+            async with self.db.read() as session:
+                snapshot.busy = await busy_devices(session)
+
+    async def offers_now(
+        self, need: ResourceRequest, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
+    ) -> list[OfferData]:
+        """The offers, with the running jobs read only when a center lacks free devices (to estimate its start)."""
+        offers = self.offers(need, snapshot, quota_left, centers)
+        if snapshot.busy is None and any(offer.reason_code == "NOT_ENOUGH_FREE" for offer in offers):
+            await self.read_busy(snapshot)
+            offers = self.offers(need, snapshot, quota_left, centers)
+        return offers
 
     def offers(
         self, need: ResourceRequest, snapshot: Snapshot, quota_left: float | None, centers: Sequence[Center] | None = None
@@ -136,7 +154,7 @@ class Dispatcher:
                 snapshot.units.get(center.id, []),
                 need,
                 self.catalog,
-                snapshot.busy,
+                snapshot.busy or (),
                 snapshot.taken_at,
                 quota_left,
                 snapshot.quotes.get(center.id),
@@ -146,10 +164,11 @@ class Dispatcher:
 
     async def quota_left(self, account_id: int) -> float | None:
         """Standard units the account may still take, or None when it has no quota."""
+        account = await self.accounts.one(account_id)
+        limit = account.max_standard_units if account is not None else None
+        if limit is None:
+            return None
         async with self.db.read() as session:
-            limit = (await account_store.accounts_by_ids(session, [account_id]))[account_id].max_standard_units
-            if limit is None:
-                return None
             in_use = await job_store.units_in_use(session, account_id, self.catalog_units())
         return limit - in_use
 
@@ -423,6 +442,7 @@ class Dispatcher:
             return 0
         waiting = queue_order(waiting, utcnow())
         snapshot = await self.snapshot()
+        await self.read_busy(snapshot)
         blocked: set[str | None] = set()
         quotas: dict[int, float | None] = {}
         startable: list[tuple[JobRow, list[Candidate]]] = []

@@ -22,12 +22,11 @@ from resolvers.billing.service import BillingService
 from resolvers.centers.registry import Center, CenterRegistry, ComputeUnitInfo
 from resolvers.common.errors import CenterFault, UserErrorData
 from resolvers.common.ids import int_key
-from resolvers.jobs.dispatch import Dispatcher, Snapshot, busy_devices
+from resolvers.jobs.dispatch import Dispatcher, Snapshot
 from resolvers.jobs.ledger import Change, EventRecord, JobLedger
 from resolvers.jobs.ranking import Candidate, placement_document, rank
 from resolvers.jobs.resources import ResourceRequest
 from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobKind, JobState
-from store import accounts as account_store
 from store import datasets as dataset_store
 from store import jobs as job_store
 from store.db import Database
@@ -210,11 +209,9 @@ class JobService:
         quotes: Mapping[int, CenterQuote] | None = None,
     ) -> list[Candidate]:
         """Every center's quote for ``need``, from capacity (and own offers) the caller has already asked, best first by ``policy``."""
-        async with self.db.read() as session:
-            busy = await busy_devices(session)
-        snapshot = Snapshot(units=dict(units), busy=busy, taken_at=utcnow(), quotes=dict(quotes or {}))
+        snapshot = Snapshot(units=dict(units), busy=None, taken_at=utcnow(), quotes=dict(quotes or {}))
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
-        return rank(self.dispatcher.offers(need, snapshot, quota_left), policy, snapshot.taken_at)
+        return rank(await self.dispatcher.offers_now(need, snapshot, quota_left), policy, snapshot.taken_at)
 
     async def rank(
         self, viewer: Viewer, need: ResourceRequest, policy: str, centers: Sequence[Center], dataset_ids: Sequence[int] = ()
@@ -222,7 +219,7 @@ class JobService:
         """Every center's offer for ``need``, best first by ``policy``."""
         snapshot = await self.dispatcher.snapshot(centers, need, policy)
         quota_left = await self.dispatcher.quota_left(viewer.account_id)
-        offers = self.dispatcher.offers(need, snapshot, quota_left, centers)
+        offers = await self.dispatcher.offers_now(need, snapshot, quota_left, centers)
         local: dict[int, int] = {}
         move_costs = None
         if policy == "DATA_LOCAL" and dataset_ids:
@@ -232,8 +229,7 @@ class JobService:
         return rank(offers, policy, snapshot.taken_at, local, move_costs)
 
     async def _quota_mode(self, account_id: int) -> str:
-        async with self.db.read() as session:
-            account = (await account_store.accounts_by_ids(session, [account_id])).get(account_id)
+        account = await self.dispatcher.accounts.one(account_id)
         return (account.quota_mode if account is not None else None) or self.quota_mode
 
     async def _refusal(self, candidates: Sequence[Candidate], account_id: int) -> UserErrorData | None:
