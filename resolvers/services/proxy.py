@@ -67,8 +67,9 @@ class Relay:
     close: Callable[[], Awaitable[None]] | None = None
 
 
-#: told the usage a request's answer reported (None: it reported none), once, when the answer is over
-Done = Callable[[TokenUsage | None], None]
+#: told the usage a request's answer reported (None: it reported none), once, when the answer is over;
+#: the answer (or its stream's end) goes out once it returns (the count is written)
+Done = Callable[[TokenUsage | None], Awaitable[None]]
 
 
 def event_error(message: str, code: str) -> bytes:
@@ -136,7 +137,7 @@ class Proxy:
         for _ in range(attempts):
             replica = await _replica(pool, tried, cold_start, wake)
             if replica is None:
-                done(None)
+                await done(None)
                 return not_ready(cold_start)
             tried.add(replica.job_id)
             replica.in_flight += 1
@@ -150,12 +151,12 @@ class Proxy:
                 continue
             except BaseException:
                 replica.in_flight -= 1
-                done(None)
+                await done(None)
                 raise
             if not isinstance(answer, Relay) or answer.stream is None:
                 replica.in_flight -= 1
             return answer
-        done(None)
+        await done(None)
         return replica_failed(service)
 
     async def _open(self, replica: Replica, request: Passthrough, deadline: float, done: Done) -> Invocation | Relay:
@@ -169,27 +170,27 @@ class Proxy:
         except httpx.TimeoutException as error:
             if isinstance(error, httpx.ConnectTimeout):
                 raise ReplicaLost from None
-            done(None)
+            await done(None)
             return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             raise ReplicaLost from None
         content_type = response.headers.get("content-type", "application/json")
         if response.status_code >= 500:
             await response.aclose()
-            done(None)
+            await done(None)
             return Invocation.refused(f"the model server answered HTTP {response.status_code}", "BACKEND_ERROR", response.status_code)
         if content_type.startswith("text/event-stream"):
             return self._stream(replica, response, deadline, done)
         try:
             body = await response.aread()
         except httpx.TimeoutException:
-            done(None)
+            await done(None)
             return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
         except httpx.TransportError:
             raise ReplicaLost from None
         finally:
             await response.aclose()
-        done(usage_of_body(body) if response.status_code < 400 else None)
+        await done(usage_of_body(body) if response.status_code < 400 else None)
         return Relay(response.status_code, content_type, body=body)
 
     def _stream(self, replica: Replica, response: httpx.Response, deadline: float, done: Done) -> Relay:
@@ -205,7 +206,7 @@ class Proxy:
             replica.in_flight -= 1
             await response.aclose()
             scanner.close()
-            done(scanner.usage)
+            await done(scanner.usage)
 
         async def events() -> AsyncGenerator[bytes, None]:
             try:
