@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from resolvers.services.pool import Replica, ServicePool
+from resolvers.services.upstream import Upstream, UpstreamLost, UpstreamTimeout
 from resolvers.services.usage import EventScanner, TokenUsage, usage_of_body
 from store.service_tables import ServiceRow
 
@@ -105,9 +106,12 @@ class Proxy:
     def __init__(self) -> None:
         limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         self.http = httpx.AsyncClient(limits=limits)
+        #: ``/invoke`` requests (the OpenAI passthrough, which may stream, goes through httpx)
+        self.upstream = Upstream()
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.upstream.close()
 
     async def send(self, service: ServiceRow, pool: ServicePool, body: bytes, cold_start: float, wake: Callable[[], None]) -> Invocation:
         tried: set[int] = set()
@@ -122,6 +126,7 @@ class Proxy:
                 return await self._post(replica.url, body, service.deadline_seconds)
             except ReplicaLost:
                 pool.drop(replica.job_id)  # the controller checks it and replaces it
+                self.upstream.forget(replica.url)
                 pool.lost = True
                 wake()
             finally:
@@ -231,24 +236,21 @@ class Proxy:
 
     async def _post(self, url: str, body: bytes, deadline: float) -> Invocation:
         try:
-            response = await self.http.post(
-                url + "/invoke", content=body, headers={"content-type": "application/json"}, timeout=httpx.Timeout(deadline)
-            )
-        except httpx.TimeoutException as error:
-            if isinstance(error, httpx.ConnectTimeout):
-                raise ReplicaLost from None
+            response = await self.upstream.post(url + "/invoke", body, deadline)
+        except UpstreamTimeout:
             return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        except UpstreamLost:
             raise ReplicaLost from None
-        if response.status_code >= 500:
-            return Invocation.refused(f"the model server answered HTTP {response.status_code}", "BACKEND_ERROR", response.status_code)
-        if response.status_code >= 400:
-            return Invocation.refused(f"the model refused the input (HTTP {response.status_code})", "INVALID_INPUT", response.status_code)
-        if not response.headers.get("content-type", "").startswith("application/json"):  # a JSON answer is passed on unparsed
+        if response.status >= 500:
+            return Invocation.refused(f"the model server answered HTTP {response.status}", "BACKEND_ERROR", response.status)
+        if response.status >= 400:
+            return Invocation.refused(f"the model refused the input (HTTP {response.status})", "INVALID_INPUT", response.status)
+        content = bytes(response.body)
+        if not response.content_type.startswith("application/json"):  # a JSON answer is passed on unparsed
             try:
-                json.loads(response.content)
+                json.loads(content)
             except ValueError:
                 return Invocation.refused(
-                    f"the model server answered HTTP {response.status_code} without JSON", "BACKEND_ERROR", response.status_code
+                    f"the model server answered HTTP {response.status} without JSON", "BACKEND_ERROR", response.status
                 )
-        return Invocation(raw=response.content, status=response.status_code)
+        return Invocation(raw=content, status=response.status)
