@@ -33,8 +33,11 @@ class Answer:
 
     # httptools' callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-type":
+        name = name.lower()
+        if name == b"content-type":
             self.content_type = value.decode("latin-1")
+        elif name == b"connection" and b"close" in value.lower():
+            self.keep_alive = False
 
     def on_body(self, chunk: bytes) -> None:
         self.body += chunk
@@ -97,7 +100,8 @@ class Upstream:
                     if not answer.status:
                         answer.status = parser.get_status_code() or 0
             answer.status = parser.get_status_code()
-            answer.keep_alive = parser.should_keep_alive()
+            # (httptools' should_keep_alive() says False once the message is complete: read it ourselves)
+            answer.keep_alive = answer.keep_alive and parser.get_http_version() == "1.1"
         except TimeoutError:
             writer.close()
             raise UpstreamTimeout from None
