@@ -1,14 +1,16 @@
 """Inference services: the gateway's proxy overhead, throughput with 1, 2 and 4 replicas, and a cold start.
 
 Run: python bench/services.py  [--requests N] [--clients C]
+(AICN_BENCH_PROFILE=file.html: the gateway runs under pyinstrument and writes its profile there.)
 
 A gateway runs in a child process (one uvicorn worker, SQLite, one LOCAL center with 8 cores).
 A scikit-learn classifier is exported to ONNX and served by the built-in runner. Measured, in
 one run:
 
 1. one replica, C concurrent clients: p50 latency and requests/s calling the replica directly
-   (its loopback port) and through ``POST /services/{id}/invoke``; the p50 overhead and the
-   throughput ratio (aim: under 2 ms and at least 80 %);
+   (its loopback port) and through ``POST /services/{id}/invoke``; the p50 and p95 overhead, the
+   throughput ratio (aim: under 2 ms and at least 80 %), and the CPU time per request of the
+   gateway, of the replica and of the load generator (all three share the machine's cores);
 2. 1 -> 2 -> 4 replicas (``scaleService`` min = max), 2 x C clients through the gateway;
 3. a cold start: scaled to zero, the time from the first request to its answer.
 """
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +65,26 @@ def serve(port: int, data_dir: str) -> None:
         services=ServicesConfig(tick_seconds=0.1, cool_down_seconds=2.0, health_interval_seconds=1.0),
     )
     tune_gc()
-    uvicorn.run(create_app(Runtime(settings)), host="127.0.0.1", port=port, log_level="warning")
+    profile = os.environ.get("AICN_BENCH_PROFILE")
+    if not profile:
+        uvicorn.run(create_app(Runtime(settings)), host="127.0.0.1", port=port, log_level="warning")
+        return
+    from pyinstrument import Profiler
+
+    def leave(_signal: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn raises the SIGTERM it caught again once it has shut down: leave through ``finally``
+    signal.signal(signal.SIGTERM, leave)
+    profiler = Profiler(async_mode="disabled")
+    profiler.start()
+    try:
+        uvicorn.run(create_app(Runtime(settings)), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        profiler.stop()
+        Path(profile).write_text(
+            profiler.output_html() if profile.endswith(".html") else profiler.output_text(unicode=True, show_all=False)
+        )
 
 
 def free_port() -> int:
@@ -100,8 +124,57 @@ async def wait_ready(client: httpx.AsyncClient, service_id: str, ready: int) -> 
     raise SystemExit(f"the service did not reach {ready} ready replicas: {node}")
 
 
-async def load(url: str, clients: int, requests: int, headers: dict[str, str]) -> tuple[float, float]:
-    """(p50 ms, requests/s) of ``requests`` POSTs spread over ``clients`` concurrent connections."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the replicas and their supervisors)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, frontier = [], [pid]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
+
+
+class CpuMeter:
+    """CPU seconds of the gateway, of its replicas (its descendants), and of this load generator."""
+
+    def __init__(self, gateway: int) -> None:
+        self.gateway = gateway
+
+    def read(self) -> tuple[float, float, float]:
+        replicas = 0.0
+        for pid in descendants(self.gateway):
+            try:
+                replicas += cpu_seconds(pid)
+            except OSError:
+                pass
+        return cpu_seconds(self.gateway), replicas, time.process_time()
+
+
+@dataclass
+class Run:
+    p50: float
+    p95: float
+    rps: float
+    #: CPU ms per request: gateway, replicas, load generator
+    cpu: tuple[float, float, float]
+
+
+async def load(url: str, clients: int, requests: int, headers: dict[str, str], meter: CpuMeter) -> Run:
+    """Latencies, requests/s and CPU per request of ``requests`` POSTs over ``clients`` concurrent connections."""
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30) as http:
@@ -115,10 +188,14 @@ async def load(url: str, clients: int, requests: int, headers: dict[str, str]) -
 
         await asyncio.gather(*(one_client(10) for _ in range(clients)))  # warm up
         latencies.clear()
+        before = meter.read()
         started = time.perf_counter()
         await asyncio.gather(*(one_client(requests // clients) for _ in range(clients)))
         elapsed = time.perf_counter() - started
-    return statistics.median(latencies), len(latencies) / elapsed
+        after = meter.read()
+    cpu = tuple(1000 * (end - start) / len(latencies) for start, end in zip(before, after, strict=True))
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    return Run(statistics.median(latencies), p95, len(latencies) / elapsed, (cpu[0], cpu[1], cpu[2]))
 
 
 async def main(requests: int, clients: int) -> None:
@@ -155,19 +232,27 @@ async def main(requests: int, clients: int) -> None:
             replica_port = node["replicaJobs"][0]["environment"]["AICN_SERVICE_PORT"]
             print(f"aicn inference services benchmark (loopback, one uvicorn worker, {clients} clients, {requests} requests a run)")
 
-            direct_p50, direct_rps = await load(f"http://127.0.0.1:{replica_port}/invoke", clients, requests, {})
-            proxied_p50, proxied_rps = await load(base + service["endpoint"], clients, requests, auth)
-            print("\n1. one replica, the built-in ONNX runner")
-            print(f"   direct:  p50 {direct_p50:.2f} ms, {direct_rps:.0f} requests/s")
-            print(f"   gateway: p50 {proxied_p50:.2f} ms, {proxied_rps:.0f} requests/s")
-            print(f"   overhead p50 {proxied_p50 - direct_p50:.2f} ms; throughput ratio {proxied_rps / direct_rps:.0%}")
+            meter = CpuMeter(process.pid)
+            direct = await load(f"http://127.0.0.1:{replica_port}/invoke", clients, requests, {}, meter)
+            proxied = await load(base + service["endpoint"], clients, requests, auth, meter)
+            print("\n1. one replica, the built-in ONNX runner (CPU ms per request: gateway / replica / load generator)")
+            for label, run in (("direct: ", direct), ("gateway:", proxied)):
+                gateway_cpu, replica_cpu, client_cpu = run.cpu
+                print(
+                    f"   {label} p50 {run.p50:.2f} ms, p95 {run.p95:.2f} ms, {run.rps:.0f} requests/s; "
+                    f"CPU {gateway_cpu:.2f} / {replica_cpu:.2f} / {client_cpu:.2f} ms"
+                )
+            print(
+                f"   overhead p50 {proxied.p50 - direct.p50:.2f} ms, p95 {proxied.p95 - direct.p95:.2f} ms; "
+                f"throughput ratio {proxied.rps / direct.rps:.0%}"
+            )
 
             print(f"\n2. replicas through the gateway, {2 * clients} clients")
             for replicas in (1, 2, 4):
                 await gql(client, SCALE, {"id": service["id"], "n": replicas, "min": replicas})
                 await wait_ready(client, service["id"], replicas)
-                p50, rps = await load(base + service["endpoint"], 2 * clients, requests, auth)
-                print(f"   {replicas} replica(s): p50 {p50:.2f} ms, {rps:.0f} requests/s")
+                run = await load(base + service["endpoint"], 2 * clients, requests, auth, meter)
+                print(f"   {replicas} replica(s): p50 {run.p50:.2f} ms, p95 {run.p95:.2f} ms, {run.rps:.0f} requests/s")
 
             await gql(client, SCALE, {"id": service["id"], "n": 1, "min": 0})
             await wait_ready(client, service["id"], 0)
@@ -182,7 +267,7 @@ async def main(requests: int, clients: int) -> None:
                 await asyncio.sleep(0.1)
     finally:
         process.terminate()
-        process.wait(15)
+        process.wait(120 if os.environ.get("AICN_BENCH_PROFILE") else 15)  # a profile takes a while to write
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from resolvers.services.pool import Replica, ServicePool
 from resolvers.services.remote import RemoteServices
 from resolvers.services.serving import MODEL_DIR, PORT, fill, free_port
 from resolvers.services.states import ServiceEventKind, ServiceState
+from resolvers.services.tally import Tally
 from resolvers.services.tokens import TokenMeter
 from store import datasets as dataset_store
 from store import jobs as job_store
@@ -92,6 +93,8 @@ class ServiceController:
         self.remote = RemoteServices(db, registry, jobs, ledger, wake=self.wake)
         #: bills priced services' tokens each round (None: tokens are only counted)
         self.tokens: TokenMeter | None = None
+        #: every request counted before its answer goes out
+        self.tally = Tally(db)
 
     def pool(self, service_id: int) -> ServicePool:
         pool = self.pools.get(service_id)
@@ -105,7 +108,7 @@ class ServiceController:
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
-        await self.flush_counts()
+        await self.tally.close()
         if self.tokens is not None:
             await self.tokens.bill_due()
         await self._probe.aclose()
@@ -127,31 +130,8 @@ class ServiceController:
             await self._alarm.sleep(self.policy.tick_seconds)
 
     async def flush_counts(self) -> None:
-        """Write the requests (and tokens) counted since the last flush; put back what a failed write did not keep."""
-        counts = {service_id: pool.uncounted for service_id, pool in self.pools.items() if pool.uncounted}
-        tokens = {
-            service_id: (pool.prompt_tokens, pool.completion_tokens)
-            for service_id, pool in self.pools.items()
-            if pool.prompt_tokens or pool.completion_tokens
-        }
-        if not counts and not tokens:
-            return
-        self._take(counts, tokens, -1)
-        try:
-            async with self.db.transaction() as session:
-                await service_store.add_requests(session, counts)
-                await service_store.add_tokens(session, tokens)
-        except BaseException:
-            self._take(counts, tokens, 1)
-            raise
-
-    def _take(self, counts: dict[int, int], tokens: dict[int, tuple[int, int]], sign: int) -> None:
-        for service_id, count in counts.items():
-            self.pool(service_id).uncounted += sign * count
-        for service_id, (prompt, completion) in tokens.items():
-            pool = self.pool(service_id)
-            pool.prompt_tokens += sign * prompt
-            pool.completion_tokens += sign * completion
+        """Write the requests (and tokens) counted and not written yet (a failed batch's)."""
+        await self.tally.flush()
 
     async def tick_once(self) -> None:
         async with self.db.read() as session:
@@ -164,7 +144,7 @@ class ServiceController:
             await self.tokens.bill_due()
         for service_id in set(self.pools) - {service.id for service in services}:
             pool = self.pools[service_id]
-            if not pool.in_flight and not pool.uncounted and not pool.prompt_tokens and not pool.completion_tokens:
+            if not pool.in_flight:
                 del self.pools[service_id]
 
     async def _guarded(self, service: ServiceRow, replicas: list[JobRow]) -> None:

@@ -33,10 +33,6 @@ class ServicePool:
     retired: set[int] = field(default_factory=set)
     addresses: dict[int, str] = field(default_factory=dict)
     in_flight: int = 0
-    uncounted: int = 0
-    #: tokens the replicas reported in ``usage`` and not yet written (OPENAI services)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     #: when in-flight per replica last went above target, and when the service was last busy
     above_since: float | None = None
     busy_at: float = field(default_factory=time.monotonic)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from resolvers.services.pool import Replica, ServicePool
+from resolvers.services.upstream import Upstream, UpstreamLost, UpstreamTimeout
 from resolvers.services.usage import EventScanner, TokenUsage, usage_of_body
 from store.service_tables import ServiceRow
 
@@ -67,8 +68,9 @@ class Relay:
     close: Callable[[], Awaitable[None]] | None = None
 
 
-#: told the usage a request's answer reported (None: it reported none), once, when the answer is over
-Done = Callable[[TokenUsage | None], None]
+#: told the usage a request's answer reported (None: it reported none), once, when the answer is over;
+#: the answer (or its stream's end) goes out once it returns (the count is written)
+Done = Callable[[TokenUsage | None], Awaitable[None]]
 
 
 def event_error(message: str, code: str) -> bytes:
@@ -104,9 +106,12 @@ class Proxy:
     def __init__(self) -> None:
         limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         self.http = httpx.AsyncClient(limits=limits)
+        #: ``/invoke`` requests (the OpenAI passthrough, which may stream, goes through httpx)
+        self.upstream = Upstream()
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.upstream.close()
 
     async def send(self, service: ServiceRow, pool: ServicePool, body: bytes, cold_start: float, wake: Callable[[], None]) -> Invocation:
         tried: set[int] = set()
@@ -121,6 +126,7 @@ class Proxy:
                 return await self._post(replica.url, body, service.deadline_seconds)
             except ReplicaLost:
                 pool.drop(replica.job_id)  # the controller checks it and replaces it
+                self.upstream.forget(replica.url)
                 pool.lost = True
                 wake()
             finally:
@@ -136,7 +142,7 @@ class Proxy:
         for _ in range(attempts):
             replica = await _replica(pool, tried, cold_start, wake)
             if replica is None:
-                done(None)
+                await done(None)
                 return not_ready(cold_start)
             tried.add(replica.job_id)
             replica.in_flight += 1
@@ -150,12 +156,12 @@ class Proxy:
                 continue
             except BaseException:
                 replica.in_flight -= 1
-                done(None)
+                await done(None)
                 raise
             if not isinstance(answer, Relay) or answer.stream is None:
                 replica.in_flight -= 1
             return answer
-        done(None)
+        await done(None)
         return replica_failed(service)
 
     async def _open(self, replica: Replica, request: Passthrough, deadline: float, done: Done) -> Invocation | Relay:
@@ -169,27 +175,27 @@ class Proxy:
         except httpx.TimeoutException as error:
             if isinstance(error, httpx.ConnectTimeout):
                 raise ReplicaLost from None
-            done(None)
+            await done(None)
             return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             raise ReplicaLost from None
         content_type = response.headers.get("content-type", "application/json")
         if response.status_code >= 500:
             await response.aclose()
-            done(None)
+            await done(None)
             return Invocation.refused(f"the model server answered HTTP {response.status_code}", "BACKEND_ERROR", response.status_code)
         if content_type.startswith("text/event-stream"):
             return self._stream(replica, response, deadline, done)
         try:
             body = await response.aread()
         except httpx.TimeoutException:
-            done(None)
+            await done(None)
             return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
         except httpx.TransportError:
             raise ReplicaLost from None
         finally:
             await response.aclose()
-        done(usage_of_body(body) if response.status_code < 400 else None)
+        await done(usage_of_body(body) if response.status_code < 400 else None)
         return Relay(response.status_code, content_type, body=body)
 
     def _stream(self, replica: Replica, response: httpx.Response, deadline: float, done: Done) -> Relay:
@@ -205,7 +211,7 @@ class Proxy:
             replica.in_flight -= 1
             await response.aclose()
             scanner.close()
-            done(scanner.usage)
+            await done(scanner.usage)
 
         async def events() -> AsyncGenerator[bytes, None]:
             try:
@@ -230,24 +236,21 @@ class Proxy:
 
     async def _post(self, url: str, body: bytes, deadline: float) -> Invocation:
         try:
-            response = await self.http.post(
-                url + "/invoke", content=body, headers={"content-type": "application/json"}, timeout=httpx.Timeout(deadline)
-            )
-        except httpx.TimeoutException as error:
-            if isinstance(error, httpx.ConnectTimeout):
-                raise ReplicaLost from None
+            response = await self.upstream.post(url + "/invoke", body, deadline)
+        except UpstreamTimeout:
             return Invocation.refused(f"the model did not answer within the service's deadline ({deadline:g} s)", "SERVICE_TIMEOUT")
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        except UpstreamLost:
             raise ReplicaLost from None
-        if response.status_code >= 500:
-            return Invocation.refused(f"the model server answered HTTP {response.status_code}", "BACKEND_ERROR", response.status_code)
-        if response.status_code >= 400:
-            return Invocation.refused(f"the model refused the input (HTTP {response.status_code})", "INVALID_INPUT", response.status_code)
-        if not response.headers.get("content-type", "").startswith("application/json"):  # a JSON answer is passed on unparsed
+        if response.status >= 500:
+            return Invocation.refused(f"the model server answered HTTP {response.status}", "BACKEND_ERROR", response.status)
+        if response.status >= 400:
+            return Invocation.refused(f"the model refused the input (HTTP {response.status})", "INVALID_INPUT", response.status)
+        content = bytes(response.body)
+        if not response.content_type.startswith("application/json"):  # a JSON answer is passed on unparsed
             try:
-                json.loads(response.content)
+                json.loads(content)
             except ValueError:
                 return Invocation.refused(
-                    f"the model server answered HTTP {response.status_code} without JSON", "BACKEND_ERROR", response.status_code
+                    f"the model server answered HTTP {response.status} without JSON", "BACKEND_ERROR", response.status
                 )
-        return Invocation(raw=response.content, status=response.status_code)
+        return Invocation(raw=content, status=response.status)

@@ -330,7 +330,7 @@ class ServiceService:
                 answer = await self.proxy.send(service, pool, body, self.policy.cold_start_seconds, self.controller.wake)
         finally:
             pool.in_flight -= 1
-        pool.uncounted += 1
+        await self.controller.tally.count(service.id)
         answer.latency_ms = (time.perf_counter() - started) * 1000.0
         return answer
 
@@ -344,16 +344,13 @@ class ServiceService:
         pool.in_flight += 1
         finished = False
 
-        def done(usage: TokenUsage | None) -> None:
+        async def done(usage: TokenUsage | None) -> None:
             nonlocal finished
             if finished:
                 return
             finished = True
             pool.in_flight -= 1
-            pool.uncounted += 1
-            if usage is not None:
-                pool.prompt_tokens += usage.prompt
-                pool.completion_tokens += usage.completion
+            await self.controller.tally.count(service.id, usage)
 
         return await self.proxy.relay(service, pool, request, self.policy.cold_start_seconds, self.controller.wake, done)
 
