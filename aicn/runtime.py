@@ -66,6 +66,7 @@ from resolvers.services.proxy import Proxy
 from resolvers.services.reads import ServiceReads
 from resolvers.services.service import ServiceService
 from resolvers.services.streams import ServiceStreams
+from resolvers.services.tally import COUNTS_FOLDER
 from resolvers.services.tokens import TokenMeter
 from resolvers.webhooks.delivery import RetryPolicy, WebhookDeliverer
 from resolvers.webhooks.destinations import DestinationPolicy
@@ -252,7 +253,9 @@ class Runtime:
             runner_python=str(serving.python) if serving.python is not None else None,
         )
         service_ledger = ServiceLedger(self.db, self.bus)
-        self.service_controller = ServiceController(self.db, self.registry, self.jobs, service_ledger, serving_policy)
+        self.service_controller = ServiceController(
+            self.db, self.registry, self.jobs, service_ledger, serving_policy, settings.data_dir / COUNTS_FOLDER
+        )
         self.service_controller.tokens = TokenMeter(self.db, self.bus, book, serving.token_billing_seconds)
         self.proxy = Proxy()
         self.inference = ServiceService(
@@ -422,6 +425,7 @@ class Runtime:
         self.dispatcher.on_hand_over = self._handed_over
         self.service_controller.leading = lambda: self.leases.holds(SERVICES)
         self.leases.add(SERVICES, _nothing, _nothing)
+        await self.service_controller.flush_counts()  # what a gateway killed here counted, before any request
         self.service_controller.start()  # every replica records its proxied requests; the holder scales
         self._wake_listener = asyncio.create_task(self._wake_on_hand_overs(by_center), name="reconciler-wake")
         await self.leases.start()

@@ -56,13 +56,12 @@ def serve(port: int, data_dir: str) -> None:
             CenterConfig(
                 name="local",
                 devices=[DeviceConfig(accelerator="cpu-core", count=8)],
-                poll_interval_seconds=0.05,
                 local=LocalConfig(run_as="none"),
             )
         ],
         admin_token=SecretStr(TOKEN),
         limits=LimitSettings(bucket_size=10**9, restore_rate=1e9),
-        services=ServicesConfig(tick_seconds=0.1, cool_down_seconds=2.0, health_interval_seconds=1.0),
+        services=ServicesConfig(cool_down_seconds=2.0, health_interval_seconds=1.0),
     )
     tune_gc()
     profile = os.environ.get("AICN_BENCH_PROFILE")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import store.auth_tables
 import store.billing_tables
+import store.count_journal
 import store.gateway
 import store.leases
 import store.operations

@@ -75,7 +75,9 @@ def ordinal_of(job: JobRow) -> int:
 
 
 class ServiceController:
-    def __init__(self, db: Database, registry: CenterRegistry, jobs: JobService, ledger: ServiceLedger, policy: ServingPolicy) -> None:
+    def __init__(
+        self, db: Database, registry: CenterRegistry, jobs: JobService, ledger: ServiceLedger, policy: ServingPolicy, counts_folder: Path
+    ) -> None:
         self.db = db
         self.registry = registry
         self.jobs = jobs
@@ -94,7 +96,7 @@ class ServiceController:
         #: bills priced services' tokens each round (None: tokens are only counted)
         self.tokens: TokenMeter | None = None
         #: every request counted before its answer goes out
-        self.tally = Tally(db)
+        self.tally = Tally(db, counts_folder)
 
     def pool(self, service_id: int) -> ServicePool:
         pool = self.pools.get(service_id)
@@ -130,8 +132,11 @@ class ServiceController:
             await self._alarm.sleep(self.policy.tick_seconds)
 
     async def flush_counts(self) -> None:
-        """Write the requests (and tokens) counted and not written yet (a failed batch's)."""
-        await self.tally.flush()
+        """Fold the requests (and tokens) counted in the journals into the services' totals."""
+        try:
+            await self.tally.fold()
+        except Exception:  # the counts stay in the journals: the next round folds them
+            log.exception("folding the services' request counts failed")
 
     async def tick_once(self) -> None:
         async with self.db.read() as session:

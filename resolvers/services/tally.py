@@ -1,88 +1,103 @@
-"""Requests and tokens counted durably before their answers go out (a group commit).
+"""Requests and tokens counted durably before their answers go out.
 
-A request's count is added to the batch being gathered and the request waits until that batch
-is written; requests that finish while a write is under way go into the next one, so one
-transaction counts every request that ended meanwhile. A gateway killed after answering has
-therefore written its count (nothing lost); one killed before the write commits has not
-answered either. A write that fails keeps its counts for the next batch (the controller's
-round flushes what is left), and the waiting answers go out anyway.
+A request's count is appended to this gateway's journal (store/count_journal.py) before its
+answer goes out: a gateway killed after answering has therefore kept the count (nothing lost),
+and one killed before the append has not answered either. Every round of the service controller
+folds the journals in the folder into the services' totals, exactly once; so do the start (what
+a killed gateway left) and a clean stop. Should the append fail (a full disk), that request is
+counted straight into the database before it is answered instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.services.usage import TokenUsage
+from store import count_journal
 from store import services as service_store
+from store.count_journal import CountJournal, Counts, FoldRaced
 from store.db import Database
 
 log = logging.getLogger(__name__)
 
+#: the data folder's subfolder of journals
+COUNTS_FOLDER = "counts"
+#: this gateway's journal starts anew once it is folded to its end and at least this long
+ROTATE_BYTES = 4 * 1024 * 1024
+
 
 class Tally:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, folder: Path) -> None:
         self.db = db
-        self._requests: dict[int, int] = {}
-        self._tokens: dict[int, tuple[int, int]] = {}
-        self._next: asyncio.Future[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._requests or self._tokens)
-
-    def add(self, service_id: int, requests: int, usage: TokenUsage | None = None) -> None:
-        """Count without waiting (the next write takes it)."""
-        if requests:
-            self._requests[service_id] = self._requests.get(service_id, 0) + requests
-        if usage is not None and (usage.prompt or usage.completion):
-            prompt, completion = self._tokens.get(service_id, (0, 0))
-            self._tokens[service_id] = (prompt + usage.prompt, completion + usage.completion)
+        self.journal = CountJournal(folder)
+        #: how far each journal is known to be folded (read from the database the first time it is seen)
+        self._folded: dict[str, int] = {}
+        self._folding = asyncio.Lock()
 
     async def count(self, service_id: int, usage: TokenUsage | None = None) -> None:
-        """Count one request (and the tokens it reported), returning once that is written."""
-        self.add(service_id, 1, usage)
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-        written = self._next
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_batches(), name="service-tally")
-        await asyncio.shield(written)
-
-    async def _write_batches(self) -> None:
+        """Count one request (and the tokens it reported), returning once that is durable."""
+        prompt, completion = (usage.prompt, usage.completion) if usage is not None else (0, 0)
         try:
-            while self._next is not None:
-                batch, self._next = self._next, None
-                try:
-                    await self.flush()
-                except Exception:
-                    log.exception("counting the services' requests failed; the counts are kept for the next write")
-                finally:
-                    if not batch.done():
-                        batch.set_result(None)
-        finally:
-            self._writer = None
-
-    async def flush(self) -> None:
-        """Write what is counted and not yet written; a failed write puts it back."""
-        if not self.pending:
-            return
-        requests, tokens = self._requests, self._tokens
-        self._requests, self._tokens = {}, {}
-        try:
+            self.journal.append(service_id, 1, prompt, completion)
+        except OSError:
+            log.exception("the count journal cannot be written; this request is counted in the database")
+            counts = Counts()
+            counts.add(service_id, 1, prompt, completion)
             async with self.db.transaction() as session:
-                await service_store.add_requests(session, requests)
-                await service_store.add_tokens(session, tokens)
-        except BaseException:
-            for service_id, count in requests.items():
-                self.add(service_id, count)
-            for service_id, (prompt, completion) in tokens.items():
-                self.add(service_id, 0, TokenUsage(prompt, completion))
-            raise
+                await _add(session, counts)
+
+    async def fold(self) -> None:
+        """Add every journal's unfolded counts to the services' totals (once, whoever else folds);
+        the journals of gateways that ended are deleted once folded to their end."""
+        async with self._folding:
+            for name in self.journal.names():
+                try:
+                    await self._fold_one(name, done=False)
+                except (FoldRaced, IntegrityError):
+                    self._folded.pop(name, None)  # another gateway folded it meanwhile: read again next time
+            if self._folded.get(self.journal.name, 0) >= ROTATE_BYTES:
+                await self._fold_one(self.journal.rotate(), done=True)
+
+    async def _fold_one(self, name: str, *, done: bool) -> None:
+        path = self.journal.path(name)
+        try:
+            size = path.stat().st_size
+        except OSError:  # gone (folded elsewhere), or never made
+            return
+        start = self._folded.get(name)
+        if start is None:
+            async with self.db.read() as session:
+                start, finished = await count_journal.folded(session, name)
+            if finished:
+                path.unlink(missing_ok=True)
+                return
+            self._folded[name] = start
+        ended = done or (name != self.journal.name and count_journal.writer_gone(name))
+        if size <= start and not ended:
+            return
+        counts, end = count_journal.read_from(path, start)
+        async with self.db.transaction() as session:
+            await _add(session, counts)
+            await count_journal.move_offset(session, name, start, end, done=ended)
+        self._folded[name] = end
+        if ended:
+            path.unlink(missing_ok=True)
+            self._folded.pop(name, None)
 
     async def close(self) -> None:
-        """Wait for the write under way, then write what is left."""
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
-        await self.flush()
+        """Fold what is left, this gateway's journal to its end (then deleted)."""
+        try:
+            async with self._folding:
+                await self._fold_one(self.journal.name, done=True)
+        finally:
+            self.journal.close()
+
+
+async def _add(session: AsyncSession, counts: Counts) -> None:
+    await service_store.add_requests(session, counts.requests)
+    await service_store.add_tokens(session, counts.tokens)
