@@ -1,18 +1,20 @@
-"""A lean HTTP/1.1 client for ``POST /invoke`` to replicas: keep-alive connections per replica over
-asyncio streams, responses parsed by httptools (C). httpx spent most of the gateway's CPU per
-proxied request (bench/services.py, profiled); this path does one write and a few reads."""
+"""A lean HTTP/1.1 client for ``POST /invoke`` to replicas: keep-alive connections per replica as
+asyncio protocols, responses parsed by httptools (C) as the bytes arrive. httpx spent most of the
+gateway's CPU per proxied request (bench/services.py, profiled); this path does one write and
+wakes the request once, when its answer is whole."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
 #: idle connections kept per replica
 MAX_IDLE = 64
-READ_SIZE = 65536
 
 
 class UpstreamLost(Exception):
@@ -21,6 +23,10 @@ class UpstreamLost(Exception):
 
 class UpstreamTimeout(Exception):
     """No whole answer within the deadline, on a connection that was made."""
+
+
+class _Stale(Exception):
+    """A kept connection closed before it answered."""
 
 
 @dataclass
@@ -46,91 +52,123 @@ class Answer:
         self.complete = True
 
 
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+class _Link(asyncio.Protocol):
+    """One kept connection to a replica: one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._answer = Answer()
+        self._parser = httptools.HttpResponseParser(self._answer)
+        self._waiter: asyncio.Future[None] | None = None
+        self._received = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's transports are not asyncio.Transport subclasses)
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self._fail(UpstreamLost(str(error)))
+            return
+        if self._answer.complete and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(UpstreamLost() if self._received else _Stale())
+
+    def _fail(self, error: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    async def exchange(self, request: bytes, ends: float) -> Answer:
+        """Send ``request``; its whole answer by the loop time ``ends``."""
+        assert self.transport is not None
+        answer = self._answer = Answer()
+        self._parser = httptools.HttpResponseParser(answer)
+        self._received = False
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        try:
+            async with asyncio.timeout_at(ends):
+                await self._waiter
+        except TimeoutError:
+            self.close()
+            raise UpstreamTimeout from None
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            self._waiter = None
+        answer.status = self._parser.get_status_code()
+        # (httptools' should_keep_alive() says False once the message is complete: read it ourselves)
+        answer.keep_alive = answer.keep_alive and self._parser.get_http_version() == "1.1"
+        return answer
+
+
+@lru_cache(maxsize=1024)
+def _target(url: str) -> tuple[str, int, bytes]:
+    """A URL's host, port and request head up to the content length."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    head = f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\ncontent-length: "
+    return host, port, head.encode("latin-1")
 
 
 class Upstream:
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], list[Connection]] = {}
+        self._idle: dict[tuple[str, int], list[_Link]] = {}
 
     async def post(self, url: str, body: bytes, deadline: float) -> Answer:
         """POST ``body`` (JSON) to ``url``: the whole answer within ``deadline`` seconds."""
-        parts = urlsplit(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        head = (
-            f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n\r\n"
-        ).encode("latin-1")
+        host, port, head = _target(url)
+        request = b"%s%d\r\n\r\n%s" % (head, len(body), body)
         idle = self._idle.setdefault((host, port), [])
         loop = asyncio.get_running_loop()
         ends = loop.time() + deadline
         while idle:  # a kept connection the replica closed meanwhile fails before any answer: try the next
-            connection = idle.pop()
+            link = idle.pop()
+            if link.closed:
+                continue
             try:
-                return await self._exchange(connection, head + body, ends, idle, reused=True)
+                return self._keep(link, await link.exchange(request, ends), idle)
             except _Stale:
                 continue
         try:
             async with asyncio.timeout_at(ends):
-                connection = await asyncio.open_connection(host, port)
+                _, link = await loop.create_connection(_Link, host, port)
         except (OSError, TimeoutError):
             raise UpstreamLost from None
         try:
-            return await self._exchange(connection, head + body, ends, idle, reused=False)
+            return self._keep(link, await link.exchange(request, ends), idle)
         except _Stale:
             raise UpstreamLost from None
 
-    async def _exchange(self, connection: Connection, request: bytes, ends: float, idle: list[Connection], *, reused: bool) -> Answer:
-        reader, writer = connection
-        answer = Answer()
-        parser = httptools.HttpResponseParser(answer)
-        received = False
-        try:
-            async with asyncio.timeout_at(ends):
-                writer.write(request)
-                await writer.drain()
-                while not answer.complete:
-                    data = await reader.read(READ_SIZE)
-                    if not data:
-                        if not received and reused:
-                            raise _Stale
-                        raise UpstreamLost
-                    received = True
-                    parser.feed_data(data)
-                    if not answer.status:
-                        answer.status = parser.get_status_code() or 0
-            answer.status = parser.get_status_code()
-            # (httptools' should_keep_alive() says False once the message is complete: read it ourselves)
-            answer.keep_alive = answer.keep_alive and parser.get_http_version() == "1.1"
-        except TimeoutError:
-            writer.close()
-            raise UpstreamTimeout from None
-        except (OSError, httptools.HttpParserError):
-            writer.close()
-            if not received and reused:
-                raise _Stale from None
-            raise UpstreamLost from None
-        except BaseException:
-            writer.close()
-            raise
-        if answer.keep_alive and len(idle) < MAX_IDLE:
-            idle.append(connection)
+    @staticmethod
+    def _keep(link: _Link, answer: Answer, idle: list[_Link]) -> Answer:
+        if answer.keep_alive and not link.closed and len(idle) < MAX_IDLE:
+            idle.append(link)
         else:
-            writer.close()
+            link.close()
         return answer
 
     def forget(self, url: str) -> None:
         """Close the kept connections to a replica (it is gone)."""
-        parts = urlsplit(url)
-        for _, writer in self._idle.pop((parts.hostname or "127.0.0.1", parts.port or 80), []):
-            writer.close()
+        host, port, _ = _target(url)
+        for link in self._idle.pop((host, port), []):
+            link.close()
 
     async def close(self) -> None:
-        for connections in self._idle.values():
-            for _, writer in connections:
-                writer.close()
+        for links in self._idle.values():
+            for link in links:
+                link.close()
         self._idle.clear()
-
-
-class _Stale(Exception):
-    """A kept connection closed before it answered."""
