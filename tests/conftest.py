@@ -114,6 +114,17 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqli
     await drop_schema(POSTGRES_URL, schema)
 
 
+@pytest.fixture
+async def db(database: DatabaseChoice) -> AsyncIterator[Database]:
+    """A handle on the test's database, migrated to the newest revision."""
+    handle = Database(database.url or "", schema=database.schema)
+    await handle.migrate()
+    try:
+        yield handle
+    finally:
+        await handle.dispose()
+
+
 #: a test's own statements on PostgreSQL wait this long for a lock, then fail: never for ever
 TEST_LOCK_TIMEOUT = "60s"
 

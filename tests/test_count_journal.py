@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,8 @@ from store.db import Database
 from store.resources import ResourceRequest
 from store.service_tables import ServiceRow
 from store.tables import AccountRow, ModelRow
-from tests.conftest import DatabaseChoice
 
 pytestmark = pytest.mark.both_databases  # the fold is a compare-and-set on the database's row
-
-
-@pytest.fixture
-async def db(database: DatabaseChoice) -> AsyncIterator[Database]:
-    db = Database(database.url or "", schema=database.schema)
-    await db.migrate()
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 async def new_service(db: Database) -> int:

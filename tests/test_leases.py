@@ -4,7 +4,6 @@ of holder, a stale holder's fenced write refused, a clean stop handing the lease
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,16 +22,6 @@ from tests.jobs_helpers import python_job, submit, wait_for_state
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_databases  # the lease is the database's row and its locks
-
-
-@pytest.fixture
-async def db(database: DatabaseChoice) -> AsyncIterator[Database]:
-    db = Database(database.url or "", schema=database.schema)
-    await db.migrate()
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 class Loop:
