@@ -7,7 +7,8 @@ checks when it subscribes, its own replay from its own ``after``. Once it has ca
 each event it sends, it looks for its group's stream at or behind its position), it joins the
 group: it leaves its own bus subscription, and from then on the group's one stream follows the
 entity, executes each event once, makes the frame's text once (``{"id":`` + the subscriber's
-own id + the rest, the same for all) and hands it to every member's outbox (graph/http/ws.py:
+own id + the event's data, the same for all + the end of the subscriber's own frames: its
+operation's cost report, which the gate fixes when it admits the operation) and hands it to every member's outbox (graph/http/ws.py:
 its queue limit, its 4413 close). Strawberry's per-subscriber machinery does nothing for the
 member until the stream ends, when the member's operation completes as before.
 
@@ -65,7 +66,9 @@ async def _closing(stream: AsyncIterator[R]) -> AsyncIterator[AsyncIterator[R]]:
 class FrameSink(Protocol):
     """A connection that takes a `next` frame's finished text (graph/http/ws.py)."""
 
-    def send_frame(self, text: str) -> None: ...
+    def send_frame(self, text: str) -> bool:
+        """Queue the frame; True when the connection's outbox is past half its limit (a burst: let the writers run)."""
+        ...
 
     def runs(self, operation: Any) -> bool: ...
 
@@ -79,8 +82,11 @@ class Seat:
     operation_id: str
     #: the group key and the executor of the last event strawberry executed for it (graph/core/sharing.py)
     template: tuple[Hashable, Any] | None = None
-    #: its last `next` frame had neither errors nor extensions: the group's frames are what it would get
+    #: its last `next` frame had no errors: the group's frames are what it would get
     plain: bool = False
+    #: the end of its frames after the data: its payload's other members (the gate's cost report,
+    #: fixed when the operation was admitted) and the closing braces
+    tail: str = "}}"
 
 
 #: the operation whose task runs now (set by the WebSocket handler for each operation's task)
@@ -93,24 +99,26 @@ class Member:
     last: int
     group: Group
     prefix: str = ""
+    tail: str = "}}"
     done: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def __post_init__(self) -> None:
         self.prefix = '{"id":' + json.dumps(self.seat.operation_id)
+        self.tail = self.seat.tail
 
-    def offer(self, seq: int, rest: str, terminal: bool) -> bool:
-        """Send the event if it is the next one this member needs; True when sent."""
+    def offer(self, seq: int, head: str, terminal: bool) -> int:
+        """Send the event if it is the next one this member needs: 0 when not, 1 when sent, 2 when
+        sent to an outbox past half its limit."""
         if seq <= self.last:
-            return False
+            return 0
         if seq != self.last + 1:
             self.finish(ended=False)
-            return False
+            return 0
         self.last = seq
-        if self.seat.sink.runs(self.seat.operation):
-            self.seat.sink.send_frame(self.prefix + rest)
+        busy = self.seat.sink.runs(self.seat.operation) and self.seat.sink.send_frame(self.prefix + head + self.tail)
         if terminal:
             self.finish(ended=True)
-        return True
+        return 2 if busy else 1
 
     def finish(self, ended: bool) -> None:
         """Out of the group: ``ended``, the stream has ended; otherwise, the member goes on by itself."""
@@ -167,13 +175,19 @@ class Group:
                     result = await self._execute(record)
                     if result is None:
                         return
-                    rest = ',"type":"next","payload":{"data":' + result + "}}"
+                    head = ',"type":"next","payload":{"data":' + result
                     self.last = record.seq
-                    sent = sum(member.offer(record.seq, rest, record.terminal) for member in list(self.members.values()))
+                    sent = busy = 0
+                    for member in list(self.members.values()):
+                        outcome = member.offer(record.seq, head, record.terminal)
+                        sent += outcome > 0
+                        busy += outcome > 1
                     if sent:
                         metrics.subscription_events.inc(sent)
                         metrics.subscription_group_frames.inc(sent)
                         metrics.subscription_shared.inc(sent - 1)
+                    if busy:
+                        await asyncio.sleep(0)  # a burst (a replay from the log): let the writers catch up before more
                     if record.terminal or not self.members:
                         return
         except asyncio.CancelledError:
@@ -186,7 +200,7 @@ class Group:
                 member.finish(ended=False)
 
     async def _execute(self, record: Any) -> str | None:
-        """The event's ``data`` as JSON text, made once; None when the result has errors or extensions."""
+        """The event's ``data`` as JSON text, made once; None when the result has errors."""
         event = self.wrap(record)
         context = self.executor.context_value
         context.refresh_loaders()  # the event's fields are read as of the event
@@ -194,7 +208,7 @@ class Group:
         if not isinstance(outcome, ExecutionResult):
             outcome = await outcome
         result: ExecutionResult = outcome
-        if result.errors or result.extensions or result.data is None:
+        if result.errors or result.data is None:
             return None
         shared = context.services.shared_results
         shared.remember_text(result)

@@ -133,22 +133,26 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         if message["type"] == "next":
             metrics.subscription_events.inc()
             seat = getattr(self, "_seats", {}).get(message["id"])
-            if seat is not None:
+            if seat is not None:  # what its group's frames must carry besides the data (the gate's cost report)
                 payload = message["payload"]
-                seat.plain = not payload.get("errors") and not payload.get("extensions")
+                seat.plain = not payload.get("errors")
+                seat.tail = payload_rest(payload) + "}}"
         if not self._enqueue(encode(message, self.context.services.shared_results)):
             await self._close_slow(self.context.limits.subscription_queue)
             return
         if len(self._outbox) > self.context.limits.subscription_queue // 2:
             await asyncio.sleep(0)  # a burst (a long replay): let the writer catch up before more
 
-    def send_frame(self, text: str) -> None:
-        """A `next` frame's finished text, made once for a group of subscribers (graph/core/fanout.py)."""
+    def send_frame(self, text: str) -> bool:
+        """A `next` frame's finished text, made once for a group of subscribers (graph/core/fanout.py);
+        True when the outbox is past half its limit."""
         if self._closing:
-            return
+            return False
         if not self._enqueue(text):
             self._closing = True
             self._slow_close = asyncio.create_task(self._close_slow(self.context.limits.subscription_queue))
+            return False
+        return len(self._outbox) > int(self.context.limits.subscription_queue) // 2
 
     def _enqueue(self, text: str) -> bool:
         """Into the outbox for the writer; False when the client is more than the queue limit behind."""
@@ -203,5 +207,10 @@ def encode(message: Message, shared: SharedResults) -> str:
     data_text = shared.data_text(payload.get("data")) if fields["type"] == "next" and isinstance(payload, dict) else None
     if data_text is None or not isinstance(payload, dict):
         return json.dumps(fields, separators=(",", ":"))
-    rest = "".join(f",{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}" for key, value in payload.items() if key != "data")
+    rest = payload_rest(payload)
     return f'{{"id":{json.dumps(fields["id"])},"type":"next","payload":{{"data":{data_text}{rest}}}}}'
+
+
+def payload_rest(payload: Mapping[str, Any]) -> str:
+    """The JSON text of a `next` payload's members but ``data``, each after a comma."""
+    return "".join(f",{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}" for key, value in payload.items() if key != "data")
