@@ -377,7 +377,9 @@ async def test_a_client_that_stops_reading_is_closed_and_resumes_with_after(gate
     for subscriber in (slow, *fast):
         await subscriber.open()
     await eventually(lambda: following(gateway, job["id"]) >= 4, "4 subscribers listening")
-    closed = counter("aicn_slow_subscribers_closed")
+    # all four on the group's one stream: the slow one's frames are the group's, and its close is its own
+    await eventually(lambda: len(groups_of(gateway, job["id"])) == 1 and following(gateway, job["id"]) == 4, "one group of four")
+    closed, frames = counter("aicn_slow_subscribers_closed"), group_frames()
     slow.socket.transport.pause_reading()  # from now on it reads nothing off its socket
     readers = [asyncio.create_task(subscriber.read_all()) for subscriber in fast]
     go.touch()
@@ -387,6 +389,7 @@ async def test_a_client_that_stops_reading_is_closed_and_resumes_with_after(gate
         seqs = [event["seq"] for event in subscriber.events]
         assert seqs == list(range(1, len(seqs) + 1)) and subscriber.events[-1]["state"] == "SUCCEEDED"
         assert len([event for event in subscriber.events if event["kind"] == "PROGRESS"]) == count
+    assert group_frames() - frames >= 3 * count  # the fast ones' events came from the group's stream
     slow.socket.transport.resume_reading()
     await slow.read_all()  # what reached its socket, then the close
     assert slow.closed_with == SLOW_CONSUMER_CODE
