@@ -27,7 +27,7 @@ from resolvers.common.metrics import REGISTRY
 from tests.client import GraphQLClient
 from tests.conftest import GENEROUS_LIMITS, Gateway, local_center
 from tests.jobs_helpers import job_state, python_job, submit, wait_for_state
-from tests.test_auth import new_account
+from tests.test_auth import CREATE_TOKEN, REVOKE_TOKEN, new_account
 from tests.waiting import eventually
 
 EVENTS = """
@@ -69,6 +69,7 @@ class Subscriber:
         self.arrived: list[float] = []
         self.closed_with: int | None = None
         self.socket: Any = None
+        self.id = uuid.uuid4().hex
 
     async def open(self) -> None:
         sock = None
@@ -82,7 +83,7 @@ class Subscriber:
         await self.socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {self.client.token}"}}))
         assert json.loads(await self.socket.recv())["type"] == "connection_ack"
         await self.socket.send(
-            json.dumps({"id": uuid.uuid4().hex, "type": "subscribe", "payload": {"query": self.query, "variables": self.variables}})
+            json.dumps({"id": self.id, "type": "subscribe", "payload": {"query": self.query, "variables": self.variables}})
         )
 
     async def read_all(self, timeout: float = 60) -> None:
@@ -131,7 +132,7 @@ async def test_a_progress_line_reaches_a_subscriber_before_any_poll_could_carry_
     subscriber = Subscriber(gateway.client, EVENTS, {"jobId": job["id"]})
     await subscriber.open()
     reading = asyncio.create_task(subscriber.read_all())
-    await eventually(lambda: gateway.runtime.bus.subscribers(f"job:{int_id(job['id'])}") > 0, "the subscriber is listening")
+    await eventually(lambda: following(gateway, job["id"]) > 0, "the subscriber is listening")
     started = time.monotonic()
     go.touch()
     await reading
@@ -153,6 +154,18 @@ def int_id(global_id: str) -> int:
     from resolvers.common.ids import from_global_id
 
     return int(from_global_id(global_id)[1])
+
+
+def groups_of(gateway: Gateway, job_id: str) -> list[Any]:
+    """The live group streams (graph/core/fanout.py) that follow this job."""
+    key = ("Job", int_id(job_id))
+    return [group for (_, entity), group in gateway.runtime.services.fanout.groups.items() if entity == key and not group.task.done()]
+
+
+def following(gateway: Gateway, job_id: str) -> int:
+    """How many subscribers follow the job: on a bus subscription of their own, or as members of a group stream."""
+    groups = groups_of(gateway, job_id)
+    return gateway.runtime.bus.subscribers(f"job:{int_id(job_id)}") - len(groups) + sum(len(group.members) for group in groups)
 
 
 async def test_job_updates_report_progress_at_most_once_a_second(gateway: Gateway, go: Path) -> None:
@@ -200,8 +213,7 @@ async def test_fifty_subscribers_of_one_job_get_the_same_bytes_from_one_executio
     await wait_for_state(gateway.client, job["id"], {"RUNNING"})
     subscribers = [Subscriber(gateway.client, EVENTS, {"jobId": job["id"], "after": None}) for _ in range(50)]
     await asyncio.gather(*(subscriber.open() for subscriber in subscribers))
-    channel = f"job:{int_id(job['id'])}"
-    await eventually(lambda: gateway.runtime.bus.subscribers(channel) >= 50, "50 subscribers listening")
+    await eventually(lambda: following(gateway, job["id"]) >= 50, "50 subscribers listening")
     readers = [asyncio.create_task(subscriber.read_all()) for subscriber in subscribers]
     # the replayed events (PENDING .. RUNNING) are shared as well: wait until every subscriber has them
     replayed = len((await job_state(gateway.client, job["id"]))["events"]["edges"])
@@ -251,6 +263,100 @@ async def test_two_accounts_never_share_an_execution(gateway: Gateway) -> None:
     assert counter("aicn_subscription_executions") - executions == 2 * events
 
 
+def group_frames() -> float:
+    return counter("aicn_subscription_group_frames")
+
+
+def paused_script(go: Path, first: int, second: int) -> str:
+    """Prints ``first`` progress lines once ``go`` exists, then ``second`` more once ``go2`` exists."""
+    go2 = go.with_name("go2")
+    return go_script(
+        go,
+        f"for step in range(1, {first + 1}):\n"
+        "    print('AICN_PROGRESS ' + json.dumps({'step': step}), flush=True)\n"
+        "    time.sleep(0.05)\n"
+        f"while not os.path.exists({str(go2)!r}):\n"
+        "    time.sleep(0.01)\n"
+        f"for step in range({first + 1}, {first + second + 1}):\n"
+        "    print('AICN_PROGRESS ' + json.dumps({'step': step}), flush=True)\n"
+        "    time.sleep(0.05)\n",
+    )
+
+
+async def test_subscribers_with_their_own_ids_and_afters_follow_one_group_stream(gateway: Gateway, go: Path) -> None:
+    job = await submit(gateway.client, python_job(paused_script(go, 4, 4)))
+    await wait_for_state(gateway.client, job["id"], {"RUNNING"})
+    replayed = len((await job_state(gateway.client, job["id"]))["events"]["edges"])
+    # each its own id and its own `after`: none, 0, and every position up to one before the live edge
+    afters: list[int | None] = [None, 0, *range(1, replayed)] * 3
+    subscribers = [Subscriber(gateway.client, EVENTS, {"jobId": job["id"], "after": after}) for after in afters]
+    await asyncio.gather(*(subscriber.open() for subscriber in subscribers))
+    readers = [asyncio.create_task(subscriber.read_all()) for subscriber in subscribers]
+    await eventually(
+        lambda: all(len(s.frames) == replayed - (after or 0) for s, after in zip(subscribers, afters, strict=True)), "each replay arrived"
+    )
+    # all of them now follow the job on one stream: one bus subscription, every subscriber a member
+    await eventually(lambda: len(groups_of(gateway, job["id"])) == 1 and following(gateway, job["id"]) == len(subscribers), "one group")
+    assert gateway.runtime.bus.subscribers(f"job:{int_id(job['id'])}") == 1
+    frames = group_frames()
+    go.touch()
+    await eventually(
+        lambda: all(len(s.frames) == replayed - (after or 0) + 4 for s, after in zip(subscribers, afters, strict=True)), "4 live"
+    )
+    # one joins mid-stream: its own replay from the start, then the group's stream
+    late = Subscriber(gateway.client, EVENTS, {"jobId": job["id"], "after": None})
+    await late.open()
+    late_reader = asyncio.create_task(late.read_all())
+    await eventually(lambda: len(late.frames) == replayed + 4, "the late one's replay")
+    await eventually(lambda: following(gateway, job["id"]) == len(subscribers) + 1 and len(groups_of(gateway, job["id"])) == 1, "it joined")
+    executions = counter("aicn_subscription_executions")
+    go.with_name("go2").touch()
+    await asyncio.gather(*readers, late_reader)
+    everyone = [*subscribers, late]
+    total = len(late.events)
+    assert late.events[-1]["state"] == "SUCCEEDED"
+    live = total - replayed  # 8 progress events and the job's end (RUNNING -> SUCCEEDED)
+    for subscriber, after in zip(everyone, [*afters, None], strict=True):
+        assert [event["seq"] for event in subscriber.events] == list(range((after or 0) + 1, total + 1))  # none lost, none twice
+        assert {json.loads(frame)["id"] for frame in subscriber.frames} == {subscriber.id}  # each frame with its own id
+        assert subscriber.payload_texts() == late.payload_texts()[(after or 0) :]  # the same bytes, event for event
+    # every live event went out from the group's stream, executed once for everyone
+    assert group_frames() - frames == live * len(subscribers) + (live - 4)
+    assert counter("aicn_subscription_executions") - executions == live - 4  # those after the late one joined
+
+
+async def test_a_revoked_token_closes_its_subscriber_while_its_group_goes_on(gateway: Gateway, go: Path) -> None:
+    account_id, _, owner = await new_account(gateway, "dash")
+    issued = await gateway.admin.execute(CREATE_TOKEN, {"input": {"accountId": account_id, "name": "second", "scopes": ["READ", "SUBMIT"]}})
+    other = gateway.connect(issued["createApiToken"]["secret"])
+    job = await submit(owner, python_job(paused_script(go, 3, 3)))
+    await wait_for_state(owner, job["id"], {"RUNNING"})
+    variables = {"jobId": job["id"], "after": None}
+    # the revoked one starts the group (its executor is the group's), the others join it
+    doomed = Subscriber(owner, EVENTS, variables)
+    await doomed.open()
+    doomed_reader = asyncio.create_task(doomed.read_all())
+    await eventually(lambda: len(groups_of(gateway, job["id"])) == 1, "the group")
+    kept = [Subscriber(other, EVENTS, variables) for _ in range(5)]
+    await asyncio.gather(*(subscriber.open() for subscriber in kept))
+    readers = [asyncio.create_task(subscriber.read_all()) for subscriber in kept]
+    await eventually(lambda: following(gateway, job["id"]) == 6 and len(groups_of(gateway, job["id"])) == 1, "six members of one group")
+    go.touch()
+    await eventually(lambda: all(len([e for e in s.events if e["kind"] == "PROGRESS"]) == 3 for s in [doomed, *kept]), "3 live")
+    token_id = (await owner.execute("{ viewer { tokens { id name } } }"))["viewer"]["tokens"]
+    doomed_token = next(token["id"] for token in token_id if token["name"] == "dash-token")
+    await gateway.admin.execute(REVOKE_TOKEN, {"id": doomed_token})
+    await doomed_reader
+    assert doomed.closed_with == 4403
+    go.with_name("go2").touch()
+    await asyncio.gather(*readers)
+    for subscriber in kept:
+        seqs = [event["seq"] for event in subscriber.events]
+        assert seqs == list(range(1, len(seqs) + 1)) and subscriber.events[-1]["state"] == "SUCCEEDED"
+        assert [e["progress"]["step"] for e in subscriber.events if e["kind"] == "PROGRESS"] == [1, 2, 3, 4, 5, 6]
+    assert len([e for e in doomed.events if e["kind"] == "PROGRESS"]) == 3
+
+
 # ---------------------------------------------------------------------- slow consumers
 
 
@@ -270,8 +376,10 @@ async def test_a_client_that_stops_reading_is_closed_and_resumes_with_after(gate
     fast = [Subscriber(gateway.client, BIG_EVENTS, variables) for _ in range(3)]
     for subscriber in (slow, *fast):
         await subscriber.open()
-    await eventually(lambda: gateway.runtime.bus.subscribers(f"job:{int_id(job['id'])}") >= 4, "4 subscribers listening")
-    closed = counter("aicn_slow_subscribers_closed")
+    await eventually(lambda: following(gateway, job["id"]) >= 4, "4 subscribers listening")
+    # all four on the group's one stream: the slow one's frames are the group's, and its close is its own
+    await eventually(lambda: len(groups_of(gateway, job["id"])) == 1 and following(gateway, job["id"]) == 4, "one group of four")
+    closed, frames = counter("aicn_slow_subscribers_closed"), group_frames()
     slow.socket.transport.pause_reading()  # from now on it reads nothing off its socket
     readers = [asyncio.create_task(subscriber.read_all()) for subscriber in fast]
     go.touch()
@@ -281,6 +389,7 @@ async def test_a_client_that_stops_reading_is_closed_and_resumes_with_after(gate
         seqs = [event["seq"] for event in subscriber.events]
         assert seqs == list(range(1, len(seqs) + 1)) and subscriber.events[-1]["state"] == "SUCCEEDED"
         assert len([event for event in subscriber.events if event["kind"] == "PROGRESS"]) == count
+    assert group_frames() - frames >= 3 * count  # the fast ones' events came from the group's stream
     slow.socket.transport.resume_reading()
     await slow.read_all()  # what reached its socket, then the close
     assert slow.closed_with == SLOW_CONSUMER_CODE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from graph.core.fanout import FanoutGroups
 from graph.core.sharing import SharedResults
 from resolvers.access.audit import AuditLog
 from resolvers.access.quotas import QuotaService
@@ -61,3 +62,5 @@ class Services:
     uploads: ArtifactStore | None = None
     #: subscription results that subscribers of one gateway share (graph/core/sharing.py)
     shared_results: SharedResults = field(default_factory=SharedResults)
+    #: the streams that groups of such subscribers share (graph/core/fanout.py)
+    fanout: FanoutGroups = field(default_factory=FanoutGroups)

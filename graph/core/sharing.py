@@ -27,6 +27,7 @@ from graphql import ExecutionResult, FieldNode, OperationDefinitionNode, Variabl
 from graphql.language import Visitor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from graph.core.fanout import current_seat
 from resolvers.common import metrics
 
 #: how long an event's result is kept for the other subscribers that reach it
@@ -142,6 +143,9 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
         results = getattr(getattr(self.context_value, "services", None), "shared_results", None)
         if key is None or not isinstance(results, SharedResults):
             return super().execute_operation(serially)
+        seat = current_seat.get()
+        if seat is not None:  # the subscriber may join its group's stream with this executor (graph/core/fanout.py)
+            seat.template = (key, self)
         parent = super().execute_operation
 
         async def shared() -> ExecutionResult:

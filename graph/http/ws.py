@@ -14,7 +14,9 @@ operation never waits for its client's socket: a client that does not read holds
 itself. When more than ``limits.subscription_queue`` messages wait, the client has fallen
 too far behind: the connection is closed with 4413 (``SLOW_CONSUMER``), and the client
 reconnects and resumes with `after` (`jobUpdates`: `since`), losing nothing. A result that
-several subscribers share (graph/core/sharing.py) is serialized once and its text sent to each.
+several subscribers share (graph/core/sharing.py) is serialized once and its text sent to each;
+subscribers that have joined their group's stream (graph/core/fanout.py) get its finished frames
+through ``send_frame``, under the same queue limit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message, SubscribeMessage
 
+from graph.core.fanout import Seat, current_seat
 from graph.core.sharing import SharedResults
 from graph.http.rules import bearer_token
 from resolvers.common import metrics
@@ -68,6 +71,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     _watcher: asyncio.Task[None] | None = None
     _writer: asyncio.Task[None] | None = None
     _closing = False
+    _slow_close: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
@@ -107,29 +111,61 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
 
     async def run_operation(self, operation: Operation[Any, None]) -> None:
         metrics.subscriptions_open.inc()
+        seat = Seat(self, operation, operation.id)
+        if not hasattr(self, "_seats"):
+            self._seats: dict[str, Seat] = {}
+        self._seats[operation.id] = seat
+        current_seat.set(seat)  # the operation's own task: its resolver finds its seat (graph/core/fanout.py)
         try:
             await super().run_operation(operation)
         finally:
             metrics.subscriptions_open.dec()
+            if self._seats.get(operation.id) is seat:
+                del self._seats[operation.id]
+
+    def runs(self, operation: Any) -> bool:
+        """Whether ``operation`` still runs here (a client's `complete` forgets it before its task ends)."""
+        return self.operations.get(operation.id) is operation
 
     async def send_message(self, message: Message) -> None:
         if self._closing:
             return
         if message["type"] == "next":
             metrics.subscription_events.inc()
+            seat = getattr(self, "_seats", {}).get(message["id"])
+            if seat is not None:  # what its group's frames must carry besides the data (the gate's cost report)
+                payload = message["payload"]
+                seat.plain = not payload.get("errors")
+                seat.tail = payload_rest(payload) + "}}"
+        if not self._enqueue(encode(message, self.context.services.shared_results)):
+            await self._close_slow(self.context.limits.subscription_queue)
+            return
+        if len(self._outbox) > self.context.limits.subscription_queue // 2:
+            await asyncio.sleep(0)  # a burst (a long replay): let the writer catch up before more
+
+    def send_frame(self, text: str) -> bool:
+        """A `next` frame's finished text, made once for a group of subscribers (graph/core/fanout.py);
+        True when the outbox is past half its limit."""
+        if self._closing:
+            return False
+        if not self._enqueue(text):
+            self._closing = True
+            self._slow_close = asyncio.create_task(self._close_slow(self.context.limits.subscription_queue))
+            return False
+        return len(self._outbox) > int(self.context.limits.subscription_queue) // 2
+
+    def _enqueue(self, text: str) -> bool:
+        """Into the outbox for the writer; False when the client is more than the queue limit behind."""
         if not hasattr(self, "_outbox"):
             self._outbox: deque[str] = deque()
             self._queued = asyncio.Event()
-        limit = self.context.limits.subscription_queue
-        if len(self._outbox) >= limit:
-            await self._close_slow(limit)
-            return
-        self._outbox.append(encode(message, self.context.services.shared_results))
+        if len(self._outbox) >= self.context.limits.subscription_queue:
+            return False
+        self._outbox.append(text)
         self._queued.set()
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_forever(), name="ws-writer")
-        if len(self._outbox) > limit // 2:
-            await asyncio.sleep(0)  # a burst (a long replay): let the writer catch up before more
+        return True
 
     async def _write_forever(self) -> None:
         try:
@@ -171,5 +207,10 @@ def encode(message: Message, shared: SharedResults) -> str:
     data_text = shared.data_text(payload.get("data")) if fields["type"] == "next" and isinstance(payload, dict) else None
     if data_text is None or not isinstance(payload, dict):
         return json.dumps(fields, separators=(",", ":"))
-    rest = "".join(f",{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}" for key, value in payload.items() if key != "data")
+    rest = payload_rest(payload)
     return f'{{"id":{json.dumps(fields["id"])},"type":"next","payload":{{"data":{data_text}{rest}}}}}'
+
+
+def payload_rest(payload: Mapping[str, Any]) -> str:
+    """The JSON text of a `next` payload's members but ``data``, each after a comma."""
+    return "".join(f",{json.dumps(key)}:{json.dumps(value, separators=(',', ':'))}" for key, value in payload.items() if key != "data")

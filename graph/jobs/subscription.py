@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from graph.core.context import Context
+from graph.core.fanout import follow
 from graph.jobs.inputs import JobFilter
 from graph.jobs.types import MAX_TAIL_LINES, Job, JobEvent, LogLines
 from resolvers.common.errors import BadRequest
@@ -27,9 +28,11 @@ class JobSubscription:
         job = await info.context.loaders.job.load(key) if key is not None else None
         if job is None:
             raise BadRequest("no such job", "NOT_FOUND")
-        async for record in info.context.services.job_streams.job_events(job.row, after or 0):
-            info.context.refresh_loaders()  # an event's `job` is read as of the event, not as the first one cached it
-            yield JobEvent.from_record(record)
+        streams = info.context.services.job_streams
+        async for event in follow(
+            info.context, ("Job", job.row.id), lambda last: streams.job_events(job.row, last), JobEvent.from_record, after or 0
+        ):
+            yield event
 
     @strawberry.subscription(
         description=(

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from graph.core.context import Context
+from graph.core.fanout import follow
 from graph.services.types import ServiceEvent
 from resolvers.common.errors import BadRequest
 
@@ -23,5 +24,8 @@ class ServiceSubscription:
         service = await info.context.services.services.find(info.context.viewer, service_id)
         if service is None:
             raise BadRequest("no such service", "NOT_FOUND")
-        async for record in info.context.services.service_streams.service_events(service, after or 0):
-            yield ServiceEvent.from_record(record)
+        streams = info.context.services.service_streams
+        async for event in follow(
+            info.context, ("Service", service.id), lambda last: streams.service_events(service, last), ServiceEvent.from_record, after or 0
+        ):
+            yield event

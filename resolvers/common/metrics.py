@@ -65,6 +65,11 @@ subscription_executions = Counter(
 subscription_shared = Counter(
     "aicn_subscription_shared", "Subscription results taken from another subscriber's execution of the same event", registry=REGISTRY
 )
+subscription_group_frames = Counter(
+    "aicn_subscription_group_frames",
+    "Subscription results sent from a group's one stream (encoded once for the group, graph/core/fanout.py)",
+    registry=REGISTRY,
+)
 slow_subscribers_closed = Counter(
     "aicn_slow_subscribers_closed", "WebSocket connections closed because the client fell too far behind", registry=REGISTRY
 )
