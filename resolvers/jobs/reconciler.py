@@ -162,7 +162,7 @@ class Reconciler:
     async def reconcile_once(self, only: Collection[str] | None = None) -> bool:
         """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch."""
         async with self.db.read() as session:
-            jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id, only) if job.external_id]
+            jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id, only, lean=True) if job.external_id]
         if not jobs:
             return False
         queries = [StatusQuery(job.external_id, job.progress_count) for job in jobs if job.external_id]
