@@ -430,20 +430,24 @@ class Runtime:
         self._wake_listener = asyncio.create_task(self._wake_on_hand_overs(by_center), name="reconciler-wake")
         await self.leases.start()
 
-    def _handed_over(self, center_id: int) -> None:
-        """A job was just handed to a center: its reconciler looks at once, on whichever replica runs it."""
+    def _handed_over(self, center_id: int, external_id: str) -> None:
+        """A job was just handed to a center: its reconciler looks at it at once, on whichever replica runs it."""
         reconciler = next((r for r in self.reconcilers if r.center.id == center_id), None)
         if reconciler is not None and self.leases.holds(center_lease(reconciler.center.name)):
-            reconciler.wake()
+            reconciler.handed(external_id)
         else:
-            asyncio.get_running_loop().create_task(self.bus.publish(WAKE_CHANNEL, {"center_id": center_id}))
+            message = {"center_id": center_id, "external_id": external_id}
+            asyncio.get_running_loop().create_task(self.bus.publish(WAKE_CHANNEL, message))
 
     async def _wake_on_hand_overs(self, by_center: Mapping[int, Reconciler]) -> None:
         async with self.bus.subscribe(WAKE_CHANNEL) as live:
             while True:
                 message = await live.get()
                 reconciler = by_center.get(int((message or {}).get("center_id", 0)))
-                if reconciler is not None:
+                external_id = (message or {}).get("external_id")
+                if reconciler is not None and isinstance(external_id, str):
+                    reconciler.handed(external_id)
+                elif reconciler is not None:  # from a replica older than this one
                     reconciler.wake()
 
     def replica_report(self) -> dict[str, object]:

@@ -16,6 +16,9 @@ Printed, with the ratio to bare strawberry:
    fault-injecting connector with no faults (connectors/fault.py) that queues them for ever: the
    gateway's whole submit path, with no process started per job;
 3. a trivial job (``print(1)``) from submit to SUCCEEDED on an idle LOCAL center, p50 (aim: < 100 ms).
+
+``--only submit`` (or ``reads``, ``succeeded``) runs one part. AICN_BENCH_PROFILE=file.html: the aicn
+gateways run under pyinstrument and write their profiles there (``file.sqlite.html``, ``file.postgres.html``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -90,7 +94,26 @@ def serve_aicn(port: int, data_dir: str, database_url: str | None, schema: str |
     )
     tune_gc()
     runtime = Runtime(settings, {"queueing": FaultyConnector("queueing", {"cpu-core": FAKE_CORES})})
-    uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+    profile = os.environ.get("AICN_BENCH_PROFILE")
+    if not profile:
+        uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+        return
+    from pyinstrument import Profiler
+
+    def leave(_signal: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn raises the SIGTERM it caught again once it has shut down: leave through ``finally``
+    signal.signal(signal.SIGTERM, leave)
+    profiler = Profiler(async_mode="disabled")
+    profiler.start()
+    try:
+        uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        profiler.stop()
+        target = Path(profile)
+        target = target.with_name(f"{target.stem}.{'postgres' if database_url else 'sqlite'}{target.suffix}")
+        target.write_text(profiler.output_html() if profile.endswith(".html") else profiler.output_text(unicode=True, show_all=False))
 
 
 @strawberry.type
@@ -281,7 +304,7 @@ def spawn(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT)
 
 
-async def main(seconds: float, clients: int, postgres: str, runs: int, rounds: int) -> None:
+async def main(seconds: float, clients: int, postgres: str, runs: int, rounds: int, only: str | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="aicn-bench-requests-"))
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     ports = {name: free_port() for name in ("sqlite", "postgres", "bare-sqlite", "bare-postgres")}
@@ -317,13 +340,15 @@ async def main(seconds: float, clients: int, postgres: str, runs: int, rounds: i
                     runs[side].append(load(ports[server], query, variables, clients, seconds, token, processes[server].pid))
             return tuple((*max(side)[:2], min(run[2] for run in side)) for side in runs)
 
-        for label, query in (("{ viewer { name } }", VIEWER), ("centers (2 edges)", CENTERS)):
+        for label, query in (("{ viewer { name } }", VIEWER), ("centers (2 edges)", CENTERS)) if only in (None, "reads") else ():
             ours, bare = pair(("sqlite", query, {}), ("bare-sqlite", query, {}))
             row(label, ours, bare, "aim >= 0.8x")
-        for dialect in ("sqlite", "postgres"):
+        for dialect in ("sqlite", "postgres") if only in (None, "submit") else ():
             submit = {"input": job_input(centers[dialect]["queueing"], "print(1)")}
             ours, bare = pair((dialect, SUBMIT, submit), (f"bare-{dialect}", BARE_SUBMIT, {"name": "bench"}))
             row(f"submitJob on {dialect} (jobs/s)", ours, bare, f"aim >= 200/s: {'met' if ours[0] >= 200 else 'not met'}")
+        if only not in (None, "succeeded"):
+            return
         p50, p95, logged = await submit_to_succeeded(ports["sqlite"], centers["sqlite"]["idle"], runs)
         print(
             f"  trivial job submit -> SUCCEEDED      p50 {p50:.0f} ms, p95 {p95:.0f} ms over {runs} jobs, seen by a client polling every 5 ms;"
@@ -333,7 +358,7 @@ async def main(seconds: float, clients: int, postgres: str, runs: int, rounds: i
         for process in processes.values():
             process.terminate()
         for process in processes.values():
-            process.wait(30)
+            process.wait(120 if os.environ.get("AICN_BENCH_PROFILE") else 30)  # a profile takes a while to write
         await drop_schemas(postgres, [schema, schema + "_bare"])
 
 
@@ -363,5 +388,6 @@ if __name__ == "__main__":
         parser.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL database (a schema of its own is made and dropped)")
         parser.add_argument("--runs", type=int, default=30, help="trivial jobs timed from submit to SUCCEEDED (default 30)")
         parser.add_argument("--rounds", type=int, default=3, help="turns aicn and bare take at each load, the best kept (default 3)")
+        parser.add_argument("--only", choices=("reads", "submit", "succeeded"), help="run one part of the benchmark")
         arguments = parser.parse_args()
-        asyncio.run(main(arguments.seconds, arguments.clients, arguments.postgres, arguments.runs, arguments.rounds))
+        asyncio.run(main(arguments.seconds, arguments.clients, arguments.postgres, arguments.runs, arguments.rounds, arguments.only))

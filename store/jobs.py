@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, insert, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from store.paging import Page, count_rows, keyset_page
 from store.resources import ResourceRequest
@@ -20,6 +21,8 @@ from store.types import utcnow
 
 #: a PENDING job without a center this old was orphaned by a crash during placement
 ORPHAN_AFTER = timedelta(seconds=15)
+#: more ids than this are filtered in Python, not bound into one IN (SQLite caps the bound values of a statement)
+MAX_IDS_IN_QUERY = 500
 
 
 @dataclass(frozen=True)
@@ -144,12 +147,23 @@ async def lock_job(session: AsyncSession, job_id: int) -> JobRow | None:
     return await session.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update().execution_options(populate_existing=True))
 
 
-async def unfinished_jobs(session: AsyncSession, center_id: int) -> list[JobRow]:
-    """Jobs handed to a center that have not ended yet."""
-    rows = await session.scalars(
-        select(JobRow).where(JobRow.center_id == center_id, JobRow.state.not_in(TERMINAL_STATES)).order_by(JobRow.id)
-    )
-    return list(rows)
+#: documents a reconciler round never reads (it plans against the locked row it writes): left unloaded
+#: by `unfinished_jobs(lean=True)`, and reading one raises instead of loading it
+ROUND_UNREAD = (JobRow.command, JobRow.environment, JobRow.placement, JobRow.progress, JobRow.via)
+
+
+async def unfinished_jobs(
+    session: AsyncSession, center_id: int, external_ids: Collection[str] | None = None, *, lean: bool = False
+) -> list[JobRow]:
+    """Jobs handed to a center that have not ended yet (those of ``external_ids`` only, when given);
+    ``lean``: without the documents in ``ROUND_UNREAD``."""
+    query = select(JobRow).where(JobRow.center_id == center_id, JobRow.state.not_in(TERMINAL_STATES))
+    if lean:
+        query = query.options(*(defer(column, raiseload=True) for column in ROUND_UNREAD))
+    if external_ids is not None and len(external_ids) <= MAX_IDS_IN_QUERY:
+        query = query.where(JobRow.external_id.in_(list(external_ids)))
+    rows = list(await session.scalars(query.order_by(JobRow.id)))
+    return rows if external_ids is None else [row for row in rows if row.external_id in external_ids]
 
 
 def append_event(

@@ -149,8 +149,7 @@ def local_center(name: str = "local", cores: int = 2, price: str = "0.50", **ove
         display_name=f"Center {name}",
         region="test",
         devices=[DeviceConfig(accelerator="cpu-core", count=cores, price_per_unit_hour=price)],
-        poll_interval_seconds=0.05,
-        **overrides,
+        **({"poll_interval_seconds": 0.05} | overrides),
     )
 
 

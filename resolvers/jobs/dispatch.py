@@ -93,8 +93,8 @@ class Dispatcher:
         self.ledger = ledger
         self.catalog = catalog
         self.billing = billing
-        #: told the center's id after each hand-over (its reconciler looks at once)
-        self.on_hand_over: Callable[[int], None] | None = None
+        #: told the center's id and the job's id there after each hand-over (its reconciler looks at once)
+        self.on_hand_over: Callable[[int, str], None] | None = None
         #: stages jobs' inputs before they are submitted (None: inputs are not staged)
         self.transfers: TransferService | None = None
         #: what moving 10^9 bytes of input to a center costs; set, DATA_LOCAL weighs it against price
@@ -277,7 +277,7 @@ class Dispatcher:
 
         updated, _ = await self.ledger.apply(job.id, record)
         if self.on_hand_over is not None:
-            self.on_hand_over(center.id)
+            self.on_hand_over(center.id, submission.external_id)
         return updated, None
 
     # ------------------------------------------------------------------ staging inputs

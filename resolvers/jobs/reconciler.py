@@ -2,7 +2,8 @@
 
 Each round asks the center about all of its unfinished jobs in one call, plans the
 changes per job against the recorded state, and writes each job's changes through the
-ledger (one transaction per job). A job the center no longer knows is failed as LOST
+ledger (one transaction per job that has changes: a job the center reports as it was
+recorded costs no transaction). A job the center no longer knows is failed as LOST
 once it has been missing for a grace period, so nothing stays RUNNING forever.
 
 On a center without time limits of its own (``Connector.time_limits_by_gateway``: RAY) the
@@ -70,7 +71,8 @@ class Reconciler:
         self._alarm = Alarm()
         #: external ids the center told of since the last round: looked at before the next poll is due
         self._told: set[str] = set()
-        self._full = True  # the next round looks at every job (a start, a hand-over)
+        self._full = True  # the next round looks at every job (a start, activity at the center)
+        self._poll_soon = False  # a job was handed over: the next full round is due a poll interval on at most
         #: the center's lease (replicas): no write once another replica holds it
         self.fence: Fence | None = None
         self._draining = False
@@ -99,9 +101,15 @@ class Reconciler:
         self._task = None
 
     def wake(self) -> None:
-        """A job was just handed to this center: look now, not after an idle wait."""
+        """Something happened at the center: a full round now, not after an idle wait."""
         self._full = True
         self._alarm.ring()
+
+    def handed(self, external_id: str) -> None:
+        """A job was just handed to this center: look at it now (not at every job: hand-overs come
+        as fast as submissions), and poll at the busy pace from now on, not the idle one."""
+        self._poll_soon = True
+        self.told([external_id])
 
     def told(self, external_ids: Collection[str]) -> None:
         """The center has just told of these jobs (a progress line, a change of state): look at them now."""
@@ -129,6 +137,9 @@ class Reconciler:
                 elif self._told:
                     told, self._told = self._told, set()
                     await self.reconcile_once(only=told)
+                if self._poll_soon:
+                    self._poll_soon = False
+                    due = min(due, loop.time() + self.center.poll_interval_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -151,9 +162,7 @@ class Reconciler:
     async def reconcile_once(self, only: Collection[str] | None = None) -> bool:
         """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch."""
         async with self.db.read() as session:
-            jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id) if job.external_id]
-        if only is not None:
-            jobs = [job for job in jobs if job.external_id in only]
+            jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id, only, lean=True) if job.external_id]
         if not jobs:
             return False
         queries = [StatusQuery(job.external_id, job.progress_count) for job in jobs if job.external_id]
@@ -187,7 +196,11 @@ class Reconciler:
             # what the center said is of the submission we asked about: not of a row changed since
             return plan_changes(current, status) if current.external_id == job.external_id else Change()
 
-        updated, _ = await self.ledger.apply(job.id, plan, self.fence)
+        updated: JobRow | None = job
+        # nothing new against the row this round read (a queued job still queued): no transaction for it.
+        # A row changed since that read is planned against again in the next round.
+        if plan(job):
+            updated, _ = await self.ledger.apply(job.id, plan, self.fence)
         if updated is not None and updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)
         elif updated is not None and status.state is CenterJobState.RUNNING and self._past_its_limit(updated):
