@@ -112,7 +112,7 @@ class Loaders:
         return grouped(data.model_replicas, [])
 
     @cached_property
-    def capacity(self) -> DataLoader[int, list[ComputeUnitInfo]]:
+    def capacity(self) -> SharedLoader[int, list[ComputeUnitInfo]]:
         return SharedLoader(load_fn=self._load_capacity)
 
     @cached_property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
@@ -213,8 +212,7 @@ async def all_compute_units(info: Info[Context, None], accelerator: str | None) 
     """Every center's compute units, asked concurrently; a silent center adds an error, not a failure."""
     registry = info.context.services.centers
     centers = registry.all()
-    loader = info.context.loaders.capacity
-    answers = await asyncio.gather(*(loader.load(center.id) for center in centers), return_exceptions=True)
+    answers = await info.context.loaders.capacity.load_all([center.id for center in centers])
     units: list[ComputeUnit] = []
     for answer in answers:
         if isinstance(answer, CenterFault):

@@ -27,6 +27,11 @@ class SharedLoader(DataLoader[K, V]):
     def load(self, key: K) -> asyncio.Future[V]:
         return asyncio.shield(super().load(key))
 
+    def load_all(self, keys: list[K]) -> asyncio.Future[list[V | BaseException]]:
+        """Every key's answer, or the exception it failed with, in order: one shield for them all
+        rather than one a key (a fan-out over many centers pays a future and a tick less per key)."""
+        return asyncio.shield(asyncio.gather(*(DataLoader.load(self, key) for key in keys), return_exceptions=True))
+
 
 def keyed(fetch: Fetch[K, V]) -> DataLoader[K, V | None]:
     """One value per key, None where the read found none."""

@@ -22,9 +22,10 @@ from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospecti
 from strawberry.extensions import SchemaExtension
 
 from graph.core.context import Context
-from graph.core.permissions import PUBLIC_FIELDS, missing_scopes, required_scopes
-from graph.gate.cost import measure, prescan
+from graph.core.permissions import PUBLIC_FIELDS, missing_scopes
+from graph.gate.cost import prescan
 from graph.gate.limits import check_introspection, check_shape, check_text, coded_error, cost_report, text_error, throttled_error
+from graph.gate.memo import DocumentMemo
 from resolvers.access.audit import ERROR, AuditRecord
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -44,6 +45,9 @@ LOGIN_HINT = (
 def unauthenticated(message: str) -> GraphQLError:
     return coded_error(f"{message}: {LOGIN_HINT}", UNAUTHENTICATED)
 
+
+#: shapes and scopes of the documents the parser cache keeps
+MEMO = DocumentMemo()
 
 #: stands in for a text refused before parsing, so that strawberry parses nothing
 _REFUSED = parse("{ __typename }")
@@ -94,7 +98,7 @@ class Gate(SchemaExtension):
         if document is None or operation is None:
             return []  # strawberry has already refused it
         services, limits = context.services, context.limits
-        shape = measure(execution.schema._schema, document, operation, execution.variables)
+        shape = MEMO.shape(execution.schema._schema, document, operation, execution.variables)
         viewer = context.viewer
         if not limits.introspection and PUBLIC_FIELDS.intersection(shape.root_fields):
             return [coded_error("introspection is off, and `_service` with it: give the router schema.federation.graphql", FORBIDDEN)]
@@ -116,7 +120,7 @@ class Gate(SchemaExtension):
         bad_text = text_error(execution.query or "", document, execution.variables)
         if bad_text is not None:
             return [bad_text]
-        missing = missing_scopes(viewer, required_scopes(execution.schema, document, operation))
+        missing = missing_scopes(viewer, MEMO.scopes(execution.schema, document, operation))
         if missing:
             if operation.operation == OperationType.MUTATION:
                 for name in dict.fromkeys(name for name in shape.root_fields if not name.startswith("__")):

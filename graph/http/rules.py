@@ -144,7 +144,9 @@ def limited_receive(receive: Receive, limit: int, seconds: float = BODY_SECONDS)
         loop = asyncio.get_running_loop()
         deadline = deadline if deadline is not None else loop.time() + seconds
         try:
-            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            # a timeout scope, not wait_for: that wraps each read in a task of its own
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
         except TimeoutError:
             raise BodyTooSlow() from None
         if message["type"] == "http.request":
