@@ -30,7 +30,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -71,7 +70,7 @@ def free_port() -> int:
 
 
 def serve_aicn(port: int, data_dir: str, database_url: str | None, schema: str | None) -> None:
-    import uvicorn
+    from profiling import serve_app  # bench/profiling.py, beside this file
     from pydantic import SecretStr
 
     from aicn.cli import tune_gc
@@ -95,25 +94,10 @@ def serve_aicn(port: int, data_dir: str, database_url: str | None, schema: str |
     tune_gc()
     runtime = Runtime(settings, {"queueing": FaultyConnector("queueing", {"cpu-core": FAKE_CORES})})
     profile = os.environ.get("AICN_BENCH_PROFILE")
-    if not profile:
-        uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-        return
-    from pyinstrument import Profiler
-
-    def leave(_signal: int, _frame: object) -> None:
-        raise SystemExit(0)
-
-    # uvicorn raises the SIGTERM it caught again once it has shut down: leave through ``finally``
-    signal.signal(signal.SIGTERM, leave)
-    profiler = Profiler(async_mode="disabled")
-    profiler.start()
-    try:
-        uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    finally:
-        profiler.stop()
-        target = Path(profile)
+    target = Path(profile) if profile else None
+    if target is not None:  # one profile per gateway
         target = target.with_name(f"{target.stem}.{'postgres' if database_url else 'sqlite'}{target.suffix}")
-        target.write_text(profiler.output_html() if profile.endswith(".html") else profiler.output_text(unicode=True, show_all=False))
+    serve_app(create_app(runtime), port, target)
 
 
 @strawberry.type

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ PAYLOAD = {"inputs": [[2.0, 2.0], [-2.0, -2.0]]}
 
 
 def serve(port: int, data_dir: str) -> None:
-    import uvicorn
+    from profiling import serve_app  # bench/profiling.py, beside this file
     from pydantic import SecretStr
 
     from aicn.cli import tune_gc
@@ -65,25 +64,7 @@ def serve(port: int, data_dir: str) -> None:
     )
     tune_gc()
     profile = os.environ.get("AICN_BENCH_PROFILE")
-    if not profile:
-        uvicorn.run(create_app(Runtime(settings)), host="127.0.0.1", port=port, log_level="warning")
-        return
-    from pyinstrument import Profiler
-
-    def leave(_signal: int, _frame: object) -> None:
-        raise SystemExit(0)
-
-    # uvicorn raises the SIGTERM it caught again once it has shut down: leave through ``finally``
-    signal.signal(signal.SIGTERM, leave)
-    profiler = Profiler(async_mode="disabled")
-    profiler.start()
-    try:
-        uvicorn.run(create_app(Runtime(settings)), host="127.0.0.1", port=port, log_level="warning")
-    finally:
-        profiler.stop()
-        Path(profile).write_text(
-            profiler.output_html() if profile.endswith(".html") else profiler.output_text(unicode=True, show_all=False)
-        )
+    serve_app(create_app(Runtime(settings)), port, Path(profile) if profile else None)
 
 
 def free_port() -> int:
