@@ -37,18 +37,12 @@ from typing import Any, Protocol, TypeVar
 from graphql import ExecutionResult
 
 from resolvers.common import metrics
+from resolvers.common.streams import SequencedRecord
 
 log = logging.getLogger(__name__)
 
 
-class Sequenced(Protocol):
-    @property
-    def seq(self) -> int: ...
-    @property
-    def terminal(self) -> bool: ...
-
-
-R = TypeVar("R", bound=Sequenced)
+R = TypeVar("R", bound=SequencedRecord)
 T = TypeVar("T")
 
 
