@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode
@@ -21,12 +22,20 @@ from graph.gate.cost import QueryShape, measure
 SIZE = 1024
 
 
+@dataclass
+class _Learned:
+    """What is known of one operation of one document under one schema; filled in as it is asked for."""
+
+    document: DocumentNode
+    schema: GraphQLSchema
+    shape: QueryShape | None = None
+    scopes: dict[str, str] | None = None
+
+
 class DocumentMemo:
     def __init__(self, size: int = SIZE) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[int, int], tuple[DocumentNode, GraphQLSchema, QueryShape | None, dict[str, str] | None]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[tuple[int, int], _Learned] = OrderedDict()
 
     def shape(
         self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
@@ -34,34 +43,26 @@ class DocumentMemo:
         """``measure``'s answer; kept only for an operation without variables (they may change its cost)."""
         if variables:
             return measure(schema, document, operation, variables)
-        key, entry = self._entry(schema, document, operation)
-        if entry[2] is None:
-            entry = (entry[0], entry[1], measure(schema, document, operation, variables), entry[3])
-            self._store(key, entry)
-        assert entry[2] is not None
-        return entry[2]
+        learned = self._learned(schema, document, operation)
+        if learned.shape is None:
+            learned.shape = measure(schema, document, operation, variables)
+        return learned.shape
 
     def scopes(self, schema: Any, document: DocumentNode, operation: OperationDefinitionNode) -> Mapping[str, str]:
         """``required_scopes``' answer (variables do not change which fields are read)."""
-        key, entry = self._entry(schema._schema, document, operation)
-        if entry[3] is None:
-            entry = (entry[0], entry[1], entry[2], required_scopes(schema, document, operation))
-            self._store(key, entry)
-        assert entry[3] is not None
-        return entry[3]
+        learned = self._learned(schema._schema, document, operation)
+        if learned.scopes is None:
+            learned.scopes = required_scopes(schema, document, operation)
+        return learned.scopes
 
-    def _entry(
-        self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
-    ) -> tuple[tuple[int, int], tuple[DocumentNode, GraphQLSchema, QueryShape | None, dict[str, str] | None]]:
+    def _learned(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) -> _Learned:
+        """The entry for this operation, kept as the most recently used; a new one when the document at
+        that id (or the schema) is not the one the entry was made for."""
         key = (id(document), id(operation))
-        entry = self._entries.get(key)
-        if entry is None or entry[0] is not document or entry[1] is not schema:
-            return key, (document, schema, None, None)
-        self._entries.move_to_end(key)
-        return key, entry
-
-    def _store(self, key: tuple[int, int], entry: tuple[DocumentNode, GraphQLSchema, QueryShape | None, dict[str, str] | None]) -> None:
-        self._entries[key] = entry
+        learned = self._entries.get(key)
+        if learned is None or learned.document is not document or learned.schema is not schema:
+            learned = self._entries[key] = _Learned(document, schema)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
+        return learned
