@@ -7,11 +7,13 @@ A ``Range: bytes=a-b`` header gets 206 with that part; a range outside the file 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from graph.http.rules import bearer_token
 from resolvers.access.viewer import READ, Viewer
@@ -23,6 +25,25 @@ from resolvers.data.transfers import TransferService
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status, headers=headers)
+
+
+class ClosedStream(StreamingResponse):
+    """Chunks read in worker threads, their source closed however sending ends. A client that goes away
+    mid-way would otherwise leave the generator (an S3 body and its read-ahead thread, an open file)
+    to the garbage collector."""
+
+    def __init__(self, chunks: Generator[bytes, None, None], status_code: int, media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(chunks, status_code=status_code, media_type=media_type, headers=headers)
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # no chunk is being read now (a worker thread's read is waited for, even when cancelled);
+            # closing may join the read-ahead thread: in a thread, and shielded from the cancellation
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.chunks.close)
 
 
 def download_routes(
@@ -73,7 +94,7 @@ def _stream(request: Request, found: Download) -> Response:
     headers = {"accept-ranges": "bytes", "content-disposition": f'attachment; filename="{found.filename}"'}
     if wanted is None:
         headers["content-length"] = str(length)
-        return StreamingResponse(found.chunks(), media_type=found.media_type, headers=headers)
+        return ClosedStream(found.chunks(), 200, found.media_type, headers)
     first, last = wanted
     headers.update({"content-length": str(last - first + 1), "content-range": f"bytes {first}-{last}/{length}"})
-    return StreamingResponse(found.chunks(first, last), status_code=206, media_type=found.media_type, headers=headers)
+    return ClosedStream(found.chunks(first, last), 206, found.media_type, headers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ class Download:
     def length(self) -> int:
         return sum(part.length for part in self.parts)
 
-    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def chunks(self, start: int = 0, end: int | None = None) -> Generator[bytes, None, None]:
         """The bytes from ``start`` to ``end`` inclusive (blocking reads; a worker thread iterates it)."""
         last = self.length - 1 if end is None else end
         offset = 0
