@@ -111,6 +111,7 @@ async def test_forty_dashboards_get_the_same_bytes_from_one_execution_per_update
         reader.cancel()
 
 
+@pytest.mark.both_databases  # tenant isolation
 async def test_another_tenant_and_another_filter_get_nothing_of_a_groups_jobs(gateway: Gateway, go: Path) -> None:
     _, _, alice = await new_account(gateway, "alice")
     _, _, bob = await new_account(gateway, "bob")
