@@ -3,6 +3,7 @@
 Run: python bench/subscriptions.py                 (the issue's scale; several minutes)
      python bench/subscriptions.py --scale 0.25    (a quick run: a quarter of every subscriber count)
      python bench/subscriptions.py --only a,b      (some scenarios; d needs PostgreSQL and Redis on loopback)
+     python bench/subscriptions.py --only e        (`jobUpdates` dashboards, not in the default run)
 
 Servers, each one uvicorn worker in a process of its own: the gateway (``aicn serve``, a LOCAL
 center, SQLite; PostgreSQL + Redis for d) and a bare strawberry app (starlette + uvicorn +
@@ -20,6 +21,10 @@ a. 2,000 subscribers on one worker, 100 jobs x 20 subscribers, each job 2 progre
 b. 2,000 subscribers on one job printing 10 lines a second, gateway and bare strawberry:
    deliveries per second (aim >= 2x bare) and p95 (aim: below bare's).
 c. memory per open subscription (the server's RSS growth while b's subscribers open, / N) against bare.
+e. scenario b's variant for `jobUpdates(snapshot: true)` dashboards: 2,000 subscribers of every job
+   while 2 jobs print 10 lines a second; both sides send a job's progress at most once a second
+   (the bare app with the gateway's own throttle, one stream per subscriber): deliveries per second
+   and p95 from the print of the progress a row reports to its delivery, against bare.
 d. two replicas over PostgreSQL + Redis: jobs submitted on the one that reconciles the LOCAL center,
    1,000 subscribers (50 jobs x 20) on the other, against the same load on that one replica alone
    in the same run (aim: p95 within 1.5x).
@@ -61,6 +66,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 TOKEN = "aicn_bench-subscriptions-" + "x" * 24
 CENTER_LEASE = "center:local"
 EVENTS = "subscription E($jobId: ID!, $after: Int) { jobEvents(jobId: $jobId, after: $after) { seq kind progress { step message } } }"
+UPDATES = "subscription U { jobUpdates(snapshot: true) { id state progress { step message } } }"
 SUBMIT = "mutation S($input: SubmitJobInput!) { submitJob(input: $input) { job { id } userErrors { code message } } }"
 STATE = "query J($id: ID!) { node(id: $id) { ... on Job { state failureReason } } }"
 #: the job, on both sides: waits for its go file, then prints ``count`` progress lines at ``rate``
@@ -136,11 +142,24 @@ class BareEvent:
     progress: BareProgress | None
 
 
+@strawberry.type(name="Job")
+class BareJobRow:
+    id: strawberry.ID
+    state: str
+    progress: BareProgress | None
+
+
+#: each bare `jobUpdates` subscriber's queue of (job id, row): every job's every change
+UPDATE_QUEUES: set[asyncio.Queue[tuple[int, BareJobRow]]] = set()
+
+
 class BareJob:
     """A real process whose progress lines the bare app reads from its pipe and hands to each subscriber's queue."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], job_id: int = 0) -> None:
         self.command = command
+        self.job_id = job_id
+        self.row = BareJobRow(id=strawberry.ID(str(job_id)), state="RUNNING", progress=None)
         self.events: list[BareEvent] = [BareEvent(seq=1, kind=BareEventKind.STATE, progress=None)]
         self.queues: set[asyncio.Queue[BareEvent | None]] = set()
         self.ended = False
@@ -163,6 +182,10 @@ class BareJob:
 
     def _publish(self, event: BareEvent) -> None:
         self.events.append(event)
+        state = "RUNNING" if event.kind == BareEventKind.PROGRESS else "SUCCEEDED"
+        self.row = BareJobRow(id=self.row.id, state=state, progress=event.progress or self.row.progress)
+        for updates in UPDATE_QUEUES:
+            updates.put_nowait((self.job_id, self.row))
         for queue in self.queues:
             queue.put_nowait(event)
 
@@ -182,7 +205,7 @@ class BareMutation:
     @strawberry.mutation
     def start_job(self, command: list[str]) -> strawberry.ID:
         job_id = str(len(BARE_JOBS) + 1)
-        BARE_JOBS[job_id] = BareJob(command)
+        BARE_JOBS[job_id] = BareJob(command, int(job_id))
         return strawberry.ID(job_id)
 
 
@@ -202,6 +225,40 @@ class BareSubscription:
                 yield live
         finally:
             job.queues.discard(queue)
+
+    @strawberry.subscription
+    async def job_updates(self, snapshot: bool = False) -> AsyncGenerator[BareJobRow, None]:
+        """Every job's changes, progress at most once a second per job (the gateway's throttle), one stream per subscriber."""
+        from resolvers.jobs.streams import PROGRESS_INTERVAL_SECONDS, ProgressThrottle
+
+        queue: asyncio.Queue[tuple[int, BareJobRow]] = asyncio.Queue()
+        UPDATE_QUEUES.add(queue)
+        throttle = ProgressThrottle(PROGRESS_INTERVAL_SECONDS)
+        latest: dict[int, BareJobRow] = {}
+        try:
+            if snapshot:
+                for job in list(BARE_JOBS.values()):
+                    yield job.row
+            while True:
+                item = None
+                try:
+                    async with asyncio.timeout(throttle.wait()):
+                        item = await queue.get()
+                except TimeoutError:
+                    pass
+                due = throttle.due()
+                if item is not None:
+                    job_id, row = item
+                    latest[job_id] = row
+                    if row.state == "RUNNING" and not throttle.may_send(job_id):
+                        throttle.defer(job_id)
+                    else:
+                        due.add(job_id)
+                for job_id in sorted(due):
+                    throttle.sent(job_id)
+                    yield latest[job_id]
+        finally:
+            UPDATE_QUEUES.discard(queue)
 
 
 def serve_bare(port: int) -> None:
@@ -418,12 +475,66 @@ async def _one_subscriber(ws_url: str, job_id: str, count: int, opened: asyncio.
     tally.lost += count - len(steps)
 
 
+async def _one_dashboard(ws_url: str, job_ids: str, count: int, opened: asyncio.Event, tally: Tally, timeout: float) -> None:
+    """A `jobUpdates` subscriber of every job (``job_ids``, comma-separated): until each has ended."""
+    import websockets
+    from websockets.typing import Subprotocol
+
+    jobs = set(job_ids.split(","))
+    reported: set[tuple[str, int]] = set()
+    ended: set[str] = set()
+    try:
+        async with asyncio.timeout(timeout):
+            async with websockets.connect(
+                ws_url,
+                subprotocols=[Subprotocol("graphql-transport-ws")],
+                compression=None,
+                max_size=None,
+                ping_interval=None,
+                open_timeout=None,
+            ) as socket_:
+                await socket_.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {TOKEN}"}}))
+                if json.loads(await socket_.recv())["type"] != "connection_ack":
+                    raise RuntimeError("no connection_ack")
+                await socket_.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": UPDATES}}))
+                async for text in socket_:
+                    arrived = time.time()
+                    message = json.loads(text)
+                    if message["type"] != "next" or message["payload"].get("errors"):
+                        raise RuntimeError(f"unexpected message: {text[:300]!r}")
+                    opened.set()  # the snapshot's first row: the server follows the jobs for us
+                    row = message["payload"]["data"]["jobUpdates"]
+                    progress = row["progress"]
+                    if row["state"] == "RUNNING" and progress is not None:
+                        key = (row["id"], progress["step"])
+                        if key in reported:
+                            tally.repeated += 1
+                            continue
+                        reported.add(key)
+                        printed = float(progress["message"])
+                        tally.latencies.append(arrived - printed)
+                        tally.deliveries += 1
+                        tally.first_print = min(tally.first_print, printed)
+                        tally.last_arrival = max(tally.last_arrival, arrived)
+                    if row["state"] == "SUCCEEDED":
+                        ended.add(row["id"])
+                        if progress is None or progress["step"] != count:
+                            tally.lost += 1  # its final row must carry its last report
+                        if ended >= jobs:
+                            break
+    except Exception as error:
+        tally.failures.append(f"{type(error).__name__}: {error}"[:300])
+        opened.set()
+    tally.lost += len(jobs - ended)
+
+
 async def _subscribers(ws_url: str, plan: list[tuple[str, int]], ready: Any, timeout: float) -> Tally:
     tally = Tally()
     opened = [asyncio.Event() for _ in plan]
     tasks = []
     for index, ((job_id, count), event) in enumerate(zip(plan, opened, strict=True)):
-        tasks.append(asyncio.create_task(_one_subscriber(ws_url, job_id, count, event, tally, timeout)))
+        follow = _one_dashboard if "," in job_id or job_id.startswith("*") else _one_subscriber
+        tasks.append(asyncio.create_task(follow(ws_url, job_id.lstrip("*"), count, event, tally, timeout)))
         if index % 50 == 49:
             await asyncio.sleep(0.05)  # the server's accept queue: connect in bursts, not all at once
     for event in opened:
@@ -466,9 +577,15 @@ class Outcome:
         return self.tally.deliveries / span if span > 0 else math.nan
 
 
-async def run_load(server: Server, jobs: Sequence[Job], per_job: int, processes: int, timeout: float, label: str) -> Outcome:
-    """``per_job`` subscribers on each job, spread over ``processes``; opens them all, then lets the jobs go."""
-    plan = [(job.job_id, job.count) for _ in range(per_job) for job in jobs]
+async def run_load(
+    server: Server, jobs: Sequence[Job], per_job: int, processes: int, timeout: float, label: str, dashboards: bool = False
+) -> Outcome:
+    """``per_job`` subscribers on each job (``dashboards``: ``per_job`` `jobUpdates` subscribers of all
+    the jobs), spread over ``processes``; opens them all, then lets the jobs go."""
+    if dashboards:
+        plan = [("*" + ",".join(job.job_id for job in jobs), jobs[0].count) for _ in range(per_job)]
+    else:
+        plan = [(job.job_id, job.count) for _ in range(per_job) for job in jobs]
     context = multiprocessing.get_context("spawn")
     ready, out = context.Queue(), context.Queue()
     before = rss_bytes(server.pid)
@@ -489,7 +606,10 @@ async def run_load(server: Server, jobs: Sequence[Job], per_job: int, processes:
         tally.merge(Tally(**await asyncio.to_thread(out.get, True, timeout + 60)))
     for worker in workers:
         await asyncio.to_thread(worker.join, 30)
-    return Outcome(label, len(plan), tally, (after - before) / len(plan), sum(job.count for job in jobs) * per_job)
+    expected = sum(job.count for job in jobs) * per_job
+    if dashboards:  # a report at most once a second per job
+        expected = sum(math.ceil(job.count / 10.0) for job in jobs) * per_job
+    return Outcome(label, len(plan), tally, (after - before) / len(plan), expected)
 
 
 # ---------------------------------------------------------------------- scenarios
@@ -530,6 +650,27 @@ async def scenario_b(base: Path, subscribers: int, rate: float, seconds: float, 
         jobs = [await submit_aicn(server, folder, 0, count, rate, 0.0)]
         await wait_running(server, jobs)
         outcome = await run_load(server, jobs, subscribers, processes, seconds + 240, "gateway")
+    finally:
+        await server.stop()
+    return outcome, bare_outcome
+
+
+async def scenario_e(base: Path, subscribers: int, jobs_n: int, rate: float, seconds: float, processes: int) -> tuple[Outcome, Outcome]:
+    """`jobUpdates` dashboards of ``jobs_n`` jobs: (gateway, bare strawberry), one after the other."""
+    count = max(2, int(rate * seconds))
+    bare = await start_bare(base / "bare-e")
+    try:
+        folder = go_folder(base)
+        bare_jobs = [await start_bare_job(bare, folder, index, count, rate) for index in range(jobs_n)]
+        bare_outcome = await run_load(bare, bare_jobs, subscribers, processes, seconds + 240, "bare", dashboards=True)
+    finally:
+        await bare.stop()
+    server = await start_aicn(base / "e", "aicn-e", jobs_n + 2, f'data_dir = "{base / "e" / "data"}"\n')
+    try:
+        folder = go_folder(base)
+        jobs = [await submit_aicn(server, folder, index, count, rate, index / jobs_n) for index in range(jobs_n)]
+        await wait_running(server, jobs)
+        outcome = await run_load(server, jobs, subscribers, processes, seconds + 240, "gateway", dashboards=True)
     finally:
         await server.stop()
     return outcome, bare_outcome
@@ -628,6 +769,16 @@ async def main(args: argparse.Namespace) -> None:
                 f"c. memory per open subscription: gateway {b.rss_per_subscription / 1024:.1f} KiB, "
                 f"bare {bare.rss_per_subscription / 1024:.1f} KiB ({memory:.2f}x)"
             )
+        if "e" in only:
+            subscribers = scaled(2000)
+            e, bare = await scenario_e(base, subscribers, 2, 10.0, args.seconds, args.processes)
+            print(f"e. {subscribers} jobUpdates dashboards of 2 jobs printing 10 progress lines/s, progress at most 1/s per job (SQLite):")
+            print(line(e))
+            print(line(bare))
+            speed, p95_ratio = e.rate / bare.rate, e.p95 / bare.p95
+            print(f"    ratio: deliveries/s {speed:.2f}x bare, p95 {p95_ratio:.2f}x bare")
+            ok = e.tally.lost == 0 and e.tally.repeated == 0 and not e.tally.failures and p95_ratio < 1
+            verdicts.append(f"e. p95 {p95_ratio:.2f}x bare (aim < 1), lost {e.tally.lost}, repeated {e.tally.repeated}: {verdict(ok)}")
         if "d" in only:
             jobs_n = scaled(50)
             cross, single = await scenario_d(base, jobs_n, 20, 2.0, args.seconds, args.processes)

@@ -104,6 +104,13 @@ class InMemoryBus:
             if not subscribers:
                 del self._subscribers[channel]
 
+    def listen(self, channel: str) -> tuple[Subscription, Callable[[], None]]:
+        """A subscription buffering from this moment on (no await between the call and the first
+        message it gets), and the function that ends it; ``subscribe`` is the usual way."""
+        subscription = Subscription()
+        self._subscribers.setdefault(channel, set()).add(subscription)
+        return subscription, lambda: self._forget(channel, subscription)
+
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         subscription = Subscription()

@@ -173,7 +173,7 @@ class Group:
                     self.last = record.seq
                     sent = busy = 0
                     for member in list(self.members.values()):
-                        outcome = member.offer(record.seq, head, record.terminal)
+                        outcome = self.offer(member, record, head)
                         sent += outcome > 0
                         busy += outcome > 1
                     if sent:
@@ -192,6 +192,10 @@ class Group:
             self.close()
             for member in list(self.members.values()):
                 member.finish(ended=False)
+
+    def offer(self, member: Member, record: Any, head: str) -> int:
+        """Hand the event's frame to one member (graph/core/fanout_keyed.py: by a position per entity)."""
+        return member.offer(record.seq, head, record.terminal)
 
     async def _execute(self, record: Any) -> str | None:
         """The event's ``data`` as JSON text, made once; None when the result has errors."""

@@ -10,10 +10,12 @@ from strawberry.types import Info
 
 from graph.core.context import Context
 from graph.core.fanout import follow
+from graph.core.fanout_keyed import follow_keyed
 from graph.jobs.inputs import JobFilter
 from graph.jobs.types import MAX_TAIL_LINES, Job, JobEvent, LogLines
 from resolvers.common.errors import BadRequest
 from resolvers.common.ids import int_key
+from resolvers.jobs.streams import UpdatesStream
 
 
 @strawberry.type
@@ -70,9 +72,14 @@ class JobSubscription:
     ) -> AsyncGenerator[Job, None]:
         chosen = filter or JobFilter()
         viewer = info.context.viewer
-        stream = info.context.services.job_streams.job_updates(
-            viewer, chosen.accepts, query=chosen.to_query(viewer.scope), snapshot=snapshot, since=since
-        )
-        async for row in stream:
-            info.context.refresh_loaders()
-            yield Job.from_row(row)
+        streams = info.context.services.job_streams
+        query = chosen.to_query(viewer.scope)
+
+        def open_stream(positions: dict[int, int] | None, resume: datetime | None) -> UpdatesStream:
+            if positions is None:  # the subscriber's own opening
+                return streams.updates(viewer, chosen.accepts, query=query, snapshot=snapshot, since=since)
+            return streams.updates(viewer, chosen.accepts, query=query, since=resume, positions=positions)
+
+        # the query holds the viewer's scope and all the filter decides: which rows a stream reads
+        async for job in follow_keyed(info.context, ("JobUpdates", query), open_stream, lambda update: Job.from_row(update.row)):
+            yield job

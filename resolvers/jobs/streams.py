@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from resolvers.access.viewer import Viewer
@@ -82,40 +83,32 @@ class JobStreams:
         since: datetime | None = None,
         progress_interval: float = PROGRESS_INTERVAL_SECONDS,
     ) -> AsyncIterator[JobRow]:
-        """The caller's jobs, each time one of them changes and passes ``accept``.
+        """The caller's jobs, each time one of them changes and passes ``accept`` (see ``UpdatesStream``)."""
+        stream = self.updates(viewer, accept, query=query, snapshot=snapshot, since=since, progress_interval=progress_interval)
+        records = stream.records()
+        try:
+            async for record in records:
+                if record is not None:
+                    yield record.row
+        finally:
+            await records.aclose()
+            stream.close()  # also when it never started
 
-        With ``snapshot``, first the matching jobs as they are (newest first, at most
-        ``SNAPSHOT_LIMIT``); with ``since`` (a reconnecting client's last ``updatedAt``), first
-        every matching job changed at or after it, oldest change first. The bus is subscribed
-        before either is read, so nothing that changes meanwhile is lost; a job already sent
-        at its latest event is not sent again. A change of state is sent at once; progress
-        reports of a job at most once per ``progress_interval`` (the latest one, never dropped).
-        """
-        scope_query = query or JobQuery(owner_id=viewer.scope)
-        sent: dict[int, int] = {}  # job id -> the last seq sent
-        seen: dict[int, int] = {}  # job id -> the newest seq the news told of
-        async with self.bus.subscribe("jobs") as live:
-            for job in await self._opening(scope_query, snapshot, since):
-                if accept(job):
-                    sent[job.id] = job.last_seq
-                    yield job
-            throttle = ProgressThrottle(progress_interval)
-            while True:
-                message = await live.get(timeout=throttle.wait())
-                due = throttle.due()
-                if message is not None:
-                    record = EventRecord.from_message(message)
-                    if viewer.scope is None or record.owner_id == viewer.scope:
-                        seen[record.job_id] = max(seen.get(record.job_id, 0), record.seq)
-                        if record.kind == JobEventKind.PROGRESS and not throttle.may_send(record.job_id):
-                            throttle.defer(record.job_id)
-                        else:
-                            due.add(record.job_id)
-                for job in await self.rows.current({job_id: seen.get(job_id, 0) for job_id in due}, viewer.scope):
-                    if job.last_seq > sent.get(job.id, 0) and accept(job):
-                        sent[job.id] = job.last_seq
-                        throttle.sent(job.id)
-                        yield job
+    def updates(
+        self,
+        viewer: Viewer,
+        accept: Callable[[JobRow], bool],
+        *,
+        query: JobQuery | None = None,
+        snapshot: bool = False,
+        since: datetime | None = None,
+        progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+        positions: dict[int, int] | None = None,
+    ) -> UpdatesStream:
+        """A `jobUpdates` stream, listening to the bus from this call on."""
+        return UpdatesStream(
+            self, viewer, accept, query or JobQuery(owner_id=viewer.scope), snapshot, since, progress_interval, positions or {}
+        )
 
     async def _opening(self, query: JobQuery, snapshot: bool, since: datetime | None) -> list[JobRow]:
         if not snapshot and since is None:
@@ -132,6 +125,123 @@ class JobStreams:
                 message = await live.get()
                 if message is not None:
                     yield int(message["center_id"])
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """A job's row as a `jobUpdates` stream sends it: ``seq`` is the job's latest event, per job."""
+
+    row: JobRow
+
+    @property
+    def key(self) -> int:
+        return self.row.id
+
+    @property
+    def seq(self) -> int:
+        return self.row.last_seq
+
+    @property
+    def terminal(self) -> bool:
+        return False  # a dashboard's stream outlives its jobs
+
+
+class UpdatesStream:
+    """The caller's jobs, each time one of them changes and passes ``accept``.
+
+    With ``snapshot``, first the matching jobs as they are (newest first, at most
+    ``SNAPSHOT_LIMIT``); with ``since`` (a reconnecting client's last ``updatedAt``), first
+    every matching job changed at or after it, oldest change first. The bus is subscribed when
+    the stream is made, before either is read, so nothing that changes meanwhile is lost; a job
+    already read at its latest event is not sent again. A change of state is sent at once;
+    progress reports of a job at most once per ``progress_interval`` (the latest one, never
+    dropped). ``positions`` (job id -> the newest seq read, sent or passed over) is where the
+    stream stands; a stream that takes over from another starts from that one's.
+    """
+
+    def __init__(
+        self,
+        streams: JobStreams,
+        viewer: Viewer,
+        accept: Callable[[JobRow], bool],
+        query: JobQuery,
+        snapshot: bool,
+        since: datetime | None,
+        progress_interval: float,
+        positions: dict[int, int],
+    ) -> None:
+        self.streams, self.viewer, self.accept, self.query = streams, viewer, accept, query
+        self.snapshot, self.since = snapshot, since
+        self.positions = dict(positions)
+        self.throttle = ProgressThrottle(progress_interval)
+        self.live, self._stop_listening = streams.bus.listen("jobs")
+        #: job id -> the newest seq the news told of
+        self._seen: dict[int, int] = {}
+        self._opened = False
+        #: rows of the batch being handed out that are still to come
+        self._left = 0
+
+    def settled(self) -> bool:
+        """Nothing read or told that it has not handed out: no news waiting, no progress deferred,
+        no rows of a batch left (another stream may take over from its ``positions``)."""
+        return self._opened and not self._left and self.live.queue.empty() and not self.live.overflowed and not self.throttle.deferred
+
+    def unheard(self) -> dict[int, int]:
+        """The rows it has read ahead of their news (a fresh row shows an event the bus has not
+        brought yet): a stream taking over from this one without them would not be told of them."""
+        return {job_id: seq for job_id, seq in self.positions.items() if seq > self._seen.get(job_id, 0)}
+
+    def take_over(self, other: UpdatesStream) -> None:
+        """Go on at ``other``'s pace (its last progress sends)."""
+        self.throttle.take_over(other.throttle)
+
+    def close(self) -> None:
+        self._stop_listening()
+
+    async def records(self, idle: bool = False) -> AsyncGenerator[JobUpdate | None, None]:
+        """The rows to send; with ``idle``, also None after news that brought none (the caller may
+        look again whether the stream is ``settled``)."""
+        try:
+            opening = await self.streams._opening(self.query, self.snapshot, self.since)
+            self._opened = True
+            async for update in self._hand_out(opening):
+                yield update
+            live, throttle, seen = self.live, self.throttle, self._seen
+            while True:
+                message = await live.get(timeout=throttle.wait())
+                due = throttle.due()
+                if message is not None:
+                    record = EventRecord.from_message(message)
+                    if self.viewer.scope is None or record.owner_id == self.viewer.scope:
+                        seen[record.job_id] = max(seen.get(record.job_id, 0), record.seq)
+                        if record.kind == JobEventKind.PROGRESS and not throttle.may_send(record.job_id):
+                            throttle.defer(record.job_id)
+                        else:
+                            due.add(record.job_id)
+                rows = await self.streams.rows.current({job_id: seen.get(job_id, 0) for job_id in due}, self.viewer.scope)
+                handed = False
+                async for update in self._hand_out(rows):
+                    handed = True
+                    yield update
+                if idle and not handed:
+                    yield None
+        finally:
+            self.close()
+
+    async def _hand_out(self, rows: list[JobRow]) -> AsyncIterator[JobUpdate]:
+        news = [job for job in rows if self._takes(job)]
+        for index, job in enumerate(news):
+            self._left = len(news) - index - 1
+            self.throttle.sent(job.id)
+            yield JobUpdate(job)
+        self._left = 0
+
+    def _takes(self, job: JobRow) -> bool:
+        """Whether the row is news to send: newer than what the stream has read of the job, and matching."""
+        if job.last_seq <= self.positions.get(job.id, 0):
+            return False
+        self.positions[job.id] = job.last_seq
+        return self.accept(job)
 
 
 class FreshRows:
@@ -205,6 +315,14 @@ class ProgressThrottle:
 
     def defer(self, job_id: int) -> None:
         self._deferred.setdefault(job_id, self._last.get(job_id, time.monotonic()) + self.interval)
+
+    @property
+    def deferred(self) -> bool:
+        return bool(self._deferred)
+
+    def take_over(self, other: ProgressThrottle) -> None:
+        """Go on from ``other``'s last sends (a stream taking over from another keeps its pace)."""
+        self._last.update(other._last)
 
     def sent(self, job_id: int) -> None:
         self._last[job_id] = time.monotonic()
