@@ -221,6 +221,7 @@ class LocalConnector(Connector):
             self._jobs[external_id] = job
             if not job.result_path.exists():
                 self._running.add(external_id)
+                self._watch.watch(external_id, job.directory)  # followed here too, not left to the poll
                 if self._uids is not None and job.own_uid is not None:  # taken here too until the job ends
                     self._uids.recover([job.own_uid], None)
 
@@ -291,6 +292,7 @@ class LocalConnector(Connector):
             if external_id in self._queue:
                 self._queue.remove(external_id)
                 await asyncio.to_thread(self._end_without_supervisor, job, "CANCELLED")
+                self._tell([external_id])  # no supervisor's file tells of this end
                 return
             job.cancel_requested = True
             if job.runner_pid is not None and not self._runner_gone(job.runner_pid, job.directory):
@@ -400,7 +402,8 @@ class LocalConnector(Connector):
                 _kill_child_group(job.directory)
                 self._end_without_supervisor(job, reason)
                 self._running.discard(external_id)
-                self._watch.unwatch(external_id)
+                self._watch.unwatch(external_id)  # before its result's news is read: told here instead
+                self._tell([external_id])
 
     def _end_without_supervisor(self, job: _Job, reason: str) -> None:
         """Record the end of a job no supervisor will record (cancelled while queued, or its supervisor died),
@@ -539,10 +542,14 @@ class LocalConnector(Connector):
                 jobs = [(self._jobs[key], state) for key, state in changed.items() if key in self._jobs]
                 told = self._told_of(jobs) if len(jobs) <= INLINE_READS else await asyncio.to_thread(self._told_of, jobs)
             if told:
-                if self.on_jobs_changed is not None:
-                    self.on_jobs_changed(told)
-                elif self.on_activity is not None:
-                    self.on_activity()
+                self._tell(told)
+
+    def _tell(self, external_ids: list[str]) -> None:
+        """The jobs changed: told to the caller (with ``follows_jobs`` it waits for no poll to learn of it)."""
+        if self.on_jobs_changed is not None:
+            self.on_jobs_changed(external_ids)
+        elif self.on_activity is not None:
+            self.on_activity()
 
     def _told_of(self, jobs: list[tuple[_Job, bool]]) -> list[str]:
         return [job.external_id for job, state_changed in jobs if self._progressed(job) or state_changed]
