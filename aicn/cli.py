@@ -24,12 +24,24 @@ def export_schema_text(federation: bool = False) -> str:
     return schema.as_str().rstrip() + "\n"
 
 
+#: how long a thread that runs Python holds the GIL while another thread waits for it (default 5 ms)
+SWITCH_INTERVAL_SECONDS = 0.001
+
+
 def tune_gc() -> None:
     """Fewer, larger young-generation collections: a request makes many short-lived objects,
     and collecting every 700 allocations showed up as tail latency (bench/fanout.py p95)."""
     import gc
 
     gc.set_threshold(50_000, 20, 100)
+
+
+def tune_threads() -> None:
+    """Hand the GIL over sooner: the database's worker thread (aiosqlite) and file reads in worker
+    threads each need the GIL back after every statement or read, and with the event loop busy
+    (thousands of subscribers' frames) the default 5 ms switch interval made each of those waits up
+    to 5 ms, several per transaction (bench/subscriptions.py a: print to delivery)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -70,6 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(runtime)
     tune_gc()
+    tune_threads()
     print(f"aicn: GraphiQL at http://{host}:{port}/graphql", flush=True)
     server = uvicorn.Server(
         server_config(

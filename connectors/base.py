@@ -195,6 +195,9 @@ class Connector(abc.ABC):
         #: called with the external ids of jobs whose state or progress the center has just
         #: told of (a LOCAL job's output as it is written): the caller looks at those jobs now
         self.on_jobs_changed: Callable[[Collection[str]], None] | None = None
+        #: True while the center tells of every change of its jobs through ``on_jobs_changed`` (a LOCAL
+        #: center following its jobs' files): the caller's poll is then a safety net, not the news
+        self.follows_jobs = False
 
     async def quote(self, request: QuoteRequest) -> CenterQuote | None:
         """The center's own offer; None (the default) leaves pricing to the gateway's configuration."""

@@ -147,6 +147,13 @@ async def lock_job(session: AsyncSession, job_id: int) -> JobRow | None:
     return await session.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update().execution_options(populate_existing=True))
 
 
+async def lock_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, JobRow]:
+    """The jobs (at most ``MAX_IDS_IN_QUERY``), locked for the rest of the transaction, taken in id
+    order (two writers locking overlapping sets on PostgreSQL cannot deadlock), by id."""
+    query = select(JobRow).where(JobRow.id.in_(list(job_ids))).order_by(JobRow.id).with_for_update()
+    return {row.id: row for row in await session.scalars(query.execution_options(populate_existing=True))}
+
+
 #: documents a reconciler round never reads (it plans against the locked row it writes): left unloaded
 #: by `unfinished_jobs(lean=True)`, and reading one raises instead of loading it
 ROUND_UNREAD = (JobRow.command, JobRow.environment, JobRow.placement, JobRow.progress, JobRow.via)

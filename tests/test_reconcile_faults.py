@@ -55,3 +55,31 @@ async def test_a_refused_write_costs_only_its_own_job_the_round(gateway_factory:
         assert [event["kind"] for event in events].count("USAGE") == 1  # metered once
         states = [event["state"] for event in events if event["kind"] == "STATE"]
         assert len(states) == len(set(states)), states
+
+
+async def test_a_refused_progress_write_costs_only_its_own_job_the_round(gateway_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The jobs still going at the center are written together in one transaction: should the database
+    refuse one of them, the others are still written, each in a transaction of its own."""
+    center = FaultyConnector("refusing", {"cpu-core": 8})
+    gateway = await gateway_factory([local_center("refusing")], {"refusing": center})
+    gql = gateway.client
+    refused = await submit(gql, python_job("print(1)", name="refused"))
+    fine = await submit(gql, python_job("print(1)", name="fine"))
+    before = failures("refusing")
+    # a progress ordinal no integer column holds (the job's progress count): its write is refused
+    center.answers["refused"] = JobStatus("", CenterJobState.RUNNING, started_at=utcnow(), progress=(ProgressReport(2**70, utcnow()),))
+    half = ProgressReport(1, utcnow(), fraction=0.5, message="half way")
+    center.answers["fine"] = JobStatus("", CenterJobState.RUNNING, started_at=utcnow(), progress=(half,))
+
+    running = await wait_for_state(gql, fine["id"], {"RUNNING"})
+    assert running["progress"]["message"] == "half way"
+    await eventually(lambda: failures("refusing") >= before + 2, "two rounds failed the refused job")
+    assert (await job_state(gql, refused["id"]))["state"] == "QUEUED"  # nothing of the refused write was kept
+    assert f"reconciling job {int_key(refused['id'], 'Job')} on center refusing failed" in caplog.text
+
+    center.answers["refused"] = JobStatus("", CenterJobState.RUNNING, started_at=utcnow(), progress=(half,))
+    await wait_for_state(gql, refused["id"], {"RUNNING"})
+    for job in (refused, fine):
+        events = [edge["node"] for edge in (await job_state(gql, job["id"]))["events"]["edges"]]
+        assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+        assert [event["kind"] for event in events].count("PROGRESS") == 1

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from connectors.base import CenterJobState, JobStatus, StatusQuery
+from connectors.base import CenterJobState, JobStatus, ProgressReport, StatusQuery
 from connectors.fault import FaultyConnector
 from graph.http.logs import REQUEST_ID
+from store.types import utcnow
 from tests.conftest import local_center
-from tests.jobs_helpers import python_job, submit, wait_for_state
+from tests.jobs_helpers import job_state, python_job, submit, wait_for_state
 from tests.statements import COUNTED_REQUEST, statements_of
 from tests.waiting import eventually
 
@@ -72,3 +73,31 @@ async def test_a_hand_over_looks_at_the_handed_job_only(gateway_factory: Any) ->
     await wait_for_state(gateway.client, job["id"], {"RUNNING"})  # looked at once, not a poll interval later
     assert [ids for ids in center.asked if external_id("last") in ids] == [{external_id("last")}]
     assert [ids for ids in center.asked if external_id("second") in ids] == [{external_id("second")}]
+
+
+async def test_a_round_writes_its_jobs_progress_in_one_transaction(gateway_factory: Any) -> None:
+    center = FaultyConnector("busy", {"cpu-core": 8})
+    gateway = await gateway_factory([local_center("busy", poll_interval_seconds=3600)], {"busy": center})
+    jobs = [await submit(gateway.client, python_job("print(1)", name=f"job-{n}")) for n in range(3)]
+    for job in jobs:
+        await wait_for_state(gateway.client, job["id"], {"QUEUED"})
+    reconciler = next(r for r in gateway.runtime.reconcilers if r.center.name == "busy")
+    for n in range(3):
+        report = ProgressReport(1, utcnow(), fraction=0.5, message=f"half of job-{n}")
+        center.answers[f"job-{n}"] = JobStatus("", CenterJobState.RUNNING, started_at=utcnow(), progress=(report,))
+
+    counted = REQUEST_ID.set(COUNTED_REQUEST)
+    try:
+        with statements_of(gateway, selects_only=False) as statements:
+            assert await reconciler.reconcile_once()
+    finally:
+        REQUEST_ID.reset(counted)
+    # one lease fence check and one lock of the three rows for the round, not one of each per job
+    assert sum("FROM leases" in statement for statement in statements) == 1, statements
+    assert sum(statement.startswith("SELECT") and "FROM jobs" in statement for statement in statements) == 2, statements
+    for n, job in enumerate(jobs):
+        running = await wait_for_state(gateway.client, job["id"], {"RUNNING"})
+        assert running["progress"]["message"] == f"half of job-{n}"
+        events = [edge["node"] for edge in (await job_state(gateway.client, job["id"]))["events"]["edges"]]
+        assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+        assert [event["kind"] for event in events].count("PROGRESS") == 1

@@ -56,6 +56,9 @@ from connectors.progress import parse_progress_line
 RUNNER = Path(__file__).with_name("runner.py")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
 BASE_ENVIRONMENT_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+#: up to this many jobs' files (a few small reads of a local disk each) are read on the event loop
+#: itself: a trip to a worker thread costs more, its every read waiting for the GIL of a busy loop
+INLINE_READS = 8
 
 
 @dataclass
@@ -159,6 +162,7 @@ class LocalConnector(Connector):
             for external_id in self._running:
                 self._watch.watch(external_id, self._jobs[external_id].directory)
             self._follow_task = asyncio.create_task(self._follow_forever(), name=f"local-follow-{self.name}")
+            self.follows_jobs = True
         self._pump_task = asyncio.create_task(self._pump_forever(), name=f"local-pump-{self.name}")
 
     async def close(self) -> None:
@@ -167,6 +171,7 @@ class LocalConnector(Connector):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow_task
             self._follow_task = None
+        self.follows_jobs = False
         self._watch.close()
         if self._pump_task is not None:
             self._pump_task.cancel()
@@ -216,6 +221,7 @@ class LocalConnector(Connector):
             self._jobs[external_id] = job
             if not job.result_path.exists():
                 self._running.add(external_id)
+                self._watch.watch(external_id, job.directory)  # followed here too, not left to the poll
                 if self._uids is not None and job.own_uid is not None:  # taken here too until the job ends
                     self._uids.recover([job.own_uid], None)
 
@@ -269,8 +275,12 @@ class LocalConnector(Connector):
                 await asyncio.to_thread(self._adopt, unknown)
                 self._collect_finished()
             known = [(self._jobs[q.external_id], q.progress_after) for q in queries if q.external_id in self._jobs]
-            # one trip to a worker thread for all the file reads, not one per job
-            return await asyncio.to_thread(lambda: {job.external_id: self._status_of(job, after) for job, after in known})
+
+            def statuses() -> dict[str, JobStatus]:
+                return {job.external_id: self._status_of(job, after) for job, after in known}
+
+            # one trip to a worker thread for all the file reads, not one per job; none for a few jobs
+            return statuses() if len(known) <= INLINE_READS else await asyncio.to_thread(statuses)
 
     async def cancel(self, external_id: str) -> None:
         async with self._lock:
@@ -282,6 +292,7 @@ class LocalConnector(Connector):
             if external_id in self._queue:
                 self._queue.remove(external_id)
                 await asyncio.to_thread(self._end_without_supervisor, job, "CANCELLED")
+                self._tell([external_id])  # no supervisor's file tells of this end
                 return
             job.cancel_requested = True
             if job.runner_pid is not None and not self._runner_gone(job.runner_pid, job.directory):
@@ -391,7 +402,8 @@ class LocalConnector(Connector):
                 _kill_child_group(job.directory)
                 self._end_without_supervisor(job, reason)
                 self._running.discard(external_id)
-                self._watch.unwatch(external_id)
+                self._watch.unwatch(external_id)  # before its result's news is read: told here instead
+                self._tell([external_id])
 
     def _end_without_supervisor(self, job: _Job, reason: str) -> None:
         """Record the end of a job no supervisor will record (cancelled while queued, or its supervisor died),
@@ -528,12 +540,16 @@ class LocalConnector(Connector):
             changed, self._changed = self._changed, {}
             async with self._lock:
                 jobs = [(self._jobs[key], state) for key, state in changed.items() if key in self._jobs]
-                told = await asyncio.to_thread(self._told_of, jobs)
+                told = self._told_of(jobs) if len(jobs) <= INLINE_READS else await asyncio.to_thread(self._told_of, jobs)
             if told:
-                if self.on_jobs_changed is not None:
-                    self.on_jobs_changed(told)
-                elif self.on_activity is not None:
-                    self.on_activity()
+                self._tell(told)
+
+    def _tell(self, external_ids: list[str]) -> None:
+        """The jobs changed: told to the caller (with ``follows_jobs`` it waits for no poll to learn of it)."""
+        if self.on_jobs_changed is not None:
+            self.on_jobs_changed(external_ids)
+        elif self.on_activity is not None:
+            self.on_activity()
 
     def _told_of(self, jobs: list[tuple[_Job, bool]]) -> list[str]:
         return [job.external_id for job, state_changed in jobs if self._progressed(job) or state_changed]

@@ -13,7 +13,7 @@ terminal STATE event (subscriptions end after that one).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -233,6 +233,44 @@ class JobLedger:
         for channel, message in notices:
             await self.bus.publish(channel, message)
         return job, records
+
+    async def apply_many(self, planners: Mapping[int, Any], fence: Fence | None = None) -> dict[int, JobRow | None]:
+        """``apply`` for several jobs (at most ``job_store.MAX_IDS_IN_QUERY``) in one transaction: one
+        lock of their rows, one fence check, one commit, then each job's events announced in order.
+        A reconciler round over a busy center writes every job's progress at once instead of waiting
+        for a transaction per job. All or nothing: an error leaves every job as it was."""
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                return await self._apply_many_once(planners, fence)
+            except IntegrityError:
+                if attempt == RACE_ATTEMPTS:
+                    raise
+                log.info("jobs %s were changed by another writer; planning again", sorted(planners))
+        raise AssertionError("unreachable")
+
+    async def _apply_many_once(self, planners: Mapping[int, Any], fence: Fence | None) -> dict[int, JobRow | None]:
+        notices: list[tuple[str, dict[str, Any]]] = []
+        written: list[tuple[JobRow, list[JobEventRow]]] = []
+        async with self.db.transaction() as session:
+            jobs = await job_store.lock_jobs(session, list(planners))
+            found: dict[int, JobRow | None] = {job_id: jobs.get(job_id) for job_id in planners}
+            if fence is not None and not await fence(session):
+                return found
+            for job_id, planner in planners.items():
+                job = jobs.get(job_id)
+                if job is None:
+                    continue
+                change: Change = planner(job)
+                if change:
+                    written.append((job, await self._write(session, job, change, notices)))
+            if not written:
+                return found
+            await session.flush()
+            records = [EventRecord.from_row(row, job.owner_id) for job, rows in written for row in rows]
+        await self.announce(records)
+        for channel, message in notices:
+            await self.bus.publish(channel, message)
+        return found
 
     async def _write(
         self, session: AsyncSession, job: JobRow, change: Change, notices: list[tuple[str, dict[str, Any]]]

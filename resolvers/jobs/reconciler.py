@@ -1,10 +1,12 @@
 """One reconciler per center: turns what the center reports into job events.
 
 Each round asks the center about all of its unfinished jobs in one call, plans the
-changes per job against the recorded state, and writes each job's changes through the
-ledger (one transaction per job that has changes: a job the center reports as it was
-recorded costs no transaction). A job the center no longer knows is failed as LOST
-once it has been missing for a grace period, so nothing stays RUNNING forever.
+changes per job against the recorded state, and writes them through the ledger: the changes
+of every job still going at the center (a start, progress) in one transaction for the round,
+so a busy center's round costs one lock, one fence check and one commit, not one of each per
+job; a job's end in a transaction of its own (it meters, registers outputs, sends webhooks).
+A job the center reports as it was recorded costs no transaction. A job the center no longer
+knows is failed as LOST once it has been missing for a grace period, so nothing stays RUNNING forever.
 
 On a center without time limits of its own (``Connector.time_limits_by_gateway``: RAY) the
 reconciler is the time limit: a job still running past ``maxDurationMinutes`` after it was
@@ -12,7 +14,8 @@ first seen running is stopped through the connector's ``cancel`` and ended FAILE
 TIME_LIMIT reason in the same ledger write that meters it, once.
 
 One job's write that fails (the database refuses a value the center reported) costs that job
-its round only: it is logged with the job's id and counted, and the center's other jobs go on.
+its round only: it is logged with the job's id and counted, and the center's other jobs go on
+(a round's joint write that fails is written again one transaction per job).
 Under replicas every write is fenced by the center's lease (``fence``), and a hand-over waits
 for the round in progress to end (``drain``).
 """
@@ -20,8 +23,10 @@ for the round in progress to end (``drain``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
 from connectors.base import CenterJobState, JobStatus, StatusQuery
@@ -42,6 +47,8 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 
 IDLE_INTERVAL_SECONDS = 2.0
+#: how often a center that tells of its jobs' changes itself (``Connector.follows_jobs``) is polled all the same
+FOLLOWED_POLL_SECONDS = 2.0
 #: how often a running reconciler looks for hand-overs that another replica's death interrupted
 SWEEP_INTERVAL_SECONDS = 15.0
 #: a job placed on the center this long ago and still not submitted (nor staging) was left by a dead replica
@@ -132,7 +139,7 @@ class Reconciler:
                     self._told.clear()  # a full round looks at every job anyway
                     busy = await self.reconcile_once()
                     # with nothing to watch, look less often (another gateway may still hand it jobs)
-                    interval = self.center.poll_interval_seconds
+                    interval = self._poll_interval()
                     due = loop.time() + (interval if busy else max(interval, IDLE_INTERVAL_SECONDS))
                 elif self._told:
                     told, self._told = self._told, set()
@@ -146,6 +153,15 @@ class Reconciler:
                 log.exception("reconciling center %s failed", self.center.name)
             if not self._told and not self._full and not self._draining:
                 await self._alarm.sleep(max(0.0, due - loop.time()))
+
+    def _poll_interval(self) -> float:
+        """A center that tells of its jobs' every change as it happens (``follows_jobs``) is polled as a
+        safety net only: a full round over a busy center's every job, every poll interval, is what
+        would hold back the rounds over the jobs it has just told of."""
+        interval = self.center.poll_interval_seconds
+        if self.center.connector.on_jobs_changed is not None and self.center.connector.follows_jobs:
+            return max(interval, FOLLOWED_POLL_SECONDS)
+        return interval
 
     async def recover(self, unchanged_for: timedelta | None = None) -> None:
         """After a gateway start (or a take-over of this center): finish handing over submissions
@@ -170,40 +186,75 @@ class Reconciler:
             answer = await self.registry.call(self.center, lambda connector: connector.status(queries))
         except CenterFault:
             return True  # the center's health records it; try again next round
+        together: list[tuple[JobRow, JobStatus]] = []
         for job in jobs:
             status = answer.get(job.external_id or "")
-            try:
+            with self._own_failure(job):
                 if status is None:
                     if only is None:  # a job is only missing when a full round misses it
                         await self._handle_missing(job)
                     continue
                 self._missing_since.pop(job.id, None)
-                await self._apply(job, status)
+                if status.state.terminal:  # an end meters, registers outputs, sends webhooks: a transaction of its own
+                    await self._apply(job, status)
+                else:
+                    together.append((job, status))
+        await self._apply_together(together)
+        return True
+
+    @contextlib.contextmanager
+    def _own_failure(self, job: JobRow) -> Iterator[None]:
+        """One job's failure costs that job its round only: logged with its id and counted."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            reconcile_job_failures.labels(center=self.center.name).inc()
+            log.exception(
+                "reconciling job %s on center %s failed; its other jobs go on, it is tried again next round", job.id, self.center.name
+            )
+
+    async def _apply_together(self, pairs: list[tuple[JobRow, JobStatus]]) -> None:
+        """The round's jobs still going at the center (progress, a start), written in one transaction:
+        a busy center's round costs one commit, not one per job. Should that transaction fail, each
+        job is written in one of its own, so that a job whose write the database refuses costs only itself."""
+        planned = {job.id: (job, status) for job, status in pairs if plan_changes(job, status)}
+        updated: dict[int, JobRow | None] = {job.id: job for job, _ in pairs}
+        for start in range(0, len(planned), job_store.MAX_IDS_IN_QUERY):
+            chunk = dict(list(planned.items())[start : start + job_store.MAX_IDS_IN_QUERY])
+            planners = {job_id: functools.partial(_plan_against, job, status) for job_id, (job, status) in chunk.items()}
+            try:
+                updated.update(await self.ledger.apply_many(planners, self.fence))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                reconcile_job_failures.labels(center=self.center.name).inc()
-                log.exception(
-                    "reconciling job %s on center %s failed; its other jobs go on, it is tried again next round", job.id, self.center.name
-                )
-        return True
+                log.info("a round's joint write on center %s failed; writing its jobs one by one", self.center.name, exc_info=True)
+                for job_id, (job, status) in chunk.items():
+                    with self._own_failure(job):
+                        updated[job_id], _ = await self.ledger.apply(job_id, functools.partial(_plan_against, job, status), self.fence)
+        for job, status in pairs:
+            current = updated.get(job.id)
+            if current is not None:
+                with self._own_failure(job):
+                    await self._follow_up(current, status)
 
     async def _apply(self, job: JobRow, status: JobStatus) -> None:
         if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None:
             await self.ledger.outputs.prime(job)
-
-        def plan(current: JobRow) -> Change:
-            # what the center said is of the submission we asked about: not of a row changed since
-            return plan_changes(current, status) if current.external_id == job.external_id else Change()
-
         updated: JobRow | None = job
         # nothing new against the row this round read (a queued job still queued): no transaction for it.
         # A row changed since that read is planned against again in the next round.
-        if plan(job):
-            updated, _ = await self.ledger.apply(job.id, plan, self.fence)
-        if updated is not None and updated.state == JobState.CANCELLING and not status.state.terminal:
+        if plan_changes(job, status):
+            updated, _ = await self.ledger.apply(job.id, functools.partial(_plan_against, job, status), self.fence)
+        if updated is not None:
+            await self._follow_up(updated, status)
+
+    async def _follow_up(self, updated: JobRow, status: JobStatus) -> None:
+        """After a job's write: a cancel to send on, or a time limit the gateway keeps."""
+        if updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)
-        elif updated is not None and status.state is CenterJobState.RUNNING and self._past_its_limit(updated):
+        elif status.state is CenterJobState.RUNNING and self._past_its_limit(updated):
             await self._stop_at_time_limit(updated)
 
     def _past_its_limit(self, job: JobRow) -> bool:
@@ -249,3 +300,8 @@ class Reconciler:
 
         await self.ledger.apply(job.id, lose, self.fence)
         self._missing_since.pop(job.id, None)
+
+
+def _plan_against(asked: JobRow, status: JobStatus, current: JobRow) -> Change:
+    """What the center said is of the submission we asked about: not of a row changed since."""
+    return plan_changes(current, status) if current.external_id == asked.external_id else Change()
