@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.auth_tables import AuditEntryRow
 from store.paging import Page, count_rows, keyset_page
+from store.types import utcnow
 
 
 async def add_entry(
@@ -22,19 +23,20 @@ async def add_entry(
     outcome: str,
     codes: Sequence[str],
     request_id: str | None,
-) -> AuditEntryRow:
-    row = AuditEntryRow(
-        account_id=account_id,
-        token_id=token_id,
-        operation=operation,
-        input=input,
-        outcome=outcome,
-        codes=list(codes),
-        request_id=request_id,
+) -> None:
+    """One INSERT, without the unit of work or a RETURNING of the id: every mutation writes one."""
+    await session.execute(
+        insert(AuditEntryRow).values(
+            at=utcnow(),
+            account_id=account_id,
+            token_id=token_id,
+            operation=operation,
+            input=input,
+            outcome=outcome,
+            codes=list(codes),
+            request_id=request_id,
+        )
     )
-    session.add(row)
-    await session.flush()
-    return row
 
 
 def _select(account_id: int | None) -> Select[Any]:

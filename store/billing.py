@@ -58,6 +58,7 @@ async def lock_account(session: AsyncSession, account_id: int, *, currency: str,
             currency=currency,
             opening_balance=opening_balance,
             balance=opening_balance,
+            held=_held_by_jobs(account_id),
             lock_version=0,
             created_at=now,
             updated_at=now,
@@ -74,15 +75,37 @@ async def billing_accounts_by_ids(session: AsyncSession, account_ids: Sequence[i
     return {row.account_id: row for row in rows}
 
 
-async def active_holds(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, Decimal]:
-    """What the accounts' unfinished jobs hold: a job's hold ends with the job."""
-    rows = await session.execute(
-        select(JobRow.owner_id, func.sum(JobRow.hold_amount))
-        .where(JobRow.owner_id.in_(account_ids), JobRow.state.not_in(TERMINAL_STATES), JobRow.hold_amount.is_not(None))
-        .group_by(JobRow.owner_id)
+def _held_by_jobs(account_id: int) -> Any:
+    """What the account's unfinished jobs hold, summed over them (the triggers keep ``held`` equal to it)."""
+    return (
+        select(func.coalesce(func.sum(JobRow.hold_amount), 0))
+        .where(JobRow.owner_id == account_id, JobRow.state.not_in(TERMINAL_STATES), JobRow.hold_amount.is_not(None))
+        .scalar_subquery()
     )
-    found = {owner_id: total for owner_id, total in rows}
+
+
+async def active_holds(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, Decimal]:
+    """What the accounts' unfinished jobs hold (a job's hold ends with the job): the ``held``
+    the triggers keep, read now (after the session's pending writes, which may change it)."""
+    rows = await session.execute(
+        select(BillingAccountRow.account_id, BillingAccountRow.held).where(BillingAccountRow.account_id.in_(account_ids))
+    )
+    found: dict[int, Decimal] = {account_id: held for account_id, held in rows}
+    missing = [account_id for account_id in account_ids if account_id not in found]
+    if missing:  # never billed: no row keeps their total (jobs only hold once reserve made it)
+        sums = await session.execute(
+            select(JobRow.owner_id, func.sum(JobRow.hold_amount))
+            .where(JobRow.owner_id.in_(missing), JobRow.state.not_in(TERMINAL_STATES), JobRow.hold_amount.is_not(None))
+            .group_by(JobRow.owner_id)
+        )
+        found.update({owner_id: total for owner_id, total in sums if total is not None})
     return {account_id: found.get(account_id) or ZERO for account_id in account_ids}
+
+
+async def summed_holds(session: AsyncSession, account_id: int) -> Decimal:
+    """The account's holds summed over its jobs, as ``held`` must equal (for checks, not for the hot path)."""
+    total = await session.scalar(select(_held_by_jobs(account_id)))
+    return total if total is not None else ZERO
 
 
 def charge(account: BillingAccountRow, amount: Decimal) -> None:

@@ -19,8 +19,12 @@ QUANTITY = Fixed(20, 9)
 
 
 class BillingAccountRow(Base):
-    """An account's prepaid money. Holds are not stored here: they are the ``hold_amount``
-    of the account's jobs that have not ended, so they cannot drift from the jobs.
+    """An account's prepaid money, and what its unfinished jobs hold.
+
+    ``held`` is the sum of the ``hold_amount`` of the account's jobs that have not ended, kept
+    by triggers on ``jobs`` (migration 0023) in the transaction that writes the job: code never
+    writes it, and it cannot drift from the jobs. Read it fresh (``store.billing.active_holds``,
+    or the row ``lock_account`` returns): a job written in this session changes it in the database.
 
     Every billing write of an account first bumps ``lock_version``: that UPDATE is the one
     per-account lock (a row lock on PostgreSQL, the write lock on SQLite).
@@ -37,6 +41,7 @@ class BillingAccountRow(Base):
     budget_hard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: new submissions are refused while what is available (after their hold) is below this
     low_balance_threshold: Mapped[Decimal | None] = mapped_column(MONEY)
+    held: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default="0")
     lock_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -173,6 +173,8 @@ def _check_invariants(snap: Any, opening: Decimal, holds: dict[int, Decimal], fr
     assert balance + billed == opening
     unfinished = {job.id: job.hold_amount for job in snap.jobs if job.state not in ("SUCCEEDED", "FAILED", "CANCELLED")}
     assert unfinished == holds
+    if snap.account is not None:  # the running total the triggers keep: never drifted from the jobs
+        assert snap.account.held == sum(holds.values(), Decimal(0))
     # one record per job that ran, none for the others, the oracle's amount, within the hold
     assert snap.jobs_with_two_records == []
     by_job = {usage.job_id: usage for usage in snap.usages}

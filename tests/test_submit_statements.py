@@ -15,9 +15,9 @@ from tests.data_helpers import file_at, register
 from tests.jobs_helpers import SUBMIT, python_job
 from tests.statements import COUNTED, statements_of
 
-#: the billing lock (one UPDATE ... RETURNING), the holds, the job, its first events, the center's
+#: the billing lock (one UPDATE ... RETURNING, which reads what the account holds), the job, its first events, the center's
 #: answer (lock, event, update) and the audit entry
-TRIVIAL_SUBMIT = 8
+TRIVIAL_SUBMIT = 7
 
 
 async def counted_submit(gateway: Gateway, **fields: Any) -> list[str]:

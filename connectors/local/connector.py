@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import marshal
 import os
 import re
 import signal
@@ -49,6 +50,7 @@ from connectors.errors import ConnectorError, JobNotFound, SubmissionRejected
 from connectors.files import read_file_range, tail_file
 from connectors.local.follow import STATE_FILES, DirectoryWatch
 from connectors.local.identity import AUTO, DEFAULT_UID_RANGE, JobUser, UidRange, resolve_job_user
+from connectors.local.runner import SPEC as RUNNER_SPEC
 from connectors.local.runner import kill_every_process_of, release_job_identity
 from connectors.local.uids import UidAllocator
 from connectors.progress import parse_progress_line
@@ -355,6 +357,7 @@ class LocalConnector(Connector):
             "max_duration_seconds": spec.max_duration_seconds,
             "queued_at_ns": queued_at_ns,
         }
+        (directory / RUNNER_SPEC).write_bytes(marshal.dumps(payload))  # what the supervisor reads: no json to import there
         _write_json(directory / "spec.json", payload)
         return _Job(
             external_id,

@@ -1,7 +1,7 @@
 """Supervise one LOCAL job: run its command, enforce its time limit, record its end.
 
 Started by the LOCAL connector as ``python runner.py JOB_DIR`` in a session of its
-own, so it outlives a gateway that dies. It reads ``spec.json``, starts the command
+own, so it outlives a gateway that dies. It reads its spec (``spec.marshal``), starts the command
 (an argv list, never through a shell) in a new process group, appends its stdout and
 stderr to ``output.log`` and, when the command ends, writes ``result.json`` atomically.
 SIGTERM asks it to cancel: the command's whole process group gets SIGTERM, then SIGKILL
@@ -14,27 +14,47 @@ gateway's packages on the path.
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+
+# Every job waits for this process to start: its imports are on that path. json (with re and enum),
+# pathlib, shutil, datetime and typing took about as long as the interpreter itself, so the hot path
+# reads the spec with marshal (built in), writes its two small JSON files itself, and the rest is
+# imported where a job with a uid of its own needs it. mypy reads this block; Python never runs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 KILL_GRACE_SECONDS = 3.0
 #: where any user may leave files; a job's leftovers there would go to the next job given its uid
-SHARED_FOLDERS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
+SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+#: the spec as the connector wrote it for this process (``spec.json``, for everyone else, says the same)
+SPEC = "spec.marshal"
 
 
-def main(job_dir: Path) -> int:
-    spec = json.loads((job_dir / "spec.json").read_text())
-    work_dir = Path(spec.get("work_dir") or job_dir / "work")
-    work_dir.mkdir(exist_ok=True)
+def read_spec(job_dir: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(job_dir, SPEC), "rb") as source:
+            spec: dict[str, Any] = marshal.load(source)
+        return spec
+    except FileNotFoundError:  # queued by a gateway from before spec.marshal
+        import json
+
+        with open(os.path.join(job_dir, "spec.json"), encoding="utf-8") as source:
+            loaded: dict[str, Any] = json.load(source)
+        return loaded
+
+
+def main(job_dir: str) -> int:
+    spec = read_spec(job_dir)
+    work_dir = spec.get("work_dir") or os.path.join(job_dir, "work")
+    os.makedirs(work_dir, exist_ok=True)
     # with `run_as`, only the command drops to the job's user: this supervisor keeps the job's
     # start, end and exit where the job cannot reach them, and metering rests on those
     identity: dict[str, Any] = {}
@@ -49,7 +69,7 @@ def main(job_dir: Path) -> int:
     signal.signal(signal.SIGTERM, request_cancel)
     signal.signal(signal.SIGINT, request_cancel)
 
-    with open(job_dir / "output.log", "ab", buffering=0) as output:
+    with open(os.path.join(job_dir, "output.log"), "ab", buffering=0) as output:
         try:
             child = subprocess.Popen(
                 spec["command"],
@@ -67,7 +87,7 @@ def main(job_dir: Path) -> int:
             release_job_identity(spec)
             _write_result(job_dir, exit_code=127, reason=refusal)
             return 0
-        _write_atomically(job_dir / "child.json", {"pid": child.pid, "started_at": _now()})
+        _write_atomically(job_dir, "child.json", {"pid": child.pid, "started_at": _now()})
 
         deadline = time.monotonic() + float(spec["max_duration_seconds"])
         stop_reason: str | None = None
@@ -105,6 +125,8 @@ def release_job_identity(spec: dict[str, Any]) -> None:
     kill_every_process_of(uid)
     for folder in SHARED_FOLDERS:
         _remove_owned_by(folder, uid)
+    from pathlib import Path
+
     owner, group = os.geteuid(), os.getegid()
     if spec.get("work_dir"):
         _chown_tree(Path(spec["work_dir"]), owner, group, publish=False)
@@ -116,6 +138,8 @@ def kill_every_process_of(uid: int) -> None:
     """SIGKILL every process running as ``uid``, wherever its process group or session: ``kill -KILL -1``
     run as ``uid``, which reaches exactly the processes that uid may signal. Started through subprocess
     (which switches user in C before exec), safe in the gateway's threaded process too."""
+    import shutil
+
     kill = shutil.which("kill", path="/usr/bin:/bin") or "/bin/kill"
     for _ in range(10):
         try:
@@ -129,6 +153,8 @@ def kill_every_process_of(uid: int) -> None:
 
 
 def _runs_as(uid: int) -> bool:
+    from pathlib import Path
+
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
@@ -142,7 +168,9 @@ def _runs_as(uid: int) -> bool:
     return False
 
 
-def _remove_owned_by(folder: Path, uid: int) -> None:
+def _remove_owned_by(folder: str, uid: int) -> None:
+    import shutil
+
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -215,19 +243,43 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _write_result(job_dir: Path, *, exit_code: int, reason: str | None) -> None:
-    _write_atomically(job_dir / "result.json", {"exit_code": exit_code, "reason": reason, "finished_at": _now()})
+def _write_result(job_dir: str, *, exit_code: int, reason: str | None) -> None:
+    _write_atomically(job_dir, "result.json", {"exit_code": exit_code, "reason": reason, "finished_at": _now()})
 
 
-def _write_atomically(path: Path, payload: dict[str, object]) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(payload))
-    os.replace(temporary, path)
+def _write_atomically(job_dir: str, name: str, payload: dict[str, int | str | None]) -> None:
+    temporary = os.path.join(job_dir, name.rsplit(".", 1)[0] + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as target:
+        target.write(to_json(payload))
+    os.replace(temporary, os.path.join(job_dir, name))
+
+
+def to_json(payload: dict[str, int | str | None]) -> str:
+    """The JSON of a flat object of ints, strings and nulls (all this process writes)."""
+    items = (f"{_json_string(key)}: {_json_value(value)}" for key, value in payload.items())
+    return "{" + ", ".join(items) + "}"
+
+
+def _json_value(value: int | str | None) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return _json_string(value)
+
+
+def _json_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(f"\\u{ord(char):04x}" if ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF else char for char in escaped) + '"'
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    """Now in UTC as ``datetime.isoformat`` writes it, microseconds always (without importing datetime)."""
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds // 1000:06d}+00:00"
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(sys.argv[1]))

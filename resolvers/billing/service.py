@@ -106,7 +106,7 @@ class BillingService:
         does, the caller writes the job carrying the hold in the same transaction. A refusal
         by the threshold records a LOW_BALANCE alert, whose news goes into ``notices``."""
         account = await self.book.lock(session, account_id)
-        held = (await billing_store.active_holds(session, [account_id]))[account_id]
+        held = account.held  # as the lock read it: no job of this transaction is written yet
         available = account.balance - held
         currency = account.currency
         if hold > available:
@@ -142,7 +142,9 @@ class BillingService:
 
     async def balances(self, session: AsyncSession, account_ids: Sequence[int]) -> dict[int, Balance]:
         rows = await billing_store.billing_accounts_by_ids(session, account_ids)
-        holds = await billing_store.active_holds(session, account_ids)
+        unbilled = [account_id for account_id in account_ids if account_id not in rows]
+        holds = await billing_store.active_holds(session, unbilled) if unbilled else {}
+        holds.update({account_id: row.held for account_id, row in rows.items()})
         policy = self.book.policy
         answer: dict[int, Balance] = {}
         for account_id in account_ids:
