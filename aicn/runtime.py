@@ -224,8 +224,10 @@ class Runtime:
         self.throttle = Throttle(settings.limits.bucket_size, settings.limits.restore_rate)
         self.reconcilers: list[Reconciler] = []
         replicas = settings.replicas
+        # its own connections: a replica whose heartbeat waits behind a drained pool would give its centers up
+        self.lease_db = self.db.dedicated()
         self.leases = Leases(
-            self.db,
+            self.lease_db,
             replica_id(replicas.name),
             ttl_seconds=replicas.lease_seconds,
             heartbeat_seconds=replicas.heartbeat_seconds,
@@ -473,4 +475,5 @@ class Runtime:
         if self._buckets is not None:
             await self._buckets.close()
         await self.db.dispose()
+        await self.lease_db.dispose()
         await asyncio.to_thread(flush_tracing)

@@ -22,18 +22,23 @@ class Database:
 
     SQLite has one writer at a time; a deferred transaction that reads and then writes
     can fail instead of waiting when another writer got there first. Write transactions
-    on SQLite therefore take an in-process lock, so they queue instead of failing.
+    on SQLite therefore take an in-process lock, so they queue instead of failing. The
+    writer that holds the lock writes on a connection of its own (``_writes``): were it to
+    wait for a pooled connection behind a crowd of readers, every writer queued behind it
+    would wait too, the lease heartbeat among them.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False, connections: int | None = None) -> None:
+        """``connections`` caps the pool (a small handle of its own, see ``dedicated``)."""
         self.url = url
         self.schema = schema
+        self.echo = echo
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         connect_args: dict[str, Any] = {}
         engine_args: dict[str, Any] = {}
+        database = parsed.database or ""
         if self.dialect == "sqlite":
-            database = parsed.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             connect_args["timeout"] = 30
@@ -41,11 +46,34 @@ class Database:
             engine_args.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
             if schema:
                 connect_args["server_settings"] = {"search_path": schema}
+        if connections is not None:
+            engine_args.update(pool_size=connections, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args, **engine_args)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = self.sessions
+        self._write_lock: asyncio.Lock | None = None
+        self._write_engine: AsyncEngine | None = None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+            self._write_lock = asyncio.Lock()
+            if database and database != ":memory:":  # an in-memory database lives in one connection only
+                # one writer at a time holds the lock: one connection serves them all
+                self._write_engine = create_async_engine(url, echo=echo, connect_args=connect_args, pool_size=1, max_overflow=0)
+                event.listen(self._write_engine.sync_engine, "connect", _sqlite_pragmas)
+                self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine this handle runs statements on (the writers' own, on SQLite)."""
+        return (self.engine,) if self._write_engine is None else (self.engine, self._write_engine)
+
+    def dedicated(self, connections: int = 2) -> Database:
+        """A handle with a pool of its own, for a loop that must reach the database even while the
+        shared pool is drained (the lease heartbeat: a replica that cannot renew gives its centers up).
+        On SQLite this handle serves: its writers already have a connection of their own."""
+        if self.dialect == "sqlite":
+            return self
+        return Database(self.url, schema=self.schema, echo=self.echo, connections=connections)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -73,7 +101,7 @@ class Database:
                 yield session
             return
         async with self._write_lock:
-            async with self.sessions() as session, session.begin():
+            async with self._writes() as session, session.begin():
                 if lock_wait_seconds is None:
                     yield session
                     return
@@ -86,6 +114,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._write_engine is not None:
+            await self._write_engine.dispose()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (Alembic ``upgrade head``)."""

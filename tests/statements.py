@@ -32,9 +32,11 @@ def statements_of(gateway: Any, *, selects_only: bool = True, tokens_too: bool =
         if not selects_only or statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
-    engine = gateway.runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    engines = [engine.sync_engine for engine in gateway.runtime.db.engines]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)

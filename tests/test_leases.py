@@ -211,3 +211,24 @@ async def test_a_hand_over_lets_the_round_in_progress_end_before_the_lease_is_fr
     assert "center:c" in second.held()  # free only once the round had ended
     async with db.transaction() as session:
         assert not await first.fence("center:c")(session)
+
+
+async def test_the_heartbeat_renews_while_readers_hold_every_pooled_connection(gateway_factory: Any) -> None:
+    """A crowd of subscribers opening at once can hold the whole shared pool: the heartbeat, on
+    connections of its own, still renews, so the replica keeps its centers."""
+    gateway = await gateway_factory()
+    runtime = gateway.runtime
+    held_before = runtime.leases.held()
+    assert held_before, "a lone gateway holds its leases"
+    pool: Any = runtime.db.engine.pool
+    crowd = [await runtime.db.engine.connect() for _ in range(pool.size() + pool._max_overflow)]
+    try:
+        async with asyncio.timeout(5):  # a beat waiting for the drained pool would wait 30 s, then fail
+            await runtime.leases.beat_once()
+            if runtime.db.dialect == "sqlite":  # one writer at a time, on a connection of its own
+                async with runtime.db.transaction() as session:
+                    await session.execute(text("SELECT 1"))
+    finally:
+        for connection in crowd:
+            await connection.close()
+    assert runtime.leases.held() == held_before
