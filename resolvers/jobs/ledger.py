@@ -13,10 +13,10 @@ terminal STATE event (subscriptions end after that one).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,7 @@ from store.tables import JobEventRow, JobRow
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: a writer that lost a race (a unique constraint fired) plans again against the winner's rows
 RACE_ATTEMPTS = 3
@@ -182,6 +183,18 @@ def job_ended(job: JobRow) -> dict[str, Any]:
     }
 
 
+async def _planning_again(write: Callable[[], Awaitable[T]], what: str) -> T:
+    """``write`` again while another writer wins a race on ``what`` (a unique constraint refuses ours)."""
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            return await write()
+        except IntegrityError:
+            if attempt == RACE_ATTEMPTS:
+                raise
+            log.info("%s was changed by another writer; planning again", what)
+    raise AssertionError("unreachable")
+
+
 class Meter(Protocol):
     async def settle(self, session: AsyncSession, job: JobRow) -> Settlement:
         """Meter ``job``, whose terminal columns are set, inside the caller's transaction."""
@@ -206,14 +219,7 @@ class JobLedger:
         change the job between our read and our write; the unique constraints on event
         sequence numbers and usage records then refuse ours, and we plan again.
         """
-        for attempt in range(1, RACE_ATTEMPTS + 1):
-            try:
-                return await self._apply_once(job_id, planner, fence)
-            except IntegrityError:
-                if attempt == RACE_ATTEMPTS:
-                    raise
-                log.info("job %s was changed by another writer; planning again", job_id)
-        raise AssertionError("unreachable")
+        return await _planning_again(lambda: self._apply_once(job_id, planner, fence), f"job {job_id}")
 
     async def _apply_once(self, job_id: int, planner: Any, fence: Fence | None) -> tuple[JobRow | None, list[EventRecord]]:
         notices: list[tuple[str, dict[str, Any]]] = []
@@ -229,9 +235,7 @@ class JobLedger:
             rows = await self._write(session, job, change, notices)
             await session.flush()
             records = [EventRecord.from_row(row, job.owner_id) for row in rows]
-        await self.announce(records)
-        for channel, message in notices:
-            await self.bus.publish(channel, message)
+        await self._send(records, notices)
         return job, records
 
     async def apply_many(self, planners: Mapping[int, Any], fence: Fence | None = None) -> dict[int, JobRow | None]:
@@ -239,14 +243,7 @@ class JobLedger:
         lock of their rows, one fence check, one commit, then each job's events announced in order.
         A reconciler round over a busy center writes every job's progress at once instead of waiting
         for a transaction per job. All or nothing: an error leaves every job as it was."""
-        for attempt in range(1, RACE_ATTEMPTS + 1):
-            try:
-                return await self._apply_many_once(planners, fence)
-            except IntegrityError:
-                if attempt == RACE_ATTEMPTS:
-                    raise
-                log.info("jobs %s were changed by another writer; planning again", sorted(planners))
-        raise AssertionError("unreachable")
+        return await _planning_again(lambda: self._apply_many_once(planners, fence), f"one of jobs {sorted(planners)}")
 
     async def _apply_many_once(self, planners: Mapping[int, Any], fence: Fence | None) -> dict[int, JobRow | None]:
         notices: list[tuple[str, dict[str, Any]]] = []
@@ -267,9 +264,7 @@ class JobLedger:
                 return found
             await session.flush()
             records = [EventRecord.from_row(row, job.owner_id) for job, rows in written for row in rows]
-        await self.announce(records)
-        for channel, message in notices:
-            await self.bus.publish(channel, message)
+        await self._send(records, notices)
         return found
 
     async def _write(
@@ -292,6 +287,12 @@ class JobLedger:
             if event["kind"] == JobEventKind.STATE and event["state"] in TERMINAL_STATES:
                 notices.extend(await enqueue_event(session, job.owner_id, EventKind.JOB_ENDED, job_ended(job)))
         return rows
+
+    async def _send(self, records: Sequence[EventRecord], notices: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """After the commit: the events to their subscribers, then what the write asked to tell (alerts, webhooks)."""
+        await self.announce(records)
+        for channel, message in notices:
+            await self.bus.publish(channel, message)
 
     async def announce(self, records: Sequence[EventRecord]) -> None:
         for record in records:

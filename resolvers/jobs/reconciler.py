@@ -219,20 +219,20 @@ class Reconciler:
         """The round's jobs still going at the center (progress, a start), written in one transaction:
         a busy center's round costs one commit, not one per job. Should that transaction fail, each
         job is written in one of its own, so that a job whose write the database refuses costs only itself."""
-        planned = {job.id: (job, status) for job, status in pairs if plan_changes(job, status)}
+        planned = [(job, status) for job, status in pairs if plan_changes(job, status)]
         updated: dict[int, JobRow | None] = {job.id: job for job, _ in pairs}
         for start in range(0, len(planned), job_store.MAX_IDS_IN_QUERY):
-            chunk = dict(list(planned.items())[start : start + job_store.MAX_IDS_IN_QUERY])
-            planners = {job_id: functools.partial(_plan_against, job, status) for job_id, (job, status) in chunk.items()}
+            chunk = planned[start : start + job_store.MAX_IDS_IN_QUERY]
+            planners = {job.id: functools.partial(_plan_against, job, status) for job, status in chunk}
             try:
                 updated.update(await self.ledger.apply_many(planners, self.fence))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.info("a round's joint write on center %s failed; writing its jobs one by one", self.center.name, exc_info=True)
-                for job_id, (job, status) in chunk.items():
+                for job, _status in chunk:
                     with self._own_failure(job):
-                        updated[job_id], _ = await self.ledger.apply(job_id, functools.partial(_plan_against, job, status), self.fence)
+                        updated[job.id], _ = await self.ledger.apply(job.id, planners[job.id], self.fence)
         for job, status in pairs:
             current = updated.get(job.id)
             if current is not None:
