@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 
 CATALOG_VERSION = "2026.11"
 TFLOPS_PER_STANDARD_UNIT = Decimal(100)
@@ -31,7 +32,7 @@ class AcceleratorModel:
     fp16_tflops: float
     standard_units_override: float | None = None
 
-    @property
+    @cached_property  # read for every compute unit of every answer; the model never changes
     def standard_units(self) -> float:
         """Standard compute units per device, by the catalog's one rule."""
         if self.standard_units_override is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -59,6 +60,10 @@ class AcceleratorType:
 
     @classmethod
     def from_model(cls, model: AcceleratorModel) -> AcceleratorType:
+        return _accelerator_type(model)
+
+    @classmethod
+    def _build(cls, model: AcceleratorModel) -> AcceleratorType:
         kind = DeviceKind[model.kind] if model.kind in DeviceKind.__members__ else DeviceKind.OTHER
         return cls(
             model=model.model,
@@ -68,6 +73,12 @@ class AcceleratorType:
             fp16_tflops=model.fp16_tflops,
             standard_units=model.standard_units,
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _accelerator_type(model: AcceleratorModel) -> AcceleratorType:
+    """One node per catalog model (a model is frozen, and so is what the node says of it)."""
+    return AcceleratorType._build(model)
 
 
 @strawberry.type
@@ -155,6 +166,17 @@ class ComputeCenter(Node):
 
     @classmethod
     def from_center(cls, center: Center) -> ComputeCenter:
+        cached = _CENTER_NODES.get(id(center))
+        if cached is not None and cached[0] is center:
+            return cached[1]
+        node = cls._build(center)
+        if len(_CENTER_NODES) >= 4096:
+            _CENTER_NODES.clear()
+        _CENTER_NODES[id(center)] = (center, node)
+        return node
+
+    @classmethod
+    def _build(cls, center: Center) -> ComputeCenter:
         return cls(
             id=strawberry.ID(center.global_id),
             name=center.name,
@@ -206,6 +228,11 @@ class ComputeCenter(Node):
         filter: Annotated[JobFilter, strawberry.lazy("graph.jobs.inputs")] | None = None,
     ) -> Connection[Annotated[Job, strawberry.lazy("graph.jobs.types")]]:
         return await info.context.loaders.jobs(info, first=first, after=after, filter=filter, center_key=self.key)
+
+
+#: one node per center: what it reads of the center is set when the gateway starts, and a center of
+#: a new configuration is a new object (every compute unit of every answer names its center)
+_CENTER_NODES: dict[int, tuple[Center, ComputeCenter]] = {}
 
 
 async def all_compute_units(info: Info[Context, None], accelerator: str | None) -> list[ComputeUnit]:

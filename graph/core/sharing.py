@@ -25,9 +25,9 @@ from typing import Any
 
 from graphql import ExecutionResult, FieldNode, OperationDefinitionNode, VariableNode, visit
 from graphql.language import Visitor
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from graph.core.fanout import current_seat
+from graph.core.plain import PlainExecutor
 from resolvers.common import metrics
 
 #: how long an event's result is kept for the other subscribers that reach it
@@ -132,8 +132,8 @@ def _root_argument_variables(operation: OperationDefinitionNode) -> frozenset[st
     return frozenset(name for name, uses in in_root_arguments.items() if counts.get(name, 0) == uses)
 
 
-class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
-    """strawberry's executor, running a shareable subscription event once per group (see above)."""
+class SharingExecutor(PlainExecutor):
+    """strawberry's executor (completing plain subtrees in one pass, graph/core/plain.py), running a shareable subscription event once per group (see above)."""
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         tag = getattr(self.root_value, "share_tag", None)

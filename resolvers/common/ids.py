@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 
 from resolvers.common.errors import BadRequest
@@ -21,6 +22,7 @@ def parse_key(text: str) -> int | None:
     return key if key < 2**63 else None
 
 
+@functools.lru_cache(maxsize=16384)  # a big answer repeats ids (a center's in each of its units), and base64 is not free
 def to_global_id(type_name: str, key: int | str) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
 
@@ -46,6 +48,7 @@ def int_key(global_id: str, type_name: str) -> int | None:
     return parse_key(decoded[1])
 
 
+@functools.lru_cache(maxsize=4096)  # list positions: the same few hundred on every page
 def encode_cursor(key: int) -> str:
     return base64.urlsafe_b64encode(f"cursor:{key}".encode()).decode().rstrip("=")
 
