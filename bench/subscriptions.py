@@ -69,12 +69,14 @@ EVENTS = "subscription E($jobId: ID!, $after: Int) { jobEvents(jobId: $jobId, af
 UPDATES = "subscription U { jobUpdates(snapshot: true) { id state progress { step message } } }"
 SUBMIT = "mutation S($input: SubmitJobInput!) { submitJob(input: $input) { job { id } userErrors { code message } } }"
 STATE = "query J($id: ID!) { node(id: $id) { ... on Job { state failureReason } } }"
-#: the job, on both sides: waits for its go file, then prints ``count`` progress lines at ``rate``
+#: the job, on both sides: waits for its go file (and gives up once the run's folder is gone), then prints ``count`` progress lines at ``rate``
 #: a second, starting ``phase`` of a period late (jobs of one run do not all print at once)
 JOB = (
     "import json, os, sys, time\n"
     "go, count, rate, phase = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])\n"
     "while not os.path.exists(go):\n"
+    "    if not os.path.isdir(os.path.dirname(go)):\n"  # the run ended (failed) before saying go: no orphan
+    "        sys.exit(1)\n"
     "    time.sleep(0.02)\n"
     "start = time.time() + phase / rate\n"
     "for step in range(1, count + 1):\n"
