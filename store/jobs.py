@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, literal, or_, select, tuple_
+from sqlalchemy import Select, and_, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from store.paging import Page, count_rows, keyset_page
 from store.resources import ResourceRequest
-from store.states import HOLDING_STATES, TERMINAL_STATES, JobEventKind, JobKind, JobState
+from store.states import HOLDING_STATES, TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobKind, JobState
 from store.tables import DatasetReplicaRow, DatasetRow, JobEventRow, JobInputRow, JobRow
 from store.types import utcnow
 
@@ -210,6 +210,26 @@ async def first_events(session: AsyncSession, job: JobRow, events: Sequence[Mapp
     ]
     await session.execute(insert(JobEventRow).execution_options(render_nulls=True), values)
     return [JobEventRow(**value) for value in values]
+
+
+async def record_submission(session: AsyncSession, job_id: int, external_id: str, state: JobState, message: str) -> JobEventRow | None:
+    """A hand-over's outcome, the center's id for the job and its new state with their STATE event, in
+    two statements and with no read of the job: written only while the job is still unsubmitted (no
+    cancel or other hand-over got there first), its next sequence number taken by the UPDATE itself.
+    The event written, or None when the job had moved on."""
+    at = utcnow()
+    seq = await session.scalar(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.external_id.is_(None), JobRow.state.in_(UNSUBMITTED_STATES))
+        .values(external_id=external_id, state=state, last_seq=JobRow.last_seq + 1, updated_at=at)
+        .returning(JobRow.last_seq)
+        .execution_options(synchronize_session=False)
+    )
+    if seq is None:
+        return None
+    values = {"job_id": job_id, "seq": seq, "at": at, "kind": JobEventKind.STATE, "state": state, "progress": None, "message": message}
+    await session.execute(insert(JobEventRow).execution_options(render_nulls=True), [values])
+    return JobEventRow(**values)
 
 
 async def events_after(session: AsyncSession, job_id: int, after: int, limit: int) -> list[JobEventRow]:

@@ -34,7 +34,7 @@ from resolvers.jobs.offers import BusyDevices, OfferData, candidate_models, make
 from resolvers.jobs.queue import queue_order
 from resolvers.jobs.ranking import Candidate, placement_document, rank
 from resolvers.jobs.resources import ResourceRequest
-from resolvers.jobs.states import TERMINAL_STATES, UNSUBMITTED_STATES, JobEventKind, JobState
+from resolvers.jobs.states import TERMINAL_STATES, JobEventKind, JobState
 from store import jobs as job_store
 from store.db import Database
 from store.tables import DatasetRow, JobRow, TransferRow
@@ -266,16 +266,10 @@ class Dispatcher:
         except ConnectorError as error:
             return None, f"CENTER_REJECTED: {error.message}"
 
-        def record(current: JobRow) -> Change:
-            change = Change()
-            if current.state not in UNSUBMITTED_STATES or current.external_id is not None:
-                return change
-            change.columns["external_id"] = submission.external_id
-            queued = submission.state == CenterJobState.QUEUED
-            change.state(JobState.QUEUED if queued else JobState.STARTING, f"submitted to {center.name}")
-            return change
-
-        updated, _ = await self.ledger.apply(job.id, record)
+        state = JobState.QUEUED if submission.state == CenterJobState.QUEUED else JobState.STARTING
+        updated = await self.ledger.record_submission(job, submission.external_id, state, f"submitted to {center.name}")
+        if updated is None:  # it moved on meanwhile (a cancel, another writer's hand-over): as it is now
+            updated = await self._current(job.id)
         if self.on_hand_over is not None:
             self.on_hand_over(center.id, submission.external_id)
         return updated, None

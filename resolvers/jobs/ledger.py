@@ -238,6 +238,19 @@ class JobLedger:
         await self._send(records, notices)
         return job, records
 
+    async def record_submission(self, job: JobRow, external_id: str, state: JobState, message: str) -> JobRow | None:
+        """Record that ``job``'s center took it, as ``external_id`` there, now ``state``: two statements
+        and no read of the row (``job_store.record_submission``); a hand-over is on every submit's path.
+        ``job`` (its id and owner) comes back as written, or None when the job had moved on meanwhile
+        (cancelled, handed over by another writer) and nothing was written."""
+        async with self.db.transaction() as session:
+            row = await job_store.record_submission(session, job.id, external_id, state, message)
+        if row is None:
+            return None
+        job.external_id, job.state, job.last_seq, job.updated_at = external_id, state, row.seq, row.at
+        await self.announce([EventRecord.from_row(row, job.owner_id)])
+        return job
+
     async def apply_many(self, planners: Mapping[int, Any], fence: Fence | None = None) -> dict[int, JobRow | None]:
         """``apply`` for several jobs (at most ``job_store.MAX_IDS_IN_QUERY``) in one transaction: one
         lock of their rows, one fence check, one commit, then each job's events announced in order.
