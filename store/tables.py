@@ -48,6 +48,7 @@ class JobRow(Base):
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
         Index("ix_jobs_owner_id_id", "owner_id", "id"),
         Index("ix_jobs_center_id_state", "center_id", "state"),
+        Index("ix_jobs_center_id_external_id", "center_id", "external_id"),
         Index("ix_jobs_owner_id_state", "owner_id", "state"),
         Index("ix_jobs_owner_id_cost_id", "owner_id", "cost", "id"),
     )
