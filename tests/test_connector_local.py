@@ -72,7 +72,7 @@ async def test_a_job_whose_supervisor_died_is_reported_failed(tmp_path: Path) ->
         submission = await local.submit(ConnectorContract().spec([PYTHON, "-c", "import time; time.sleep(60)"]))
         await wait_for(local, submission.external_id, [CenterJobState.RUNNING], 10)
         job_dir = root / "jobs" / submission.external_id
-        runner_pid = int((job_dir / "runner.pid").read_text())
+        runner_pid = int((job_dir / "runner.pid").read_text().split()[0])
         child_pid = json.loads((job_dir / "child.json").read_text())["pid"]
         os.kill(runner_pid, 9)
         os.killpg(child_pid, 9)

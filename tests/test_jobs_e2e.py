@@ -248,7 +248,7 @@ async def test_a_job_lost_while_the_gateway_was_down_ends_failed(gateway_factory
     import os
     import signal
 
-    os.kill(int((job_dir / "runner.pid").read_text()), signal.SIGKILL)
+    os.kill(int((job_dir / "runner.pid").read_text().split()[0]), signal.SIGKILL)
     os.killpg(json.loads((job_dir / "child.json").read_text())["pid"], signal.SIGKILL)
     second: Gateway = await gateway_factory()
     final = await wait_for_state(second.client, job["id"], {"SUCCEEDED", "FAILED"})

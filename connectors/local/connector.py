@@ -11,6 +11,11 @@ host's, not each replica's. A job holds its devices while its marker in ``<root>
 a live supervisor and the job has no result yet; a replica starts a job only under the root's
 ``admission.lock`` (an exclusive flock), after counting every replica's markers, so together they
 never start more than the declared devices, and each reports the same capacity.
+
+A job's supervisor is usually a spare: the connector keeps one started in advance (an interpreter
+takes about as long to start as a trivial job takes to run) and hands it the next job's directory
+through its stdin. ``runner.pid`` names the supervisor by its pid and its start time, so that a
+job is re-attached after a restart to that very process, never to another that got its pid.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import marshal
 import os
@@ -50,8 +56,8 @@ from connectors.errors import ConnectorError, JobNotFound, SubmissionRejected
 from connectors.files import read_file_range, tail_file
 from connectors.local.follow import STATE_FILES, DirectoryWatch
 from connectors.local.identity import AUTO, DEFAULT_UID_RANGE, JobUser, UidRange, resolve_job_user
+from connectors.local.runner import SPARE, kill_every_process_of, release_job_identity
 from connectors.local.runner import SPEC as RUNNER_SPEC
-from connectors.local.runner import kill_every_process_of, release_job_identity
 from connectors.local.uids import UidAllocator
 from connectors.progress import parse_progress_line
 
@@ -63,6 +69,39 @@ BASE_ENVIRONMENT_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 INLINE_READS = 8
 
 
+@dataclass(frozen=True)
+class Supervisor:
+    """A job's supervisor as ``runner.pid`` names it: its pid and when it started (field 22 of
+    /proc/PID/stat and the boot's id), which no later process with that pid shares. ``started`` is
+    None in a file holding only a pid, an older gateway's: its supervisor's command line names the job."""
+
+    pid: int
+    started: str | None = None
+
+    def text(self) -> str:
+        return f"{self.pid} {self.started}" if self.started is not None else str(self.pid)
+
+    @classmethod
+    def parse(cls, text: str) -> Supervisor:
+        pid, _, started = text.strip().partition(" ")
+        return cls(int(pid), started or None)
+
+    @classmethod
+    def of(cls, pid: int) -> Supervisor | None:
+        """``pid`` with its start time, None where /proc does not tell it (then it is named by no pid:
+        only a supervisor whose command line names its job can be recognised by a pid alone)."""
+        fields = _proc_stat(pid)
+        return None if fields is None else cls(pid, f"{fields[19]} {_boot_id()}")
+
+
+@dataclass
+class _Spare:
+    """A supervisor started before its job, blocked reading its job directory from ``process.stdin``."""
+
+    process: subprocess.Popen[bytes]
+    supervisor: Supervisor
+
+
 @dataclass
 class _Job:
     external_id: str
@@ -70,7 +109,7 @@ class _Job:
     accelerator: str
     devices: int
     queued_at_ns: int
-    runner_pid: int | None = None
+    supervisor: Supervisor | None = None
     output_offset: int = 0
     cancel_requested: bool = False
     progress: list[ProgressReport] = field(default_factory=list)
@@ -102,7 +141,7 @@ def _load_job(directory: Path) -> tuple[_Job, int | None] | None:
         job.own_uid = uid
     pid_path = directory / "runner.pid"
     if pid_path.exists():
-        job.runner_pid = int(pid_path.read_text())
+        job.supervisor = Supervisor.parse(pid_path.read_text())
     return job, uid
 
 
@@ -141,6 +180,9 @@ class LocalConnector(Connector):
         self._changed: dict[str, bool] = {}
         self._changed_event: asyncio.Event | None = None
         self._follow_task: asyncio.Task[None] | None = None
+        #: the supervisor started in advance for the next job, and whether one may be started
+        self._spare: _Spare | None = None
+        self._spares = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -166,8 +208,15 @@ class LocalConnector(Connector):
             self._follow_task = asyncio.create_task(self._follow_forever(), name=f"local-follow-{self.name}")
             self.follows_jobs = True
         self._pump_task = asyncio.create_task(self._pump_forever(), name=f"local-pump-{self.name}")
+        self._spares = True
+        self._start_spare()
 
     async def close(self) -> None:
+        self._spares = False
+        spare, self._spare = self._spare, None
+        if spare is not None:  # EOF on its stdin: it exits without a job
+            spare.process.stdin.close()  # type: ignore[union-attr]
+            await asyncio.to_thread(_reap, spare.process)
         if self._follow_task is not None:
             self._follow_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,7 +248,7 @@ class LocalConnector(Connector):
             self._jobs[job.external_id] = job
             if job.result_path.exists():
                 continue
-            if job.runner_pid is None:
+            if job.supervisor is None:
                 self._queue.append(job.external_id)
             else:  # alive: re-attached; dead without a result: reported LOST on the next look
                 self._running.add(job.external_id)
@@ -217,7 +266,7 @@ class LocalConnector(Connector):
         them over; this one reconciles the center). A job still queued in that replica is left to it."""
         for external_id in external_ids:
             loaded = _load_job(self.root / "jobs" / external_id)
-            if loaded is None or (loaded[0].runner_pid is None and not loaded[0].result_path.exists()):
+            if loaded is None or (loaded[0].supervisor is None and not loaded[0].result_path.exists()):
                 continue
             job = loaded[0]
             self._jobs[external_id] = job
@@ -297,8 +346,8 @@ class LocalConnector(Connector):
                 self._tell([external_id])  # no supervisor's file tells of this end
                 return
             job.cancel_requested = True
-            if job.runner_pid is not None and not self._runner_gone(job.runner_pid, job.directory):
-                _signal(job.runner_pid, signal.SIGTERM)
+            if job.supervisor is not None and not self._runner_gone(job.supervisor, job.directory):
+                _signal(job.supervisor.pid, signal.SIGTERM)
             else:
                 _kill_child_group(job.directory)
                 _kill_own_uid(job.directory)
@@ -399,7 +448,7 @@ class LocalConnector(Connector):
                 self._running.discard(external_id)
                 self._watch.unwatch(external_id)
                 self._release_uid(job)
-            elif job.runner_pid is not None and self._runner_gone(job.runner_pid, job.directory):
+            elif job.supervisor is not None and self._runner_gone(job.supervisor, job.directory):
                 # a supervisor cancelled before it could set up its signal handler dies quietly
                 reason = "CANCELLED" if job.cancel_requested else "LOST: the job's supervisor process died"
                 _kill_child_group(job.directory)
@@ -421,12 +470,12 @@ class LocalConnector(Connector):
             self._uids.release(job.own_uid, job.directory)
             job.own_uid = None
 
-    def _runner_gone(self, pid: int, directory: Path) -> bool:
-        # A runner we started stays ours until reaped; between fork and exec its
-        # command line is still ours, so only a re-attached runner is checked by it.
-        if pid in self._children:
+    def _runner_gone(self, supervisor: Supervisor, directory: Path) -> bool:
+        # A runner we started stays ours until reaped (its pid cannot go to another process
+        # meanwhile), so only a re-attached runner is looked up in /proc.
+        if supervisor.pid in self._children:
             return False
-        return not _runner_alive(pid, directory)
+        return not _runner_alive(supervisor, directory)
 
     def _start_queued(self) -> None:
         """Start queued jobs in order while they fit on the host; a job that does not fit blocks those
@@ -448,25 +497,63 @@ class LocalConnector(Connector):
 
     def _launch(self, job: _Job) -> None:
         self._watch.watch(job.external_id, job.directory)  # before the job can write
-        log = open(job.directory / "runner.log", "ab")
-        try:
-            process = subprocess.Popen(
-                # -S: the supervisor needs only the standard library, and skipping site-packages
-                # (editable installs' hooks and all) saves most of an interpreter's start
-                [sys.executable, "-S", str(RUNNER), str(job.directory)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        finally:
-            log.close()
-        job.runner_pid = process.pid
-        _write_text_atomically(job.directory / "runner.pid", str(process.pid))
+        pid = self._hand_to_spare(job)
+        if pid is None:
+            process = _start_runner(job.directory / "runner.log", str(job.directory), stdin=subprocess.DEVNULL)
+            pid = process.pid
+            job.supervisor = Supervisor.of(pid) or Supervisor(pid)
+            _write_text_atomically(job.directory / "runner.pid", job.supervisor.text())
         self._running.add(job.external_id)
-        self._children.add(process.pid)
-        self._tell_when_exited(process.pid)
+        self._children.add(pid)
+        self._tell_when_exited(pid)
+
+    def _hand_to_spare(self, job: _Job) -> int | None:
+        """Give the job to the spare supervisor: its pid, None when there is no live spare (then the
+        caller starts one for the job). The next spare is started once this call's caller is done."""
+        spare, self._spare = self._spare, None
+        if spare is None or spare.process.poll() is not None:
+            self._start_spare_soon()
+            return None
+        # named before it learns of the job: a gateway dying in between leaves the job LOST (its spare
+        # exits at EOF), never started again by the next gateway
+        _write_text_atomically(job.directory / "runner.pid", spare.supervisor.text())
+        line = os.fsencode(job.directory) + b"\n"
+        pipe = spare.process.stdin
+        assert pipe is not None
+        try:  # one write under PIPE_BUF to an empty pipe: whole, at once, or EPIPE if it died
+            handed = os.write(pipe.fileno(), line) == len(line)
+        except OSError:
+            handed = False
+        finally:
+            pipe.close()
+        self._start_spare_soon()
+        if not handed:
+            _reap(spare.process)
+            return None
+        job.supervisor = spare.supervisor
+        return spare.process.pid
+
+    def _start_spare_soon(self) -> None:
+        """Start the next spare after the current event loop step (the job just handed goes first)."""
+        try:
+            asyncio.get_running_loop().call_soon(self._start_spare)
+        except RuntimeError:  # no loop: the next launch starts its supervisor itself
+            pass
+
+    def _start_spare(self) -> None:
+        if not self._spares or self._spare is not None:
+            return
+        try:
+            process = _start_runner(self.root / "spare.log", SPARE, stdin=subprocess.PIPE)
+        except OSError:
+            return
+        supervisor = Supervisor.of(process.pid)
+        if supervisor is None:  # no /proc to name it by: only a supervisor started for its job is recognised
+            process.stdin.close()  # type: ignore[union-attr]
+            _reap(process)
+            self._spares = False
+            return
+        self._spare = _Spare(process, supervisor)
 
     def _tell_when_exited(self, pid: int) -> None:
         """Call ``on_activity`` the moment the supervisor exits (its result is written by then), so
@@ -614,14 +701,62 @@ def _describe_reason(result: Mapping[str, Any], state: CenterJobState) -> str | 
     return f"EXIT_CODE: the command exited with code {result.get('exit_code')}"
 
 
-def _runner_alive(pid: int, directory: Path) -> bool:
-    """True while ``pid`` is a live (not zombie) supervisor of this job directory."""
+def _start_runner(log_path: Path, argument: str, *, stdin: int) -> subprocess.Popen[bytes]:
+    """A supervisor for the job directory ``argument``, or a spare (``SPARE``), in a session of its own."""
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            # -S: the supervisor needs only the standard library, and skipping site-packages
+            # (editable installs' hooks and all) saves most of an interpreter's start
+            [sys.executable, "-S", str(RUNNER), argument],
+            stdin=stdin,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        log.close()
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Wait for a spare given up on (its stdin closed, it exits at once), killing it if it does not."""
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat from the third (the state) on; None when there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return stat.rsplit(")", 1)[-1].split()
+
+
+@functools.cache
+def _boot_id() -> str:
+    """This boot's id: start times count from the boot, so a pid and start time could come round again."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "-"
+
+
+def _runner_alive(supervisor: Supervisor, directory: Path) -> bool:
+    """True while ``supervisor`` is a live (not zombie) process: the one ``runner.pid`` names, or, for
+    a pid alone, a supervisor whose command line names this job directory."""
+    fields = _proc_stat(supervisor.pid)
+    if fields is None or fields[0] == "Z":
         return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+    if supervisor.started is not None:
+        return f"{fields[19]} {_boot_id()}" == supervisor.started
+    try:
+        cmdline = Path(f"/proc/{supervisor.pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
     return str(directory).encode() in cmdline
 
@@ -629,10 +764,10 @@ def _runner_alive(pid: int, directory: Path) -> bool:
 def _holds_devices(directory: Path) -> bool:
     """A started job that has not ended: its supervisor lives and it has no result."""
     try:
-        pid = int((directory / "runner.pid").read_text())
+        supervisor = Supervisor.parse((directory / "runner.pid").read_text())
     except (OSError, ValueError):
         return False
-    return not (directory / "result.json").exists() and _runner_alive(pid, directory)
+    return not (directory / "result.json").exists() and _runner_alive(supervisor, directory)
 
 
 @contextlib.contextmanager

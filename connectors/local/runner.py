@@ -1,7 +1,9 @@
 """Supervise one LOCAL job: run its command, enforce its time limit, record its end.
 
 Started by the LOCAL connector as ``python runner.py JOB_DIR`` in a session of its
-own, so it outlives a gateway that dies. It reads its spec (``spec.marshal``), starts the command
+own, so it outlives a gateway that dies; or in advance as ``python runner.py --spare``, a spare
+that waits on its stdin (a pipe from the gateway) for the one job directory it will supervise, and
+exits at EOF (the gateway went away, or gave it up) without running anything. It reads its spec (``spec.marshal``), starts the command
 (an argv list, never through a shell) in a new process group, appends its stdout and
 stderr to ``output.log`` and, when the command ends, writes ``result.json`` atomically.
 SIGTERM asks it to cancel: the command's whole process group gets SIGTERM, then SIGKILL
@@ -36,6 +38,8 @@ KILL_GRACE_SECONDS = 3.0
 SHARED_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
 #: the spec as the connector wrote it for this process (``spec.json``, for everyone else, says the same)
 SPEC = "spec.marshal"
+#: the argument that makes this process a spare supervisor, waiting for its job directory on stdin
+SPARE = "--spare"
 
 
 def read_spec(job_dir: str) -> dict[str, Any]:
@@ -281,5 +285,36 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds // 1000:06d}+00:00"
 
 
+def serve_as_spare() -> int:
+    """Wait for a job directory (one line on stdin), then supervise that job and exit: one job, once.
+    What a job with a uid of its own needs on its way out is imported now, while nothing waits."""
+    import pathlib  # noqa: F401
+    import shutil  # noqa: F401
+
+    job_dir = _wait_for_job()
+    if job_dir is None:
+        return 0
+    log = os.open(os.path.join(job_dir, "runner.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)  # this process's own messages go where a supervisor started for the job would write them
+    os.dup2(log, 2)
+    os.close(log)
+    return main(job_dir)
+
+
+def _wait_for_job() -> str | None:
+    """The job directory the gateway sends, None at EOF before a whole line (it went away). Stdin is
+    closed after it: nothing more is read, whatever the gateway writes."""
+    received = b""
+    while b"\n" not in received:
+        chunk = os.read(0, 4096)
+        if not chunk:
+            return None
+        received += chunk
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return os.fsdecode(received.split(b"\n", 1)[0])
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(serve_as_spare() if sys.argv[1] == SPARE else main(sys.argv[1]))
