@@ -12,6 +12,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from store.sqlite_driver import ONE_HOP_DRIVER
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: how long a SQLite write waits for another connection's lock before it fails
 BUSY_TIMEOUT_MS = 30000
@@ -38,17 +40,20 @@ class Database:
         connect_args: dict[str, Any] = {}
         engine_args: dict[str, Any] = {}
         database = parsed.database or ""
+        engine_url: Any = url
         if self.dialect == "sqlite":
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             connect_args["timeout"] = 30
+            if parsed.get_driver_name() == "aiosqlite":  # the same driver, one trip to its thread per statement
+                engine_url = parsed.set(drivername=f"sqlite+{ONE_HOP_DRIVER}")
         elif self.dialect == "postgresql":
             engine_args.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
             if schema:
                 connect_args["server_settings"] = {"search_path": schema}
         if connections is not None:
             engine_args.update(pool_size=connections, max_overflow=0)
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args, **engine_args)
+        self.engine: AsyncEngine = create_async_engine(engine_url, echo=echo, connect_args=connect_args, **engine_args)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = self.sessions
         self._write_lock: asyncio.Lock | None = None
@@ -58,7 +63,7 @@ class Database:
             self._write_lock = asyncio.Lock()
             if database and database != ":memory:":  # an in-memory database lives in one connection only
                 # one writer at a time holds the lock: one connection serves them all
-                self._write_engine = create_async_engine(url, echo=echo, connect_args=connect_args, pool_size=1, max_overflow=0)
+                self._write_engine = create_async_engine(engine_url, echo=echo, connect_args=connect_args, pool_size=1, max_overflow=0)
                 event.listen(self._write_engine.sync_engine, "connect", _sqlite_pragmas)
                 self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
 
