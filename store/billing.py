@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,20 +33,23 @@ def _owned(statement: Select[Any], column: Any, owner_id: int | None) -> Select[
 # ---------------------------------------------------------------------- balances and holds
 
 
+#: every submit and every job's end locks its account: the statement is built once
+_BUMP_LOCK_VERSION = (
+    update(BillingAccountRow)
+    .where(BillingAccountRow.account_id == bindparam("locked_account_id"))
+    .values(lock_version=BillingAccountRow.lock_version + 1, updated_at=bindparam("locked_at", type_=BillingAccountRow.updated_at.type))
+    .returning(BillingAccountRow)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
+
 async def lock_account(session: AsyncSession, account_id: int, *, currency: str, opening_balance: Decimal) -> BillingAccountRow:
     """The account's billing row, created with ``opening_balance`` on first use, locked
     for the rest of the transaction (the UPDATE takes PostgreSQL's row lock and SQLite's
     write lock alike, so the reads that follow are consistent). One statement: the UPDATE
     returns the row it locked."""
     now = utcnow()
-    bump = (
-        update(BillingAccountRow)
-        .where(BillingAccountRow.account_id == account_id)
-        .values(lock_version=BillingAccountRow.lock_version + 1, updated_at=now)
-        .returning(BillingAccountRow)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    locked = (await session.scalars(bump)).first()
+    locked = (await session.scalars(_BUMP_LOCK_VERSION, {"locked_account_id": account_id, "locked_at": now})).first()
     if locked is not None:
         return locked
     # first use; a concurrent first use may insert it too
@@ -65,7 +68,7 @@ async def lock_account(session: AsyncSession, account_id: int, *, currency: str,
         )
         .on_conflict_do_nothing(index_elements=["account_id"])
     )
-    row = (await session.scalars(bump)).first()
+    row = (await session.scalars(_BUMP_LOCK_VERSION, {"locked_account_id": account_id, "locked_at": now})).first()
     assert row is not None
     return row
 

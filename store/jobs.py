@@ -7,9 +7,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -159,17 +159,25 @@ async def lock_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, 
 ROUND_UNREAD = (JobRow.command, JobRow.environment, JobRow.placement, JobRow.progress, JobRow.via)
 
 
+#: a center's unfinished jobs, built once: a reconciler runs this every round and on every hand-over,
+#: and building the statement cost several times what SQLite takes to run it
+_UNFINISHED = select(JobRow).where(JobRow.center_id == bindparam("center_id"), JobRow.state.not_in(TERMINAL_STATES)).order_by(JobRow.id)
+_UNFINISHED_LEAN = _UNFINISHED.options(*(defer(column, raiseload=True) for column in ROUND_UNREAD))
+_OF_EXTERNAL_IDS = JobRow.external_id.in_(bindparam("external_ids", expanding=True))
+_UNFINISHED_BY_EXTERNAL_ID = {False: _UNFINISHED.where(_OF_EXTERNAL_IDS), True: _UNFINISHED_LEAN.where(_OF_EXTERNAL_IDS)}
+
+
 async def unfinished_jobs(
     session: AsyncSession, center_id: int, external_ids: Collection[str] | None = None, *, lean: bool = False
 ) -> list[JobRow]:
     """Jobs handed to a center that have not ended yet (those of ``external_ids`` only, when given);
     ``lean``: without the documents in ``ROUND_UNREAD``."""
-    query = select(JobRow).where(JobRow.center_id == center_id, JobRow.state.not_in(TERMINAL_STATES))
-    if lean:
-        query = query.options(*(defer(column, raiseload=True) for column in ROUND_UNREAD))
+    parameters: dict[str, Any] = {"center_id": center_id}
+    query = _UNFINISHED_LEAN if lean else _UNFINISHED
     if external_ids is not None and len(external_ids) <= MAX_IDS_IN_QUERY:
-        query = query.where(JobRow.external_id.in_(list(external_ids)))
-    rows = list(await session.scalars(query.order_by(JobRow.id)))
+        query = _UNFINISHED_BY_EXTERNAL_ID[lean]
+        parameters["external_ids"] = list(external_ids)
+    rows = list(await session.scalars(query, parameters))
     return rows if external_ids is None else [row for row in rows if row.external_id in external_ids]
 
 
@@ -212,6 +220,22 @@ async def first_events(session: AsyncSession, job: JobRow, events: Sequence[Mapp
     return [JobEventRow(**value) for value in values]
 
 
+#: a hand-over's outcome, built once (a hand-over is on every submit's path)
+_RECORD_SUBMISSION = (
+    update(JobRow)
+    .where(JobRow.id == bindparam("job_id"), JobRow.external_id.is_(None), JobRow.state.in_(UNSUBMITTED_STATES))
+    .values(
+        external_id=bindparam("new_external_id", type_=JobRow.external_id.type),
+        state=bindparam("new_state", type_=JobRow.state.type),
+        last_seq=JobRow.last_seq + 1,
+        updated_at=bindparam("new_updated_at", type_=JobRow.updated_at.type),
+    )
+    .returning(JobRow.last_seq)
+    .execution_options(synchronize_session=False)
+)
+_INSERT_EVENT = insert(cast(Table, JobEventRow.__table__)).execution_options(render_nulls=True)
+
+
 async def record_submission(session: AsyncSession, job_id: int, external_id: str, state: JobState, message: str) -> JobEventRow | None:
     """A hand-over's outcome, the center's id for the job and its new state with their STATE event, in
     two statements and with no read of the job: written only while the job is still unsubmitted (no
@@ -219,16 +243,12 @@ async def record_submission(session: AsyncSession, job_id: int, external_id: str
     The event written, or None when the job had moved on."""
     at = utcnow()
     seq = await session.scalar(
-        update(JobRow)
-        .where(JobRow.id == job_id, JobRow.external_id.is_(None), JobRow.state.in_(UNSUBMITTED_STATES))
-        .values(external_id=external_id, state=state, last_seq=JobRow.last_seq + 1, updated_at=at)
-        .returning(JobRow.last_seq)
-        .execution_options(synchronize_session=False)
+        _RECORD_SUBMISSION, {"job_id": job_id, "new_external_id": external_id, "new_state": state, "new_updated_at": at}
     )
     if seq is None:
         return None
     values = {"job_id": job_id, "seq": seq, "at": at, "kind": JobEventKind.STATE, "state": state, "progress": None, "message": message}
-    await session.execute(insert(JobEventRow).execution_options(render_nulls=True), [values])
+    await session.execute(_INSERT_EVENT, [values])
     return JobEventRow(**values)
 
 
