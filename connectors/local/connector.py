@@ -91,7 +91,7 @@ class Supervisor:
         """``pid`` with its start time, None where /proc does not tell it (then it is named by no pid:
         only a supervisor whose command line names its job can be recognised by a pid alone)."""
         fields = _proc_stat(pid)
-        return None if fields is None else cls(pid, f"{fields[19]} {_boot_id()}")
+        return None if fields is None else cls(pid, _start_mark(fields))
 
 
 @dataclass
@@ -737,6 +737,11 @@ def _proc_stat(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[-1].split()
 
 
+def _start_mark(fields: list[str]) -> str:
+    """A process's start, from its ``_proc_stat`` fields: its start time since boot, and the boot's id."""
+    return f"{fields[19]} {_boot_id()}"
+
+
 @functools.cache
 def _boot_id() -> str:
     """This boot's id: start times count from the boot, so a pid and start time could come round again."""
@@ -753,7 +758,7 @@ def _runner_alive(supervisor: Supervisor, directory: Path) -> bool:
     if fields is None or fields[0] == "Z":
         return False
     if supervisor.started is not None:
-        return f"{fields[19]} {_boot_id()}" == supervisor.started
+        return _start_mark(fields) == supervisor.started
     try:
         cmdline = Path(f"/proc/{supervisor.pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
