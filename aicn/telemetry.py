@@ -7,7 +7,7 @@ connector calls, webhook deliveries); without an endpoint they go nowhere.
 from __future__ import annotations
 
 from aicn.watch_settings import TelemetrySettings
-from resolvers.common.tracing import AVAILABLE
+from resolvers.common.tracing import AVAILABLE, process_provider_set
 
 
 class TracingUnavailable(Exception):
@@ -29,6 +29,7 @@ def configure_tracing(settings: TelemetrySettings) -> bool:
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
     trace.set_tracer_provider(provider)
+    process_provider_set()
     return True
 
 

@@ -13,10 +13,10 @@ leases are spread over them (``resolvers.common.leases``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, delete, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, Integer, String, delete, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -38,13 +38,23 @@ class LeaseRow(Base):
     acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+#: leases renewed or released in one statement: SQLite caps the bound values of a statement
+LEASES_PER_STATEMENT = 400
+
+
+def _at_epochs(held: dict[str, int]) -> Iterator[ColumnElement[bool]]:
+    """For each slice of ``held``: the condition "this lease, at the epoch it was granted"."""
+    pairs = list(held.items())
+    for start in range(0, len(pairs), LEASES_PER_STATEMENT):
+        yield tuple_(LeaseRow.name, LeaseRow.epoch).in_(pairs[start : start + LEASES_PER_STATEMENT])
+
+
 async def renew(session: AsyncSession, holder: str, held: dict[str, int], now: datetime, until: datetime) -> None:
-    """Push back the expiry of the leases ``holder`` holds at the epochs it was granted."""
-    for name, epoch in held.items():
+    """Push back the expiry of the leases ``holder`` holds at the epochs it was granted: one statement
+    for all of them (a replica reconciling 50 centers renews 54 leases every heartbeat)."""
+    for at_epochs in _at_epochs(held):
         await session.execute(
-            update(LeaseRow)
-            .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.epoch == epoch, LeaseRow.expires_at >= now)
-            .values(expires_at=until)
+            update(LeaseRow).where(at_epochs, LeaseRow.holder == holder, LeaseRow.expires_at >= now).values(expires_at=until)
         )
 
 
@@ -82,10 +92,8 @@ async def held_by(session: AsyncSession, holder: str, now: datetime) -> dict[str
 
 async def release(session: AsyncSession, holder: str, held: dict[str, int], now: datetime) -> None:
     """Give the leases up at once (a clean shutdown): another replica takes them on its next beat."""
-    for name, epoch in held.items():
-        await session.execute(
-            update(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.epoch == epoch).values(expires_at=now)
-        )
+    for at_epochs in _at_epochs(held):
+        await session.execute(update(LeaseRow).where(at_epochs, LeaseRow.holder == holder).values(expires_at=now))
 
 
 async def still_held(session: AsyncSession, name: str, holder: str, epoch: int, now: datetime) -> bool:

@@ -8,13 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, select, text
 
 from resolvers.common.ids import int_key
 from resolvers.common.leases import Leases
 from resolvers.jobs import reconciler
 from resolvers.jobs.states import JobState
 from store.db import Database
+from store.leases import LeaseRow
 from store.tables import JobRow
 from store.types import utcnow
 from tests.conftest import DatabaseChoice
@@ -232,3 +233,45 @@ async def test_the_heartbeat_renews_while_readers_hold_every_pooled_connection(g
         for connection in crowd:
             await connection.close()
     assert runtime.leases.held() == held_before
+
+
+async def test_a_heartbeat_renews_every_lease_held_in_one_statement(db: Database) -> None:
+    """A replica reconciling 50 centers holds 54 leases: a statement for each, every heartbeat, was
+    54 round trips to the database on the event loop that serves requests."""
+    loops = {f"center:{index}": Loop() for index in range(60)}
+    leases = Leases(db, "many:test:1:0", ttl_seconds=60, heartbeat_seconds=15, reclaim_dead_local=False)
+    for name, loop in loops.items():
+        leases.add(name, loop.start, loop.stop)
+    await leases.beat_once()
+    assert set(leases.held()) == set(loops) and all(loop.running for loop in loops.values())
+
+    async def expiries() -> dict[str, Any]:
+        async with db.read() as session:
+            rows = await session.execute(select(LeaseRow.name, LeaseRow.expires_at).where(LeaseRow.name.startswith("center:")))
+            return {name: expires_at for name, expires_at in rows.all()}
+
+    before = await expiries()
+    updates: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE LEASES"):
+            updates.append(statement)
+
+    engines = [engine.sync_engine for engine in db.engines]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        await leases.beat_once()
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert len(updates) == 2, updates  # the leases' renewal and this replica's presence
+    after = await expiries()
+    assert sorted(after) == sorted(loops) and all(after[name] > before[name] for name in loops)  # every one pushed back
+    assert leases.held() == dict.fromkeys(loops, 1)
+    await leases.stop()  # released in one statement too: each is free for the next holder at once
+    successor = Leases(db, "next:test:1:0", ttl_seconds=60, heartbeat_seconds=15, reclaim_dead_local=False)
+    for name in loops:
+        successor.add(name, Loop().start, Loop().stop)
+    await successor.beat_once()
+    assert successor.held() == dict.fromkeys(loops, 2)

@@ -1,20 +1,28 @@
 """What a reconciler round costs: a job its center reports as recorded costs no transaction (a
 center with many queued jobs is polled with one read), and a hand-over makes the reconciler look
 at the handed job only, not at every unfinished job of the center (hand-overs come as fast as
-submissions)."""
+submissions). A center with no unfinished job costs no statement at all while it stays idle, and
+still has a job handed to it looked at at once, from this replica or from another."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from aicn.replica_settings import ReplicaSettings
+from aicn.runtime import center_lease
 from connectors.base import CenterJobState, JobStatus, ProgressReport, StatusQuery
 from connectors.fault import FaultyConnector
 from graph.http.logs import REQUEST_ID
+from resolvers.jobs import reconciler as reconciler_module
 from store.types import utcnow
-from tests.conftest import local_center
+from tests.conftest import Gateway, local_center, require_service
 from tests.jobs_helpers import job_state, python_job, submit, wait_for_state
 from tests.statements import COUNTED_REQUEST, statements_of
 from tests.waiting import eventually
@@ -101,3 +109,99 @@ async def test_a_round_writes_its_jobs_progress_in_one_transaction(gateway_facto
         events = [edge["node"] for edge in (await job_state(gateway.client, job["id"]))["events"]["edges"]]
         assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
         assert [event["kind"] for event in events].count("PROGRESS") == 1
+
+
+@contextmanager
+def reconciler_statements(gateway: Gateway, center: str) -> Iterator[list[str]]:
+    """The statements the reconciler of ``center`` issues (its task's, told apart by the task's name)."""
+    statements: list[str] = []
+    name = f"reconciler-{center}"
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == name:
+            statements.append(statement)
+
+    engines = [engine.sync_engine for engine in gateway.runtime.db.engines]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+#: how long an idle center is watched for statements: past the idle poll reconcilers used to make (every 2 s)
+IDLE_SECONDS = 3.0
+
+
+async def test_an_idle_center_costs_no_statement_and_a_handed_job_is_looked_at_at_once(
+    gateway_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no sweep during the test: what the reconciler reads is the hand-over's doing alone
+    monkeypatch.setattr(reconciler_module, "SWEEP_INTERVAL_SECONDS", 3600.0)
+    center = AskedConnector("idle", {"cpu-core": 8})
+    gateway = await gateway_factory([local_center("idle", poll_interval_seconds=0.05)], {"idle": center})
+    reconciler = next(r for r in gateway.runtime.reconcilers if r.center.name == "idle")
+    with reconciler_statements(gateway, "idle") as statements:
+        reconciler.wake()  # a full round: its one read is seen here
+        await eventually(lambda: statements, "the woken round's read")
+        assert len(statements) == 1 and "FROM jobs" in statements[0], statements
+        statements.clear()
+        await asyncio.sleep(IDLE_SECONDS)  # the idleness under test, not a wait for a condition
+        assert statements == []
+        center.answers["handed"] = JobStatus("", CenterJobState.RUNNING)
+        job = await submit(gateway.client, python_job("print(1)", name="handed"))
+        await wait_for_state(gateway.client, job["id"], {"RUNNING"}, timeout=IDLE_SECONDS)
+    assert statements and center.asked  # the reconciler read the job and asked the center about it
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # replicas share PostgreSQL and Redis
+async def test_a_job_handed_over_on_another_replica_reaches_an_idle_centers_reconciler(
+    gateway_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_service("127.0.0.1", 6379, "Redis")
+    monkeypatch.setattr(reconciler_module, "SWEEP_INTERVAL_SECONDS", 3600.0)
+    center = AskedConnector("idle", {"cpu-core": 8})  # one center, seen by both replicas
+    bus = {"bus_url": "redis://127.0.0.1:6379/0", "bus_prefix": f"aicn-test-{uuid.uuid4().hex[:12]}:"}
+    replicas = [
+        await gateway_factory(
+            [local_center("idle", poll_interval_seconds=0.05)],
+            {"idle": center},
+            replicas=ReplicaSettings(name=f"replica-{n}", lease_seconds=2.0, heartbeat_seconds=0.5),
+            **bus,
+        )
+        for n in range(2)
+    ]
+
+    def holder() -> Gateway | None:
+        return next((replica for replica in replicas if replica.runtime.leases.holds(center_lease("idle"))), None)
+
+    reconciling = await eventually(holder, "a replica holds the center's lease")
+    other = next(replica for replica in replicas if replica is not reconciling)
+    reconciler = next(r for r in reconciling.runtime.reconcilers if r.center.name == "idle")
+    with reconciler_statements(reconciling, "idle") as statements:
+        reconciler.wake()
+        await eventually(lambda: statements, "the woken round's read")
+        statements.clear()
+        await asyncio.sleep(IDLE_SECONDS)
+        assert statements == []  # idle: no poll
+        center.answers["elsewhere"] = JobStatus("", CenterJobState.RUNNING)
+        job = await submit(other.client, python_job("print(1)", name="elsewhere"))  # handed over by the other replica
+        await wait_for_state(other.client, job["id"], {"RUNNING"}, timeout=IDLE_SECONDS)
+    assert statements  # by the lease holder's reconciler, told over the bus
+    assert holder() is reconciling
+
+
+async def test_a_submission_an_idle_reconciler_was_never_told_of_is_found_by_the_sweep(
+    gateway_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconciler_module, "SWEEP_INTERVAL_SECONDS", 0.3)
+    center = AskedConnector("idle", {"cpu-core": 8})
+    gateway = await gateway_factory([local_center("idle", poll_interval_seconds=0.05)], {"idle": center})
+    # the tell is lost, as when a replica dies between recording a submission and publishing it
+    gateway.runtime.dispatcher.on_hand_over = None
+    center.answers["untold"] = JobStatus("", CenterJobState.RUNNING)
+    job = await submit(gateway.client, python_job("print(1)", name="untold"))
+    assert (await wait_for_state(gateway.client, job["id"], {"RUNNING"}, timeout=5))["state"] == "RUNNING"

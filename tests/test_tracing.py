@@ -3,6 +3,8 @@ captured by the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,6 +84,37 @@ def collector() -> Iterator[tuple[str, list[bytes]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+SPAN_AFTER_A_FIRST_LOOK = """
+import sys
+from aicn.telemetry import configure_tracing, flush_tracing
+from aicn.watch_settings import TelemetrySettings
+from resolvers.common import tracing
+
+assert not tracing.active()  # looked up (and kept) before any provider is set
+assert configure_tracing(TelemetrySettings(otlp_endpoint=sys.argv[1]))
+assert tracing.active()
+with tracing.span("after a first look"):
+    pass
+flush_tracing()
+"""
+
+
+def test_a_provider_set_after_active_was_first_asked_gets_the_spans(collector: tuple[str, list[bytes]]) -> None:
+    """``active`` keeps what it looked up (the look-up reads the environment, and every center call
+    asks), yet sees the provider ``configure_tracing`` sets afterwards. In a process of its own: the
+    process's provider can be set only once."""
+    endpoint, bodies = collector
+    subprocess.run([sys.executable, "-c", SPAN_AFTER_A_FIRST_LOOK, endpoint], check=True, cwd=Path(__file__).parent.parent, timeout=60)
+    names = {
+        span.name
+        for body in bodies
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans
+        for scope in resource_spans.scope_spans
+        for span in scope.spans
+    }
+    assert names == {"after a first look"}
 
 
 async def test_a_served_gateway_exports_its_spans_by_otlp(

@@ -15,6 +15,10 @@ from typing import Any
 AVAILABLE = importlib.util.find_spec("opentelemetry") is not None and importlib.util.find_spec("opentelemetry.trace") is not None
 TRACER = "aicn"
 _override: Any = None
+#: whether the process's tracer provider is a real one, once looked up (None: not yet). The look-up reads
+#: the environment (``OTEL_PYTHON_TRACER_PROVIDER``), and every call to a center asks: once is enough, as
+#: OpenTelemetry sets the process's provider once; ``process_provider_set`` makes it look again
+_process_provider: bool | None = None
 
 
 def use_provider(provider: Any) -> None:
@@ -32,14 +36,27 @@ def provider() -> Any:
     return trace.get_tracer_provider()
 
 
+def process_provider_set() -> None:
+    """The process's tracer provider has just been set (aicn.telemetry): ``active`` looks it up again."""
+    global _process_provider
+    _process_provider = None
+
+
 def active() -> bool:
     """Whether spans go anywhere: the extra is installed and a tracer provider is set (until then
     the API's proxy would make spans nobody records, at a cost on every operation and field)."""
-    if not AVAILABLE:
-        return False
+    global _process_provider
+    if _override is not None:
+        return True
+    if _process_provider is None:
+        _process_provider = AVAILABLE and _real_process_provider()
+    return _process_provider
+
+
+def _real_process_provider() -> bool:
     from opentelemetry import trace
 
-    return _override is not None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,15 @@ its round only: it is logged with the job's id and counted, and the center's oth
 (a round's joint write that fails is written again one transaction per job).
 Under replicas every write is fenced by the center's lease (``fence``), and a hand-over waits
 for the round in progress to end (``drain``).
+
+A center with no unfinished job is not read again until the reconciler is told of one: every job
+reaches a center through a hand-over, and a hand-over tells the center's reconciler on whichever
+replica runs it (``handed``; from another replica over the bus), a take-over of the lease starts
+with a full round, and activity at the center wakes it (``wake``). Fifty idle centers would
+otherwise cost the event loop 25 reads a second, landing inside the requests it serves. The sweep
+for interrupted hand-overs (every ``SWEEP_INTERVAL_SECONDS``) reads the center's unfinished jobs
+anyway: one it finds with a submission starts a full round, the safety net for a tell that was
+lost (a replica killed between recording a submission and publishing it, a Redis blip).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
@@ -46,7 +56,6 @@ from store.types import utcnow
 
 log = logging.getLogger(__name__)
 
-IDLE_INTERVAL_SECONDS = 2.0
 #: how often a center that tells of its jobs' changes itself (``Connector.follows_jobs``) is polled all the same
 FOLLOWED_POLL_SECONDS = 2.0
 #: how often a running reconciler looks for hand-overs that another replica's death interrupted
@@ -126,21 +135,20 @@ class Reconciler:
     async def _run(self) -> None:
         await self.recover()
         loop = asyncio.get_running_loop()
-        due = loop.time()  # when the next full round (the poll, the safety net) is due
+        due = loop.time()  # when the next full round (the poll) is due; never while the center has no job
         swept = loop.time()
         while not self._draining:
-            busy = True
             try:
                 if loop.time() - swept >= SWEEP_INTERVAL_SECONDS:
                     swept = loop.time()
-                    await self.recover(unchanged_for=INTERRUPTED_AFTER)
+                    if await self.recover(unchanged_for=INTERRUPTED_AFTER) and due == math.inf:
+                        due = loop.time()  # a submission nobody told of: the safety net
                 if self._full or loop.time() >= due:
                     self._full = False
                     self._told.clear()  # a full round looks at every job anyway
                     busy = await self.reconcile_once()
-                    # with nothing to watch, look less often (another gateway may still hand it jobs)
-                    interval = self._poll_interval()
-                    due = loop.time() + (interval if busy else max(interval, IDLE_INTERVAL_SECONDS))
+                    # with nothing to watch, no poll: a hand-over, a wake or the sweep says when there is
+                    due = loop.time() + self._poll_interval() if busy else math.inf
                 elif self._told:
                     told, self._told = self._told, set()
                     await self.reconcile_once(only=told)
@@ -151,8 +159,9 @@ class Reconciler:
                 raise
             except Exception:
                 log.exception("reconciling center %s failed", self.center.name)
+                due = min(due, loop.time() + self._poll_interval())  # tried again at the poll's pace
             if not self._told and not self._full and not self._draining:
-                await self._alarm.sleep(max(0.0, due - loop.time()))
+                await self._alarm.sleep(max(0.0, min(due, swept + SWEEP_INTERVAL_SECONDS) - loop.time()))
 
     def _poll_interval(self) -> float:
         """A center that tells of its jobs' every change as it happens (``follows_jobs``) is polled as a
@@ -163,17 +172,19 @@ class Reconciler:
             return max(interval, FOLLOWED_POLL_SECONDS)
         return interval
 
-    async def recover(self, unchanged_for: timedelta | None = None) -> None:
+    async def recover(self, unchanged_for: timedelta | None = None) -> bool:
         """After a gateway start (or a take-over of this center): finish handing over submissions
         a crash interrupted. With ``unchanged_for``, only those that have not changed for so long
         (the replica that handed them over died; a hand-over in progress or a staging writes events):
-        submitting is keyed by the job's reference, so one finished meanwhile is not submitted twice."""
+        submitting is keyed by the job's reference, so one finished meanwhile is not submitted twice.
+        True when the center has an unfinished job it took (one to watch)."""
         async with self.db.read() as session:
             jobs = await job_store.unfinished_jobs(session, self.center.id)
         cutoff = utcnow() - unchanged_for if unchanged_for is not None else None
         for job in jobs:
             if job.external_id is None and (cutoff is None or job.updated_at < cutoff):
                 await self.jobs.resubmit(job.id)
+        return any(job.external_id is not None for job in jobs)
 
     async def reconcile_once(self, only: Collection[str] | None = None) -> bool:
         """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch."""
