@@ -8,7 +8,7 @@ SQLAlchemy's greenlets inherit, so the listener keeps exactly that request's sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,11 +32,18 @@ def statements_of(gateway: Any, *, selects_only: bool = True, tokens_too: bool =
         if not selects_only or statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
+    with recording(gateway, record):
+        yield statements
+
+
+@contextmanager
+def recording(gateway: Any, record: Callable[..., None]) -> Iterator[None]:
+    """``record`` called before every statement on every engine of the gateway's database, meanwhile."""
     engines = [engine.sync_engine for engine in gateway.runtime.db.engines]
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     try:
-        yield statements
+        yield
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from aicn.replica_settings import ReplicaSettings
 from aicn.runtime import center_lease
@@ -24,7 +23,7 @@ from resolvers.jobs import reconciler as reconciler_module
 from store.types import utcnow
 from tests.conftest import Gateway, local_center, require_service
 from tests.jobs_helpers import job_state, python_job, submit, wait_for_state
-from tests.statements import COUNTED_REQUEST, statements_of
+from tests.statements import COUNTED_REQUEST, recording, statements_of
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_databases
@@ -122,14 +121,8 @@ def reconciler_statements(gateway: Gateway, center: str) -> Iterator[list[str]]:
         if task is not None and task.get_name() == name:
             statements.append(statement)
 
-    engines = [engine.sync_engine for engine in gateway.runtime.db.engines]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recording(gateway, record):
         yield statements
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
 
 
 #: how long an idle center is watched for statements: past the idle poll reconcilers used to make (every 2 s)
