@@ -49,7 +49,8 @@ async def lock_account(session: AsyncSession, account_id: int, *, currency: str,
     write lock alike, so the reads that follow are consistent). One statement: the UPDATE
     returns the row it locked."""
     now = utcnow()
-    locked = (await session.scalars(_BUMP_LOCK_VERSION, {"locked_account_id": account_id, "locked_at": now})).first()
+    bump = {"locked_account_id": account_id, "locked_at": now}
+    locked = (await session.scalars(_BUMP_LOCK_VERSION, bump)).first()
     if locked is not None:
         return locked
     # first use; a concurrent first use may insert it too
@@ -68,7 +69,7 @@ async def lock_account(session: AsyncSession, account_id: int, *, currency: str,
         )
         .on_conflict_do_nothing(index_elements=["account_id"])
     )
-    row = (await session.scalars(_BUMP_LOCK_VERSION, {"locked_account_id": account_id, "locked_at": now})).first()
+    row = (await session.scalars(_BUMP_LOCK_VERSION, bump)).first()
     assert row is not None
     return row
 
