@@ -426,7 +426,7 @@ class Runtime:
             reconciler.center.connector.on_jobs_changed = reconciler.told
         self.dispatcher.on_hand_over = self._handed_over
         self.service_controller.leading = lambda: self.leases.holds(SERVICES)
-        self.leases.add(SERVICES, _nothing, _nothing)
+        self.leases.add(SERVICES, self.service_controller.wake, _nothing)  # the new holder looks at once
         await self.service_controller.flush_counts()  # what a gateway killed here counted, before any request
         self.service_controller.start()  # every replica records its proxied requests; the holder scales
         self._wake_listener = asyncio.create_task(self._wake_on_hand_overs(by_center), name="reconciler-wake")

@@ -111,8 +111,10 @@ class CenterClock:
         self.calls.append(call)
         with self._wake:
             self._count += 1
-            heapq.heappush(self._due, (started + latency, self._count, loop, future, call))
-            self._wake.notify()
+            entry = (started + latency, self._count, loop, future, call)
+            heapq.heappush(self._due, entry)
+            if self._due[0] is entry:  # only a new earliest answer changes the clock's wait: no wake-up (nor GIL hand-off) per call
+                self._wake.notify()
         return future
 
     def _run(self) -> None:

@@ -8,6 +8,7 @@ SQLAlchemy's greenlets inherit, so the listener keeps exactly that request's sta
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,3 +48,17 @@ def recording(gateway: Any, record: Callable[..., None]) -> Iterator[None]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def task_statements(gateway: Any, task_name: str) -> Iterator[list[str]]:
+    """The statements a background loop issues meanwhile, told apart by its task's name."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == task_name:
+            statements.append(statement)
+
+    with recording(gateway, record):
+        yield statements

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from resolvers.jobs import reconciler as reconciler_module
 from store.types import utcnow
 from tests.conftest import Gateway, local_center, require_service
 from tests.jobs_helpers import job_state, python_job, submit, wait_for_state
-from tests.statements import COUNTED_REQUEST, recording, statements_of
+from tests.statements import COUNTED_REQUEST, statements_of, task_statements
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_databases
@@ -110,19 +110,9 @@ async def test_a_round_writes_its_jobs_progress_in_one_transaction(gateway_facto
         assert [event["kind"] for event in events].count("PROGRESS") == 1
 
 
-@contextmanager
-def reconciler_statements(gateway: Gateway, center: str) -> Iterator[list[str]]:
-    """The statements the reconciler of ``center`` issues (its task's, told apart by the task's name)."""
-    statements: list[str] = []
-    name = f"reconciler-{center}"
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        task = asyncio.current_task()
-        if task is not None and task.get_name() == name:
-            statements.append(statement)
-
-    with recording(gateway, record):
-        yield statements
+def reconciler_statements(gateway: Gateway, center: str) -> AbstractContextManager[list[str]]:
+    """The statements the reconciler of ``center`` issues."""
+    return task_statements(gateway, f"reconciler-{center}")
 
 
 #: how long an idle center is watched for statements: past the idle poll reconcilers used to make (every 2 s)

@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 
 LOG_LINES_IN_FAILURE = 20
 PROBE_TIMEOUT_SECONDS = 2.0
+#: how long a controller with nothing to do waits unless woken: the safety net for a lost wake
+IDLE_ROUND_SECONDS = 15.0
+#: the bus channel that tells the replica running the services that one changed on another replica
+SERVICES_CHANGED = "services:changed"
 
 
 @dataclass
@@ -88,6 +92,10 @@ class ServiceController:
         self.active: dict[int, ServiceRow] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        #: whether the last round found nothing to do (no service, no count, no tokens): the next waits for a wake
+        self.idle = False
+        self._announcing: set[asyncio.Task[int]] = set()
         #: whether this replica runs the services now (its lease); a lone gateway always does
         self.leading: Callable[[], bool] = lambda: True
         self._probe = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS)
@@ -97,6 +105,7 @@ class ServiceController:
         self.tokens: TokenMeter | None = None
         #: every request counted before its answer goes out
         self.tally = Tally(db, counts_folder)
+        self.tally.on_count = self._counted
 
     def pool(self, service_id: int) -> ServicePool:
         pool = self.pools.get(service_id)
@@ -106,51 +115,76 @@ class ServiceController:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="service-controller")
+        self._listener = asyncio.create_task(self._wake_on_changes(), name="service-changes")
 
     async def stop(self) -> None:
+        await stop_task(self._listener)
         await stop_task(self._task)
-        self._task = None
+        self._task = self._listener = None
         await self.tally.close()
         if self.tokens is not None:
             await self.tokens.bill_due()
         await self._probe.aclose()
 
     def wake(self) -> None:
+        """Look at the services now: here, and on the replica that runs them when that is another."""
         self._alarm.ring()
+        if not self.leading():
+            task = asyncio.get_running_loop().create_task(self.ledger.bus.publish(SERVICES_CHANGED, {}))
+            self._announcing.add(task)
+            task.add_done_callback(self._announcing.discard)
+
+    def _counted(self) -> None:
+        if self.idle:  # an idle controller folds a request counted here at once, not at its safety round
+            self._alarm.ring()
+
+    async def _wake_on_changes(self) -> None:
+        async with self.ledger.bus.subscribe(SERVICES_CHANGED) as changes:
+            while True:
+                await changes.get()
+                if self.leading():
+                    self._alarm.ring()
 
     async def _run(self) -> None:
         while True:
+            busy = True
             try:
                 if self.leading():
-                    await self.tick_once()
+                    busy = await self.tick_once()
                 else:  # another replica runs the services: this one only records the requests it proxied
-                    await self.flush_counts()
+                    busy = await self.flush_counts()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("the service controller's round failed")
-            await self._alarm.sleep(self.policy.tick_seconds)
+            # with nothing to do a round costs statements for nothing: what could change wakes the loop instead
+            # (a change here or on another replica, a counted request, this replica taking the services' lease)
+            self.idle = not busy
+            await self._alarm.sleep(self.policy.tick_seconds if busy else IDLE_ROUND_SECONDS)
+            self.idle = False
 
-    async def flush_counts(self) -> None:
-        """Fold the requests (and tokens) counted in the journals into the services' totals."""
+    async def flush_counts(self) -> bool:
+        """Fold the requests (and tokens) counted in the journals into the services' totals; whether there were any."""
         try:
-            await self.tally.fold()
+            return await self.tally.fold()
         except Exception:  # the counts stay in the journals: the next round folds them
             log.exception("folding the services' request counts failed")
+            return True
 
-    async def tick_once(self) -> None:
+    async def tick_once(self) -> bool:
+        """One round over every active service; whether there was anything to do."""
         async with self.db.read() as session:
             services = await service_store.active_services(session)
             live = await service_store.live_replicas(session, [service.id for service in services])
         self.active = {service.id: service for service in services}
         await asyncio.gather(*(self._guarded(service, live[service.id]) for service in services))
-        await self.flush_counts()
-        if self.tokens is not None:
-            await self.tokens.bill_due()
+        folded = await self.flush_counts()
+        billed = await self.tokens.bill_due() if self.tokens is not None else False
         for service_id in set(self.pools) - {service.id for service in services}:
             pool = self.pools[service_id]
             if not pool.in_flight:
                 del self.pools[service_id]
+        return bool(services) or bool(self.pools) or folded or billed
 
     async def _guarded(self, service: ServiceRow, replicas: list[JobRow]) -> None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +39,8 @@ class Tally:
         #: how far each journal is known to be folded (read from the database the first time it is seen)
         self._folded: dict[str, int] = {}
         self._folding = asyncio.Lock()
+        #: told of every request counted (the service controller, so that an idle one folds it soon)
+        self.on_count: Callable[[], None] = lambda: None
 
     async def count(self, service_id: int, usage: TokenUsage | None = None) -> None:
         """Count one request (and the tokens it reported), returning once that is durable."""
@@ -50,36 +53,41 @@ class Tally:
             counts.add(service_id, 1, prompt, completion)
             async with self.db.transaction() as session:
                 await _add(session, counts)
+        self.on_count()
 
-    async def fold(self) -> None:
+    async def fold(self) -> bool:
         """Add every journal's unfolded counts to the services' totals (once, whoever else folds);
-        the journals of gateways that ended are deleted once folded to their end."""
+        the journals of gateways that ended are deleted once folded to their end. Whether there was
+        anything to fold."""
+        folded = False
         async with self._folding:
             for name in self.journal.names():
                 try:
-                    await self._fold_one(name, done=False)
+                    folded = await self._fold_one(name, done=False) or folded
                 except (FoldRaced, IntegrityError):
                     self._folded.pop(name, None)  # another gateway folded it meanwhile: read again next time
+                    folded = True
             if self._folded.get(self.journal.name, 0) >= ROTATE_BYTES:
                 await self._fold_one(self.journal.rotate(), done=True)
+        return folded
 
-    async def _fold_one(self, name: str, *, done: bool) -> None:
+    async def _fold_one(self, name: str, *, done: bool) -> bool:
         path = self.journal.path(name)
         try:
             size = path.stat().st_size
         except OSError:  # gone (folded elsewhere), or never made
-            return
+            return False
         start = self._folded.get(name)
         if start is None:
             async with self.db.read() as session:
                 start, finished = await count_journal.folded(session, name)
             if finished:
                 path.unlink(missing_ok=True)
-                return
+                return True
             self._folded[name] = start
         ended = done or (name != self.journal.name and count_journal.writer_gone(name))
         if size <= start and not ended:
-            return
+            return False
         counts, end = count_journal.read_from(path, start)
         async with self.db.transaction() as session:
             await _add(session, counts)
@@ -88,6 +96,7 @@ class Tally:
         if ended:
             path.unlink(missing_ok=True)
             self._folded.pop(name, None)
+        return True
 
     async def close(self) -> None:
         """Fold what is left, this gateway's journal to its end (then deleted)."""

@@ -34,12 +34,13 @@ class TokenMeter:
         self.book = book
         self.interval = timedelta(seconds=interval_seconds)
 
-    async def bill_due(self) -> None:
-        """Bill the tokens of every service that ended or was last billed an interval ago."""
+    async def bill_due(self) -> bool:
+        """Bill the tokens of every service that ended or was last billed an interval ago; whether any was due."""
         async with self.db.read() as session:
             due = await service_store.tokens_to_bill(session, ENDED_STATES, utcnow() - self.interval)
         for service_id in due:
             await self.bill(service_id)
+        return bool(due)
 
     async def bill(self, service_id: int) -> None:
         notices: list[Notice] = []
