@@ -7,7 +7,6 @@ They sit above the domains, so a domain's field can reach another domain's nodes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from functools import cached_property
 
 from strawberry.dataloader import DataLoader
@@ -16,7 +15,7 @@ from strawberry.types import Info
 from graph.access.accounts import Account
 from graph.access.tokens import AccountMember, ApiToken
 from graph.billing.loaders import BillingLoaders
-from graph.core.batching import SharedLoader, complete, grouped, node_lists, nodes
+from graph.core.batching import CallPerKey, complete, grouped, node_lists, nodes
 from graph.core.context import Context
 from graph.core.relay import Connection
 from graph.core.services import Services
@@ -30,7 +29,6 @@ from graph.services.types import InferenceService
 from graph.webhooks.loaders import WebhookLoaders
 from resolvers.access.viewer import Viewer
 from resolvers.centers.registry import ComputeUnitInfo
-from resolvers.common.errors import CenterFault
 from resolvers.data.records import DatasetReplicaRow, ModelReplicaRow
 
 
@@ -112,8 +110,8 @@ class Loaders:
         return grouped(data.model_replicas, [])
 
     @cached_property
-    def capacity(self) -> SharedLoader[int, list[ComputeUnitInfo]]:
-        return SharedLoader(load_fn=self._load_capacity)
+    def capacity(self) -> CallPerKey[int, list[ComputeUnitInfo]]:
+        return CallPerKey(self._capacity_of)
 
     @cached_property
     def stored_bytes(self) -> DataLoader[int, int]:
@@ -155,17 +153,8 @@ class Loaders:
         """A center's jobs (the centers' domain lies below the jobs')."""
         return await list_jobs(info, first=first, after=after, filter=filter, center_key=center_key)
 
-    async def _load_capacity(self, center_ids: Sequence[int]) -> list[list[ComputeUnitInfo] | BaseException]:
-        """Every asked center at once, each under its own deadline."""
+    async def _capacity_of(self, center_id: int) -> list[ComputeUnitInfo]:
+        """A center's units, under its own deadline (a CenterFault when it does not answer)."""
         registry = self.services.centers
-
-        async def one(center_id: int) -> list[ComputeUnitInfo] | BaseException:
-            center = registry.get(center_id)
-            if center is None:
-                return []
-            try:
-                return await registry.capacity_of(center)
-            except CenterFault as fault:
-                return fault
-
-        return list(await asyncio.gather(*(one(center_id) for center_id in center_ids)))
+        center = registry.get(center_id)
+        return [] if center is None else await registry.capacity_of(center)

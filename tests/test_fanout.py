@@ -107,6 +107,23 @@ async def test_each_center_is_asked_once_per_request_whatever_asks(gateway_facto
     assert {name: connector.calls["capacity"] - before[name] for name, connector in connectors.items()} == {"a": 1, "b": 1}
 
 
+async def test_a_centers_new_answer_is_served_not_the_nodes_of_its_last(gateway_factory: Any) -> None:
+    # an unchanged answer reuses the units made of the last one: a changed answer must not
+    gateway, connectors = await start(gateway_factory, {"a": "ok"})
+    query = "{ computeUnits(first: 100) { edges { node { center { name } devicesTotal standardUnitsTotal } } } }"
+
+    async def units_of_a() -> list[tuple[int, float]]:
+        edges = (await gateway.client.execute(query))["computeUnits"]["edges"]
+        return [
+            (edge["node"]["devicesTotal"], edge["node"]["standardUnitsTotal"]) for edge in edges if edge["node"]["center"]["name"] == "a"
+        ]
+
+    [(devices, units)] = await units_of_a()
+    assert devices == 4 and await units_of_a() == [(4, units)]
+    connectors["a"].devices["cpu-core"] = 6
+    assert await units_of_a() == [(6, round(units * 6 / 4, 4))]
+
+
 async def test_centers_are_asked_concurrently(gateway_factory: Any) -> None:
     names = [f"slow-{n}" for n in range(8)]
     shared = FaultyConnector("shared", latency=0.2)  # one object behind every slow center counts overlap

@@ -104,6 +104,18 @@ class ComputeUnit(Node):
 
     @classmethod
     def from_info(cls, info: ComputeUnitInfo, currency: str) -> ComputeUnit:
+        # the registry hands out the same info while a center's answer stays the same: so is its node
+        cached = _UNIT_NODES.get(id(info))
+        if cached is not None and cached[0] is info and cached[1] == currency:
+            return cached[2]
+        node = cls._build(info, currency)
+        if len(_UNIT_NODES) >= 4096:
+            _UNIT_NODES.clear()
+        _UNIT_NODES[id(info)] = (info, currency, node)
+        return node
+
+    @classmethod
+    def _build(cls, info: ComputeUnitInfo, currency: str) -> ComputeUnit:
         return cls(
             id=strawberry.ID(info.global_id),
             center=ComputeCenter.from_center(info.center),
@@ -233,6 +245,8 @@ class ComputeCenter(Node):
 #: one node per center: what it reads of the center is set when the gateway starts, and a center of
 #: a new configuration is a new object (every compute unit of every answer names its center)
 _CENTER_NODES: dict[int, tuple[Center, ComputeCenter]] = {}
+#: one node per unit the registry handed out (with the currency it was priced in)
+_UNIT_NODES: dict[int, tuple[ComputeUnitInfo, str, ComputeUnit]] = {}
 
 
 async def all_compute_units(info: Info[Context, None], accelerator: str | None) -> list[ComputeUnit]:

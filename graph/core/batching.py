@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -31,6 +31,30 @@ class SharedLoader(DataLoader[K, V]):
         """Every key's answer, or the exception it failed with, in order: one shield for them all
         rather than one a key (a fan-out over many centers pays a future and a tick less per key)."""
         return asyncio.shield(asyncio.gather(*(DataLoader.load(self, key) for key in keys), return_exceptions=True))
+
+
+class CallPerKey(Generic[K, V]):
+    """A request's loader for calls that no batch can merge (one call per center): a key's call
+    starts at its first ask, as a task every later ask of the key shares. It skips what a
+    DataLoader adds (a future per key, the batch's tick and its gather); answers survive the
+    cancellation of one awaiter, as SharedLoader's do. A key's exception is raised by ``load``."""
+
+    def __init__(self, call: Callable[[K], Awaitable[V]]) -> None:
+        self._call = call
+        self._calls: dict[K, asyncio.Future[V]] = {}
+
+    def _started(self, key: K) -> asyncio.Future[V]:
+        started = self._calls.get(key)
+        if started is None:
+            started = self._calls[key] = asyncio.ensure_future(self._call(key))
+        return started
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        return asyncio.shield(self._started(key))
+
+    def load_all(self, keys: list[K]) -> asyncio.Future[list[V | BaseException]]:
+        """Every key's answer, or the exception it failed with, in order (one shield for them all)."""
+        return asyncio.shield(asyncio.gather(*(self._started(key) for key in keys), return_exceptions=True))
 
 
 def keyed(fetch: Fetch[K, V]) -> DataLoader[K, V | None]:

@@ -7,9 +7,10 @@ in a row make it DEGRADED; a success makes it UP.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from store.types import utcnow
 
@@ -27,26 +28,41 @@ class CircuitBreaker:
         self.failure_threshold = failure_threshold
         self.on_change = on_change
         self.consecutive_failures = 0
-        self.health = CenterHealth()
+        self._health = CenterHealth()
+        #: the last success of a center already UP, as (latency in ms, epoch seconds): the health is
+        #: made of it when read, not on every call of a fan-out over many centers
+        self._success: tuple[float, float] | None = None
+
+    @property
+    def health(self) -> CenterHealth:
+        if self._success is not None:
+            latency_ms, at = self._success
+            self._health = CenterHealth("UP", round(latency_ms, 3), datetime.fromtimestamp(at, UTC), None)
+            self._success = None
+        return self._health
 
     @property
     def is_open(self) -> bool:
         """True while the center is DOWN: callers skip it without waiting."""
-        return self.health.state == "DOWN"
+        return self._health.state == "DOWN"
 
     def record_success(self, latency_ms: float) -> None:
         self.consecutive_failures = 0
-        self._set(CenterHealth("UP", round(latency_ms, 3), utcnow(), None))
+        if self._health.state == "UP":
+            self._success = (latency_ms, time.time())
+        else:
+            self._set(CenterHealth("UP", round(latency_ms, 3), utcnow(), None))
 
     def record_failure(self, message: str) -> None:
         self.consecutive_failures += 1
         state = "DOWN" if self.consecutive_failures >= self.failure_threshold else "DEGRADED"
-        if self.health.state == "DOWN":
+        if self._health.state == "DOWN":
             state = "DOWN"  # only a successful probe closes the breaker
         self._set(CenterHealth(state, self.health.latency_ms, utcnow(), message))
 
     def _set(self, health: CenterHealth) -> None:
-        changed = health.state != self.health.state
-        self.health = health
+        changed = health.state != self._health.state
+        self._health = health
+        self._success = None
         if changed and self.on_change is not None:
             self.on_change(health)

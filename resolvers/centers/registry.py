@@ -117,6 +117,8 @@ class CenterRegistry:
 
     def replace(self, centers: Sequence[Center]) -> None:
         self._by_id = {center.id: center for center in centers}
+        #: each center's last capacity answer and its units: the same answer gives the same unit objects
+        self._last_units: dict[int, tuple[Center, tuple[DeviceCapacity, ...], list[ComputeUnitInfo]]] = {}
         self._sorted = sorted(self._by_id.values(), key=lambda center: center.id)
 
     def all(self) -> list[Center]:
@@ -191,6 +193,15 @@ class CenterRegistry:
         return center.health
 
     def compute_units(self, center: Center, capacity: Sequence[DeviceCapacity]) -> list[ComputeUnitInfo]:
+        answer = tuple(capacity)
+        last = self._last_units.get(center.id)
+        if last is not None and last[0] is center and last[1] == answer:
+            return list(last[2])
+        units = self._units_of(center, answer)
+        self._last_units[center.id] = (center, answer, units)
+        return list(units)
+
+    def _units_of(self, center: Center, capacity: Sequence[DeviceCapacity]) -> list[ComputeUnitInfo]:
         units: list[ComputeUnitInfo] = []
         for entry in capacity:
             model = self.catalog.get(entry.accelerator)

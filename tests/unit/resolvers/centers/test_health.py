@@ -96,3 +96,15 @@ def test_the_state_follows_the_run_of_failures(threshold: int, outcomes: list[fl
     changes = ["UNKNOWN", *listener.states]
     assert all(before != after for before, after in itertools.pairwise(changes))
     assert changes[-1] == breaker.health.state
+
+
+def test_an_up_center_reads_its_latest_success() -> None:
+    breaker = CircuitBreaker()
+    breaker.record_success(10.0)
+    first = breaker.health
+    breaker.record_success(20.12345)  # UP already: noted, and made into the health when read
+    latest = breaker.health
+    assert latest.state == "UP" and latest.latency_ms == 20.123 and latest.message is None
+    assert first.checked_at is not None and latest.checked_at is not None and latest.checked_at >= first.checked_at
+    breaker.record_failure("refused")  # a failure keeps the latest latency it knew
+    assert breaker.health.state == "DEGRADED" and breaker.health.latency_ms == 20.123
