@@ -43,6 +43,8 @@ class ServiceRow(Base):
     min_replicas: Mapped[int] = mapped_column(Integer, default=1)
     max_replicas: Mapped[int] = mapped_column(Integer, default=1)
     desired_replicas: Mapped[int] = mapped_column(Integer, default=1)
+    #: replicas answering requests as of the controller's last change (migration 0025): what every replica tells
+    ready_replicas: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     target_per_replica: Mapped[float] = mapped_column(Float, default=1.0)
     idempotent: Mapped[bool] = mapped_column(Boolean, default=False)
     deadline_seconds: Mapped[float] = mapped_column(Float, default=30.0)

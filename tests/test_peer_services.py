@@ -23,6 +23,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from resolvers.common.ids import from_global_id
+from store import services as service_store
+from store.db import Database
 from tests.client import GraphQLClient
 from tests.conftest import POSTGRES_URL, drop_schema, require_service
 from tests.jobs_helpers import python_job, submit, wait_for_state
@@ -145,6 +148,19 @@ async def peer_service(b: NetworkGateway) -> dict[str, Any]:
     return dict(node)
 
 
+async def ready_on_row(gateway: NetworkGateway, service_id: str, ready: int) -> bool:
+    """Whether the gateway's own row of the service (read from its database) says ``ready`` replicas answer."""
+    decoded = from_global_id(service_id)
+    assert decoded is not None
+    db = Database(gateway.database_url, schema=gateway.schema)
+    try:
+        async with db.read() as session:
+            row = (await service_store.services_by_ids(session, [int(decoded[1])]))[int(decoded[1])]
+    finally:
+        await db.dispose()
+    return row.ready_replicas == ready
+
+
 async def test_a_service_on_the_peer_is_deployed_invoked_scaled_stopped_and_metered_once(network: dict[str, NetworkGateway]) -> None:
     a, b = network["a"], network["b"]
     gql = a.served.client
@@ -179,10 +195,13 @@ async def test_a_service_on_the_peer_is_deployed_invoked_scaled_stopped_and_mete
     assert scaled["userErrors"] == [], scaled
     await wait_for_service(gql, service["id"], {"READY"}, timeout=90, ready=2, desired=2)
     assert (await peer_service(b))["replicas"] == {"ready": 2, "desired": 2}
+    # the peer's count reaches A's row too, where A's replicas that do not run the services read it
+    await eventually(lambda: ready_on_row(a, service["id"], 2), "A's row says two ready", timeout=10)
 
     stopped = (await gql.execute(STOP, {"id": service["id"]}))["stopService"]
     assert stopped["userErrors"] == [], stopped
     await wait_for_service(gql, service["id"], {"STOPPED"}, timeout=60)
+    assert await ready_on_row(a, service["id"], 0)
     refused = await invoke(gql, service["id"], INPUTS)
     assert refused["userErrors"][0]["code"] == "SERVICE_NOT_READY"
 

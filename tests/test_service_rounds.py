@@ -18,12 +18,16 @@ from resolvers.services import controller as controller_module
 from tests.conftest import Gateway, local_center, require_service
 from tests.processes import folder_jobs_can_read
 from tests.service_helpers import STOP, deploy, invoke, register_model, service_state, wait_for_service
-from tests.statements import task_statements
+from tests.statements import recording, task_statements
 from tests.test_services_e2e import fast, server_command
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_databases
 
+#: stopService, with what the stopped service tells of its ready replicas
+STOP_TELLING_READY = (
+    "mutation($id: ID!) { stopService(input: {serviceId: $id}) { service { state replicas { ready } } userErrors { code } } }"
+)
 #: how long an idle controller is watched for statements: a dozen of the rounds it used to make
 IDLE_SECONDS = 3.0
 CONTROLLER_TASK = "service-controller"
@@ -99,8 +103,51 @@ async def test_a_lost_wake_is_made_up_for_by_the_safety_round(
 async def test_a_service_deployed_on_another_replica_wakes_the_idle_controller_that_runs_the_services(
     gateway_factory: Any, tmp_path: Path, scripts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    require_service("127.0.0.1", 6379, "Redis")
     monkeypatch.setattr(controller_module, "IDLE_ROUND_SECONDS", 3600.0)
+    running, other = await two_replicas(gateway_factory)
+    controller = running.runtime.service_controller
+    with task_statements(running, CONTROLLER_TASK) as statements:
+        await eventually(lambda: controller.idle, "the controller found nothing to do")
+        statements.clear()
+        await asyncio.sleep(IDLE_SECONDS)
+        assert statements == []
+        service = await echo_service(other, scripts, tmp_path)  # deployed through the replica that does not run services
+        await wait_for_service(running.client, service["id"], {"READY"}, ready=1, timeout=30)
+    assert statements  # the running replica's controller, told over the bus
+    assert running.runtime.leases.holds(SERVICES)
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_every_replica_tells_a_ready_service_s_ready_replicas(gateway_factory: Any, tmp_path: Path, scripts: Path) -> None:
+    running, other = await two_replicas(gateway_factory)
+    service = await echo_service(other, scripts, tmp_path)
+    await wait_for_service(running.client, service["id"], {"READY"}, ready=1, timeout=30)
+    # the replica without the service's pool answers from the row, written with the state in one transaction
+    assert (await service_state(other.client, service["id"]))["replicas"]["ready"] == 1
+
+    # a round that changes nothing writes nothing: the ready count goes to the row only when it changes
+    locks: list[str] = []
+    updates: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().startswith("UPDATE services "):
+            updates.append(statement)
+        elif "FROM services" in statement and "FOR UPDATE" in statement:
+            locks.append(statement)
+
+    with recording(running, record):
+        await eventually(lambda: len(locks) >= 3, "three rounds over the ready service", timeout=10)
+    assert updates == []
+
+    stopped = (await other.client.execute(STOP_TELLING_READY, {"id": service["id"]}))["stopService"]
+    assert stopped["userErrors"] == [] and stopped["service"] == {"state": "STOPPING", "replicas": {"ready": 0}}, stopped
+    for replica in (running, other):
+        await wait_for_service(replica.client, service["id"], {"STOPPED"}, ready=0, timeout=30)
+
+
+async def two_replicas(gateway_factory: Any) -> tuple[Gateway, Gateway]:
+    """Two replicas of one gateway over PostgreSQL and Redis: (the one that runs the services, the other)."""
+    require_service("127.0.0.1", 6379, "Redis")
     bus = {"bus_url": "redis://127.0.0.1:6379/0", "bus_prefix": f"aicn-test-{uuid.uuid4().hex[:12]}:"}
     replicas: list[Gateway] = [
         await gateway_factory(
@@ -116,14 +163,4 @@ async def test_a_service_deployed_on_another_replica_wakes_the_idle_controller_t
         return next((replica for replica in replicas if replica.runtime.leases.holds(SERVICES)), None)
 
     running = await eventually(leader, "a replica runs the services")
-    other = next(replica for replica in replicas if replica is not running)
-    controller = running.runtime.service_controller
-    with task_statements(running, CONTROLLER_TASK) as statements:
-        await eventually(lambda: controller.idle, "the controller found nothing to do")
-        statements.clear()
-        await asyncio.sleep(IDLE_SECONDS)
-        assert statements == []
-        service = await echo_service(other, scripts, tmp_path)  # deployed through the replica that does not run services
-        await wait_for_service(running.client, service["id"], {"READY"}, ready=1, timeout=30)
-    assert statements  # the running replica's controller, told over the bus
-    assert leader() is running
+    return running, next(replica for replica in replicas if replica is not running)

@@ -131,9 +131,7 @@ class InferenceService(Node):
 
     @strawberry.field
     def replicas(self, info: Info[Context, None]) -> ServiceReplicas:
-        pool = info.context.services.services.controller.pools.get(self.row.id)
-        counted = (pool.remote_ready if pool.remote_ready is not None else len(pool.ready)) if pool is not None else 0
-        ready = counted if self.row.state not in ("STOPPED", "FAILED") else 0
+        ready = info.context.services.services.controller.ready_replicas(self.row)
         return ServiceReplicas(min=self.row.min_replicas, max=self.row.max_replicas, ready=ready, desired=self.row.desired_replicas)
 
     @strawberry.field(description="Requests in flight per replica above which a replica is added.")

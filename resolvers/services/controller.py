@@ -34,7 +34,7 @@ from resolvers.services.policy import ServingPolicy
 from resolvers.services.pool import Replica, ServicePool
 from resolvers.services.remote import RemoteServices
 from resolvers.services.serving import MODEL_DIR, PORT, fill, free_port
-from resolvers.services.states import ServiceEventKind, ServiceState
+from resolvers.services.states import ENDED_STATES, ServiceEventKind, ServiceState
 from resolvers.services.tally import Tally
 from resolvers.services.tokens import TokenMeter
 from store import datasets as dataset_store
@@ -112,6 +112,16 @@ class ServiceController:
         if pool is None:
             pool = self.pools[service_id] = ServicePool(service_id)
         return pool
+
+    def ready_replicas(self, service: ServiceRow) -> int:
+        """The service's replicas answering requests: from the pool on the replica that runs the
+        services (fresher than the row by up to a round), else as the controller last wrote them."""
+        if service.state in ENDED_STATES:
+            return 0
+        pool = self.pools.get(service.id) if self.leading() else None
+        if pool is None:
+            return service.ready_replicas
+        return pool.remote_ready if pool.remote_ready is not None else len(pool.ready)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="service-controller")
@@ -449,6 +459,8 @@ class ServiceController:
                 change.event(kind, message, ready)
             if round_.model_dir is not None:
                 change.columns["model_dir"] = round_.model_dir
+            if current.state not in ENDED_STATES and ready != current.ready_replicas:
+                change.columns["ready_replicas"] = ready  # only a change: an unchanged round writes nothing
             if current.state not in (ServiceState.DEPLOYING, ServiceState.READY, ServiceState.SCALING, ServiceState.DEGRADED):
                 return change  # stopped meanwhile: the stop path writes the state
             if round_.failure is not None:

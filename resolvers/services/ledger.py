@@ -74,7 +74,7 @@ class ServiceChange:
         """A STOPPING service whose last replica has gone ends: FAILED with its reason, else STOPPED."""
         if current.state != ServiceState.STOPPING:
             return
-        self.columns.update(stopped_at=utcnow(), desired_replicas=0)
+        self.columns.update(stopped_at=utcnow(), desired_replicas=0, ready_replicas=0)
         if current.failure_reason:
             self.state(ServiceState.FAILED, current.failure_reason, 0)
         else:

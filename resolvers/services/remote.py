@@ -221,6 +221,8 @@ class RemoteServices:
             change = ServiceChange()
             if current.state not in FOLLOWED:
                 return change
+            if remote.ready != current.ready_replicas:
+                change.columns["ready_replicas"] = remote.ready
             if remote.state in (ServiceState.STOPPED, ServiceState.FAILED, ServiceState.STOPPING):
                 reason = remote.failure_reason or f"the service is {remote.state} at the peer"
                 change.columns.update(failure_reason=f"AT_PEER: {reason}", desired_replicas=0)

@@ -287,7 +287,8 @@ class ServiceService:
             change = ServiceChange()
             if current.state in ENDED_STATES or current.state == ServiceState.STOPPING:
                 return change
-            change.columns.update(desired_replicas=0)
+            # no request is sent to it from now on (nor answered): every replica tells none ready at once
+            change.columns.update(desired_replicas=0, ready_replicas=0)
             change.state(ServiceState.STOPPING, "stop requested")
             return change
 
