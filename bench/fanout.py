@@ -12,7 +12,8 @@ code can take turns in one session. Figures:
    as the center saw it), p50 and p95 of the ratio, and where the rest went in the gateway.
    A center answers from a clock thread, as a remote center's answer comes in: an I/O event that
    wakes the gateway's loop at once, not a timer of the loop (which fires up to 1 ms late and
-   would be counted against the gateway).
+   would be counted against the gateway). It also prints how much more CPU the same loop work
+   costs on this machine right after a 50 ms wait than back to back (caches gone cold meanwhile).
 2. The same with one center hanging (deadline 200 ms): time vs deadline + 20 ms, and
    that the other 49 centers' data arrived.
 3. A 10-center computeUnits query: requests per second, and its latency against calling
@@ -249,6 +250,28 @@ def timed(gateway: Gateway, runs: int, timings: list[dict[str, float]] | None = 
     return times, body
 
 
+async def cold_factor(rounds: int = 30) -> float:
+    """How much more CPU the same event-loop work (50 tasks, each under a deadline, woken by one
+    answer) costs right after the loop slept 50 ms than back to back: the machine's own share of
+    the gateway's time after a slow center's answer (a VM's caches go cold while it waits)."""
+    loop = asyncio.get_running_loop()
+
+    async def one(answer: asyncio.Future[None]) -> None:
+        async with asyncio.timeout(2):
+            await answer
+
+    async def cpu_per_round(wait: float) -> float:
+        started = time.thread_time()
+        for _ in range(rounds):
+            answer = loop.create_future()
+            loop.call_later(wait, answer.set_result, None)
+            await asyncio.gather(*(one(answer) for _ in range(50)))
+        return (time.thread_time() - started) / rounds
+
+    await cpu_per_round(0)  # warm up
+    return await cpu_per_round(0.05) / await cpu_per_round(0)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -282,6 +305,8 @@ async def main(only: str | None, runs: int) -> None:
             print(f"   last answer to the response's first byte {part([entry['responded'] - entry['last-answer'] for entry in noted])}")
             outside = [time_ - entry["responded"] for time_, entry in zip(times, noted, strict=True)]
             print(f"   outside the gateway's view (client, loopback, uvicorn, body) {part(outside)}")
+            cold = await cold_factor()
+            print(f"   on this machine the same loop work costs {cold:.1f}x the CPU right after a 50 ms wait as back to back")
             sequential = 50 * 50
             print(f"   one after another would take {sequential} ms: {sequential / percentile(times, 0.5):.0f}x slower than the gateway")
 
