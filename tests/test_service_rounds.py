@@ -135,9 +135,10 @@ async def test_every_replica_tells_a_ready_service_s_ready_replicas(gateway_fact
         elif "FROM services" in statement and "FOR UPDATE" in statement:
             locks.append(statement)
 
-    with recording(running, record):
-        await eventually(lambda: len(locks) >= 3, "three rounds over the ready service", timeout=10)
+    with recording(running, record), recording(other, record):
+        await eventually(lambda: len(locks) >= 3, "three rounds over the ready service", timeout=20)
     assert updates == []
+    assert running.runtime.leases.holds(SERVICES)  # the same replica ran those rounds
 
     stopped = (await other.client.execute(STOP_TELLING_READY, {"id": service["id"]}))["stopService"]
     assert stopped["userErrors"] == [] and stopped["service"] == {"state": "STOPPING", "replicas": {"ready": 0}}, stopped
@@ -153,7 +154,8 @@ async def two_replicas(gateway_factory: Any) -> tuple[Gateway, Gateway]:
         await gateway_factory(
             [local_center(cores=8)],
             services=fast(),
-            replicas=ReplicaSettings(name=f"replica-{n}", lease_seconds=2.0, heartbeat_seconds=0.5),
+            # a lease long enough that a loaded machine's late beat does not move the services mid-test
+            replicas=ReplicaSettings(name=f"replica-{n}", lease_seconds=15.0, heartbeat_seconds=0.5),
             **bus,
         )
         for n in range(2)
