@@ -160,8 +160,7 @@ class JobService:
                         setattr(job, column, value)
                     events.extend(placing.events)
                 job.last_seq = len(events)
-                session.add(job)
-                await session.flush()
+                await job_store.insert_job(session, job)
                 await job_store.set_inputs(session, job.id, dataset_ids)
                 rows = await job_store.first_events(session, job, events)
                 records = [EventRecord.from_row(row, job.owner_id) for row in rows]
