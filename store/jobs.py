@@ -154,31 +154,56 @@ async def lock_jobs(session: AsyncSession, job_ids: Sequence[int]) -> dict[int, 
     return {row.id: row for row in await session.scalars(query.execution_options(populate_existing=True))}
 
 
-#: documents a reconciler round never reads (it plans against the locked row it writes): left unloaded
-#: by `unfinished_jobs(lean=True)`, and reading one raises instead of loading it
-ROUND_UNREAD = (JobRow.command, JobRow.environment, JobRow.placement, JobRow.progress, JobRow.via)
+@dataclass(frozen=True, slots=True)
+class JobGlance:
+    """What a reconciler round reads of each of a center's unfinished jobs: enough to ask the
+    center about it and to tell whether its answer changes anything (the whole row is read then)."""
+
+    id: int
+    external_id: str | None
+    state: JobState
+    started_at: datetime | None
+    progress_count: int
+    updated_at: datetime
 
 
-#: a center's unfinished jobs, built once: a reconciler runs this every round and on every hand-over,
-#: and building the statement cost several times what SQLite takes to run it
-_UNFINISHED = select(JobRow).where(JobRow.center_id == bindparam("center_id"), JobRow.state.not_in(TERMINAL_STATES)).order_by(JobRow.id)
-_UNFINISHED_LEAN = _UNFINISHED.options(*(defer(column, raiseload=True) for column in ROUND_UNREAD))
-_OF_EXTERNAL_IDS = JobRow.external_id.in_(bindparam("external_ids", expanding=True))
-_UNFINISHED_BY_EXTERNAL_ID = {False: _UNFINISHED.where(_OF_EXTERNAL_IDS), True: _UNFINISHED_LEAN.where(_OF_EXTERNAL_IDS)}
+_GLANCES = (
+    select(JobRow.id, JobRow.external_id, JobRow.state, JobRow.started_at, JobRow.progress_count, JobRow.updated_at)
+    .where(JobRow.center_id == bindparam("center_id"), JobRow.state.not_in(TERMINAL_STATES))
+    .order_by(JobRow.id)
+)
+_GLANCES_OF_EXTERNAL_IDS = _GLANCES.where(JobRow.external_id.in_(bindparam("external_ids", expanding=True)))
 
 
-async def unfinished_jobs(
-    session: AsyncSession, center_id: int, external_ids: Collection[str] | None = None, *, lean: bool = False
-) -> list[JobRow]:
-    """Jobs handed to a center that have not ended yet (those of ``external_ids`` only, when given);
-    ``lean``: without the documents in ``ROUND_UNREAD``."""
+async def unfinished_glances(session: AsyncSession, center_id: int, external_ids: Collection[str] | None = None) -> list[JobGlance]:
+    """A glance at each of a center's unfinished jobs (those of ``external_ids`` only, when given), in
+    one Core read: a busy center's every queued job, every poll, without building an ORM row nor
+    decoding a document for each."""
     parameters: dict[str, Any] = {"center_id": center_id}
-    query = _UNFINISHED_LEAN if lean else _UNFINISHED
+    query = _GLANCES
     if external_ids is not None and len(external_ids) <= MAX_IDS_IN_QUERY:
-        query = _UNFINISHED_BY_EXTERNAL_ID[lean]
+        query = _GLANCES_OF_EXTERNAL_IDS
         parameters["external_ids"] = list(external_ids)
-    rows = list(await session.scalars(query, parameters))
-    return rows if external_ids is None else [row for row in rows if row.external_id in external_ids]
+    glances = [JobGlance(*row) for row in await session.execute(query, parameters)]
+    return glances if external_ids is None else [glance for glance in glances if glance.external_id in external_ids]
+
+
+#: documents a reconciler never reads of the rows it reads whole (it plans against the rows it
+#: locks): left unloaded, and reading one raises instead of loading it
+ROUND_UNREAD = (JobRow.command, JobRow.environment, JobRow.placement, JobRow.progress, JobRow.via)
+_LEAN_BY_ID = (
+    select(JobRow)
+    .where(
+        JobRow.center_id == bindparam("center_id"), JobRow.state.not_in(TERMINAL_STATES), JobRow.id.in_(bindparam("ids", expanding=True))
+    )
+    .options(*(defer(column, raiseload=True) for column in ROUND_UNREAD))
+)
+
+
+async def unfinished_jobs_by_id(session: AsyncSession, center_id: int, job_ids: Collection[int]) -> list[JobRow]:
+    """The rows, without the documents in ``ROUND_UNREAD``, of those of ``job_ids`` (at most
+    ``MAX_IDS_IN_QUERY``) still unfinished on the center."""
+    return list(await session.scalars(_LEAN_BY_ID, {"center_id": center_id, "ids": list(job_ids)}))
 
 
 def append_event(

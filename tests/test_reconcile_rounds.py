@@ -1,5 +1,5 @@
 """What a reconciler round costs: a job its center reports as recorded costs no transaction (a
-center with many queued jobs is polled with one read), and a hand-over makes the reconciler look
+center with many queued jobs is polled with one read of a glance at each), and a hand-over makes the reconciler look
 at the handed job only, not at every unfinished job of the center (hand-overs come as fast as
 submissions). A center with no unfinished job costs no statement at all while it stays idle, and
 still has a job handed to it looked at at once, from this replica or from another."""
@@ -53,12 +53,16 @@ async def test_a_round_over_unchanged_jobs_writes_nothing(gateway_factory: Any) 
     try:
         with statements_of(gateway, selects_only=False) as statements:
             assert await reconciler.reconcile_once()
-        assert len(statements) == 1 and "FROM jobs" in statements[0], statements  # the read of its unfinished jobs
+        # one read of its unfinished jobs, and a glance at each: not its whole row (the request, the command, ...)
+        assert len(statements) == 1 and "FROM jobs" in statements[0], statements
+        assert "jobs.external_id" in statements[0] and "jobs.request" not in statements[0] and "jobs.command" not in statements[0]
 
         center.answers["job-1"] = JobStatus("", CenterJobState.RUNNING)
         with statements_of(gateway, selects_only=False) as statements:
             assert await reconciler.reconcile_once()
         assert sum(statement.startswith("UPDATE jobs ") for statement in statements) == 1, statements  # that job alone
+        # the glance and the lock of the row it writes: no read of the whole rows in between
+        assert sum(statement.startswith("SELECT") and "FROM jobs" in statement for statement in statements) == 2, statements
     finally:
         REQUEST_ID.reset(counted)
     states = [(await wait_for_state(gateway.client, job["id"], {"QUEUED", "RUNNING"}))["state"] for job in jobs]

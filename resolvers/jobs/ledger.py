@@ -125,8 +125,9 @@ def progress_document(report: ProgressReport) -> dict[str, Any]:
     }
 
 
-def plan_changes(job: JobRow, status: JobStatus) -> Change:
-    """The events that bring ``job`` from its recorded state to what its center reports."""
+def plan_changes(job: JobRow | job_store.JobGlance, status: JobStatus) -> Change:
+    """The events that bring ``job`` from its recorded state to what its center reports (of the row,
+    it reads the state, ``started_at`` and ``progress_count``: a round's glance at a job will do)."""
     change = Change()
     current = job.state
     if current in TERMINAL_STATES:

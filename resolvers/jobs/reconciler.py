@@ -36,7 +36,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from connectors.base import CenterJobState, JobStatus, StatusQuery
@@ -55,6 +55,9 @@ from store.tables import JobRow
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+#: a job as a round sees it: a glance, or its whole row when the round needed more (or wrote it)
+Seen = job_store.JobGlance | JobRow
 
 #: how often a center that tells of its jobs' changes itself (``Connector.follows_jobs``) is polled all the same
 FOLLOWED_POLL_SECONDS = 2.0
@@ -179,7 +182,7 @@ class Reconciler:
         submitting is keyed by the job's reference, so one finished meanwhile is not submitted twice.
         True when the center has an unfinished job it took (one to watch)."""
         async with self.db.read() as session:
-            jobs = await job_store.unfinished_jobs(session, self.center.id)
+            jobs = await job_store.unfinished_glances(session, self.center.id)
         cutoff = utcnow() - unchanged_for if unchanged_for is not None else None
         for job in jobs:
             if job.external_id is None and (cutoff is None or job.updated_at < cutoff):
@@ -187,25 +190,31 @@ class Reconciler:
         return any(job.external_id is not None for job in jobs)
 
     async def reconcile_once(self, only: Collection[str] | None = None) -> bool:
-        """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch."""
+        """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch.
+
+        A round glances at its jobs (a busy center's thousands of queued ones, every poll): the
+        writes plan against the rows they lock, so the whole row is read only for what needs more
+        than a glance (an output to measure, a cancel to send on, a time limit to keep)."""
         async with self.db.read() as session:
-            jobs = [job for job in await job_store.unfinished_jobs(session, self.center.id, only, lean=True) if job.external_id]
-        if not jobs:
+            glances = [glance for glance in await job_store.unfinished_glances(session, self.center.id, only) if glance.external_id]
+        if not glances:
             return False
-        queries = [StatusQuery(job.external_id, job.progress_count) for job in jobs if job.external_id]
+        queries = [StatusQuery(glance.external_id, glance.progress_count) for glance in glances if glance.external_id]
         try:
             answer = await self.registry.call(self.center, lambda connector: connector.status(queries))
         except CenterFault:
             return True  # the center's health records it; try again next round
-        together: list[tuple[JobRow, JobStatus]] = []
-        for job in jobs:
-            status = answer.get(job.external_id or "")
-            with self._own_failure(job):
+        answered = [(glance, answer.get(glance.external_id or "")) for glance in glances]
+        rows = await self._rows_of([glance.id for glance, status in answered if status is not None and self._needs_row(glance, status)])
+        together: list[tuple[Seen, JobStatus]] = []
+        for glance, status in answered:
+            with self._own_failure(glance):
                 if status is None:
                     if only is None:  # a job is only missing when a full round misses it
-                        await self._handle_missing(job)
+                        await self._handle_missing(glance)
                     continue
-                self._missing_since.pop(job.id, None)
+                self._missing_since.pop(glance.id, None)
+                job = rows.get(glance.id, glance)
                 if status.state.terminal:  # an end meters, registers outputs, sends webhooks: a transaction of its own
                     await self._apply(job, status)
                 else:
@@ -213,8 +222,27 @@ class Reconciler:
         await self._apply_together(together)
         return True
 
+    def _needs_row(self, glance: job_store.JobGlance, status: JobStatus) -> bool:
+        """Whether the center's answer calls for more of the job than a glance: its outputs to measure
+        (it succeeded), a cancel to send on (it is CANCELLING) or a time limit kept by the gateway."""
+        if status.state == CenterJobState.SUCCEEDED:
+            return self.ledger.outputs is not None
+        if glance.state == JobState.CANCELLING:
+            return not status.state.terminal
+        return status.state is CenterJobState.RUNNING and self.center.connector.time_limits_by_gateway
+
+    async def _rows_of(self, job_ids: Sequence[int]) -> dict[int, JobRow]:
+        """The lean rows of those jobs still unfinished, by id, in one read."""
+        rows: dict[int, JobRow] = {}
+        if job_ids:
+            async with self.db.read() as session:
+                for start in range(0, len(job_ids), job_store.MAX_IDS_IN_QUERY):
+                    chunk = job_ids[start : start + job_store.MAX_IDS_IN_QUERY]
+                    rows.update((row.id, row) for row in await job_store.unfinished_jobs_by_id(session, self.center.id, chunk))
+        return rows
+
     @contextlib.contextmanager
-    def _own_failure(self, job: JobRow) -> Iterator[None]:
+    def _own_failure(self, job: Seen) -> Iterator[None]:
         """One job's failure costs that job its round only: logged with its id and counted."""
         try:
             yield
@@ -226,12 +254,12 @@ class Reconciler:
                 "reconciling job %s on center %s failed; its other jobs go on, it is tried again next round", job.id, self.center.name
             )
 
-    async def _apply_together(self, pairs: list[tuple[JobRow, JobStatus]]) -> None:
+    async def _apply_together(self, pairs: list[tuple[Seen, JobStatus]]) -> None:
         """The round's jobs still going at the center (progress, a start), written in one transaction:
         a busy center's round costs one commit, not one per job. Should that transaction fail, each
         job is written in one of its own, so that a job whose write the database refuses costs only itself."""
         planned = [(job, status) for job, status in pairs if plan_changes(job, status)]
-        updated: dict[int, JobRow | None] = {job.id: job for job, _ in pairs}
+        updated: dict[int, Seen | None] = {job.id: job for job, _ in pairs}
         for start in range(0, len(planned), job_store.MAX_IDS_IN_QUERY):
             chunk = planned[start : start + job_store.MAX_IDS_IN_QUERY]
             planners = {job.id: functools.partial(_plan_against, job, status) for job, status in chunk}
@@ -250,10 +278,10 @@ class Reconciler:
                 with self._own_failure(job):
                     await self._follow_up(current, status)
 
-    async def _apply(self, job: JobRow, status: JobStatus) -> None:
-        if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None:
+    async def _apply(self, job: Seen, status: JobStatus) -> None:
+        if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None and isinstance(job, JobRow):
             await self.ledger.outputs.prime(job)
-        updated: JobRow | None = job
+        updated: Seen | None = job
         # nothing new against the row this round read (a queued job still queued): no transaction for it.
         # A row changed since that read is planned against again in the next round.
         if plan_changes(job, status):
@@ -261,8 +289,11 @@ class Reconciler:
         if updated is not None:
             await self._follow_up(updated, status)
 
-    async def _follow_up(self, updated: JobRow, status: JobStatus) -> None:
-        """After a job's write: a cancel to send on, or a time limit the gateway keeps."""
+    async def _follow_up(self, updated: Seen, status: JobStatus) -> None:
+        """After a job's write: a cancel to send on, or a time limit the gateway keeps (a job that
+        needs either was read whole: ``_needs_row``)."""
+        if not isinstance(updated, JobRow):
+            return
         if updated.state == JobState.CANCELLING and not status.state.terminal:
             await self.jobs.send_cancel(updated)
         elif status.state is CenterJobState.RUNNING and self._past_its_limit(updated):
@@ -295,7 +326,7 @@ class Reconciler:
 
         await self.ledger.apply(job.id, end, self.fence)
 
-    async def _handle_missing(self, job: JobRow) -> None:
+    async def _handle_missing(self, job: Seen) -> None:
         first_seen = self._missing_since.setdefault(job.id, utcnow())
         if utcnow() - first_seen < self.vanished_grace:
             return
@@ -313,6 +344,6 @@ class Reconciler:
         self._missing_since.pop(job.id, None)
 
 
-def _plan_against(asked: JobRow, status: JobStatus, current: JobRow) -> Change:
+def _plan_against(asked: Seen, status: JobStatus, current: JobRow) -> Change:
     """What the center said is of the submission we asked about: not of a row changed since."""
     return plan_changes(current, status) if current.external_id == asked.external_id else Change()
