@@ -282,7 +282,7 @@ class Reconciler:
         if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None and isinstance(job, JobRow):
             await self.ledger.outputs.prime(job)
         updated: Seen | None = job
-        # nothing new against the row this round read (a queued job still queued): no transaction for it.
+        # nothing new against what this round read of the job (a queued job still queued): no transaction for it.
         # A row changed since that read is planned against again in the next round.
         if plan_changes(job, status):
             updated, _ = await self.ledger.apply(job.id, functools.partial(_plan_against, job, status), self.fence)
