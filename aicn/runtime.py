@@ -77,6 +77,7 @@ from store import gateway as gateway_store
 from store.buckets import RedisBuckets
 from store.bus import InMemoryBus, RedisBus
 from store.db import Database
+from store.jobs import JobGlance
 from store.tables import AccountRow
 
 log = logging.getLogger("aicn")
@@ -432,11 +433,12 @@ class Runtime:
         self._wake_listener = asyncio.create_task(self._wake_on_hand_overs(by_center), name="reconciler-wake")
         await self.leases.start()
 
-    def _handed_over(self, center_id: int, external_id: str) -> None:
-        """A job was just handed to a center: its reconciler looks at it at once, on whichever replica runs it."""
+    def _handed_over(self, center_id: int, external_id: str, glance: JobGlance | None) -> None:
+        """A job was just handed to a center: its reconciler looks at it at once, on whichever replica runs it
+        (this one's with the glance the hand-over wrote, so with no read of its own)."""
         reconciler = next((r for r in self.reconcilers if r.center.id == center_id), None)
         if reconciler is not None and self.leases.holds(center_lease(reconciler.center.name)):
-            reconciler.handed(external_id)
+            reconciler.handed(external_id, glance)
         else:
             message = {"center_id": center_id, "external_id": external_id}
             asyncio.get_running_loop().create_task(self.bus.publish(WAKE_CHANNEL, message))

@@ -166,6 +166,11 @@ class JobGlance:
     progress_count: int
     updated_at: datetime
 
+    @classmethod
+    def of(cls, job: JobRow) -> JobGlance:
+        """The glance at a row in hand (the one a hand-over has just written): no read."""
+        return cls(job.id, job.external_id, job.state, job.started_at, job.progress_count, job.updated_at)
+
 
 _GLANCES = (
     select(JobRow.id, JobRow.external_id, JobRow.state, JobRow.started_at, JobRow.progress_count, JobRow.updated_at)

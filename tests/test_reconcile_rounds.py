@@ -144,6 +144,31 @@ async def test_an_idle_center_costs_no_statement_and_a_handed_job_is_looked_at_a
     assert statements and center.asked  # the reconciler read the job and asked the center about it
 
 
+async def test_a_job_handed_over_here_is_looked_at_with_no_read_of_it(gateway_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconciler_module, "SWEEP_INTERVAL_SECONDS", 3600.0)
+    center = AskedConnector("queueing", {"cpu-core": 8})  # keeps jobs QUEUED unless told what to report
+    gateway = await gateway_factory([local_center("queueing", poll_interval_seconds=3600)], {"queueing": center})
+    reconciler = next(r for r in gateway.runtime.reconcilers if r.center.name == "queueing")
+
+    def asked_about(name: str) -> bool:
+        return any(spec.name == name and any(key in ids for ids in center.asked) for key, spec in center.submitted.items())
+
+    with reconciler_statements(gateway, "queueing") as statements:
+        reconciler.wake()
+        await eventually(lambda: statements, "the woken round's read")
+        statements.clear()
+        await submit(gateway.client, python_job("print(1)", name="queued"))
+        await eventually(lambda: asked_about("queued"), "the reconciler asked about the handed job")
+        assert statements == []  # the glance the hand-over wrote, and the center reports it as recorded: nothing to read or write
+
+        center.answers["started"] = JobStatus("", CenterJobState.RUNNING)
+        job = await submit(gateway.client, python_job("print(1)", name="started"))
+        await wait_for_state(gateway.client, job["id"], {"RUNNING"})
+    # its write locks the row it plans against: that lock is the round's one read of the jobs
+    assert sum(statement.startswith("UPDATE jobs ") for statement in statements) == 1, statements
+    assert sum(statement.lstrip().startswith("SELECT") and "FROM jobs" in statement for statement in statements) == 1, statements
+
+
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)  # replicas share PostgreSQL and Redis
 async def test_a_job_handed_over_on_another_replica_reaches_an_idle_centers_reconciler(
     gateway_factory: Any, monkeypatch: pytest.MonkeyPatch

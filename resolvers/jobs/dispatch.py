@@ -93,8 +93,9 @@ class Dispatcher:
         self.ledger = ledger
         self.catalog = catalog
         self.billing = billing
-        #: told the center's id and the job's id there after each hand-over (its reconciler looks at once)
-        self.on_hand_over: Callable[[int, str], None] | None = None
+        #: told of each hand-over (its center's reconciler looks at the job at once): the center's id, the
+        #: job's id there and a glance at the job as the hand-over wrote it (None: it moved on meanwhile)
+        self.on_hand_over: Callable[[int, str, job_store.JobGlance | None], None] | None = None
         #: stages jobs' inputs before they are submitted (None: inputs are not staged)
         self.transfers: TransferService | None = None
         #: what moving 10^9 bytes of input to a center costs; set, DATA_LOCAL weighs it against price
@@ -268,10 +269,11 @@ class Dispatcher:
 
         state = JobState.QUEUED if submission.state == CenterJobState.QUEUED else JobState.STARTING
         updated = await self.ledger.record_submission(job, submission.external_id, state, f"submitted to {center.name}")
+        glance = job_store.JobGlance.of(updated) if updated is not None else None
         if updated is None:  # it moved on meanwhile (a cancel, another writer's hand-over): as it is now
             updated = await self._current(job.id)
         if self.on_hand_over is not None:
-            self.on_hand_over(center.id, submission.external_id)
+            self.on_hand_over(center.id, submission.external_id, glance)
         return updated, None
 
     # ------------------------------------------------------------------ staging inputs

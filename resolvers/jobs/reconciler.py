@@ -90,6 +90,8 @@ class Reconciler:
         self._alarm = Alarm()
         #: external ids the center told of since the last round: looked at before the next poll is due
         self._told: set[str] = set()
+        #: jobs just handed over here, by external id, as the hand-over wrote them: looked at with no read
+        self._handed: dict[str, job_store.JobGlance] = {}
         self._full = True  # the next round looks at every job (a start, activity at the center)
         self._poll_soon = False  # a job was handed over: the next full round is due a poll interval on at most
         #: the center's lease (replicas): no write once another replica holds it
@@ -124,11 +126,16 @@ class Reconciler:
         self._full = True
         self._alarm.ring()
 
-    def handed(self, external_id: str) -> None:
+    def handed(self, external_id: str, glance: job_store.JobGlance | None = None) -> None:
         """A job was just handed to this center: look at it now (not at every job: hand-overs come
-        as fast as submissions), and poll at the busy pace from now on, not the idle one."""
+        as fast as submissions), and poll at the busy pace from now on, not the idle one. With the
+        glance the hand-over wrote (on this replica), the look costs no read of the job."""
         self._poll_soon = True
-        self.told([external_id])
+        if glance is None or glance.external_id != external_id:
+            self.told([external_id])
+            return
+        self._handed[external_id] = glance
+        self._alarm.ring()
 
     def told(self, external_ids: Collection[str]) -> None:
         """The center has just told of these jobs (a progress line, a change of state): look at them now."""
@@ -149,12 +156,15 @@ class Reconciler:
                 if self._full or loop.time() >= due:
                     self._full = False
                     self._told.clear()  # a full round looks at every job anyway
+                    self._handed.clear()
                     busy = await self.reconcile_once()
                     # with nothing to watch, no poll: a hand-over, a wake or the sweep says when there is
                     due = loop.time() + self._poll_interval() if busy else math.inf
-                elif self._told:
-                    told, self._told = self._told, set()
-                    await self.reconcile_once(only=told)
+                elif self._told or self._handed:
+                    told, handed = self._told, self._handed
+                    self._told, self._handed = set(), {}
+                    # a job both handed and told of since is read: the center may have moved it on
+                    await self.reconcile_once(only=told, glanced=[glance for key, glance in handed.items() if key not in told])
                 if self._poll_soon:
                     self._poll_soon = False
                     due = min(due, loop.time() + self.center.poll_interval_seconds)
@@ -163,7 +173,7 @@ class Reconciler:
             except Exception:
                 log.exception("reconciling center %s failed", self.center.name)
                 due = min(due, loop.time() + self._poll_interval())  # tried again at the poll's pace
-            if not self._told and not self._full and not self._draining:
+            if not self._told and not self._handed and not self._full and not self._draining:
                 await self._alarm.sleep(max(0.0, min(due, swept + SWEEP_INTERVAL_SECONDS) - loop.time()))
 
     def _poll_interval(self) -> float:
@@ -189,14 +199,17 @@ class Reconciler:
                 await self.jobs.resubmit(job.id)
         return any(job.external_id is not None for job in jobs)
 
-    async def reconcile_once(self, only: Collection[str] | None = None) -> bool:
-        """One round (over the jobs in ``only`` when given); False when the center has no unfinished job to watch.
+    async def reconcile_once(self, only: Collection[str] | None = None, glanced: Sequence[job_store.JobGlance] = ()) -> bool:
+        """One round (over the jobs in ``only`` and ``glanced`` when given); False when the center has no
+        unfinished job to watch. ``glanced``: jobs glanced at already (as their hand-over wrote them), not read.
 
         A round glances at its jobs (a busy center's thousands of queued ones, every poll): the
         writes plan against the rows they lock, so the whole row is read only for what needs more
         than a glance (an output to measure, a cancel to send on, a time limit to keep)."""
-        async with self.db.read() as session:
-            glances = [glance for glance in await job_store.unfinished_glances(session, self.center.id, only) if glance.external_id]
+        glances = list(glanced)
+        if only is None or only:
+            async with self.db.read() as session:
+                glances += [glance for glance in await job_store.unfinished_glances(session, self.center.id, only) if glance.external_id]
         if not glances:
             return False
         queries = [StatusQuery(glance.external_id, glance.progress_count) for glance in glances if glance.external_id]
