@@ -271,18 +271,18 @@ async def first_events(session: AsyncSession, job: JobRow, events: Sequence[Mapp
     return [JobEventRow(**value) for value in values]
 
 
-#: a hand-over's outcome, built once (a hand-over is on every submit's path)
+#: a hand-over's outcome, built once (a hand-over is on every submit's path); on the table, not the
+#: ORM class: the ORM-enabled UPDATE took a third more CPU a hand-over (864 against 656 µs), for nothing used here
 _RECORD_SUBMISSION = (
-    update(JobRow)
-    .where(JobRow.id == bindparam("job_id"), JobRow.external_id.is_(None), JobRow.state.in_(UNSUBMITTED_STATES))
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.external_id.is_(None), _JOBS.c.state.in_(UNSUBMITTED_STATES))
     .values(
-        external_id=bindparam("new_external_id", type_=JobRow.external_id.type),
-        state=bindparam("new_state", type_=JobRow.state.type),
-        last_seq=JobRow.last_seq + 1,
-        updated_at=bindparam("new_updated_at", type_=JobRow.updated_at.type),
+        external_id=bindparam("new_external_id", type_=_JOBS.c.external_id.type),
+        state=bindparam("new_state", type_=_JOBS.c.state.type),
+        last_seq=_JOBS.c.last_seq + 1,
+        updated_at=bindparam("new_updated_at", type_=_JOBS.c.updated_at.type),
     )
-    .returning(JobRow.last_seq)
-    .execution_options(synchronize_session=False)
+    .returning(_JOBS.c.last_seq)
 )
 _INSERT_EVENT = insert(cast(Table, JobEventRow.__table__)).execution_options(render_nulls=True)
 
