@@ -14,6 +14,7 @@ from store.db import Database
 from store.resources import ResourceRequest
 from store.states import JobKind, JobState
 from store.tables import AccountRow, JobRow
+from tests.unit.store.rows import pending_job
 
 pytestmark = pytest.mark.both_databases
 
@@ -48,18 +49,7 @@ async def test_two_jobs_get_their_own_ids_and_a_taken_reference_is_refused(db: D
         session.add(account)
         await session.flush()
 
-        def new_job(reference: str) -> JobRow:
-            return JobRow(
-                owner_id=account.id,
-                reference=reference,
-                name=reference,
-                kind=JobKind.BATCH,
-                state=JobState.PENDING,
-                request=ResourceRequest(max_duration_minutes=1),
-                command=["true"],
-            )
-
-        first, second = new_job("aicn-a"), new_job("aicn-b")
+        first, second = pending_job(account.id, "aicn-a"), pending_job(account.id, "aicn-b")
         await job_store.insert_job(session, first)
         await job_store.insert_job(session, second)
         assert second.id != first.id
@@ -68,4 +58,4 @@ async def test_two_jobs_get_their_own_ids_and_a_taken_reference_is_refused(db: D
     assert [tuple(row) for row in stored] == [(first.id, "aicn-a"), (second.id, "aicn-b")]
     with pytest.raises(IntegrityError):
         async with db.transaction() as session:
-            await job_store.insert_job(session, new_job("aicn-a"))
+            await job_store.insert_job(session, pending_job(account.id, "aicn-a"))

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from store import jobs as job_store
 from store.db import Database
-from store.resources import ResourceRequest
-from store.states import JobEventKind, JobKind, JobState
+from store.states import JobEventKind, JobState
 from store.tables import AccountRow, JobEventRow, JobRow
+from tests.unit.store.rows import pending_job
 
 pytestmark = pytest.mark.both_databases
 
@@ -21,16 +21,7 @@ async def new_job(db: Database, reference: str) -> JobRow:
         account = AccountRow(name=reference)
         session.add(account)
         await session.flush()
-        job = JobRow(
-            owner_id=account.id,
-            reference=reference,
-            name=reference,
-            kind=JobKind.BATCH,
-            state=JobState.PENDING,
-            request=ResourceRequest(max_duration_minutes=1),
-            command=["true"],
-            last_seq=2,
-        )
+        job = pending_job(account.id, reference, last_seq=2)
         await job_store.insert_job(session, job)
         return job
 
