@@ -129,6 +129,20 @@ def test_states_and_time_limits_of_job_records() -> None:
     assert api.dashboard_key("accelerator_type:A100") == "acceleratorType:A100"
 
 
+def test_a_program_that_cannot_start_is_explained_from_its_log_when_rays_message_lacks_it() -> None:
+    base = {"submission_id": "x", "status": "FAILED", "driver_exit_code": 127}
+    told = "Job entrypoint command failed with exit code 127, last available logs (truncated to 20,000 chars):\n"
+    timeout_said = "timeout: failed to run command \u2018/no/such/program\u2019: No such file or directory\n"
+    in_message = api.parse_job({**base, "message": told + timeout_said})
+    assert not api.cannot_start_unexplained(in_message)
+    assert api.failure_reason(in_message) == "COMMAND_NOT_FOUND: cannot start '/no/such/program': No such file or directory"
+    flushed_late = api.parse_job({**base, "message": told, "error_type": "JOB_ENTRYPOINT_COMMAND_ERROR"})
+    assert api.cannot_start_unexplained(flushed_late)
+    assert (api.failure_reason(flushed_late) or "").startswith("JOB_ENTRYPOINT_COMMAND_ERROR: ")
+    assert api.failure_reason(flushed_late, timeout_said) == api.failure_reason(in_message)
+    assert not api.cannot_start_unexplained(api.parse_job({**base, "driver_exit_code": 1, "message": told}))
+
+
 def test_a_ray_center_config_builds_a_connector_and_hides_its_token(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("file-token-0123456789abcdef0123456789\n")

@@ -187,15 +187,23 @@ def parse_job(body: Mapping[str, Any]) -> JobRecord:
     )
 
 
-def failure_reason(record: JobRecord) -> str | None:
-    """Why a job did not succeed, in the gateway's words (``TIME_LIMIT: ...`` when ``timeout`` ended it)."""
+def cannot_start_unexplained(record: JobRecord) -> bool:
+    """A job that could not start whose message lacks ``timeout``'s words: Ray read the log before it was flushed."""
+    return record.status == "FAILED" and record.exit_code in (126, 127) and _COULD_NOT_START.search(record.message) is None
+
+
+def failure_reason(record: JobRecord, log: str = "") -> str | None:
+    """Why a job did not succeed, in the gateway's words (``TIME_LIMIT: ...`` when ``timeout`` ended it).
+
+    ``log`` is the job's log, read when Ray's message is not enough (:func:`cannot_start_unexplained`).
+    """
     if record.status == "STOPPED":
         return "CANCELLED: the job was stopped through the Ray Jobs API"
     if record.status != "FAILED":
         return None
     if record.exit_code in (TIMEOUT_EXIT, 128 + 9) and _ran_past_limit(record):
         return "TIME_LIMIT: the job ran past its maxDurationMinutes and was killed"
-    refused = _COULD_NOT_START.search(record.message) if record.exit_code in (126, 127) else None
+    refused = _COULD_NOT_START.search(f"{record.message}\n{log}") if record.exit_code in (126, 127) else None
     if refused is not None:
         code = "COMMAND_NOT_FOUND" if record.exit_code == 127 else "CANNOT_START"
         return f"{code}: cannot start {refused.group(1)!r}: {refused.group(2)}"

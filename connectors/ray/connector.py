@@ -224,11 +224,12 @@ class RayConnector(Connector):
         if state.terminal:
             self._forget(record.submission_id)
         exit_code = record.exit_code if record.exit_code is not None else (0 if state is CenterJobState.SUCCEEDED else None)
+        log = await self._log(record.submission_id) if state.terminal and api.cannot_start_unexplained(record) else ""
         return JobStatus(
             external_id=record.submission_id,
             state=state,
             exit_code=exit_code if state.terminal else None,
-            reason=api.failure_reason(record) if state.terminal else None,
+            reason=api.failure_reason(record, log) if state.terminal else None,
             started_at=started,
             finished_at=record.end_time if state.terminal else None,
             progress=progress,
