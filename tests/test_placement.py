@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -10,12 +11,16 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from aicn.replica_settings import ReplicaSettings
 from connectors.fault import FaultyConnector
+from resolvers.jobs import dispatch
 from store.tables import AccountRow
-from tests.conftest import Gateway, local_center
+from tests.conftest import Gateway, local_center, require_service
 from tests.data_helpers import file_at
 from tests.jobs_helpers import CANCEL, SUBMIT, job_state, python_job, submit, wait_for_state
 from tests.slurm_helpers import GPU, slurm_center
+from tests.statements import task_statements
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.both_databases  # the network queue and quotas are kept in the database
 
@@ -125,6 +130,56 @@ async def test_jobs_wait_in_the_network_queue_and_start_in_order(gateway_factory
     assert all(final["state"] == "SUCCEEDED" for final in finals)
     starts = [final["startedAt"] for final in finals]
     assert starts == sorted(starts)
+
+
+async def test_an_idle_network_queue_costs_no_statement_until_a_job_waits(gateway_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch, "IDLE_QUEUE_SECONDS", 3600.0)
+    center = FaultyConnector("flaky", {"cpu-core": 4})
+    gateway: Gateway = await gateway_factory([local_center("flaky")], {"flaky": center})
+    await eventually(lambda: gateway.runtime.dispatcher.queue_idle, "the queue's first round found no job waiting")
+    with task_statements(gateway, "network-queue") as statements:
+        await asyncio.sleep(2.5)  # the queue used to read the waiting jobs every second
+        assert statements == []
+        center.fault.refuse_submissions = True
+        job = await submit(gateway.client, python_job("print(1)", name="refused-once"))
+        assert job["state"] == "QUEUED"
+        center.fault.refuse_submissions = False
+        await eventually(lambda: center.submitted, "the woken queue handed the job over", timeout=10)
+    assert statements  # the woken round's
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # replicas share PostgreSQL and Redis
+async def test_a_job_that_starts_waiting_on_another_replica_wakes_an_idle_network_queue(
+    gateway_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_service("127.0.0.1", 6379, "Redis")
+    monkeypatch.setattr(dispatch, "IDLE_QUEUE_SECONDS", 3600.0)  # no safety-net round within the test: only a tell wakes it
+    center = FaultyConnector("flaky", {"cpu-core": 4})
+    center.fault.refuse_submissions = True
+    bus = {"bus_url": "redis://127.0.0.1:6379/0", "bus_prefix": f"aicn-test-{uuid.uuid4().hex[:12]}:"}
+    replicas: list[Gateway] = [
+        await gateway_factory(
+            [local_center("flaky")],
+            {"flaky": center},
+            replicas=ReplicaSettings(name=f"replica-{n}", lease_seconds=2.0, heartbeat_seconds=0.5),
+            **bus,
+        )
+        for n in range(2)
+    ]
+
+    def idle_holder() -> Gateway | None:
+        holder = next((replica for replica in replicas if replica.runtime.leases.holds("network-queue")), None)
+        return holder if holder is not None and holder.runtime.dispatcher.queue_idle else None
+
+    holder = await eventually(idle_holder, "a replica holds the network queue, and its round found no job waiting")
+    other = next(replica for replica in replicas if replica is not holder)
+    job = await submit(other.client, python_job("print(1)", name="refused-once"))  # the center refuses it: it waits
+    assert job["state"] == "QUEUED" and center.calls["submit"] >= 1 and not center.submitted
+    center.fault.refuse_submissions = False
+    await eventually(lambda: center.submitted, "the queue's holder, told over the bus, handed the job over", timeout=10)
+    placed = (await holder.client.execute(PLACEMENT, {"id": job["id"]}))["node"]
+    assert placed["center"] == {"name": "flaky"} and placed["placement"]["waiting"] is None
+    assert holder.runtime.leases.holds("network-queue")
 
 
 async def test_a_queued_job_survives_a_gateway_restart(gateway_factory: Any) -> None:

@@ -5,6 +5,11 @@ in between is finished on restart by resubmitting to that center (connectors key
 reference). When the chosen center refuses or cannot be reached, the next candidate is
 tried. A job that no center can start now waits QUEUED with no center; the queue loop
 places waiting jobs in submission order as capacity frees.
+
+The queue is told, not polled, of what it waits for: a job ending (capacity frees) and a job
+starting to wait, on whichever replica, come over the bus. While jobs wait it also looks every
+second (capacity can free where nothing tells: a center's own jobs, a quota raised); with no job
+waiting, only as a safety net, for news the bus lost and for submissions a dead replica left.
 """
 
 from __future__ import annotations
@@ -44,7 +49,12 @@ log = logging.getLogger(__name__)
 
 GB = Decimal(10**9)
 QUEUE_BATCH = 500
+#: the queue's round while jobs wait
 QUEUE_INTERVAL_SECONDS = 1.0
+#: the queue's safety-net round with no job waiting (a wake message lost, a dead replica's PENDING job)
+IDLE_QUEUE_SECONDS = 10.0
+#: the bus channel on which any replica tells the network queue's holder that a job waits
+QUEUE_CHANNEL = "network-queue"
 #: hand-overs in flight at once in one round of the network queue
 HAND_OVER_CONCURRENCY = 8
 
@@ -105,6 +115,8 @@ class Dispatcher:
         self._staging: dict[int, asyncio.Task[None]] = {}
         self._alarm = Alarm()
         self._task: asyncio.Task[None] | None = None
+        #: whether the queue's last round found jobs waiting (then it looks again every second)
+        self._jobs_waited = True
 
     # ------------------------------------------------------------------ offers
 
@@ -309,7 +321,7 @@ class Dispatcher:
             _, refused = await self._submit(current, center, area)
             if refused is not None:  # the center refused after all: back to the network queue, staged again elsewhere
                 await self._release(job.id, center, refused, "waiting for another center")
-                self.wake()
+                await self.tell_queue()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -378,7 +390,7 @@ class Dispatcher:
             return change
 
         job, _ = await self.ledger.apply(job_id, wait)
-        self.wake()
+        await self.tell_queue()
         return job
 
     # ------------------------------------------------------------------ the network queue
@@ -396,14 +408,27 @@ class Dispatcher:
         for task in list(self._staging.values()):
             await stop_task(task)
 
+    @property
+    def queue_idle(self) -> bool:
+        """Whether the network queue's last round found no job waiting (it then waits to be told)."""
+        return not self._jobs_waited
+
     def wake(self) -> None:
         self._alarm.ring()
 
+    async def tell_queue(self) -> None:
+        """A job waits: wake the network queue, here and on the replica that holds it."""
+        self.wake()
+        await self.ledger.bus.publish(QUEUE_CHANNEL, {})
+
     async def _run(self) -> None:
+        self._jobs_waited = True  # a replica taking the queue over looks at once, and then as if jobs waited
+        unwatch = self.ledger.bus.watch(QUEUE_CHANNEL, lambda _message: self.wake())
         listener = asyncio.create_task(self._wake_on_job_ends())
         try:
             await self._serve_queue()
         finally:
+            unwatch()
             await stop_task(listener)
 
     async def _wake_on_job_ends(self) -> None:
@@ -416,7 +441,7 @@ class Dispatcher:
 
     async def _serve_queue(self) -> None:
         while True:
-            await self._alarm.sleep(QUEUE_INTERVAL_SECONDS)
+            await self._alarm.sleep(QUEUE_INTERVAL_SECONDS if self._jobs_waited else IDLE_QUEUE_SECONDS)
             try:
                 await self.dispatch_queue()
             except asyncio.CancelledError:
@@ -434,6 +459,7 @@ class Dispatcher:
         """
         async with self.db.read() as session:
             waiting = await job_store.waiting_jobs(session, QUEUE_BATCH)
+        self._jobs_waited = bool(waiting)
         if not waiting:
             return 0
         waiting = queue_order(waiting, utcnow())
