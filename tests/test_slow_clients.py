@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from aicn.serving import BODY_GRACE_SECONDS, HEADER_SECONDS, DeadlineH11Protocol
+from aicn.serving import BODY_GRACE_SECONDS, HEADER_SECONDS, DeadlineHttpProtocol
 from graph.http.rules import BODY_SECONDS
 from tests.conftest import DatabaseChoice, Gateway
 from tests.served_gateway import ServedGateway, write_config
@@ -134,7 +134,7 @@ async def test_every_request_on_a_keep_alive_connection_has_deadlines_a_websocke
 async def test_an_upload_may_take_longer_than_the_body_deadline_while_its_body_keeps_coming(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(DeadlineH11Protocol, "body_seconds", 2.0)  # the deadline, shortened for the test
+    monkeypatch.setattr(DeadlineHttpProtocol, "body_seconds", 2.0)  # the deadline, shortened for the test
     pieces = [bytes([index]) * 1000 for index in range(15)]
     data = b"".join(pieces)
     reader, writer = await asyncio.open_connection("127.0.0.1", int(gateway.url.rsplit(":", 1)[1]))
