@@ -47,7 +47,7 @@ QUERY = "{ computeUnits(first: 100) { totalCount edges { node { center { name } 
 
 
 def serve(centers: int, latency: float, hang: int, deadline: float, port: int, data_dir: str) -> None:
-    import uvicorn
+    from profiling import serve_app  # bench/profiling.py, beside this file
 
     from aicn.runtime import Runtime
     from aicn.settings import CenterConfig, DeviceConfig, Settings
@@ -81,7 +81,7 @@ def serve(centers: int, latency: float, hang: int, deadline: float, port: int, d
 
     tune_gc()  # as `aicn serve` does
     app = timed_app(create_app(Runtime(settings, connectors)), clock)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    serve_app(app, port, None)
 
 
 @dataclass

@@ -52,7 +52,7 @@ PROGRESS = (
 
 
 def serve(config_path: str) -> None:
-    import uvicorn
+    from profiling import serve_app  # bench/profiling.py, beside this file
 
     from aicn.cli import tune_gc
     from aicn.runtime import Runtime
@@ -65,7 +65,7 @@ def serve(config_path: str) -> None:
     settings = Settings(**document)
     connectors = {slow: FaultyConnector(slow, {"nvidia-a100-80gb": 8}, latency=LEAF_LATENCY)} if slow else {}
     tune_gc()
-    uvicorn.run(create_app(Runtime(settings, connectors)), host="127.0.0.1", port=settings.port, log_level="warning")
+    serve_app(create_app(Runtime(settings, connectors)), settings.port, None)
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""A benchmark's gateway served by uvicorn on loopback; under pyinstrument when a profile is asked for."""
+"""A benchmark's gateway served on loopback as `aicn serve` serves it (``aicn.serving.server_config``); under pyinstrument when a profile is asked for."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Any
 
 import uvicorn
 
+from aicn.serving import server_config
+
 
 def serve_app(app: Any, port: int, profile: Path | None) -> None:
     """Serve ``app`` on 127.0.0.1:``port`` until stopped; with ``profile``, the run's pyinstrument
     profile is written there at the end (HTML for ``.html``, text otherwise)."""
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
     if profile is None:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+        server.run()
         return
     from pyinstrument import Profiler
 
@@ -25,7 +28,7 @@ def serve_app(app: Any, port: int, profile: Path | None) -> None:
     profiler = Profiler(async_mode="disabled")
     profiler.start()
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+        server.run()
     finally:
         profiler.stop()
         profile.write_text(profiler.output_html() if profile.suffix == ".html" else profiler.output_text(unicode=True, show_all=False))
