@@ -21,8 +21,9 @@ class WebhookSettings(BaseModel):
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    #: how often the deliverer looks at the outbox when no news wakes it
-    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    #: the safety net: how often the deliverer looks at the outbox with no news (new deliveries wake
+    #: it over the bus, and it sleeps until the next attempt falls due)
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
 
     @field_validator("allowed_networks")
     @classmethod

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.paging import Page, count_rows, keyset_page
@@ -124,6 +124,22 @@ async def due_delivery_ids(session: AsyncSession, now: datetime, limit: int) -> 
         .limit(limit)
     )
     return list(rows)
+
+
+async def next_due_at(session: AsyncSession, now: datetime) -> datetime | None:
+    """When a pending delivery next falls due: the earliest next attempt of those no deliverer
+    holds, or the earliest end of a lease (a deliverer that died holding it); None when none is pending."""
+    held = and_(WebhookDeliveryRow.leased_until.is_not(None), WebhookDeliveryRow.leased_until >= now)
+    row = (
+        await session.execute(
+            select(
+                func.min(case((~held, WebhookDeliveryRow.next_attempt_at))),
+                func.min(case((held, WebhookDeliveryRow.leased_until))),
+            ).where(WebhookDeliveryRow.state == PENDING)
+        )
+    ).one()
+    times = [time for time in row if time is not None]
+    return min(times) if times else None
 
 
 async def lease(session: AsyncSession, delivery_id: int, now: datetime, until: datetime) -> bool:

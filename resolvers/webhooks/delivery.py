@@ -6,6 +6,10 @@ and records the attempt. A failed attempt is retried after an exponential backof
 A gateway killed mid-attempt leaves a lease that runs out; another round (here or on another
 gateway) sends the same delivery again with the same delivery id: delivery is at least once,
 and receivers drop repeats by that id.
+
+The deliverer is told, not polling: news on the bus wakes it for a new delivery, and after each
+round it sleeps until the next attempt falls due (a retry's backoff, a dead deliverer's lease
+running out). ``poll_seconds`` is only the safety net, for news the bus lost.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from store.types import utcnow
 
 log = logging.getLogger(__name__)
 BATCH = 50
+#: the shortest sleep between rounds when something is due already (another deliverer's race)
+MIN_SLEEP_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class RetryPolicy:
     base_seconds: float = 2.0
     max_seconds: float = 3600.0
     timeout_seconds: float = 10.0
-    poll_seconds: float = 1.0
+    #: the safety net: the longest the deliverer sleeps with no news (a bus message lost)
+    poll_seconds: float = 10.0
     concurrency: int = 8
 
     @property
@@ -86,13 +93,23 @@ class WebhookDeliverer:
         while True:
             try:
                 busy = await self.work_once()
+                wait = 0.0 if busy >= BATCH else await self._until_due()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a database hiccup: the next round tries again
+            except Exception:  # a database hiccup: the next round tries again, after a first retry's wait
                 log.warning("webhook delivery round failed", exc_info=True)
-                busy = 0
-            if busy < BATCH:
-                await self._alarm.sleep(self.retry.poll_seconds)
+                wait = min(self.retry.poll_seconds, self.retry.base_seconds)
+            if wait > 0:
+                await self._alarm.sleep(wait)
+
+    async def _until_due(self) -> float:
+        """Seconds until a pending delivery falls due, within the safety net's ``poll_seconds``."""
+        now = utcnow()
+        async with self.db.read() as session:
+            due = await webhook_store.next_due_at(session, now)
+        if due is None:
+            return self.retry.poll_seconds
+        return min(self.retry.poll_seconds, max(MIN_SLEEP_SECONDS, (due - now).total_seconds()))
 
     async def work_once(self) -> int:
         """One round: send every delivery due now (up to a batch); how many were taken."""
