@@ -187,8 +187,12 @@ class Leases:
                 current = {row.holder for row in (*rows, *presence) if row.expires_at >= now and row.holder != self.holder}
                 dead = {holder for holder in current if died_here(holder)} if self.reclaim_dead_local else set()
                 live = {row.holder for row in presence if row.expires_at >= now and row.holder not in dead} | {self.holder}
-                await lease_store.take_expired(session, self.holder, self._to_take(rows, dead, len(live), now), now, until, dead)
-                granted = await lease_store.held_by(session, self.holder, now)
+                taking = self._to_take(rows, dead, len(live), now)
+                if taking:
+                    await lease_store.take_expired(session, self.holder, taking, now, until, dead)
+                    granted = await lease_store.held_by(session, self.holder, now)
+                else:  # nothing taken: what we hold is in the rows just read, after the renewal
+                    granted = {row.name: row.epoch for row in rows if row.holder == self.holder and row.expires_at >= now}
             self._renewed_at = began
             for name, epoch in list(self._held.items()):
                 if granted.get(name) != epoch:
