@@ -131,6 +131,7 @@ async def test_an_idle_center_costs_no_statement_and_a_handed_job_is_looked_at_a
     center = AskedConnector("idle", {"cpu-core": 8})
     gateway = await gateway_factory([local_center("idle", poll_interval_seconds=0.05)], {"idle": center})
     reconciler = next(r for r in gateway.runtime.reconcilers if r.center.name == "idle")
+    await eventually(lambda: reconciler.full_rounds >= 1, "the start's recovery and first round are over")
     with reconciler_statements(gateway, "idle") as statements:
         reconciler.wake()  # a full round: its one read is seen here
         await eventually(lambda: statements, "the woken round's read")

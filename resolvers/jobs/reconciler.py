@@ -97,6 +97,8 @@ class Reconciler:
         #: the center's lease (replicas): no write once another replica holds it
         self.fence: Fence | None = None
         self._draining = False
+        #: full rounds made since the start (one follows the start's recovery at once)
+        self.full_rounds = 0
 
     def start(self) -> None:
         self._draining = False
@@ -158,6 +160,7 @@ class Reconciler:
                     self._told.clear()  # a full round looks at every job anyway
                     self._handed.clear()
                     busy = await self.reconcile_once()
+                    self.full_rounds += 1
                     # with nothing to watch, no poll: a hand-over, a wake or the sweep says when there is
                     due = loop.time() + self._poll_interval() if busy else math.inf
                 elif self._told or self._handed:
