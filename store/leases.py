@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, String, delete, or_, select, tuple_, update
+from sqlalchemy import BigInteger, ColumnElement, Integer, String, and_, delete, false, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,12 +50,15 @@ def _at_epochs(held: dict[str, int]) -> Iterator[ColumnElement[bool]]:
 
 
 async def renew(session: AsyncSession, holder: str, held: dict[str, int], now: datetime, until: datetime) -> None:
-    """Push back the expiry of the leases ``holder`` holds at the epochs it was granted: one statement
-    for all of them (a replica reconciling 50 centers renews 54 leases every heartbeat)."""
-    for at_epochs in _at_epochs(held):
-        await session.execute(
-            update(LeaseRow).where(at_epochs, LeaseRow.holder == holder, LeaseRow.expires_at >= now).values(expires_at=until)
-        )
+    """Push back the expiry of the leases ``holder`` holds at the epochs it was granted, and of its
+    presence row: one statement for all of them (a replica reconciling 50 centers renews 54 leases
+    every heartbeat). A presence row that is not there yet is made by :func:`announce`."""
+    presence = LeaseRow.name == PRESENCE + holder
+    slices = list(_at_epochs(held)) or [false()]
+    for index, at_epochs in enumerate(slices):
+        renewed = and_(at_epochs, LeaseRow.expires_at >= now)
+        which = or_(renewed, presence) if index == 0 else renewed
+        await session.execute(update(LeaseRow).where(LeaseRow.holder == holder, which).values(expires_at=until))
 
 
 async def take_expired(
@@ -107,12 +110,10 @@ async def still_held(session: AsyncSession, name: str, holder: str, epoch: int, 
     return (await session.scalar(query)) is not None
 
 
-async def announce(session: AsyncSession, holder: str, now: datetime, until: datetime) -> None:
-    """Renew (or create) this replica's presence row, so that the others count it as live until ``until``."""
-    name = PRESENCE + holder
-    result = await session.execute(update(LeaseRow).where(LeaseRow.name == name).values(expires_at=until))
-    if not getattr(result, "rowcount", 0):
-        session.add(LeaseRow(name=name, holder=holder, epoch=1, expires_at=until, acquired_at=now))
+def announce(session: AsyncSession, holder: str, now: datetime, until: datetime) -> None:
+    """Create this replica's presence row (renewed from then on by :func:`renew`), so that the others
+    count it as live until ``until``."""
+    session.add(LeaseRow(name=PRESENCE + holder, holder=holder, epoch=1, expires_at=until, acquired_at=now))
 
 
 async def withdraw(session: AsyncSession, holder: str) -> None:

@@ -182,8 +182,9 @@ class Leases:
             until = now + timedelta(seconds=self.ttl)
             async with self.db.transaction() as session:
                 await lease_store.renew(session, self.holder, {**self._held, **self._draining}, now, until)
-                await lease_store.announce(session, self.holder, now, until)
                 rows, presence = await lease_store.lease_table(session)
+                if not any(row.holder == self.holder for row in presence):
+                    lease_store.announce(session, self.holder, now, until)  # the first beat (or after a long pause)
                 current = {row.holder for row in (*rows, *presence) if row.expires_at >= now and row.holder != self.holder}
                 dead = {holder for holder in current if died_here(holder)} if self.reclaim_dead_local else set()
                 live = {row.holder for row in presence if row.expires_at >= now and row.holder not in dead} | {self.holder}
