@@ -148,6 +148,18 @@ async def test_an_idle_network_queue_costs_no_statement_until_a_job_waits(gatewa
     assert statements  # the woken round's
 
 
+async def test_while_jobs_wait_the_network_queue_looks_once_a_second_not_flat_out(gateway_factory: Any) -> None:
+    gateway: Gateway = await gateway_factory([local_center("only", cores=1)])
+    jobs = [await submit(gateway.client, python_job("import time; time.sleep(30)", name=f"busy-{n}")) for n in range(3)]
+    assert [job["state"] for job in jobs[1:]] == ["QUEUED", "QUEUED"]  # the center holds one: two wait
+    with task_statements(gateway, "network-queue") as statements:
+        await asyncio.sleep(3.0)  # the pace under test: three rounds' worth
+    # a round's reads are a handful; a queue that woke itself for each job it re-waited ran hundreds a second
+    assert 0 < len(statements) <= 40, len(statements)
+    for job in jobs:
+        await gateway.client.execute(CANCEL, {"id": job["id"]})
+
+
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)  # replicas share PostgreSQL and Redis
 async def test_a_job_that_starts_waiting_on_another_replica_wakes_an_idle_network_queue(
     gateway_factory: Any, monkeypatch: pytest.MonkeyPatch

@@ -389,8 +389,11 @@ class Dispatcher:
                 change.events.append({"kind": JobEventKind.PLACEMENT, "message": waiting})
             return change
 
-        job, _ = await self.ledger.apply(job_id, wait)
-        await self.tell_queue()
+        job, written = await self.ledger.apply(job_id, wait)
+        # only a job that has just started to wait: the queue's own round re-waits the jobs it
+        # could not start, and waking itself for them would run it flat out while any job waits
+        if any(record.kind == JobEventKind.STATE and record.state == JobState.QUEUED for record in written):
+            await self.tell_queue()
         return job
 
     # ------------------------------------------------------------------ the network queue
