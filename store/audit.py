@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, insert, select
@@ -16,29 +18,34 @@ from store.types import utcnow
 _INSERT_ENTRY = insert(cast(Table, AuditEntryRow.__table__))
 
 
-async def add_entry(
-    session: AsyncSession,
-    *,
-    account_id: int | None,
-    token_id: int | None,
-    operation: str,
-    input: dict[str, Any] | None,
-    outcome: str,
-    codes: Sequence[str],
-    request_id: str | None,
-) -> None:
-    """One INSERT, without a RETURNING of the id."""
-    entry = {
-        "at": utcnow(),
-        "account_id": account_id,
-        "token_id": token_id,
-        "operation": operation,
-        "input": input,
-        "outcome": outcome,
-        "codes": list(codes),
-        "request_id": request_id,
-    }
-    await session.execute(_INSERT_ENTRY, [entry])  # as a batch of one: no RETURNING of the new id
+@dataclass(frozen=True)
+class NewEntry:
+    account_id: int | None
+    token_id: int | None
+    operation: str
+    input: dict[str, Any] | None
+    outcome: str
+    codes: Sequence[str]
+    request_id: str | None
+    at: datetime = field(default_factory=utcnow)
+
+
+async def add_entries(session: AsyncSession, entries: Sequence[NewEntry]) -> None:
+    """One INSERT of them all, without a RETURNING of the ids."""
+    rows = [
+        {
+            "at": entry.at,
+            "account_id": entry.account_id,
+            "token_id": entry.token_id,
+            "operation": entry.operation,
+            "input": entry.input,
+            "outcome": entry.outcome,
+            "codes": list(entry.codes),
+            "request_id": entry.request_id,
+        }
+        for entry in entries
+    ]
+    await session.execute(_INSERT_ENTRY, rows)  # as a batch: no RETURNING of the new ids
 
 
 def _select(account_id: int | None) -> Select[Any]:
