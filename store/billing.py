@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,17 +43,64 @@ _BUMP_LOCK_VERSION = (
 )
 
 
+_ACCOUNTS = cast(Table, BillingAccountRow.__table__)
+#: a submit's check of what the account can hold, under the same lock: on the table, returning
+#: only the terms it reads (the ORM-enabled UPDATE loading a whole row was a submit's dearest statement)
+_LOCK_FOR_TERMS = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.account_id == bindparam("locked_account_id"))
+    .values(lock_version=_ACCOUNTS.c.lock_version + 1, updated_at=bindparam("locked_at", type_=_ACCOUNTS.c.updated_at.type))
+    .returning(
+        _ACCOUNTS.c.balance,
+        _ACCOUNTS.c.held,
+        _ACCOUNTS.c.currency,
+        _ACCOUNTS.c.low_balance_threshold,
+        _ACCOUNTS.c.budget_hard,
+        _ACCOUNTS.c.monthly_budget,
+    )
+)
+
+
+@dataclass(frozen=True)
+class AccountTerms:
+    """What an account holds and may spend, as its lock read it."""
+
+    balance: Decimal
+    held: Decimal
+    currency: str
+    low_balance_threshold: Decimal | None
+    budget_hard: bool
+    monthly_budget: Decimal | None
+
+
 async def lock_account(session: AsyncSession, account_id: int, *, currency: str, opening_balance: Decimal) -> BillingAccountRow:
     """The account's billing row, created with ``opening_balance`` on first use, locked
     for the rest of the transaction (the UPDATE takes PostgreSQL's row lock and SQLite's
     write lock alike, so the reads that follow are consistent). One statement: the UPDATE
     returns the row it locked."""
-    now = utcnow()
-    bump = {"locked_account_id": account_id, "locked_at": now}
+    bump = {"locked_account_id": account_id, "locked_at": utcnow()}
     locked = (await session.scalars(_BUMP_LOCK_VERSION, bump)).first()
     if locked is not None:
         return locked
-    # first use; a concurrent first use may insert it too
+    await _open_account(session, account_id, currency=currency, opening_balance=opening_balance)
+    row = (await session.scalars(_BUMP_LOCK_VERSION, bump)).first()
+    assert row is not None
+    return row
+
+
+async def lock_account_terms(session: AsyncSession, account_id: int, *, currency: str, opening_balance: Decimal) -> AccountTerms:
+    """``lock_account`` for a caller that only reads the account's terms: the same lock, no ORM row."""
+    bump = {"locked_account_id": account_id, "locked_at": utcnow()}
+    locked = (await session.execute(_LOCK_FOR_TERMS, bump)).first()
+    if locked is None:
+        await _open_account(session, account_id, currency=currency, opening_balance=opening_balance)
+        locked = (await session.execute(_LOCK_FOR_TERMS, bump)).one()
+    return AccountTerms(**locked._mapping)
+
+
+async def _open_account(session: AsyncSession, account_id: int, *, currency: str, opening_balance: Decimal) -> None:
+    """The account's billing row on its first use; a concurrent first use may insert it too."""
+    now = utcnow()
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
         insert(BillingAccountRow)
@@ -69,9 +116,6 @@ async def lock_account(session: AsyncSession, account_id: int, *, currency: str,
         )
         .on_conflict_do_nothing(index_elements=["account_id"])
     )
-    row = (await session.scalars(_BUMP_LOCK_VERSION, bump)).first()
-    assert row is not None
-    return row
 
 
 async def billing_accounts_by_ids(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, BillingAccountRow]:

@@ -267,7 +267,7 @@ async def first_events(session: AsyncSession, job: JobRow, events: Sequence[Mapp
         }
         for seq, event in enumerate(events, start=1)
     ]
-    await session.execute(insert(JobEventRow).execution_options(render_nulls=True), values)
+    await session.execute(_INSERT_EVENT, values)
     return [JobEventRow(**value) for value in values]
 
 

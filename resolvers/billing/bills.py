@@ -21,6 +21,7 @@ from resolvers.webhooks.events import EventKind
 from resolvers.webhooks.outbox import enqueue_event
 from store import billing as billing_store
 from store import budgets as budget_store
+from store.billing import AccountTerms
 from store.billing_tables import BillingAccountRow, BillLineRow, BillRow, BudgetAlertRow
 from store.types import utcnow
 
@@ -43,6 +44,12 @@ class BillBook:
 
     async def lock(self, session: AsyncSession, account_id: int) -> BillingAccountRow:
         return await billing_store.lock_account(
+            session, account_id, currency=self.policy.currency, opening_balance=self.policy.opening_balance
+        )
+
+    async def lock_terms(self, session: AsyncSession, account_id: int) -> AccountTerms:
+        """``lock`` for a caller that reads only what the account holds and may spend."""
+        return await billing_store.lock_account_terms(
             session, account_id, currency=self.policy.currency, opening_balance=self.policy.opening_balance
         )
 

@@ -105,7 +105,7 @@ class BillingService:
         the account's low-balance threshold, if it has one) and under a hard budget. When it
         does, the caller writes the job carrying the hold in the same transaction. A refusal
         by the threshold records a LOW_BALANCE alert, whose news goes into ``notices``."""
-        account = await self.book.lock(session, account_id)
+        account = await self.book.lock_terms(session, account_id)
         held = account.held  # as the lock read it: no job of this transaction is written yet
         available = account.balance - held
         currency = account.currency
@@ -117,7 +117,7 @@ class BillingService:
             )
         threshold = account.low_balance_threshold
         if threshold is not None and available - hold < threshold:
-            found = await self.book.check_low_balance(session, account, hold)
+            found = await self.book.check_low_balance(session, await self.book.lock(session, account_id), hold)
             if notices is not None:
                 notices.extend(found)
             return UserErrorData(
