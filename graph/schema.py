@@ -25,6 +25,7 @@ from graph.centers.query import CatalogQuery, CenterQuery, GatewayQuery
 from graph.centers.subscription import CenterSubscription
 from graph.centers.types import ComputeCenter, ComputeUnit
 from graph.core.errors import ShapeErrors
+from graph.core.inputs import build_inputs_from_plans
 from graph.core.scalars import SCALAR_MAP
 from graph.core.sharing import SharingExecutor
 from graph.data.mutations import DataMutation
@@ -134,7 +135,9 @@ def schema_arguments() -> dict[str, Any]:
 
 
 def build_schema() -> strawberry.Schema:
-    return Schema(query=Query, **schema_arguments())
+    built = Schema(query=Query, **schema_arguments())
+    build_inputs_from_plans(built)
+    return built
 
 
 schema = build_schema()

@@ -19,6 +19,7 @@ from strawberry.tools import merge_types
 from strawberry.types import Info
 
 from graph.core.context import Context
+from graph.core.inputs import build_inputs_from_plans
 from graph.federation.directives import attached
 from graph.nodes import resolve_node
 from graph.schema import Query, schema_arguments
@@ -78,7 +79,9 @@ async def _entity(info: Info, representation: Any) -> Any:
 def build_federated_schema() -> FederatedSchema:
     query = merge_types("Query", (Query, ServiceQuery))
     with attached(plain_schema._schema):
-        return FederatedSchema(query=query, federation_version=FEDERATION_VERSION, **schema_arguments())
+        built = FederatedSchema(query=query, federation_version=FEDERATION_VERSION, **schema_arguments())
+    build_inputs_from_plans(built)
+    return built
 
 
 federated_schema = build_federated_schema()
