@@ -96,6 +96,8 @@ class QueryShape:
     depth: int
     aliases: int
     root_fields: tuple[str, ...] = field(default_factory=tuple)
+    #: the variables the measure read (page sizes, list lengths): it depends on nothing else
+    variables_read: frozenset[str] = frozenset()
 
     @property
     def introspection_only(self) -> bool:
@@ -110,6 +112,7 @@ class _Walker:
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self._memo: dict[tuple[str, int | None], _Measure] = {}
         self._active: set[str] = set()
+        self.read: set[str] = set()
 
     def selection_set(self, selections: SelectionSetNode | None, parent: GraphQLNamedType | None, page: int | None = None) -> _Measure:
         """The measure of one selection set; its depth counts the field levels below ``parent``.
@@ -186,6 +189,7 @@ class _Walker:
 
     def resolve(self, value: ValueNode | None) -> Any:
         if isinstance(value, VariableNode):
+            self.read.add(value.name.value)
             return self.variables.get(value.name.value)
         return value
 
@@ -266,7 +270,19 @@ def measure(
     names = _root_names(walker, operation.selection_set)
     if operation.operation.value == "mutation":
         cost += MUTATION_COST * sum(1 for name in names if not name.startswith("__"))
-    return QueryShape(cost=cost, depth=total.depth, aliases=total.aliases, root_fields=tuple(names))
+    return QueryShape(cost=cost, depth=total.depth, aliases=total.aliases, root_fields=tuple(names), variables_read=frozenset(walker.read))
+
+
+def cost_key(shape: QueryShape, variables: Mapping[str, Any] | None) -> tuple[tuple[int | None, int | None], ...]:
+    """What of ``variables`` the measure of ``shape``'s operation depends on: of each variable it read,
+    the integer (a page size) and the list length it can take; equal keys, equal measures."""
+    values = variables or {}
+    return tuple(_as_read(values.get(name)) for name in sorted(shape.variables_read))
+
+
+def _as_read(value: Any) -> tuple[int | None, int | None]:
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    return number, len(value) if isinstance(value, list) else None
 
 
 #: GraphQL's lexemes, close enough to count them at C speed (commas and comments are not tokens)

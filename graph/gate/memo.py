@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode
 
 from graph.core.permissions import required_scopes
-from graph.gate.cost import QueryShape, measure
+from graph.gate.cost import QueryShape, cost_key, measure
 
 #: as many documents as the parser cache keeps
 SIZE = 1024
+#: measures kept per document for different page sizes (a client paging through sends a few)
+SHAPES_PER_DOCUMENT = 16
 
 
 @dataclass
@@ -30,6 +32,8 @@ class _Learned:
     schema: GraphQLSchema
     shape: QueryShape | None = None
     scopes: dict[str, str] | None = None
+    #: measures with variables, by what of them the measure reads (``cost_key``)
+    shapes: dict[tuple[Any, ...], QueryShape] = field(default_factory=dict)
 
 
 class DocumentMemo:
@@ -40,13 +44,21 @@ class DocumentMemo:
     def shape(
         self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, variables: Mapping[str, Any] | None
     ) -> QueryShape:
-        """``measure``'s answer; kept only for an operation without variables (they may change its cost)."""
-        if variables:
-            return measure(schema, document, operation, variables)
+        """``measure``'s answer, kept for the next request of the same document whose variables give the
+        measure the same page sizes and list lengths (a ``submitJob``'s ``$input`` gives it none)."""
         learned = self._learned(schema, document, operation)
         if learned.shape is None:
             learned.shape = measure(schema, document, operation, variables)
-        return learned.shape
+            learned.shapes[cost_key(learned.shape, variables)] = learned.shape
+            return learned.shape
+        key = cost_key(learned.shape, variables)  # which variables it reads depends on the document only
+        shape = learned.shapes.get(key)
+        if shape is None:
+            shape = measure(schema, document, operation, variables)
+            if len(learned.shapes) >= SHAPES_PER_DOCUMENT:
+                learned.shapes.clear()
+            learned.shapes[key] = shape
+        return shape
 
     def scopes(self, schema: Any, document: DocumentNode, operation: OperationDefinitionNode) -> Mapping[str, str]:
         """``required_scopes``' answer (variables do not change which fields are read)."""

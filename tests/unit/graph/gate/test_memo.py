@@ -6,7 +6,7 @@ from graphql import get_operation_ast, parse
 
 from graph.core.permissions import required_scopes
 from graph.gate.cost import measure
-from graph.gate.memo import DocumentMemo
+from graph.gate.memo import SHAPES_PER_DOCUMENT, DocumentMemo
 from graph.schema import schema as served
 from tests.unit.graph.gate.small_schema import SCHEMA
 
@@ -31,14 +31,33 @@ def test_the_same_document_is_measured_once_and_answers_as_measure_does() -> Non
     assert memo.shape(SCHEMA, again, again_operation, None) is not first
 
 
-def test_variables_are_never_answered_from_the_memo() -> None:
+def test_a_measure_with_variables_is_kept_for_the_page_sizes_it_read() -> None:
     memo = DocumentMemo()
     document, operation = _parsed(PAGE)
     default = memo.shape(SCHEMA, document, operation, None)
     assert default == measure(SCHEMA, document, operation, None)
-    assert memo.shape(SCHEMA, document, operation, {"n": 50}).cost == 1 + 50 * 2
+    fifty = memo.shape(SCHEMA, document, operation, {"n": 50})
+    assert fifty.cost == 1 + 50 * 2 and fifty.variables_read == {"n"}
     assert memo.shape(SCHEMA, document, operation, {"n": 1}).cost == 1 + 1 * 2
+    assert memo.shape(SCHEMA, document, operation, {"n": 50}) is fifty
     assert memo.shape(SCHEMA, document, operation, None) is default
+
+
+def test_variables_the_measure_does_not_read_do_not_change_what_is_kept() -> None:
+    memo = DocumentMemo()
+    document, operation = _parsed('mutation($input: CancelJobInput!) { cancelJob(input: $input) { job { id } } }')
+    first = memo.shape(served._schema, document, operation, {"input": {"id": "a"}})
+    assert first.variables_read == frozenset()
+    assert memo.shape(served._schema, document, operation, {"input": {"id": "b"}}) is first
+
+
+def test_a_document_paged_through_many_sizes_keeps_a_bounded_number_of_measures() -> None:
+    memo = DocumentMemo()
+    document, operation = _parsed(PAGE)
+    for n in range(1, 100):
+        assert memo.shape(SCHEMA, document, operation, {"n": n}).cost == 1 + n * 2
+        assert len(memo._learned(SCHEMA, document, operation).shapes) <= SHAPES_PER_DOCUMENT
+    assert memo.shape(SCHEMA, document, operation, {"n": 2}).cost == 1 + 2 * 2
 
 
 def test_each_operation_of_a_document_has_its_own_entry() -> None:
