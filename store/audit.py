@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from store.auth_tables import AuditEntryRow
 from store.paging import Page, count_rows, keyset_page
@@ -30,7 +30,7 @@ class NewEntry:
     at: datetime = field(default_factory=utcnow)
 
 
-async def add_entries(session: AsyncSession, entries: Sequence[NewEntry]) -> None:
+async def add_entries(session: AsyncSession | AsyncConnection, entries: Sequence[NewEntry]) -> None:
     """One INSERT of them all, without a RETURNING of the ids."""
     rows = [
         {

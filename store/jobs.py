@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, and_, bindparam, func, insert, literal, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import defer, make_transient_to_detached
 
 from store.paging import Page, count_rows, keyset_page
@@ -287,7 +287,9 @@ _RECORD_SUBMISSION = (
 _INSERT_EVENT = insert(cast(Table, JobEventRow.__table__)).execution_options(render_nulls=True)
 
 
-async def record_submission(session: AsyncSession, job_id: int, external_id: str, state: JobState, message: str) -> JobEventRow | None:
+async def record_submission(
+    session: AsyncSession | AsyncConnection, job_id: int, external_id: str, state: JobState, message: str
+) -> JobEventRow | None:
     """A hand-over's outcome, the center's id for the job and its new state with their STATE event, in
     two statements and with no read of the job: written only while the job is still unsubmitted (no
     cancel or other hand-over got there first), its next sequence number taken by the UPDATE itself.

@@ -54,8 +54,8 @@ class AuditLog:
 
     async def _write(self, entries: Sequence[NewEntry]) -> None:
         try:
-            async with self.db.transaction() as session:
-                await audit_store.add_entries(session, entries)
+            async with self.db.core_transaction() as connection:
+                await audit_store.add_entries(connection, entries)
         except Exception:
             if len(entries) == 1:
                 raise
@@ -63,8 +63,8 @@ class AuditLog:
             log.warning("a batch of %d audit entries failed; writing them one by one", len(entries), exc_info=True)
             for entry in entries:
                 try:
-                    async with self.db.transaction() as session:
-                        await audit_store.add_entries(session, [entry])
+                    async with self.db.core_transaction() as connection:
+                        await audit_store.add_entries(connection, [entry])
                 except Exception:
                     log.exception("could not write the audit entry for %s (request_id=%s)", entry.operation, entry.request_id)
 

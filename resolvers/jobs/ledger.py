@@ -244,8 +244,8 @@ class JobLedger:
         and no read of the row (``job_store.record_submission``); a hand-over is on every submit's path.
         ``job`` (its id and owner) comes back as written, or None when the job had moved on meanwhile
         (cancelled, handed over by another writer) and nothing was written."""
-        async with self.db.transaction() as session:
-            row = await job_store.record_submission(session, job.id, external_id, state, message)
+        async with self.db.core_transaction() as connection:
+            row = await job_store.record_submission(connection, job.id, external_id, state, message)
         if row is None:
             return None
         job.external_id, job.state, job.last_seq, job.updated_at = external_id, state, row.seq, row.at
