@@ -45,7 +45,7 @@ def test_a_measure_with_variables_is_kept_for_the_page_sizes_it_read() -> None:
 
 def test_variables_the_measure_does_not_read_do_not_change_what_is_kept() -> None:
     memo = DocumentMemo()
-    document, operation = _parsed('mutation($input: CancelJobInput!) { cancelJob(input: $input) { job { id } } }')
+    document, operation = _parsed("mutation($input: CancelJobInput!) { cancelJob(input: $input) { job { id } } }")
     first = memo.shape(served._schema, document, operation, {"input": {"id": "a"}})
     assert first.variables_read == frozenset()
     assert memo.shape(served._schema, document, operation, {"input": {"id": "b"}}) is first
