@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,9 +80,24 @@ async def test_a_queued_job_streams_once_it_starts(gateway: Gateway) -> None:
 async def test_lines_beyond_the_rate_are_dropped_and_counted(gateway_factory: Any) -> None:
     gateway: Gateway = await gateway_factory(limits=GENEROUS_LIMITS.model_copy(update={"log_lines_per_second": 50}))
     gql = gateway.client
-    flood = "import time\ntime.sleep(1)\nfor i in range(5000):\n    print(f'line {i}')\n"
+    # the job floods once the test's subscriber has seen it start (a go file), never before it listens
+    folder = Path(tempfile.mkdtemp(prefix="aicn-flood-"))
+    folder.chmod(0o755)  # the job may run as a uid of its own
+    go = folder / "go"
+    flood = (
+        "import os, time\nprint('ready', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.01)\n"
+        "for i in range(5000):\n    print(f'line {i}')\n"
+    )
     job = await submit(gql, python_job(flood))
-    messages = await collect(gql, job["id"], tail=0)
+    messages: list[dict[str, Any]] = []
+    try:
+        async for data in gql.subscribe(LOGS, {"id": job["id"], "tail": 1}, timeout=30):
+            messages.append(data["jobLogs"])
+            if "ready" in data["jobLogs"]["lines"]:
+                go.touch()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     lines = lines_of(messages)
     own = [line for line in lines if line.startswith("line ")]
     markers = [line for line in lines if line.startswith("[aicn: ") and "lines dropped" in line]
