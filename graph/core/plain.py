@@ -12,6 +12,11 @@ a value of the wrong type, an awaitable) gives the object back to graphql-core, 
 it the normal way and reports the error exactly as before: reading a plain field twice is
 harmless. With a resolve hook (a tracing extension) or incremental delivery, nothing is taken
 over. A plan is made once per (type, selection) of an execution, so a list's items share one.
+
+A subscription's executor is copied for each event, and the copy would share the memos keyed
+by the identity of field lists (graphql-core's own and the plans here) with every other event's;
+each event collects its root fields anew, so those memos would gain entries on every event for
+as long as the subscription lives. Each event's executor starts them empty instead.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from graphql import (
     is_object_type,
 )
 from graphql.execution.collect_fields import FieldDetails
-from graphql.pyutils import Path, Undefined
+from graphql.pyutils import Path, RefMap, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryObjectDefinition
@@ -56,6 +61,14 @@ class PlainExecutor(StrawberryGraphQLCoreExecutionContext):
         #: a resolve hook must see every field: then every field goes through graphql-core
         self._plain_allowed = middleware is None or not middleware.middlewares
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[list[FieldDetails], Any]] = {}
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, PlainExecutor)
+        executor._relevant_sub_fields = {}
+        executor._stream_usages = RefMap()
+        executor._plans = {}
+        return executor
 
     def complete_object_value(
         self,

@@ -4,14 +4,14 @@ with graphql-core's per-field work left only to the fields that are not plain.""
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import strawberry
-from graphql import GraphQLResolveInfo
+from graphql import ExecutionResult, GraphQLResolveInfo
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -85,6 +85,24 @@ class CountingPlain(PlainExecutor):
     def execute_field(self, *args: Any, **kwargs: Any) -> Any:
         CountingPlain.fields += 1
         return super().execute_field(*args, **kwargs)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def branch_events(self, count: int) -> AsyncGenerator[Branch, None]:
+        for n in range(count):
+            yield Branch(label=f"e{n}", leaves=[leaf(f"x{n}")], first=leaf("f"), strict=leaf("s"), tags=["t"])
+
+
+class RecordingPlain(PlainExecutor):
+    """Keeps every executor made, the subscription's own first (each event's is a copy of it)."""
+
+    made: ClassVar[list[PlainExecutor]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        RecordingPlain.made.append(self)
 
 
 def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
@@ -165,3 +183,23 @@ def test_a_resolve_hook_sees_every_field() -> None:
     result = schema.execute_sync('{ branches(which: "fine") { leaves { name } } }')
     assert result.errors is None
     assert seen.count("name") == 2
+
+
+async def test_a_long_subscription_s_memos_do_not_grow_with_its_events() -> None:
+    schema = strawberry.Schema(
+        query=Query, subscription=Subscription, config=StrawberryConfig(scalar_map=SCALAR_MAP), execution_context_class=RecordingPlain
+    )
+    RecordingPlain.made.clear()
+    sizes: list[tuple[int, int]] = []
+    labels: list[str] = []
+    stream = await schema.subscribe("subscription { branchEvents(count: 40) { label leaves { name color } first { name } } }")
+    assert not isinstance(stream, ExecutionResult)
+    async for result in stream:
+        assert result.errors is None and result.data is not None
+        labels.append(result.data["branchEvents"]["label"])
+        subscription_executor = RecordingPlain.made[0]
+        sizes.append((len(subscription_executor._relevant_sub_fields), len(subscription_executor._plans)))
+    assert labels == [f"e{n}" for n in range(40)]
+    # what each event collects and plans is its own: the subscription's memos are the same after
+    # the fortieth event as after the first (shared, they gained entries on every event)
+    assert sizes[-1] == sizes[0]
