@@ -114,6 +114,50 @@ async def test_a_round_writes_its_jobs_progress_in_one_transaction(gateway_facto
         assert [event["kind"] for event in events].count("PROGRESS") == 1
 
 
+async def test_a_round_s_ends_go_out_together_after_every_job_s_last_lines(gateway_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs ending in one round: every job's progress (the ending ones' last lines too) is written and
+    announced first, in one transaction, then the ends, together: two fence checks, not one per job."""
+    center = FaultyConnector("ending", {"cpu-core": 8})
+    gateway = await gateway_factory([local_center("ending", poll_interval_seconds=3600)], {"ending": center})
+    jobs = [await submit(gateway.client, python_job("print(1)", name=f"job-{n}")) for n in range(4)]
+    for job in jobs:
+        await wait_for_state(gateway.client, job["id"], {"QUEUED"})
+    reconciler = next(r for r in gateway.runtime.reconcilers if r.center.name == "ending")
+    began = utcnow()
+    for n in range(4):
+        last = ProgressReport(1, utcnow(), fraction=1.0, message=f"last line of job-{n}")
+        state = CenterJobState.RUNNING if n == 3 else CenterJobState.SUCCEEDED
+        center.answers[f"job-{n}"] = JobStatus(
+            "", state, exit_code=0 if n < 3 else None, started_at=began, finished_at=utcnow(), progress=(last,)
+        )
+    announced: list[tuple[int, str, str | None]] = []
+    announce = reconciler.ledger.announce
+
+    async def recording(records: Sequence[Any]) -> None:
+        announced.extend((record.job_id, record.kind.value, record.state.value if record.state else None) for record in records)
+        await announce(records)
+
+    monkeypatch.setattr(reconciler.ledger, "announce", recording)
+    counted = REQUEST_ID.set(COUNTED_REQUEST)
+    try:
+        with statements_of(gateway, selects_only=False) as statements:
+            assert await reconciler.reconcile_once()
+    finally:
+        REQUEST_ID.reset(counted)
+    assert sum("FROM leases" in statement for statement in statements) == 2, statements
+    kinds = [kind for _job, kind, _state in announced]
+    ends = [n for n, (_job, kind, state) in enumerate(announced) if kind == "STATE" and state == "SUCCEEDED"]
+    assert kinds.count("PROGRESS") == 4 and len(ends) == 3
+    assert max(n for n, kind in enumerate(kinds) if kind == "PROGRESS") < min(ends), announced  # no last line waits for an end
+    for n, job in enumerate(jobs):
+        recorded = await job_state(gateway.client, job["id"])
+        assert recorded["state"] == ("RUNNING" if n == 3 else "SUCCEEDED")
+        events = [edge["node"] for edge in recorded["events"]["edges"]]
+        assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+        assert [event["kind"] for event in events].count("PROGRESS") == 1
+        assert [event["kind"] for event in events].count("USAGE") == (0 if n == 3 else 1)  # metered once
+
+
 def reconciler_statements(gateway: Gateway, center: str) -> AbstractContextManager[list[str]]:
     """The statements the reconciler of ``center`` issues."""
     return task_statements(gateway, f"reconciler-{center}")

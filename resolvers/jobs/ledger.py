@@ -128,6 +128,21 @@ def progress_document(report: ProgressReport) -> dict[str, Any]:
 def plan_changes(job: JobRow | job_store.JobGlance, status: JobStatus) -> Change:
     """The events that bring ``job`` from its recorded state to what its center reports (of the row,
     it reads the state, ``started_at`` and ``progress_count``: a round's glance at a job will do)."""
+    change = plan_lead_up(job, status)
+    target = _FROM_CENTER[status.state]
+    if job.state not in TERMINAL_STATES and target in TERMINAL_STATES:
+        change.columns["exit_code"] = status.exit_code
+        change.columns["finished_at"] = status.finished_at or utcnow()
+        if target != JobState.SUCCEEDED:
+            change.columns["failure_reason"] = status.reason or target.value
+        change.state(target, status.reason)
+    return change
+
+
+def plan_lead_up(job: JobRow | job_store.JobGlance, status: JobStatus) -> Change:
+    """``plan_changes`` without the end the center reports, if it reports one: the start and the
+    progress lines before it (all of it for a job still going). A reconciler writes an ending job's
+    last lines with the other jobs' progress, so they do not wait for its end's own transaction."""
     change = Change()
     current = job.state
     if current in TERMINAL_STATES:
@@ -159,13 +174,6 @@ def plan_changes(job: JobRow | job_store.JobGlance, status: JobStatus) -> Change
     if new_reports:
         change.columns["progress"] = progress_document(new_reports[-1])
         change.columns["progress_count"] = new_reports[-1].ordinal
-
-    if target in TERMINAL_STATES:
-        change.columns["exit_code"] = status.exit_code
-        change.columns["finished_at"] = status.finished_at or utcnow()
-        if target != JobState.SUCCEEDED:
-            change.columns["failure_reason"] = status.reason or target.value
-        change.state(target, status.reason)
     return change
 
 

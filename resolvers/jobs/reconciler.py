@@ -2,9 +2,10 @@
 
 Each round asks the center about all of its unfinished jobs in one call, plans the
 changes per job against the recorded state, and writes them through the ledger: the changes
-of every job still going at the center (a start, progress) in one transaction for the round,
-so a busy center's round costs one lock, one fence check and one commit, not one of each per
-job; a job's end in a transaction of its own (it meters, registers outputs, sends webhooks).
+of every job (a start, progress, and an ending job's last lines) in one transaction for the
+round, so a busy center's round costs one lock, one fence check and one commit, not one of each
+per job; then the ends (each meters, registers outputs, enqueues webhooks), ``ENDS_TOGETHER`` to
+a transaction, so a job's last progress line never waits for other jobs' ends.
 A job the center reports as it was recorded costs no transaction. A job the center no longer
 knows is failed as LOST once it has been missing for a grace period, so nothing stays RUNNING forever.
 
@@ -15,7 +16,7 @@ TIME_LIMIT reason in the same ledger write that meters it, once.
 
 One job's write that fails (the database refuses a value the center reported) costs that job
 its round only: it is logged with the job's id and counted, and the center's other jobs go on
-(a round's joint write that fails is written again one transaction per job).
+(a joint write that fails is written again one transaction per job).
 Under replicas every write is fenced by the center's lease (``fence``), and a hand-over waits
 for the round in progress to end (``drain``).
 
@@ -36,7 +37,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from connectors.base import CenterJobState, JobStatus, StatusQuery
@@ -46,7 +47,7 @@ from resolvers.common.background import Alarm, stop_task
 from resolvers.common.errors import CenterFault
 from resolvers.common.leases import Fence
 from resolvers.common.metrics import reconcile_job_failures
-from resolvers.jobs.ledger import Change, JobLedger, plan_changes
+from resolvers.jobs.ledger import Change, JobLedger, plan_changes, plan_lead_up
 from resolvers.jobs.service import JobService
 from resolvers.jobs.states import TERMINAL_STATES, JobState
 from store import jobs as job_store
@@ -58,7 +59,12 @@ log = logging.getLogger(__name__)
 
 #: a job as a round sees it: a glance, or its whole row when the round needed more (or wrote it)
 Seen = job_store.JobGlance | JobRow
+#: what a center's answer changes of a job (``plan_changes``, or ``plan_lead_up`` before an end)
+Planner = Callable[[Seen, JobStatus], Change]
 
+#: how many jobs' ends are written in one transaction (a longer one would hold SQLite's write lock
+#: long enough to be felt by submissions)
+ENDS_TOGETHER = 25
 #: how often a center that tells of its jobs' changes itself (``Connector.follows_jobs``) is polled all the same
 FOLLOWED_POLL_SECONDS = 2.0
 #: how often a running reconciler looks for hand-overs that another replica's death interrupted
@@ -222,7 +228,8 @@ class Reconciler:
             return True  # the center's health records it; try again next round
         answered = [(glance, answer.get(glance.external_id or "")) for glance in glances]
         rows = await self._rows_of([glance.id for glance, status in answered if status is not None and self._needs_row(glance, status)])
-        together: list[tuple[Seen, JobStatus]] = []
+        together: list[tuple[Seen, JobStatus, Planner]] = []
+        ended: list[tuple[Seen, JobStatus]] = []
         for glance, status in answered:
             with self._own_failure(glance):
                 if status is None:
@@ -231,11 +238,15 @@ class Reconciler:
                     continue
                 self._missing_since.pop(glance.id, None)
                 job = rows.get(glance.id, glance)
-                if status.state.terminal:  # an end meters, registers outputs, sends webhooks: a transaction of its own
-                    await self._apply(job, status)
+                if status.state.terminal:
+                    ended.append((job, status))
+                    if any(report.ordinal > job.progress_count for report in status.progress):
+                        together.append((job, status, plan_lead_up))  # its last lines go out before its end
                 else:
-                    together.append((job, status))
+                    together.append((job, status, plan_changes))
+        # every job's progress first, in one transaction, not held back by the ends
         await self._apply_together(together)
+        await self._apply_ends(ended)
         return True
 
     def _needs_row(self, glance: job_store.JobGlance, status: JobStatus) -> bool:
@@ -270,40 +281,41 @@ class Reconciler:
                 "reconciling job %s on center %s failed; its other jobs go on, it is tried again next round", job.id, self.center.name
             )
 
-    async def _apply_together(self, pairs: list[tuple[Seen, JobStatus]]) -> None:
-        """The round's jobs still going at the center (progress, a start), written in one transaction:
-        a busy center's round costs one commit, not one per job. Should that transaction fail, each
-        job is written in one of its own, so that a job whose write the database refuses costs only itself."""
-        planned = [(job, status) for job, status in pairs if plan_changes(job, status)]
-        updated: dict[int, Seen | None] = {job.id: job for job, _ in pairs}
+    async def _apply_together(self, pairs: list[tuple[Seen, JobStatus, Planner]]) -> None:
+        """The round's jobs still going at the center (progress, a start) and the lead-up to the ends
+        (each planned by its ``Planner``), written in one transaction: a busy center's round costs one
+        commit, not one per job. Should that transaction fail, each job is written in one of its own,
+        so that a job whose write the database refuses costs only itself."""
+        planned = [(job, status, plan) for job, status, plan in pairs if plan(job, status)]
+        updated: dict[int, Seen | None] = {job.id: job for job, _, _ in pairs}
         for start in range(0, len(planned), job_store.MAX_IDS_IN_QUERY):
             chunk = planned[start : start + job_store.MAX_IDS_IN_QUERY]
-            planners = {job.id: functools.partial(_plan_against, job, status) for job, status in chunk}
+            planners = {job.id: functools.partial(_plan_against, job, status, plan) for job, status, plan in chunk}
             try:
                 updated.update(await self.ledger.apply_many(planners, self.fence))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.info("a round's joint write on center %s failed; writing its jobs one by one", self.center.name, exc_info=True)
-                for job, _status in chunk:
+                for job, _status, _plan in chunk:
                     with self._own_failure(job):
                         updated[job.id], _ = await self.ledger.apply(job.id, planners[job.id], self.fence)
-        for job, status in pairs:
+        for job, status, _plan in pairs:
             current = updated.get(job.id)
             if current is not None:
                 with self._own_failure(job):
                     await self._follow_up(current, status)
 
-    async def _apply(self, job: Seen, status: JobStatus) -> None:
-        if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None and isinstance(job, JobRow):
-            await self.ledger.outputs.prime(job)
-        updated: Seen | None = job
-        # nothing new against what this round read of the job (a queued job still queued): no transaction for it.
-        # A row changed since that read is planned against again in the next round.
-        if plan_changes(job, status):
-            updated, _ = await self.ledger.apply(job.id, functools.partial(_plan_against, job, status), self.fence)
-        if updated is not None:
-            await self._follow_up(updated, status)
+    async def _apply_ends(self, ended: list[tuple[Seen, JobStatus]]) -> None:
+        """The round's ends (each meters, registers outputs, enqueues webhooks), ``ENDS_TOGETHER`` to a
+        transaction: a hundred jobs ending at once cost a few commits, not a hundred rounds of a
+        dozen statements, each waiting for the one before (and the next round's progress for all)."""
+        for job, status in ended:
+            if status.state == CenterJobState.SUCCEEDED and self.ledger.outputs is not None and isinstance(job, JobRow):
+                with self._own_failure(job):
+                    await self.ledger.outputs.prime(job)  # measured outside the transaction
+        for start in range(0, len(ended), ENDS_TOGETHER):
+            await self._apply_together([(job, status, plan_changes) for job, status in ended[start : start + ENDS_TOGETHER]])
 
     async def _follow_up(self, updated: Seen, status: JobStatus) -> None:
         """After a job's write: a cancel to send on, or a time limit the gateway keeps (a job that
@@ -360,6 +372,6 @@ class Reconciler:
         self._missing_since.pop(job.id, None)
 
 
-def _plan_against(asked: Seen, status: JobStatus, current: JobRow) -> Change:
+def _plan_against(asked: Seen, status: JobStatus, plan: Planner, current: JobRow) -> Change:
     """What the center said is of the submission we asked about: not of a row changed since."""
-    return plan_changes(current, status) if current.external_id == asked.external_id else Change()
+    return plan(current, status) if current.external_id == asked.external_id else Change()
