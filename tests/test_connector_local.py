@@ -11,8 +11,10 @@ import pytest
 
 from connectors.base import CenterJobState, StatusQuery
 from connectors.local.connector import LocalConnector
+from connectors.local.follow import DirectoryWatch
 from tests.connector_contract import PYTHON, ConnectorContract, wait_for
 from tests.processes import group_alive
+from tests.waiting import eventually
 
 
 @pytest.fixture(params=["auto", "none"])
@@ -78,5 +80,26 @@ async def test_a_job_whose_supervisor_died_is_reported_failed(tmp_path: Path) ->
         os.killpg(child_pid, 9)
         final = await wait_for(local, submission.external_id, [CenterJobState.FAILED], 20)
         assert final.reason and "LOST" in final.reason
+    finally:
+        await local.close()
+
+
+async def test_a_job_s_end_is_told_for_that_job_alone_without_inotify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the job's folder cannot be watched, its supervisor's exit still tells of the end at once,
+    and of that job: a look at it, not a full round over every job of the center (``on_activity``)."""
+    monkeypatch.setattr(DirectoryWatch, "start", lambda _self: False)
+    local = LocalConnector("local-told", tmp_path / "center", {"cpu-core": 2}, poll_interval=3600)
+    told: list[list[str]] = []
+    activity: list[bool] = []
+    local.on_jobs_changed = lambda external_ids: told.append(list(external_ids))
+    local.on_activity = lambda: activity.append(True)
+    await local.start()
+    try:
+        assert not local.follows_jobs
+        submission = await local.submit(ConnectorContract().spec([PYTHON, "-c", "print(1)"]))
+        await eventually(lambda: [submission.external_id] in told, "the job's end told of")
+        status = await local.status([StatusQuery(submission.external_id)])
+        assert status[submission.external_id].state is CenterJobState.SUCCEEDED
+        assert activity == []
     finally:
         await local.close()

@@ -327,6 +327,32 @@ async def test_a_uid_is_not_given_again_while_a_process_runs_as_it_nor_across_a_
         await after.close()
 
 
+async def test_one_uid_serves_jobs_one_after_another_and_an_ended_job_s_claim_is_emptied(tmp_path: Path) -> None:
+    """An ended job's uid is this gateway's to give again at once; its claim file is emptied in a
+    worker thread (the loop does no file work for it), and a new claim is never emptied by the old's."""
+    from connectors.base import CenterJobState
+    from connectors.local.connector import LocalConnector
+    from connectors.local.uids import HOST_CLAIMS
+    from tests.connector_contract import ConnectorContract, wait_for
+    from tests.processes import JOB_PYTHON
+
+    uid = DEFAULT_UID_RANGE[1] - 3
+    contract = ConnectorContract()
+    local = LocalConnector("local", tmp_path / "center", {"cpu-core": 2}, job_uid_range=(uid, uid))
+    await local.start()
+    try:
+        ended = []
+        for _ in range(3):  # each submitted the moment the one before has ended
+            job = await local.submit(contract.spec([JOB_PYTHON, "-c", "import os; print(os.getuid())"]))
+            await wait_for(local, job.external_id, [CenterJobState.SUCCEEDED], 15)
+            ended.append(job.external_id)
+    finally:
+        await local.close()  # waits for the claims being emptied
+    outputs = [(tmp_path / "center" / "jobs" / external_id / "output.log").read_text().split() for external_id in ended]
+    assert outputs == [[str(uid)]] * 3
+    assert (HOST_CLAIMS / str(uid)).read_text() == ""
+
+
 @pytest.mark.parametrize("which", ["private", "without onnxruntime"])
 def test_a_services_python_the_jobs_users_cannot_use_fails_the_start_in_one_line(tmp_path: Path, which: str) -> None:
     if which == "private":  # a Python in a folder only the gateway's user may enter (as a pyenv under /root)

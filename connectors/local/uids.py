@@ -60,7 +60,15 @@ class UidAllocator:
         )
 
     def release(self, uid: int, job_folder: Path) -> None:
+        self.forget(uid)
+        self.unclaim(uid, job_folder)
+
+    def forget(self, uid: int) -> None:
+        """This gateway may give ``uid`` again (its claim file still names the ended job: stale)."""
         self._taken.discard(uid)
+
+    def unclaim(self, uid: int, job_folder: Path) -> None:
+        """Empty ``uid``'s claim file if it still names ``job_folder`` (file work: off the event loop)."""
         _unclaim(self.claims / str(uid), job_folder)
 
     def _claims_folder(self) -> Path:
