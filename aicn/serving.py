@@ -18,16 +18,19 @@ its body keeps coming: its body deadline starts again with every byte that arriv
 a body that stops for ``BODY_SECONDS + BODY_GRACE_SECONDS`` is closed.
 
 A WebSocket upgrade leaves these deadlines behind (its protocol has its own: 4408 for a late init).
+Its keepalive pings are spread out (``SpreadPingWebSocketProtocol``).
 ``server_config`` is the one uvicorn configuration of ``aicn serve`` and of the test gateways.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from graph.http.rules import BODY_SECONDS
 
@@ -37,6 +40,8 @@ BODY_GRACE_SECONDS = 2.0
 KEEP_ALIVE_SECONDS = 5
 #: routes whose body is streamed to storage as it arrives (see ``graph.http.uploads``)
 STREAMED_BODY_PATHS = frozenset({"/datasets/upload", "/models/upload"})
+#: each keepalive ping comes after between this share of uvicorn's ``ws_ping_interval`` and all of it
+PING_SPREAD = 0.5
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
@@ -125,6 +130,19 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self._deadline = None
 
 
+class SpreadPingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (websockets' sans-I/O core), each keepalive ping at a random point
+    of the last half of the interval. uvicorn pings every connection ``ws_ping_interval`` after the
+    last: subscribers that connected together (a dashboard's page reloaded by many browsers, clients
+    reconnecting after a restart) were pinged together forever, 2,000 pings in one go holding the
+    event loop, and every subscriber's events, for about 400 ms every 20 s."""
+
+    def schedule_ping(self) -> None:
+        assert self.ping_interval is not None
+        interval = self.ping_interval * random.uniform(PING_SPREAD, 1.0)
+        self.ping_timer = self.loop.call_later(max(0.0, interval - self.last_ping_rtt), self.send_keepalive_ping)
+
+
 def server_config(app: Any, **options: Any) -> uvicorn.Config:
     """The uvicorn configuration the gateway is served with: these deadlines, this keep-alive."""
-    return uvicorn.Config(app, http=DeadlineHttpProtocol, timeout_keep_alive=KEEP_ALIVE_SECONDS, **options)
+    return uvicorn.Config(app, http=DeadlineHttpProtocol, ws=SpreadPingWebSocketProtocol, timeout_keep_alive=KEEP_ALIVE_SECONDS, **options)
