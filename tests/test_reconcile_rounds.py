@@ -41,6 +41,17 @@ class AskedConnector(FaultyConnector):
         return await super().status(queries)
 
 
+async def round_statements(gateway: Gateway, reconciler: Any) -> list[str]:
+    """The statements of one full round of ``reconciler``, run by this task (not of the loops')."""
+    counted = REQUEST_ID.set(COUNTED_REQUEST)
+    try:
+        with statements_of(gateway, selects_only=False) as statements:
+            assert await reconciler.reconcile_once()
+    finally:
+        REQUEST_ID.reset(counted)
+    return statements
+
+
 async def test_a_round_over_unchanged_jobs_writes_nothing(gateway_factory: Any) -> None:
     center = FaultyConnector("queueing", {"cpu-core": 8})  # keeps jobs QUEUED unless told what to report
     gateway = await gateway_factory([local_center("queueing", poll_interval_seconds=3600)], {"queueing": center})
@@ -97,12 +108,7 @@ async def test_a_round_writes_its_jobs_progress_in_one_transaction(gateway_facto
         report = ProgressReport(1, utcnow(), fraction=0.5, message=f"half of job-{n}")
         center.answers[f"job-{n}"] = JobStatus("", CenterJobState.RUNNING, started_at=utcnow(), progress=(report,))
 
-    counted = REQUEST_ID.set(COUNTED_REQUEST)
-    try:
-        with statements_of(gateway, selects_only=False) as statements:
-            assert await reconciler.reconcile_once()
-    finally:
-        REQUEST_ID.reset(counted)
+    statements = await round_statements(gateway, reconciler)
     # one lease fence check and one lock of the three rows for the round, not one of each per job
     assert sum("FROM leases" in statement for statement in statements) == 1, statements
     assert sum(statement.startswith("SELECT") and "FROM jobs" in statement for statement in statements) == 2, statements
@@ -138,12 +144,7 @@ async def test_a_round_s_ends_go_out_together_after_every_job_s_last_lines(gatew
         await announce(records)
 
     monkeypatch.setattr(reconciler.ledger, "announce", recording)
-    counted = REQUEST_ID.set(COUNTED_REQUEST)
-    try:
-        with statements_of(gateway, selects_only=False) as statements:
-            assert await reconciler.reconcile_once()
-    finally:
-        REQUEST_ID.reset(counted)
+    statements = await round_statements(gateway, reconciler)
     assert sum("FROM leases" in statement for statement in statements) == 2, statements
     kinds = [kind for _job, kind, _state in announced]
     ends = [n for n, (_job, kind, state) in enumerate(announced) if kind == "STATE" and state == "SUCCEEDED"]
