@@ -50,6 +50,11 @@ class JobView:
 
     def apply_job(self, job: dict[str, Any]) -> None:
         # the state comes from the events alone: the terminal one is logged after every progress report
+        read_state = STATES.get(str(job.get("state")))
+        if self.ended and not (read_state is not None and read_state.terminal):
+            # read before the end (a poll that crossed the end's event on the link, or the job ended
+            # between the poll's job fields and its events): the end's exit code is still to be read
+            return
         self.known = True
         self.missing = False
         self.exit_code = job.get("exitCode")

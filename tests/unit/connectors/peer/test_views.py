@@ -32,6 +32,17 @@ def test_the_state_comes_from_the_events_and_the_end_fields_from_the_job() -> No
     view.apply_event(event(2, state="CANCELLING"))
     assert view.state is CenterJobState.RUNNING  # still running until the peer has stopped it
     view.apply_event(event(3, state="SUCCEEDED"))
-    view.apply_job({"exitCode": 0, "finishedAt": "2026-12-02T08:00:05+00:00", "failureReason": None})
+    view.apply_job({"state": "SUCCEEDED", "exitCode": 0, "finishedAt": "2026-12-02T08:00:05+00:00", "failureReason": None})
     status = view.status(0)
     assert view.ended and status.exit_code == 0 and status.finished_at is not None and status.started_at is not None
+
+
+def test_a_read_from_before_the_end_does_not_stand_for_the_end_s_fields() -> None:
+    # a poll read the job while it ran; the link brought its end while the poll's answer was on its way
+    view = JobView("Sm9iOjM")
+    view.apply_event(event(1, state="RUNNING"))
+    view.apply_event(event(2, state="FAILED"))
+    view.apply_job({"state": "RUNNING", "exitCode": None, "startedAt": "2026-12-02T08:00:00+00:00"})
+    assert view.ended and not view.known  # so the next status call reads the job again
+    view.apply_job({"state": "FAILED", "exitCode": 127, "finishedAt": "2026-12-02T08:00:01+00:00"})
+    assert view.known and view.status(0).exit_code == 127
