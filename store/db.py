@@ -12,6 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from store.idle_ping import ping_idle_connections
 from store.sqlite_driver import ONE_HOP_DRIVER
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -48,7 +49,7 @@ class Database:
             if parsed.get_driver_name() == "aiosqlite":  # the same driver, one trip to its thread per statement
                 engine_url = parsed.set(drivername=f"sqlite+{ONE_HOP_DRIVER}")
         elif self.dialect == "postgresql":
-            engine_args.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine_args.update(pool_size=10, max_overflow=20)
             if schema:
                 connect_args["server_settings"] = {"search_path": schema}
         if connections is not None:
@@ -56,6 +57,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(engine_url, echo=echo, connect_args=connect_args, **engine_args)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = self.sessions
+        self._reads = self.sessions
         self._write_lock: asyncio.Lock | None = None
         self._write_engine: AsyncEngine | None = None
         if self.dialect == "sqlite":
@@ -66,6 +68,12 @@ class Database:
                 self._write_engine = create_async_engine(engine_url, echo=echo, connect_args=connect_args, pool_size=1, max_overflow=0)
                 event.listen(self._write_engine.sync_engine, "connect", _sqlite_pragmas)
                 self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        elif self.dialect == "postgresql":
+            ping_idle_connections(self.engine.sync_engine)
+            # a read needs no transaction around it: under READ COMMITTED each statement sees its own
+            # snapshot either way, and locks are taken in ``transaction()`` only; no BEGIN, no ROLLBACK
+            reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._reads = async_sessionmaker(reads, expire_on_commit=False)
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
@@ -82,7 +90,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        async with self._reads() as session:
             yield session
 
     async def answers(self) -> bool:
