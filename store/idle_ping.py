@@ -1,7 +1,7 @@
 """A pooled connection is pinged before use only when it sat idle long enough to have gone stale.
 
 ``pool_pre_ping`` pings on every checkout: on asyncpg that is three round trips (``BEGIN``, an
-empty query, ``ROLLBACK``) before every transaction, a tenth of a submit's CPU on PostgreSQL. A
+empty query, ``ROLLBACK``) before every transaction, about 5% of a submit's CPU on PostgreSQL. A
 connection that came back to the pool moments ago was working then; one that sat idle may have
 been closed by the server, a proxy or a restart in between, and is pinged. A failed ping makes
 the pool drop the connection and hand out another (SQLAlchemy's ``DisconnectionError`` contract).
