@@ -7,7 +7,8 @@ Life of a job as a connector sees it:
 
 * ``submit(spec)`` hands the job over and returns the center's id for it;
 * ``status([...])`` reports many jobs in one call, including the progress reports
-  each job made since the caller last looked (``progress_after``);
+  each job made since the caller last looked (``progress_after``: the last ordinal the
+  caller has recorded; a connector that keeps reports in memory forgets those up to it);
 * ``cancel(id)`` stops it; ``logs(id, tail_lines)`` returns the tail of its output;
 * ``read_log(id, offset, max_bytes)`` reads its output incrementally: at most ``max_bytes``
   from a byte offset (a negative offset counts back from the end), and where to read next.
@@ -141,7 +142,8 @@ class ProgressReport:
 
 @dataclass(frozen=True)
 class StatusQuery:
-    """Ask for one job's status and the progress reports after ``progress_after``."""
+    """Ask for one job's status and the progress reports after ``progress_after``, the last ordinal
+    the caller has recorded (it does not ask for those again: a connector may forget them)."""
 
     external_id: str
     progress_after: int = 0

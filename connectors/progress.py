@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,43 @@ def parse_progress_line(line: str, ordinal: int, at: datetime) -> ProgressReport
         message=message[:2000] if isinstance(message, str) else None,
         metrics=_finite(metrics) if isinstance(metrics, dict) else None,
     )
+
+
+@dataclass
+class ProgressBacklog:
+    """A job's progress reports, numbered from 1 in the order they came, that its caller may still
+    ask for. The caller asks for those after the last ordinal it has recorded (``after``), and those
+    up to it are forgotten then: a job that prints progress for days holds only what it printed
+    since it was last asked about, and an ask costs what it returns, not the job's whole history."""
+
+    _reports: list[ProgressReport] = field(default_factory=list)
+    #: the ordinals up to this one are forgotten (the first report held is ``_forgotten + 1``)
+    _forgotten: int = 0
+
+    @property
+    def count(self) -> int:
+        """How many reports the job has made (forgotten ones included)."""
+        return self._forgotten + len(self._reports)
+
+    @property
+    def held(self) -> int:
+        """How many reports are still held."""
+        return len(self._reports)
+
+    def next_ordinal(self) -> int:
+        return self.count + 1
+
+    def add(self, report: ProgressReport) -> None:
+        self._reports.append(report)
+
+    def after(self, ordinal: int) -> tuple[ProgressReport, ...]:
+        """The reports after ``ordinal``; those up to it are forgotten (an ``ordinal`` below what an
+        earlier ask forgot gets every report held: the caller recorded the others)."""
+        done = min(max(0, ordinal - self._forgotten), len(self._reports))
+        if done:
+            del self._reports[:done]
+            self._forgotten += done
+        return tuple(self._reports)
 
 
 def _finite(value: Any) -> Any:

@@ -103,3 +103,20 @@ async def test_a_job_s_end_is_told_for_that_job_alone_without_inotify(tmp_path: 
         assert activity == []
     finally:
         await local.close()
+
+
+async def test_reports_the_caller_has_recorded_are_forgotten(connector: LocalConnector) -> None:
+    """A job printing progress for days holds only what it printed since it was last asked about, and
+    an ask costs what it returns (before, each ask scanned the job's every report since its start)."""
+    script = "for step in range(1, 2001): print('AICN_PROGRESS {\"step\": %d}' % step)"
+    submission = await connector.submit(ConnectorContract().spec([PYTHON, "-c", script]))
+    final = await wait_for(connector, submission.external_id, [CenterJobState.SUCCEEDED], 20)
+    assert [report.step for report in final.progress] == list(range(1, 2001))  # nothing recorded yet: all of them
+    recorded = await connector.status([StatusQuery(submission.external_id, 1500)])
+    assert [report.ordinal for report in recorded[submission.external_id].progress] == list(range(1501, 2001))
+    # a stale ask (one that read the count before the last was recorded) gets what is still held
+    stale = await connector.status([StatusQuery(submission.external_id, 10)])
+    assert [report.ordinal for report in stale[submission.external_id].progress] == list(range(1501, 2001))
+    done = await connector.status([StatusQuery(submission.external_id, 2000)])
+    assert done[submission.external_id].progress == ()
+    assert (await connector.status([StatusQuery(submission.external_id)]))[submission.external_id].progress == ()

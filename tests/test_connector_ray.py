@@ -110,11 +110,11 @@ def test_the_entrypoint_quotes_each_word_and_runs_under_timeout() -> None:
 def test_the_log_cursor_parses_each_line_once_as_it_streams_in() -> None:
     cursor = LogCursor()
     cursor.feed('AICN_PROGRESS {"fraction": 0.5}\nAICN_PROGRESS {"fract')
-    assert [report.ordinal for report in cursor.reports] == [1]
+    assert [report.ordinal for report in cursor.after(0)] == [1]
     cursor.feed('ion": 1.0}\nother\n' + "y" * (MAX_PROGRESS_LINE + 10))
     cursor.feed('AICN_PROGRESS {"fraction": 0.1}\n')  # the end of an overlong line: not a report
     cursor.feed('AICN_PROGRESS {"fraction": 0.25}\n')
-    assert [(report.ordinal, report.fraction) for report in cursor.reports] == [(1, 0.5), (2, 1.0), (3, 0.25)]
+    assert [(report.ordinal, report.fraction) for report in cursor.after(0)] == [(1, 0.5), (2, 1.0), (3, 0.25)]
     assert [report.ordinal for report in cursor.after(1)] == [2, 3]
 
 

@@ -49,7 +49,6 @@ from connectors.base import (
     JobSpec,
     JobStatus,
     LogChunk,
-    ProgressReport,
     StatusQuery,
     Submission,
 )
@@ -60,7 +59,7 @@ from connectors.local.identity import AUTO, DEFAULT_UID_RANGE, JobUser, UidRange
 from connectors.local.runner import SPARE, kill_every_process_of, release_job_identity
 from connectors.local.runner import SPEC as RUNNER_SPEC
 from connectors.local.uids import UidAllocator
-from connectors.progress import parse_progress_line
+from connectors.progress import ProgressBacklog, parse_progress_line
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ class _Job:
     supervisor: Supervisor | None = None
     output_offset: int = 0
     cancel_requested: bool = False
-    progress: list[ProgressReport] = field(default_factory=list)
+    progress: ProgressBacklog = field(default_factory=ProgressBacklog)
     partial_line: bytes = b""
     #: the uid of the job's own (run_as = "auto" as root), until it is free for another job
     own_uid: int | None = None
@@ -654,7 +653,7 @@ class LocalConnector(Connector):
             reason=reason,
             started_at=started_at,
             finished_at=finished_at,
-            progress=tuple(report for report in job.progress if report.ordinal > progress_after),
+            progress=job.progress.after(progress_after),
         )
 
     def _file_changed(self, external_id: str, name: str) -> None:
@@ -687,9 +686,9 @@ class LocalConnector(Connector):
 
     def _progressed(self, job: _Job) -> bool:
         """Read the job's new output; True when it held a new progress report."""
-        before = len(job.progress)
+        before = job.progress.count
         self._read_new_output(job)
-        return len(job.progress) > before
+        return job.progress.count > before
 
     def _read_new_output(self, job: _Job) -> None:
         path = job.directory / "output.log"
@@ -707,9 +706,9 @@ class LocalConnector(Connector):
         job.partial_line = lines.pop()
         now = datetime.now(UTC)
         for raw in lines:
-            report = parse_progress_line(raw.decode("utf-8", "replace"), len(job.progress) + 1, now)
+            report = parse_progress_line(raw.decode("utf-8", "replace"), job.progress.next_ordinal(), now)
             if report is not None:
-                job.progress.append(report)
+                job.progress.add(report)
 
     async def _pump_forever(self) -> None:
         while True:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import CenterJobState, JobStatus, ProgressReport
+from connectors.progress import ProgressBacklog
 
 #: the peer's job states, as a center's states (a peer's own waiting is this center's queue)
 STATES = {
@@ -40,7 +41,7 @@ class JobView:
     reason: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    progress: list[ProgressReport] = field(default_factory=list)
+    progress: ProgressBacklog = field(default_factory=ProgressBacklog)
     #: the peer said it does not know the job
     missing: bool = False
     #: the view is current: events after ``last_seq`` will arrive over the live link
@@ -70,9 +71,9 @@ class JobView:
         self.last_seq = seq
         report = event.get("progress")
         if event.get("kind") == "PROGRESS" and isinstance(report, dict):
-            self.progress.append(
+            self.progress.add(
                 ProgressReport(
-                    ordinal=len(self.progress) + 1,
+                    ordinal=self.progress.next_ordinal(),
                     at=_time(report.get("at")) or _time(event.get("at")) or datetime.now().astimezone(),
                     fraction=report.get("fraction"),
                     step=report.get("step"),
@@ -98,7 +99,7 @@ class JobView:
             reason=self.reason,
             started_at=self.started_at,
             finished_at=self.finished_at,
-            progress=tuple(report for report in self.progress if report.ordinal > progress_after),
+            progress=self.progress.after(progress_after),
         )
 
 

@@ -1,7 +1,7 @@
 """Progress reports read from a Ray job's log as it streams in, each line parsed once.
 
 A ``LogCursor`` is fed the log's text in the chunks Ray's WebSocket tail sends (see tail.py)
-and keeps the reports found so far. A line is parsed when its newline arrives; a line longer
+and keeps the reports found since the caller last asked (``ProgressBacklog``). A line is parsed when its newline arrives; a line longer
 than ``MAX_PROGRESS_LINE`` cannot be a valid report and is skipped without being kept. The
 ordinals count the job's ``AICN_PROGRESS`` lines from the start of its log, so a cursor
 rebuilt after a restart (the tail streams from the first byte) numbers them the same way.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from connectors.base import ProgressReport
-from connectors.progress import parse_progress_line
+from connectors.progress import ProgressBacklog, parse_progress_line
 
 #: a progress line is a short JSON object; anything longer is some other output
 MAX_PROGRESS_LINE = 64 * 1024
@@ -21,7 +21,7 @@ MAX_PROGRESS_LINE = 64 * 1024
 
 @dataclass
 class LogCursor:
-    reports: list[ProgressReport] = field(default_factory=list)
+    reports: ProgressBacklog = field(default_factory=ProgressBacklog)
     _partial: list[str] = field(default_factory=list)
     _partial_length: int = 0
 
@@ -32,9 +32,9 @@ class LogCursor:
         for piece in pieces[:-1]:
             line = self._take_partial(piece)
             if line is not None:
-                report = parse_progress_line(line, len(self.reports) + 1, at)
+                report = parse_progress_line(line, self.reports.next_ordinal(), at)
                 if report is not None:
-                    self.reports.append(report)
+                    self.reports.add(report)
         self._keep_partial(pieces[-1])
 
     def _take_partial(self, piece: str) -> str | None:
@@ -52,4 +52,5 @@ class LogCursor:
         self._partial_length += len(piece)
 
     def after(self, ordinal: int) -> tuple[ProgressReport, ...]:
-        return tuple(self.reports[max(0, ordinal) :])
+        """The reports after ``ordinal`` (those up to it are forgotten: ``ProgressBacklog``)."""
+        return self.reports.after(ordinal)

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.progress import MARKER, parse_progress_line
+from connectors.base import ProgressReport
+from connectors.progress import MARKER, ProgressBacklog, parse_progress_line
 
 AT = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 
@@ -120,3 +121,43 @@ def test_no_line_ever_raises(text: str) -> None:
         assert report is None or report.ordinal == 1
     if not text.strip().startswith(MARKER):
         assert parse_progress_line(text, 1, AT) is None
+
+
+def backlog_of(count: int) -> ProgressBacklog:
+    backlog = ProgressBacklog()
+    for _ in range(count):
+        backlog.add(ProgressReport(ordinal=backlog.next_ordinal(), at=AT))
+    return backlog
+
+
+def test_a_backlog_forgets_what_the_caller_has_recorded() -> None:
+    backlog = backlog_of(5)
+    assert [report.ordinal for report in backlog.after(0)] == [1, 2, 3, 4, 5]  # nothing recorded: nothing forgotten
+    assert [report.ordinal for report in backlog.after(3)] == [4, 5]
+    assert backlog.held == 2 and backlog.count == 5 and backlog.next_ordinal() == 6
+    assert [report.ordinal for report in backlog.after(1)] == [4, 5]  # a stale ask: what is held
+    backlog.add(ProgressReport(ordinal=backlog.next_ordinal(), at=AT))
+    assert [report.ordinal for report in backlog.after(5)] == [6]
+    assert backlog.held == 1
+
+
+def test_an_ask_past_the_last_report_forgets_all_and_numbers_on() -> None:
+    backlog = backlog_of(2)
+    assert backlog.after(9) == ()
+    assert backlog.held == 0 and backlog.count == 2
+    backlog.add(ProgressReport(ordinal=backlog.next_ordinal(), at=AT))
+    assert [report.ordinal for report in backlog.after(2)] == [3]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=60), max_size=30))
+def test_a_backlog_answers_as_the_whole_history_would_above_what_was_asked(asks: list[int]) -> None:
+    """Whatever the asks, an answer is the history's reports past the ask and past every earlier ask."""
+    backlog, history, forgotten = backlog_of(0), [], 0
+    for ask in asks:
+        for _ in range(3):
+            report = ProgressReport(ordinal=backlog.next_ordinal(), at=AT)
+            backlog.add(report)
+            history.append(report)
+        forgotten = max(forgotten, min(ask, len(history)))
+        assert backlog.after(ask) == tuple(report for report in history if report.ordinal > max(ask, forgotten))
+        assert backlog.held == len(history) - forgotten

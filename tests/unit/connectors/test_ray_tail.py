@@ -42,4 +42,4 @@ def test_progress_lines_are_parsed_as_they_stream_in() -> None:
     tail = follower()
     tail._take('AICN_PROGRESS {"fraction": 0.5}\nAICN_PROG', 0)
     tail._take('RESS {"fraction": 1.0}\n', tail.received)
-    assert [report.fraction for report in tail.cursor.reports] == [0.5, 1.0]
+    assert [report.fraction for report in tail.cursor.after(0)] == [0.5, 1.0]

@@ -19,7 +19,7 @@ def test_events_apply_once_in_order_and_number_the_progress_reports() -> None:
     assert not view.apply_event(event(3, "PROGRESS", step=1))  # the link and a poll both brought it
     assert not view.apply_event(event(5, "PROGRESS", step=3))  # a gap: left for a poll to fill in order
     assert view.apply_event(event(4, "PROGRESS", step=2))
-    assert [report.ordinal for report in view.progress] == [1, 2]
+    assert [report.ordinal for report in view.status(0).progress] == [1, 2]
     assert view.state is CenterJobState.RUNNING and view.last_seq == 4
     assert [report.step for report in view.status(progress_after=1).progress] == [2]
 
