@@ -111,9 +111,10 @@ async def test_a_cached_token_still_expires_to_the_second(gateway: Gateway) -> N
 
     await eventually(refused, "the token is refused once it expired", timeout=5, interval=0.05)
     assert answers[0][1] == 200 and len(gateway.runtime.access.cache or ()) >= 1
+    # accepted by no request sent once it expired, however long a busy machine took to send the next one
     assert all(sent < expires for sent, status in answers if status == 200)
     first_refusal = next(sent for sent, status in answers if status == 401)
-    assert expires - timedelta(milliseconds=100) <= first_refusal < expires + timedelta(seconds=1)
+    assert expires - timedelta(milliseconds=100) <= first_refusal  # and not refused before its time
 
 
 async def test_requests_read_no_token_once_it_is_cached(gateway: Gateway) -> None:
