@@ -58,6 +58,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = self.sessions
         self._reads = self.sessions
+        self._autocommit: AsyncEngine | None = None
         self._write_lock: asyncio.Lock | None = None
         self._write_engine: AsyncEngine | None = None
         if self.dialect == "sqlite":
@@ -72,8 +73,8 @@ class Database:
             ping_idle_connections(self.engine.sync_engine)
             # a read needs no transaction around it: under READ COMMITTED each statement sees its own
             # snapshot either way, and locks are taken in ``transaction()`` only; no BEGIN, no ROLLBACK
-            reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._reads = async_sessionmaker(reads, expire_on_commit=False)
+            self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._reads = async_sessionmaker(self._autocommit, expire_on_commit=False)
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
@@ -136,6 +137,19 @@ class Database:
         async with self._write_lock:
             async with (self._write_engine or self.engine).begin() as connection:
                 yield connection
+
+    @contextlib.asynccontextmanager
+    async def single_write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a write that is atomic on its own. On PostgreSQL it must be one statement:
+        it runs in autocommit, its own transaction, with no BEGIN nor COMMIT around it (one round trip
+        where a transaction takes three). Elsewhere ``core_transaction()``, for the same write in the
+        several statements it may take there."""
+        if self._autocommit is None:
+            async with self.core_transaction() as connection:
+                yield connection
+            return
+        async with self._autocommit.connect() as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -137,7 +137,7 @@ async def claim_idempotency_key(session: AsyncSession, owner_id: int, key: str) 
     second one finds the first one's job instead of deadlocking on or violating the unique
     key; SQLite writes one transaction at a time anyway.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if _on_postgresql(session):
         await session.execute(select(func.pg_advisory_xact_lock(owner_id, func.hashtext(key))))
     return await find_by_idempotency_key(session, owner_id, key)
 
@@ -273,7 +273,7 @@ async def first_events(session: AsyncSession, job: JobRow, events: Sequence[Mapp
 
 #: a hand-over's outcome, built once (a hand-over is on every submit's path); on the table, not the
 #: ORM class: the ORM-enabled UPDATE took a third more CPU a hand-over (864 against 656 µs), for nothing used here
-_RECORD_SUBMISSION = (
+_HAND_OVER = (
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.external_id.is_(None), _JOBS.c.state.in_(UNSUBMITTED_STATES))
     .values(
@@ -282,27 +282,62 @@ _RECORD_SUBMISSION = (
         last_seq=_JOBS.c.last_seq + 1,
         updated_at=bindparam("new_updated_at", type_=_JOBS.c.updated_at.type),
     )
-    .returning(_JOBS.c.last_seq)
 )
-_INSERT_EVENT = insert(cast(Table, JobEventRow.__table__)).execution_options(render_nulls=True)
+_RECORD_SUBMISSION = _HAND_OVER.returning(_JOBS.c.last_seq)
+_EVENTS = cast(Table, JobEventRow.__table__)
+_INSERT_EVENT = insert(_EVENTS).execution_options(render_nulls=True)
+#: on PostgreSQL the hand-over's outcome and its event in one statement, atomic on its own (the UPDATE
+#: in a CTE, the INSERT reading the sequence number it took): no transaction around it, one round trip
+_HANDED = _HAND_OVER.returning(_JOBS.c.id, _JOBS.c.last_seq).cte("handed")
+_RECORD_SUBMISSION_AT_ONCE = (
+    insert(_EVENTS)
+    .from_select(
+        ["job_id", "seq", "at", "kind", "state", "message"],
+        select(
+            _HANDED.c.id,
+            _HANDED.c.last_seq,
+            bindparam("event_at", type_=_EVENTS.c.at.type),
+            bindparam("event_kind", type_=_EVENTS.c.kind.type),
+            bindparam("event_state", type_=_EVENTS.c.state.type),
+            bindparam("event_message", type_=_EVENTS.c.message.type),
+        ),
+    )
+    .returning(_EVENTS.c.seq)
+)
 
 
 async def record_submission(
     session: AsyncSession | AsyncConnection, job_id: int, external_id: str, state: JobState, message: str
 ) -> JobEventRow | None:
-    """A hand-over's outcome, the center's id for the job and its new state with their STATE event, in
-    two statements and with no read of the job: written only while the job is still unsubmitted (no
-    cancel or other hand-over got there first), its next sequence number taken by the UPDATE itself.
-    The event written, or None when the job had moved on."""
+    """A hand-over's outcome, the center's id for the job and its new state with their STATE event,
+    with no read of the job: written only while the job is still unsubmitted (no cancel or other
+    hand-over got there first), its next sequence number taken by the UPDATE itself. The event
+    written, or None when the job had moved on.
+
+    On PostgreSQL it is one statement, atomic on its own: ``session`` may be a connection in
+    autocommit (``Database.single_write``). Elsewhere two, in the transaction ``session`` is in."""
     at = utcnow()
-    seq = await session.scalar(
-        _RECORD_SUBMISSION, {"job_id": job_id, "new_external_id": external_id, "new_state": state, "new_updated_at": at}
-    )
-    if seq is None:
-        return None
-    values = {"job_id": job_id, "seq": seq, "at": at, "kind": JobEventKind.STATE, "state": state, "progress": None, "message": message}
-    await session.execute(_INSERT_EVENT, [values])
-    return JobEventRow(**values)
+    moved = {"job_id": job_id, "new_external_id": external_id, "new_state": state, "new_updated_at": at}
+    if _on_postgresql(session):
+        event = {"event_at": at, "event_kind": JobEventKind.STATE, "event_state": state, "event_message": message}
+        seq = await session.scalar(_RECORD_SUBMISSION_AT_ONCE, {**moved, **event})
+        if seq is None:
+            return None
+    else:
+        seq = await session.scalar(_RECORD_SUBMISSION, moved)
+        if seq is None:
+            return None
+        await session.execute(_INSERT_EVENT, [_state_event(job_id, seq, at, state, message)])
+    return JobEventRow(**_state_event(job_id, seq, at, state, message))
+
+
+def _on_postgresql(session: AsyncSession | AsyncConnection) -> bool:
+    bind = session if isinstance(session, AsyncConnection) else session.get_bind()
+    return bind.dialect.name == "postgresql"
+
+
+def _state_event(job_id: int, seq: int, at: datetime, state: JobState, message: str) -> dict[str, Any]:
+    return {"job_id": job_id, "seq": seq, "at": at, "kind": JobEventKind.STATE, "state": state, "progress": None, "message": message}
 
 
 async def events_after(session: AsyncSession, job_id: int, after: int, limit: int) -> list[JobEventRow]:

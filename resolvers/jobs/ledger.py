@@ -248,11 +248,11 @@ class JobLedger:
         return job, records
 
     async def record_submission(self, job: JobRow, external_id: str, state: JobState, message: str) -> JobRow | None:
-        """Record that ``job``'s center took it, as ``external_id`` there, now ``state``: two statements
-        and no read of the row (``job_store.record_submission``); a hand-over is on every submit's path.
-        ``job`` (its id and owner) comes back as written, or None when the job had moved on meanwhile
-        (cancelled, handed over by another writer) and nothing was written."""
-        async with self.db.core_transaction() as connection:
+        """Record that ``job``'s center took it, as ``external_id`` there, now ``state``: one statement on
+        PostgreSQL (two on SQLite) and no read of the row (``job_store.record_submission``); a hand-over
+        is on every submit's path. ``job`` (its id and owner) comes back as written, or None when the job
+        had moved on meanwhile (cancelled, handed over by another writer) and nothing was written."""
+        async with self.db.single_write() as connection:
             row = await job_store.record_submission(connection, job.id, external_id, state, message)
         if row is None:
             return None

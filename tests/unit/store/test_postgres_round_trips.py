@@ -64,6 +64,21 @@ async def test_a_transaction_on_a_connection_used_a_moment_ago_is_not_pinged(db:
     assert sent == ["BEGIN;", "COMMIT;"] * 3
 
 
+async def test_a_single_write_sends_its_statement_alone_and_it_is_committed(db: Database) -> None:
+    async with db.transaction() as session:
+        await session.execute(text("CREATE TABLE written (n int)"))
+    with sent_to_server(db) as sent:
+        async with db.single_write() as connection:
+            await connection.execute(text("INSERT INTO written VALUES (7)"))
+    assert sent == []
+    other = Database(db.url, schema=db.schema)  # no COMMIT was sent, yet another connection sees the row
+    try:
+        async with other.read() as session:
+            assert (await session.execute(text("SELECT n FROM written"))).scalar_one() == 7
+    finally:
+        await other.dispose()
+
+
 async def test_an_idle_connection_the_server_closed_is_replaced_before_use(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     async with db.read() as session:
         backend = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()

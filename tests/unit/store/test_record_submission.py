@@ -27,9 +27,10 @@ async def new_job(db: Database, reference: str) -> JobRow:
 
 
 async def test_the_outcome_and_its_event_are_written_with_the_next_sequence_number(db: Database) -> None:
+    """As the ledger writes it: a write atomic on its own (one statement in autocommit on PostgreSQL)."""
     job = await new_job(db, "handed")
-    async with db.transaction() as session:
-        event = await job_store.record_submission(session, job.id, "center-7", JobState.QUEUED, "submitted to busy")
+    async with db.single_write() as connection:
+        event = await job_store.record_submission(connection, job.id, "center-7", JobState.QUEUED, "submitted to busy")
     assert event is not None and event.seq == 3 and event.state == JobState.QUEUED and event.kind == JobEventKind.STATE
     async with db.read() as session:
         stored = (await session.execute(select(JobRow).where(JobRow.id == job.id))).scalar_one()
@@ -53,3 +54,15 @@ async def test_a_job_that_moved_on_is_left_as_it_is(db: Database) -> None:
     assert (rows[submitted.id].external_id, rows[submitted.id].state, rows[submitted.id].last_seq) == ("first", JobState.QUEUED, 3)
     assert (rows[cancelled.id].external_id, rows[cancelled.id].state, rows[cancelled.id].last_seq) == (None, JobState.CANCELLED, 2)
     assert [event.message for event in events] == ["submitted"]
+
+
+async def test_a_job_that_moved_on_is_left_as_it_is_outside_a_transaction_too(db: Database) -> None:
+    job = await new_job(db, "gone")
+    async with db.transaction() as session:
+        (await session.execute(select(JobRow).where(JobRow.id == job.id))).scalar_one().state = JobState.CANCELLED
+    async with db.single_write() as connection:
+        assert await job_store.record_submission(connection, job.id, "late", JobState.QUEUED, "submitted") is None
+    async with db.read() as session:
+        stored = (await session.execute(select(JobRow).where(JobRow.id == job.id))).scalar_one()
+        events = list(await session.scalars(select(JobEventRow).where(JobEventRow.job_id == job.id)))
+    assert (stored.external_id, stored.state, stored.last_seq, events) == (None, JobState.CANCELLED, 2, [])
